@@ -1,0 +1,164 @@
+// Command citadelfs protects an AI server's model weights, configs and logs:
+// deduplicated snapshots into a content-addressed store, a read-only FUSE
+// mount of every snapshot, and an embedded monitor. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+// command is one subcommand. Each lives in its own cmd_<name>.go file and
+// registers itself from init, so adding a command touches no shared table.
+type command struct {
+	name    string
+	summary string
+	usage   string // argument synopsis after the command name
+	// flags declares the command's own flags on fs.
+	flags func(fs *pflag.FlagSet)
+	// run does the work. args are the positional arguments.
+	run func(ctx context.Context, env *cmdEnv, args []string) error
+	// delegable commands are handed to a running mount daemon over its
+	// control socket when one owns the repository.
+	delegable bool
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+// cmdEnv is what every command gets: where to write, the global options,
+// and the parsed flag set.
+type cmdEnv struct {
+	stdout, stderr io.Writer
+	global         *globalFlags
+	flags          *pflag.FlagSet
+	// isTerminal says whether stderr is a terminal (progress is drawn only then).
+	isTerminal bool
+	// daemon is non-nil when the command runs inside the mount daemon on
+	// behalf of a client; the repository is then already open.
+	daemon *daemonState
+	cfg    *config
+}
+
+type globalFlags struct {
+	repo       string
+	configPath string
+	json       bool
+	quiet      bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// runMain parses args and runs one command, returning the process exit code.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		fmt.Fprintln(stdout, "citadelfs", version)
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "citadelfs: unknown command %q (see 'citadelfs help')\n", args[0])
+		return exitUsage
+	}
+	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}}
+	fs := newFlagSet(c, env.global)
+	if err := fs.Parse(args[1:]); err != nil {
+		if err == pflag.ErrHelp {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "citadelfs %s: %v\n", c.name, err)
+		return exitUsage
+	}
+	env.flags = fs
+	env.isTerminal = isTerminal(os.Stderr)
+	if c.delegable {
+		if code, handled := delegateToDaemon(ctx, env, c, args); handled {
+			return code
+		}
+	}
+	err := c.run(ctx, env, fs.Args())
+	return reportError(stderr, c.name, err)
+}
+
+func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("citadelfs "+c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.repo, "repo", "", "repository directory (default $CITADELFS_REPO, then the config file's backup_root)")
+	fs.StringVar(&g.configPath, "config", defaultConfigPath, "configuration file")
+	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	fs.Usage = func() {}
+	return fs
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "citadelfs — deduplicated snapshots, a FUSE mount of every one, and a monitor, for AI servers")
+	fmt.Fprintln(w, "\nUsage: citadelfs COMMAND [flags] [args]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := commands[n]
+		fmt.Fprintf(w, "  %-10s %s\n", n, c.summary)
+	}
+	fmt.Fprintln(w, "\nGlobal flags: --repo DIR, --config FILE, --json, --quiet")
+	fmt.Fprintln(w, "Exit codes:")
+	for _, e := range exitTable {
+		fmt.Fprintf(w, "  %-3d %s\n", e.code, e.meaning)
+	}
+	fmt.Fprintln(w, "\nRun 'citadelfs COMMAND --help' for a command's flags.")
+}
+
+func init() {
+	register(&command{name: "help", summary: "show this help", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		if len(args) == 1 {
+			if c, ok := commands[args[0]]; ok {
+				fs := newFlagSet(c, &globalFlags{})
+				fmt.Fprintf(env.stdout, "Usage: citadelfs %s %s\n\n%s\n\nFlags:\n%s", c.name, c.usage, c.summary, fs.FlagUsages())
+				return nil
+			}
+		}
+		printUsage(env.stdout)
+		return nil
+	}})
+}
+
+// usageError marks a mistake in how the command was called.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
+}
+
+const version = "0.1.0"

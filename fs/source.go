@@ -1,0 +1,111 @@
+package fs
+
+import (
+	"context"
+	"time"
+)
+
+// The interfaces in this file are everything fs consumes. cmd/citadelfs
+// wires them to the snapshot package (for trees and file contents) and to the
+// monitor (for status files); fs imports neither, nor Pebble.
+
+// Snapshot is one committed snapshot as the mount shows it.
+type Snapshot struct {
+	// ID is the snapshot's hex id (unique, stable).
+	ID string
+	// Time is the time the snapshot represents (the --time it was taken with).
+	Time time.Time
+	// Tags such as "daily", "weekly".
+	Tags []string
+	// Sources holds one root directory per source label ("models", ...).
+	Sources []SourceRoot
+}
+
+// SourceRoot is one source's root directory inside a snapshot.
+type SourceRoot struct {
+	Label string
+	Root  Node
+}
+
+// Node is one file-system object inside a snapshot. All fields are final:
+// fs serves them as they are.
+type Node struct {
+	// Name is the entry name; any bytes except '/' and NUL.
+	Name string
+	// Mode is the full st_mode: file type bits (syscall.S_IFREG, S_IFDIR,
+	// S_IFLNK, S_IFIFO, ...) plus permission, setuid/setgid/sticky bits.
+	Mode uint32
+	UID  uint32
+	GID  uint32
+	// Size is the apparent size in bytes (st_size); for symlinks the
+	// target's length.
+	Size int64
+	// Mtime, Atime, Ctime as recorded (nanosecond precision).
+	Mtime, Atime, Ctime time.Time
+	// Nlink is the number of hard links the file had within its source
+	// (1 for most files; directories report 2 + subdirectories).
+	Nlink uint32
+	// Ino is a stable inode number: the same across lookups, listings and
+	// remounts for the same snapshot object; hardlinked files share it.
+	Ino uint64
+	// Rdev for device nodes.
+	Rdev uint32
+	// Target is a symlink's target.
+	Target string
+	// Xattrs are the extended attributes, in name order.
+	Xattrs []Xattr
+	// Blocks is the number of 512-byte blocks the file occupies (holes
+	// excluded), reported in st_blocks so sparse files look sparse.
+	Blocks int64
+	// Handle is opaque to fs: the Tree implementation uses it to find the
+	// node's children or contents.
+	Handle any
+}
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Tree reads snapshots. Every method may be called from many goroutines at
+// once and must honour ctx.
+type Tree interface {
+	// Snapshots lists every committed snapshot, oldest first. It is called
+	// often (each lookup in a top-level folder may call it), so an
+	// implementation keeps it cheap; Generation lets fs skip rebuilding its
+	// view when nothing changed.
+	Snapshots(ctx context.Context) ([]Snapshot, error)
+	// Generation changes whenever the set of snapshots changes.
+	Generation() uint64
+	// ReadDir lists a directory node's children in name order.
+	ReadDir(ctx context.Context, dir Node) ([]Node, error)
+	// Open returns a reader for a regular file node.
+	Open(ctx context.Context, file Node) (File, error)
+}
+
+// File reads one regular file's contents.
+type File interface {
+	// ReadAt fills p from offset off. It returns io.EOF at the end like
+	// io.ReaderAt. A chunk that fails verification yields an error
+	// wrapping ErrCorrupt (never wrong bytes).
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	// DataExtents lists the regions that hold data, in order; the rest of
+	// the file is holes. Used for SEEK_DATA/SEEK_HOLE.
+	DataExtents() []Extent
+	// Close releases the reader.
+	Close() error
+}
+
+// Extent is a data region [Offset, Offset+Length).
+type Extent struct {
+	Offset, Length int64
+}
+
+// StatusSource renders the virtual files under status/.
+type StatusSource interface {
+	// StatusFiles lists the file names under status/.
+	StatusFiles() []string
+	// Render produces one whole document for name, freshly, once per open.
+	Render(ctx context.Context, name string) ([]byte, error)
+}

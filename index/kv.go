@@ -1,0 +1,220 @@
+package index
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// KV is the Pebble database under <repo>/index (or a monitor's own history
+// directory). It is a thin, typed face over Pebble so that callers above the
+// index package never import Pebble: keys and values are plain byte slices
+// and every write that must survive a crash says so with Sync.
+type KV struct {
+	db *pebble.DB
+}
+
+// ErrNotFound is returned by Get when a key is absent.
+var ErrNotFound = errors.New("index: not found")
+
+// KVOptions tunes the Pebble instance.
+type KVOptions struct {
+	// CacheBytes is Pebble's block cache size. Default 16 MiB: the index is
+	// small (tens of bytes per chunk) and memory is the scarcer resource on
+	// a GPU server whose RAM belongs to the models.
+	CacheBytes int64
+	// ReadOnly opens without taking Pebble's write lock. Default false.
+	ReadOnly bool
+}
+
+func (o KVOptions) withDefaults() KVOptions {
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 16 << 20
+	}
+	return o
+}
+
+// OpenKV opens (creating if needed) the Pebble database in dir.
+func OpenKV(dir string, o KVOptions) (*KV, error) {
+	o = o.withDefaults()
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: 8 << 20,
+		ReadOnly:     o.ReadOnly,
+		Logger:       quietLogger{},
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("index: open pebble %s: %w", dir, err)
+	}
+	return &KV{db: db}, nil
+}
+
+// Close flushes and closes the database.
+func (kv *KV) Close() error {
+	if kv == nil || kv.db == nil {
+		return nil
+	}
+	err := kv.db.Close()
+	kv.db = nil
+	if err != nil {
+		return fmt.Errorf("index: close: %w", err)
+	}
+	return nil
+}
+
+// Get returns a copy of the value stored at key, or ErrNotFound.
+func (kv *KV) Get(key []byte) ([]byte, error) {
+	v, closer, err := kv.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: get: %w", err)
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// Has reports whether key is present.
+func (kv *KV) Has(key []byte) (bool, error) {
+	_, closer, err := kv.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("index: get: %w", err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+// Put stores key=value. sync makes the write durable before returning.
+func (kv *KV) Put(key, value []byte, sync bool) error {
+	if err := kv.db.Set(key, value, writeOpts(sync)); err != nil {
+		return fmt.Errorf("index: put: %w", err)
+	}
+	return nil
+}
+
+// Delete removes key.
+func (kv *KV) Delete(key []byte, sync bool) error {
+	if err := kv.db.Delete(key, writeOpts(sync)); err != nil {
+		return fmt.Errorf("index: delete: %w", err)
+	}
+	return nil
+}
+
+// DeleteRange removes every key in [start, end) with one range tombstone, so
+// trimming history costs the same whatever its size.
+func (kv *KV) DeleteRange(start, end []byte, sync bool) error {
+	if err := kv.db.DeleteRange(start, end, writeOpts(sync)); err != nil {
+		return fmt.Errorf("index: delete range: %w", err)
+	}
+	return nil
+}
+
+// Scan calls fn for every key in [lower, upper) in order. The slices passed
+// to fn are only valid during the call. Returning io.EOF from fn stops the
+// scan without error.
+func (kv *KV) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	it, err := kv.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			it.Close()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	return nil
+}
+
+// ScanReverse is Scan from the last key down.
+func (kv *KV) ScanReverse(lower, upper []byte, fn func(key, value []byte) error) error {
+	it, err := kv.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	for ok := it.Last(); ok; ok = it.Prev() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			it.Close()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	return nil
+}
+
+// Batch collects writes that commit atomically.
+type Batch struct {
+	b *pebble.Batch
+}
+
+// NewBatch starts an atomic batch.
+func (kv *KV) NewBatch() *Batch { return &Batch{b: kv.db.NewBatch()} }
+
+// Put adds key=value to the batch.
+func (b *Batch) Put(key, value []byte) { _ = b.b.Set(key, value, nil) }
+
+// Delete adds a deletion to the batch.
+func (b *Batch) Delete(key []byte) { _ = b.b.Delete(key, nil) }
+
+// Len is the number of operations in the batch.
+func (b *Batch) Len() int { return int(b.b.Count()) }
+
+// Commit applies the batch atomically; sync makes it durable first.
+func (b *Batch) Commit(sync bool) error {
+	defer b.b.Close()
+	if err := b.b.Commit(writeOpts(sync)); err != nil {
+		return fmt.Errorf("index: commit batch: %w", err)
+	}
+	return nil
+}
+
+// PrefixEnd returns the smallest key greater than every key with prefix p.
+func PrefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func writeOpts(sync bool) *pebble.WriteOptions {
+	if sync {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
+
+// quietLogger keeps Pebble's informational chatter off the user's terminal;
+// fatal conditions still surface as errors from the calls that hit them.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{})  {}
+func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf("index: pebble fatal: "+format, args...))
+}
