@@ -1,10 +1,16 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"citadelfs/snapshot"
+)
 
 // daemonState is the mount daemon's shared state that delegated commands use.
 // TODO(fs helper): control socket server and client live here.
-type daemonState struct{}
+type daemonState struct {
+	repo *snapshot.Repository
+}
 
 // delegateToDaemon hands the command to a running mount daemon that owns the
 // repository. handled is false when no daemon runs.

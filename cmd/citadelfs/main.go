@@ -47,6 +47,8 @@ type cmdEnv struct {
 	// behalf of a client; the repository is then already open.
 	daemon *daemonState
 	cfg    *config
+	// cwd is the caller's working directory when run by the daemon for a client.
+	cwd string
 }
 
 type globalFlags struct {

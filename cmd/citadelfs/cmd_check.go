@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"citadelfs/snapshot"
+)
+
+var checkFlags struct {
+	readData bool
+	subset   string
+}
+
+func init() {
+	register(&command{
+		name:      "check",
+		summary:   "verify the repository's structure (and with --read-data every chunk's hash)",
+		usage:     "[--read-data [--subset N%]]",
+		delegable: true,
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&checkFlags.readData, "read-data", false, "read every chunk back and verify its hash")
+			fs.StringVar(&checkFlags.subset, "subset", "", "with --read-data, read only N% of the packs, chosen at random")
+		},
+		run: func(ctx context.Context, env *cmdEnv, args []string) error {
+			if len(args) > 0 {
+				return usagef("check takes no arguments")
+			}
+			o := snapshot.CheckOptions{ReadData: checkFlags.readData}
+			if checkFlags.subset != "" {
+				v, err := strconv.ParseFloat(strings.TrimSuffix(checkFlags.subset, "%"), 64)
+				if err != nil || v <= 0 || v > 100 {
+					return usagef("--subset %q: want a percentage in (0,100], e.g. 10%%", checkFlags.subset)
+				}
+				o.Subset = v / 100
+				o.ReadData = true
+			}
+			repo, release, err := openRepo(ctx, env)
+			if err != nil {
+				return err
+			}
+			defer release()
+			var done, total int
+			pl := startProgress(env, func() string { return fmt.Sprintf("check: read %d/%d packs", done, total) })
+			o.Progress = func(d, t int) { done, total = d, t }
+			rep, err := repo.Check(ctx, o)
+			pl.Stop()
+			if err != nil {
+				return err
+			}
+			if env.global.json {
+				if err := writeJSON(env, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "trees": rep.Trees,
+					"data_blobs": rep.DataBlobs, "packs": rep.Packs, "packs_read": rep.PacksRead,
+					"problems": nonNil(rep.Problems), "affected": nonNil(rep.Affected)}); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range rep.Problems {
+					fmt.Fprintf(env.stdout, "error: %s\n", p)
+				}
+				for _, a := range rep.Affected {
+					fmt.Fprintf(env.stdout, "affected: %s\n", a)
+				}
+				status := "no errors"
+				if !rep.OK() {
+					status = fmt.Sprintf("%d errors", len(rep.Problems))
+				}
+				fmt.Fprintf(env.stdout, "checked %d snapshots, %d trees, %d chunks in %d packs (%d read back): %s\n",
+					rep.Snapshots, rep.Trees, rep.DataBlobs, rep.Packs, rep.PacksRead, status)
+			}
+			if !rep.OK() {
+				return withExit(exitDamaged, errSilent)
+			}
+			return nil
+		},
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"citadelfs/snapshot"
+)
+
+// progressLine redraws one status line on a terminal about four times a
+// second; on a pipe or with --quiet/--json it draws nothing, so logs and
+// machine readers stay clean.
+type progressLine struct {
+	w    io.Writer
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startProgress(env *cmdEnv, render func() string) *progressLine {
+	p := &progressLine{w: env.stderr, stop: make(chan struct{})}
+	if !env.isTerminal || env.global.quiet || env.global.json {
+		return p
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				fmt.Fprint(p.w, "\r\033[K")
+				return
+			case <-t.C:
+				fmt.Fprint(p.w, "\r\033[K"+render())
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progressLine) Stop() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	p.wg.Wait()
+}
+
+// snapshotProgress renders bytes, files, rate and ETA.
+func snapshotProgress(p *snapshot.Progress, verb string) func() string {
+	return func() string {
+		el := time.Since(p.Start).Seconds()
+		done := p.Bytes.Load()
+		rate := float64(done) / max(el, 0.001)
+		s := fmt.Sprintf("%s %s, %d files, %s/s", verb, humanBytes(done), p.Files.Load(), humanBytes(int64(rate)))
+		if total := p.TotalBytes.Load(); total > 0 {
+			pct := 100 * float64(done) / float64(total)
+			s = fmt.Sprintf("%s %s / %s (%.0f%%), %d/%d files, %s/s", verb, humanBytes(done), humanBytes(total), min(pct, 100),
+				p.Files.Load(), p.TotalFiles.Load(), humanBytes(int64(rate)))
+			if p.ScanDone.Load() && rate > 0 && total > done {
+				s += ", ETA " + (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
+			}
+		}
+		return s
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func pad(s string, n int) string {
+	if len(s) >= n {
+		return s
+	}
+	return s + strings.Repeat(" ", n-len(s))
+}

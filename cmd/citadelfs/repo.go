@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"citadelfs/snapshot"
+)
+
+// openRepo opens the repository for a command. Inside the mount daemon it
+// returns the daemon's already-open repository (Pebble admits one process)
+// and release does nothing.
+func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), error) {
+	if env.daemon != nil && env.daemon.repo != nil {
+		return env.daemon.repo, func() {}, nil
+	}
+	dir, err := env.repoPath()
+	if err != nil {
+		return nil, nil, err
+	}
+	name := "citadelfs"
+	if env.flags != nil {
+		name = env.flags.Name()
+	}
+	r, err := snapshot.Open(dir, snapshot.Options{Command: name})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, func() { r.Close() }, nil
+}
+
+// absPath makes p absolute against the caller's working directory (which
+// inside the daemon is the client's, sent over the socket).
+func (env *cmdEnv) absPath(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	wd := env.cwd
+	if wd == "" {
+		wd, _ = os.Getwd()
+	}
+	return filepath.Join(wd, p)
+}

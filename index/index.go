@@ -1,0 +1,387 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Pebble key prefixes. One byte each; everything after is the key proper.
+const (
+	prefixBlob     = 'b' // b<blob id>      -> BlobRef (blobRefSize bytes)
+	prefixPack     = 'p' // p<pack id>      -> blob count u32 | size u64
+	prefixSnapshot = 's' // s<snapshot id>  -> manifest bytes (a copy of the pack blob)
+	prefixFile     = 'f' // f<source key>   -> file-change cache entry (owned by snapshot)
+	// 'm' and 'a' belong to the monitor's history (see monitor package).
+)
+
+// Repo is an open repository: its config, the Pebble index and the packs.
+// All methods are safe for concurrent use.
+type Repo struct {
+	Dir    string
+	Config *Config
+	KV     *KV
+	lock   *Lock
+	packs  *packFiles
+}
+
+// Options for Open.
+type Options struct {
+	// Command names the holder in the lock file. Default "citadelfs".
+	Command string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// OpenPacks bounds the cached open pack file handles. Default 64.
+	OpenPacks int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Command == "" {
+		o.Command = "citadelfs"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OpenPacks == 0 {
+		o.OpenPacks = 64
+	}
+	return o
+}
+
+// Open takes the repository lock, checks citadel.json and opens Pebble.
+// Left-over .partial packs from a killed writer are removed: holding the
+// lock proves nobody is still writing them.
+func Open(dir string, o Options) (*Repo, error) {
+	o = o.withDefaults()
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := AcquireLock(dir, o.Command, o.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := removePartials(filepath.Join(dir, packsDir)); err != nil {
+		lock.Release()
+		return nil, err
+	}
+	kv, err := OpenKV(filepath.Join(dir, indexDir), KVOptions{})
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}, nil
+}
+
+// Close closes the index and releases the lock.
+func (r *Repo) Close() error {
+	r.packs.closeAll()
+	err := r.KV.Close()
+	if lerr := r.lock.Release(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func removePartials(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("index: list packs: %w", err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".partial") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// BlobRef is where a blob is stored.
+type BlobRef struct {
+	ID ID
+	PackEntry
+	Pack ID
+}
+
+const blobRefSize = 32 + 8 + 4 + 4 + 1 + 1
+
+func blobKey(id ID) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = prefixBlob
+	copy(k[1:], id[:])
+	return k
+}
+
+func encodeBlobRef(pack ID, e PackEntry) []byte {
+	v := make([]byte, blobRefSize)
+	copy(v, pack[:])
+	binary.LittleEndian.PutUint64(v[32:], e.Offset)
+	binary.LittleEndian.PutUint32(v[40:], e.Length)
+	binary.LittleEndian.PutUint32(v[44:], e.RawLength)
+	v[48] = e.Codec
+	v[49] = byte(e.Type)
+	return v
+}
+
+// DecodeBlobRef parses an index value; it is fuzzed since it is read from disk.
+func DecodeBlobRef(id ID, v []byte) (BlobRef, error) {
+	if len(v) != blobRefSize {
+		return BlobRef{}, fmt.Errorf("index: blob %s: index entry of %d bytes: %w", id.Short(), len(v), ErrCorrupt)
+	}
+	var r BlobRef
+	r.ID = id
+	copy(r.Pack[:], v)
+	r.Offset = binary.LittleEndian.Uint64(v[32:])
+	r.Length = binary.LittleEndian.Uint32(v[40:])
+	r.RawLength = binary.LittleEndian.Uint32(v[44:])
+	r.Codec = v[48]
+	r.Type = BlobType(v[49])
+	r.PackEntry.ID = id
+	if r.Type > SnapshotBlob || r.Length > MaxBlobSize || r.RawLength > MaxBlobSize {
+		return BlobRef{}, fmt.Errorf("index: blob %s: bad index entry: %w", id.Short(), ErrCorrupt)
+	}
+	return r, nil
+}
+
+// ErrBlobMissing: the index has no entry for a blob.
+var ErrBlobMissing = errors.New("blob not in index")
+
+// Lookup finds a blob.
+func (r *Repo) Lookup(id ID) (BlobRef, error) {
+	v, err := r.KV.Get(blobKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return BlobRef{}, fmt.Errorf("index: blob %s: %w", id.Short(), ErrBlobMissing)
+	}
+	if err != nil {
+		return BlobRef{}, err
+	}
+	return DecodeBlobRef(id, v)
+}
+
+// HasBlob reports whether the index knows blob id.
+func (r *Repo) HasBlob(id ID) (bool, error) { return r.KV.Has(blobKey(id)) }
+
+// CommitPack records a finished, durable pack and all its blobs in one
+// synced batch. extra is applied in the same batch (snapshot records go
+// in a later, separate commit).
+func (r *Repo) CommitPack(pack ID, entries []PackEntry, size uint64) error {
+	b := r.KV.NewBatch()
+	for _, e := range entries {
+		b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
+	}
+	var pv [12]byte
+	binary.LittleEndian.PutUint32(pv[0:], uint32(len(entries)))
+	binary.LittleEndian.PutUint64(pv[4:], size)
+	b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
+	return b.Commit(true)
+}
+
+// ReadStored returns the stored (still encoded) bytes of a blob.
+func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
+	f, release, err := r.packs.get(ref.Pack)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if cap(buf) < int(ref.Length) {
+		buf = make([]byte, ref.Length)
+	}
+	buf = buf[:ref.Length]
+	n, err := f.ReadAt(buf, int64(ref.Offset))
+	if n == len(buf) {
+		return buf, nil
+	}
+	if err == nil || errors.Is(err, os.ErrClosed) {
+		err = fmt.Errorf("short read")
+	}
+	return nil, fmt.Errorf("index: read blob %s from pack %s: %v: %w", ref.ID.Short(), ref.Pack.Short(), err, ErrCorrupt)
+}
+
+// PackInfo describes a pack file on disk.
+type PackInfo struct {
+	ID   ID
+	Size int64
+}
+
+// ListPacks walks packs/ and returns every complete pack file.
+func (r *Repo) ListPacks() ([]PackInfo, error) { return ListPackFiles(r.Dir) }
+
+// ListPackFiles is ListPacks for a repository that is not open.
+func ListPackFiles(repoDir string) ([]PackInfo, error) {
+	var out []PackInfo
+	root := filepath.Join(repoDir, packsDir)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || !strings.HasSuffix(name, ".pack") {
+			return nil
+		}
+		id, perr := ParseID(strings.TrimSuffix(name, ".pack"))
+		if perr != nil {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, PackInfo{ID: id, Size: fi.Size()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: list packs: %w", err)
+	}
+	return out, nil
+}
+
+// ReadPackTrailer reads the trailer of pack id.
+func (r *Repo) ReadPackTrailer(id ID) ([]PackEntry, int64, error) {
+	f, release, err := r.packs.get(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("index: stat pack %s: %w", id.Short(), err)
+	}
+	es, err := DecodeTrailer(f, fi.Size())
+	if err != nil {
+		return nil, 0, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	return es, fi.Size(), nil
+}
+
+// RemovePack deletes a pack file and its index record. Callers must first
+// have removed (or re-pointed) every blob entry that refers to it.
+func (r *Repo) RemovePack(id ID) error {
+	r.packs.drop(id)
+	if err := os.Remove(PackPath(r.Dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("index: remove pack %s: %w", id.Short(), err)
+	}
+	return r.KV.Delete(append([]byte{prefixPack}, id[:]...), true)
+}
+
+// SnapshotKey is the Pebble key of a snapshot record.
+func SnapshotKey(id ID) []byte { return append([]byte{prefixSnapshot}, id[:]...) }
+
+// PutSnapshot commits a snapshot record with Sync. This is the last write
+// of a snapshot: before it, nothing of the snapshot is visible.
+func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
+	return r.KV.Put(SnapshotKey(id), manifest, true)
+}
+
+// DeleteSnapshot removes a snapshot record.
+func (r *Repo) DeleteSnapshot(id ID) error { return r.KV.Delete(SnapshotKey(id), true) }
+
+// Snapshots calls fn with every snapshot record.
+func (r *Repo) Snapshots(fn func(id ID, manifest []byte) error) error {
+	lo := []byte{prefixSnapshot}
+	return r.KV.Scan(lo, PrefixEnd(lo), func(k, v []byte) error {
+		if len(k) != 33 {
+			return nil
+		}
+		var id ID
+		copy(id[:], k[1:])
+		return fn(id, v)
+	})
+}
+
+// FileCacheKey builds the file-change cache key for a source path.
+func FileCacheKey(source string) []byte { return append([]byte{prefixFile}, source...) }
+
+// FileCachePrefix bounds the whole file cache.
+func FileCachePrefix() []byte { return []byte{prefixFile} }
+
+// packFiles keeps a bounded set of open pack files for pread.
+type packFiles struct {
+	dir  string
+	max  int
+	mu   sync.Mutex
+	open map[ID]*packFile
+	tick uint64
+}
+
+type packFile struct {
+	f    *os.File
+	refs int
+	used uint64
+	dead bool
+}
+
+func newPackFiles(dir string, max int) *packFiles {
+	return &packFiles{dir: dir, max: max, open: map[ID]*packFile{}}
+}
+
+func (p *packFiles) get(id ID) (*os.File, func(), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tick++
+	pf, ok := p.open[id]
+	if !ok {
+		f, err := os.Open(PackPath(p.dir, id))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("index: pack %s is missing: %w", id.Short(), ErrCorrupt)
+			}
+			return nil, nil, fmt.Errorf("index: open pack %s: %w", id.Short(), err)
+		}
+		pf = &packFile{f: f}
+		p.open[id] = pf
+		p.evictLocked()
+	}
+	pf.refs++
+	pf.used = p.tick
+	return pf.f, func() {
+		p.mu.Lock()
+		pf.refs--
+		if pf.dead && pf.refs == 0 {
+			pf.f.Close()
+		}
+		p.mu.Unlock()
+	}, nil
+}
+
+func (p *packFiles) evictLocked() {
+	for len(p.open) > p.max {
+		var oldID ID
+		var old *packFile
+		for id, pf := range p.open {
+			if old == nil || pf.used < old.used {
+				oldID, old = id, pf
+			}
+		}
+		p.dropLocked(oldID, old)
+	}
+}
+
+func (p *packFiles) dropLocked(id ID, pf *packFile) {
+	delete(p.open, id)
+	pf.dead = true
+	if pf.refs == 0 {
+		pf.f.Close()
+	}
+}
+
+func (p *packFiles) drop(id ID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pf, ok := p.open[id]; ok {
+		p.dropLocked(id, pf)
+	}
+}
+
+func (p *packFiles) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, pf := range p.open {
+		p.dropLocked(id, pf)
+	}
+}

@@ -1,0 +1,66 @@
+package index
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock is an exclusive hold on a repository. It is an flock(2) on
+// <repo>/lock, so a killed holder releases it automatically: a stale lock
+// can never block the next snapshot. The file's content says who holds it,
+// for the error message of whoever is refused.
+type Lock struct {
+	f *os.File
+}
+
+// LockInfo is what the lock file records about its holder.
+type LockInfo struct {
+	PID     int       `json:"pid"`
+	Host    string    `json:"host"`
+	Command string    `json:"command"`
+	Since   time.Time `json:"since"`
+}
+
+// AcquireLock takes the repository lock without waiting.
+func AcquireLock(dir, command string, now time.Time) (*Lock, error) {
+	path := filepath.Join(dir, lockName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("index: open lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			var info LockInfo
+			data, _ := os.ReadFile(path)
+			if json.Unmarshal(data, &info) == nil && info.PID != 0 {
+				return nil, fmt.Errorf("%w by pid %d (%s) since %s", ErrLocked, info.PID, info.Command, info.Since.Local().Format(time.DateTime))
+			}
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("index: lock: %w", err)
+	}
+	host, _ := os.Hostname()
+	data, _ := json.Marshal(LockInfo{PID: os.Getpid(), Host: host, Command: command, Since: now})
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt(data, 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release drops the lock.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	l.f.Truncate(0)
+	err := l.f.Close() // closing releases the flock
+	l.f = nil
+	return err
+}

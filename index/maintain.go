@@ -1,0 +1,134 @@
+package index
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Blobs calls fn for every blob in the index.
+func (r *Repo) Blobs(fn func(BlobRef) error) error {
+	lo := []byte{prefixBlob}
+	return r.KV.Scan(lo, PrefixEnd(lo), func(k, v []byte) error {
+		if len(k) != 33 {
+			return fmt.Errorf("index: blob key of %d bytes: %w", len(k), ErrCorrupt)
+		}
+		var id ID
+		copy(id[:], k[1:])
+		ref, err := DecodeBlobRef(id, v)
+		if err != nil {
+			return err
+		}
+		return fn(ref)
+	})
+}
+
+// IndexedPacks calls fn for every pack recorded in the index.
+func (r *Repo) IndexedPacks(fn func(id ID, blobs int, size uint64) error) error {
+	lo := []byte{prefixPack}
+	return r.KV.Scan(lo, PrefixEnd(lo), func(k, v []byte) error {
+		if len(k) != 33 || len(v) != 12 {
+			return fmt.Errorf("index: pack record malformed: %w", ErrCorrupt)
+		}
+		var id ID
+		copy(id[:], k[1:])
+		return fn(id, int(uint32(v[0])|uint32(v[1])<<8|uint32(v[2])<<16|uint32(v[3])<<24), uint64(le64(v[4:])))
+	})
+}
+
+func le64(b []byte) uint64 {
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// DeleteBlobs removes index entries in one synced batch.
+func (r *Repo) DeleteBlobs(ids []ID) error {
+	b := r.KV.NewBatch()
+	for _, id := range ids {
+		b.Delete(blobKey(id))
+	}
+	return b.Commit(true)
+}
+
+// RebuildResult summarises a rebuild of the index from packs.
+type RebuildResult struct {
+	Packs, Blobs, Snapshots int
+	// Damaged lists packs whose trailer could not be read; their blobs are
+	// not indexed and `check` will name what they affected.
+	Damaged []string
+}
+
+// RebuildIndex throws away <repo>/index and rebuilds it from pack trailers
+// alone (`citadelfs repair index`). The old index is moved aside first
+// (index.old-<time>) and removed only once the new one is complete.
+// Snapshot manifests are stored raw (codec 0), so this needs no codec.
+func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
+	o = o.withDefaults()
+	if _, err := ReadConfig(dir); err != nil {
+		return nil, err
+	}
+	lock, err := AcquireLock(dir, "repair index", o.Now())
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	idx := filepath.Join(dir, indexDir)
+	old := filepath.Join(dir, fmt.Sprintf("index.old-%d", o.Now().UnixNano()))
+	if _, err := os.Stat(idx); err == nil {
+		if err := os.Rename(idx, old); err != nil {
+			return nil, fmt.Errorf("index: move old index aside: %w", err)
+		}
+	}
+	if err := removePartials(filepath.Join(dir, packsDir)); err != nil {
+		return nil, err
+	}
+	kv, err := OpenKV(idx, KVOptions{})
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{Dir: dir, KV: kv, packs: newPackFiles(dir, o.OpenPacks)}
+	defer r.packs.closeAll()
+	res := &RebuildResult{}
+	packs, err := r.ListPacks()
+	if err != nil {
+		kv.Close()
+		return nil, err
+	}
+	for _, p := range packs {
+		es, size, err := r.ReadPackTrailer(p.ID)
+		if err != nil {
+			res.Damaged = append(res.Damaged, fmt.Sprintf("%s: %v", p.ID.Short(), err))
+			continue
+		}
+		if err := r.CommitPack(p.ID, es, uint64(size)); err != nil {
+			kv.Close()
+			return nil, err
+		}
+		res.Packs++
+		res.Blobs += len(es)
+		for _, e := range es {
+			if e.Type != SnapshotBlob {
+				continue
+			}
+			ref := BlobRef{ID: e.ID, PackEntry: e, Pack: p.ID}
+			data, err := r.ReadStored(ref, nil)
+			if err != nil || e.Codec != 0 || Hash(data) != e.ID {
+				res.Damaged = append(res.Damaged, fmt.Sprintf("snapshot %s in pack %s unreadable", e.ID.Short(), p.ID.Short()))
+				continue
+			}
+			if err := r.PutSnapshot(e.ID, data); err != nil {
+				kv.Close()
+				return nil, err
+			}
+			res.Snapshots++
+		}
+	}
+	if err := kv.Close(); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(old)
+	return res, nil
+}
+
+var _ = time.Now

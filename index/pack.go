@@ -1,0 +1,284 @@
+package index
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Pack file layout (all integers little-endian):
+//
+//	header   "CTDLPACK" (8) | version u8 = 1 | 7 reserved zero bytes
+//	blobs    the stored (encoded) bytes of each blob, back to back
+//	trailer  count × entry (entrySize bytes each):
+//	           type u8 | codec u8 | id [32] | offset u64 | length u32 | rawLength u32
+//	footer   trailer length u32 | CRC-32C of the trailer u32 | "CTDLEND1" (8)
+//
+// The trailer makes a pack self-describing: `repair index` rebuilds the
+// Pebble index from trailers alone. Blob bytes carry no checksum of their
+// own; a blob's id is the SHA-256 of its decoded bytes, verified on every read.
+const (
+	packMagic   = "CTDLPACK"
+	footerMagic = "CTDLEND1"
+	headerSize  = 16
+	footerSize  = 16
+	entrySize   = 1 + 1 + 32 + 8 + 4 + 4
+	// MaxBlobSize bounds one stored blob so a corrupt trailer cannot make a
+	// reader allocate gigabytes.
+	MaxBlobSize = 64 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// ID is a SHA-256 content hash: of a blob's plain bytes, or of a pack file.
+type ID [32]byte
+
+// String is the lowercase hex form.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Short is the first 8 hex digits, for messages.
+func (id ID) Short() string { return hex.EncodeToString(id[:4]) }
+
+// ParseID parses a full hex id.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("index: %q is not a 64-digit hex id", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Hash returns the blob id of plain bytes.
+func Hash(b []byte) ID { return sha256.Sum256(b) }
+
+// BlobType says what a blob holds.
+type BlobType uint8
+
+const (
+	DataBlob     BlobType = 0 // file contents
+	TreeBlob     BlobType = 1 // a directory listing
+	SnapshotBlob BlobType = 2 // a snapshot manifest
+)
+
+// PackEntry locates one blob inside a pack.
+type PackEntry struct {
+	Type      BlobType
+	Codec     uint8
+	ID        ID
+	Offset    uint64
+	Length    uint32
+	RawLength uint32
+}
+
+// PackWriter writes one pack file. It is not safe for concurrent use.
+type PackWriter struct {
+	dir     string
+	f       *os.File
+	w       *bufio.Writer
+	h       hash.Hash
+	off     uint64
+	entries []PackEntry
+}
+
+// NewPackWriter starts a pack in <repo>/packs as a .partial temp file; it
+// gets its final name only once complete and durable.
+func NewPackWriter(repoDir string) (*PackWriter, error) {
+	dir := filepath.Join(repoDir, packsDir)
+	f, err := os.CreateTemp(dir, "*.partial")
+	if err != nil {
+		return nil, fmt.Errorf("index: new pack: %w", err)
+	}
+	pw := &PackWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), h: sha256.New()}
+	var hdr [headerSize]byte
+	copy(hdr[:], packMagic)
+	hdr[8] = 1
+	if err := pw.write(hdr[:]); err != nil {
+		pw.Abort()
+		return nil, err
+	}
+	return pw, nil
+}
+
+func (pw *PackWriter) write(b []byte) error {
+	if _, err := pw.w.Write(b); err != nil {
+		return fmt.Errorf("index: write pack: %w", err)
+	}
+	pw.h.Write(b)
+	pw.off += uint64(len(b))
+	return nil
+}
+
+// Add appends one encoded blob.
+func (pw *PackWriter) Add(t BlobType, codec uint8, id ID, stored []byte, rawLen int) error {
+	if len(stored) > MaxBlobSize || rawLen > MaxBlobSize {
+		return fmt.Errorf("index: blob %s too large (%d bytes)", id.Short(), len(stored))
+	}
+	e := PackEntry{Type: t, Codec: codec, ID: id, Offset: pw.off, Length: uint32(len(stored)), RawLength: uint32(rawLen)}
+	if err := pw.write(stored); err != nil {
+		return err
+	}
+	pw.entries = append(pw.entries, e)
+	return nil
+}
+
+// Size is the number of bytes written so far.
+func (pw *PackWriter) Size() uint64 { return pw.off }
+
+// Count is the number of blobs added.
+func (pw *PackWriter) Count() int { return len(pw.entries) }
+
+// Finish writes the trailer, fsyncs the file, renames it to
+// packs/<xx>/<id>.pack and fsyncs the directory: only then may the index
+// refer to its blobs (the crash-safety order in DESIGN.md).
+func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
+	trailer := encodeTrailer(pw.entries)
+	if err := pw.write(trailer); err != nil {
+		pw.Abort()
+		return ID{}, nil, err
+	}
+	var foot [footerSize]byte
+	binary.LittleEndian.PutUint32(foot[0:], uint32(len(trailer)))
+	binary.LittleEndian.PutUint32(foot[4:], crc32.Checksum(trailer, crcTable))
+	copy(foot[8:], footerMagic)
+	if err := pw.write(foot[:]); err != nil {
+		pw.Abort()
+		return ID{}, nil, err
+	}
+	if err := pw.w.Flush(); err != nil {
+		pw.Abort()
+		return ID{}, nil, fmt.Errorf("index: write pack: %w", err)
+	}
+	if err := pw.f.Sync(); err != nil {
+		pw.Abort()
+		return ID{}, nil, fmt.Errorf("index: fsync pack: %w", err)
+	}
+	tmp := pw.f.Name()
+	if err := pw.f.Close(); err != nil {
+		os.Remove(tmp)
+		return ID{}, nil, fmt.Errorf("index: close pack: %w", err)
+	}
+	var id ID
+	copy(id[:], pw.h.Sum(nil))
+	final := PackPath(filepath.Dir(pw.dir), id)
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		os.Remove(tmp)
+		return ID{}, nil, fmt.Errorf("index: pack dir: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return ID{}, nil, fmt.Errorf("index: rename pack: %w", err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return ID{}, nil, fmt.Errorf("index: fsync pack dir: %w", err)
+	}
+	return id, pw.entries, nil
+}
+
+// Abort discards the partial pack.
+func (pw *PackWriter) Abort() {
+	if pw.f != nil {
+		name := pw.f.Name()
+		pw.f.Close()
+		os.Remove(name)
+		pw.f = nil
+	}
+}
+
+// PackPath is where pack id lives under repoDir.
+func PackPath(repoDir string, id ID) string {
+	s := id.String()
+	return filepath.Join(repoDir, packsDir, s[:2], s+".pack")
+}
+
+func encodeTrailer(es []PackEntry) []byte {
+	out := make([]byte, len(es)*entrySize)
+	for i, e := range es {
+		b := out[i*entrySize:]
+		b[0] = byte(e.Type)
+		b[1] = e.Codec
+		copy(b[2:34], e.ID[:])
+		binary.LittleEndian.PutUint64(b[34:], e.Offset)
+		binary.LittleEndian.PutUint32(b[42:], e.Length)
+		binary.LittleEndian.PutUint32(b[46:], e.RawLength)
+	}
+	return out
+}
+
+// DecodeTrailer parses a pack's trailer given the whole pack's size and a
+// ReaderAt over it. Every field is bounds-checked against the file.
+func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
+	if size < headerSize+footerSize {
+		return nil, fmt.Errorf("index: pack too short (%d bytes): %w", size, ErrCorrupt)
+	}
+	var hdr [headerSize]byte
+	if _, err := r.ReadAt(hdr[:], 0); err != nil {
+		return nil, fmt.Errorf("index: read pack header: %w", err)
+	}
+	if string(hdr[:8]) != packMagic || hdr[8] != 1 {
+		return nil, fmt.Errorf("index: bad pack header: %w", ErrCorrupt)
+	}
+	var foot [footerSize]byte
+	if _, err := r.ReadAt(foot[:], size-footerSize); err != nil {
+		return nil, fmt.Errorf("index: read pack footer: %w", err)
+	}
+	if string(foot[8:]) != footerMagic {
+		return nil, fmt.Errorf("index: bad pack footer: %w", ErrCorrupt)
+	}
+	tlen := int64(binary.LittleEndian.Uint32(foot[0:]))
+	if tlen%entrySize != 0 || tlen > size-headerSize-footerSize {
+		return nil, fmt.Errorf("index: bad pack trailer length %d: %w", tlen, ErrCorrupt)
+	}
+	trailer := make([]byte, tlen)
+	if _, err := r.ReadAt(trailer, size-footerSize-tlen); err != nil {
+		return nil, fmt.Errorf("index: read pack trailer: %w", err)
+	}
+	if crc32.Checksum(trailer, crcTable) != binary.LittleEndian.Uint32(foot[4:]) {
+		return nil, fmt.Errorf("index: pack trailer checksum mismatch: %w", ErrCorrupt)
+	}
+	return parseTrailer(trailer, uint64(size-footerSize-tlen))
+}
+
+func parseTrailer(trailer []byte, dataEnd uint64) ([]PackEntry, error) {
+	es := make([]PackEntry, 0, len(trailer)/entrySize)
+	for i := 0; i+entrySize <= len(trailer); i += entrySize {
+		b := trailer[i:]
+		var e PackEntry
+		e.Type = BlobType(b[0])
+		e.Codec = b[1]
+		copy(e.ID[:], b[2:34])
+		e.Offset = binary.LittleEndian.Uint64(b[34:])
+		e.Length = binary.LittleEndian.Uint32(b[42:])
+		e.RawLength = binary.LittleEndian.Uint32(b[46:])
+		if e.Type > SnapshotBlob || e.Offset < headerSize || e.Offset > dataEnd || uint64(e.Length) > dataEnd-e.Offset ||
+			e.Length > MaxBlobSize || e.RawLength > MaxBlobSize {
+			return nil, fmt.Errorf("index: pack trailer entry %d out of bounds: %w", i/entrySize, ErrCorrupt)
+		}
+		es = append(es, e)
+	}
+	return es, nil
+}
+
+// MarshalText makes IDs hex strings in JSON.
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses a hex id.
+func (id *ID) UnmarshalText(b []byte) error {
+	p, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = p
+	return nil
+}
+
+// IsZero reports whether id is unset.
+func (id ID) IsZero() bool { return id == ID{} }

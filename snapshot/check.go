@@ -1,0 +1,240 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sort"
+
+	"citadelfs/index"
+	"citadelfs/snapshot/codec"
+)
+
+// CheckOptions select how deep check goes.
+type CheckOptions struct {
+	// ReadData reads every blob back and verifies its hash.
+	ReadData bool
+	// Subset, with ReadData, reads only this fraction (0,1] of the packs,
+	// chosen at random, so a nightly check can cover the repository over
+	// several nights.
+	Subset float64
+	// Progress is called after each pack read with (done, total).
+	Progress func(done, total int)
+}
+
+// CheckReport is what check found.
+type CheckReport struct {
+	Snapshots, Trees, DataBlobs, Packs, PacksRead int
+	// Problems lists every structural or data error found.
+	Problems []string
+	// Affected lists "snapshot <id> <time>: <label>/<path>" for each file
+	// or tree that uses damaged or missing data.
+	Affected []string
+}
+
+// OK reports whether nothing was wrong.
+func (c *CheckReport) OK() bool { return len(c.Problems) == 0 }
+
+// Check verifies the repository: every snapshot's trees load and verify,
+// every referenced chunk is indexed and its pack exists with a matching
+// trailer, and with ReadData every blob's bytes hash to its id.
+func (r *Repository) Check(ctx context.Context, o CheckOptions) (*CheckReport, error) {
+	rep := &CheckReport{}
+	bad := map[index.ID]string{} // blob -> why
+	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+
+	// Packs: what the index says against what is on disk.
+	onDisk, err := r.idx.ListPacks()
+	if err != nil {
+		return nil, err
+	}
+	diskSet := map[index.ID]int64{}
+	for _, p := range onDisk {
+		diskSet[p.ID] = p.Size
+	}
+	packBlobs := map[index.ID][]index.BlobRef{}
+	if err := r.idx.Blobs(func(b index.BlobRef) error {
+		packBlobs[b.Pack] = append(packBlobs[b.Pack], b)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	badPacks := map[index.ID]bool{}
+	for pack, blobs := range packBlobs {
+		rep.Packs++
+		if _, ok := diskSet[pack]; !ok {
+			problem("pack %s is missing (%d blobs)", pack.Short(), len(blobs))
+			badPacks[pack] = true
+			for _, b := range blobs {
+				bad[b.ID] = "pack " + pack.Short() + " missing"
+			}
+			continue
+		}
+		entries, _, err := r.idx.ReadPackTrailer(pack)
+		if err != nil {
+			problem("pack %s: %v", pack.Short(), err)
+			badPacks[pack] = true
+			for _, b := range blobs {
+				bad[b.ID] = "pack " + pack.Short() + " damaged"
+			}
+			continue
+		}
+		inTrailer := map[index.ID]index.PackEntry{}
+		for _, e := range entries {
+			inTrailer[e.ID] = e
+		}
+		for _, b := range blobs {
+			if e, ok := inTrailer[b.ID]; !ok || e.Offset != b.Offset || e.Length != b.Length {
+				problem("blob %s: index and pack %s trailer disagree", b.ID.Short(), pack.Short())
+				bad[b.ID] = "index mismatch"
+			}
+		}
+	}
+
+	// Data: read packs back and verify every blob.
+	if o.ReadData {
+		packs := make([]index.ID, 0, len(packBlobs))
+		for p := range packBlobs {
+			if !badPacks[p] {
+				packs = append(packs, p)
+			}
+		}
+		sort.Slice(packs, func(i, j int) bool { return packs[i].String() < packs[j].String() })
+		if o.Subset > 0 && o.Subset < 1 {
+			rand.Shuffle(len(packs), func(i, j int) { packs[i], packs[j] = packs[j], packs[i] })
+			packs = packs[:max(1, int(float64(len(packs))*o.Subset+0.5))]
+		}
+		dec := codec.NewDecoder()
+		for i, p := range packs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := r.verifyPack(p, packBlobs[p], dec, bad, problem); err != nil {
+				return nil, err
+			}
+			rep.PacksRead++
+			if o.Progress != nil {
+				o.Progress(i+1, len(packs))
+			}
+		}
+	}
+
+	// Structure: walk every snapshot.
+	snaps, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	rep.Snapshots = len(snaps)
+	seenTrees := map[index.ID]bool{}
+	seenData := map[index.ID]bool{}
+	for _, s := range snaps {
+		for _, src := range s.Sources {
+			w := &checkWalk{r: r, ctx: ctx, bad: bad, seenTrees: seenTrees, seenData: seenData, rep: rep,
+				where: fmt.Sprintf("snapshot %s %s: %s", s.ID.Short(), s.Time.Local().Format("2006-01-02T15:04:05"), src.Label)}
+			if err := w.walk(src.Tree, ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rep.Trees = len(seenTrees)
+	rep.DataBlobs = len(seenData)
+	return rep, nil
+}
+
+func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.Decoder, bad map[index.ID]string, problem func(string, ...any)) error {
+	f, err := os.Open(index.PackPath(r.idx.Dir, p))
+	if err != nil {
+		problem("pack %s: %v", p.Short(), err)
+		for _, b := range blobs {
+			bad[b.ID] = "pack unreadable"
+		}
+		return nil
+	}
+	defer f.Close()
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Offset < blobs[j].Offset })
+	var buf, plain []byte
+	for _, b := range blobs {
+		if cap(buf) < int(b.Length) {
+			buf = make([]byte, b.Length)
+		}
+		buf = buf[:b.Length]
+		if _, err := f.ReadAt(buf, int64(b.Offset)); err != nil && err != io.EOF {
+			problem("pack %s: blob %s: %v", p.Short(), b.ID.Short(), err)
+			bad[b.ID] = "unreadable"
+			continue
+		}
+		plain, err = dec.Decode(plain[:0], buf, codec.ID(b.Codec), int(b.RawLength))
+		if err != nil {
+			problem("pack %s: blob %s does not decode: %v", p.Short(), b.ID.Short(), err)
+			bad[b.ID] = "does not decode"
+			continue
+		}
+		if index.Hash(plain) != b.ID {
+			problem("pack %s: blob %s fails its hash check", p.Short(), b.ID.Short())
+			bad[b.ID] = "hash mismatch"
+		}
+	}
+	return nil
+}
+
+type checkWalk struct {
+	r                   *Repository
+	ctx                 context.Context
+	bad                 map[index.ID]string
+	seenTrees, seenData map[index.ID]bool
+	rep                 *CheckReport
+	where               string
+}
+
+func (w *checkWalk) walk(tree index.ID, path string) error {
+	if why, ok := w.bad[tree]; ok {
+		w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (directory: %s)", w.where, path, why))
+		return nil
+	}
+	first := !w.seenTrees[tree]
+	w.seenTrees[tree] = true
+	t, err := w.r.LoadTree(w.ctx, tree)
+	if err != nil {
+		if w.ctx.Err() != nil {
+			return w.ctx.Err()
+		}
+		w.bad[tree] = err.Error()
+		if first {
+			w.rep.Problems = append(w.rep.Problems, fmt.Sprintf("tree %s: %v", tree.Short(), err))
+		}
+		w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (directory unreadable)", w.where, path))
+		return nil
+	}
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		p := path + n.Name
+		switch n.Type {
+		case TypeDir:
+			if err := w.walk(n.Subtree, p+"/"); err != nil {
+				return err
+			}
+		case TypeFile:
+			for _, c := range n.Content {
+				if why, ok := w.bad[c.ID]; ok {
+					w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (%s)", w.where, p, why))
+					break
+				}
+				if w.seenData[c.ID] {
+					continue
+				}
+				w.seenData[c.ID] = true
+				if ok, err := w.r.idx.HasBlob(c.ID); err != nil {
+					return err
+				} else if !ok {
+					w.bad[c.ID] = "chunk not in index"
+					w.rep.Problems = append(w.rep.Problems, fmt.Sprintf("chunk %s is not in the index", c.ID.Short()))
+					w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (chunk missing)", w.where, p))
+					break
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+// Package chunker cuts a byte stream into content-defined chunks with a
+// FastCDC-style gear hash, so that an insertion moves chunk boundaries only
+// near the edit and everything after it still deduplicates.
+//
+// # Sizes
+//
+// Min 512 KiB, normal (average target) 1 MiB, max 4 MiB by default. The
+// hash is not evaluated for the first Min bytes of a chunk (FastCDC's
+// cut-point skipping), so a large Min halves the chunking cost on model
+// weights; 1 MiB chunks keep the index at ~50 bytes per MiB stored (2 TB of
+// weights → ~100 MB of index) while a fine-tune that rewrites whole tensors
+// still dedups everything outside the rewritten tensors. Normalised
+// chunking (a harder mask before the normal size, an easier one after)
+// keeps sizes close to the average.
+//
+// # Concurrency
+//
+// A Chunker is used by one goroutine.
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Params are the chunk size bounds in bytes and the gear table seed.
+type Params struct {
+	Min, Avg, Max int
+	Seed          uint64
+}
+
+// Default are the parameters new repositories get.
+var Default = Params{Min: 512 << 10, Avg: 1 << 20, Max: 4 << 20, Seed: 0x63697461}
+
+// Validate checks that the parameters make sense.
+func (p Params) Validate() error {
+	if p.Min < 64 || p.Avg <= p.Min || p.Max < p.Avg || p.Max > 64<<20 {
+		return fmt.Errorf("chunker: bad sizes min=%d avg=%d max=%d", p.Min, p.Avg, p.Max)
+	}
+	if p.Avg&(p.Avg-1) != 0 {
+		return fmt.Errorf("chunker: average %d is not a power of two", p.Avg)
+	}
+	return nil
+}
+
+// Chunker splits one stream.
+type Chunker struct {
+	r            io.Reader
+	p            Params
+	gear         *[256]uint64
+	maskS, maskL uint64
+	buf          []byte
+	start, end   int
+	eof          bool
+	err          error
+}
+
+// New returns a chunker over r. buf, if large enough (3×Max), is used as the
+// read buffer so callers can reuse it across files.
+func New(r io.Reader, p Params, buf []byte) *Chunker {
+	c := &Chunker{}
+	c.Reset(r, p, buf)
+	return c
+}
+
+// Reset starts over on a new stream, keeping the buffer.
+func (c *Chunker) Reset(r io.Reader, p Params, buf []byte) {
+	if buf == nil {
+		buf = c.buf
+	}
+	if cap(buf) < 3*p.Max {
+		buf = make([]byte, 3*p.Max)
+	}
+	bits := 0
+	for 1<<bits < p.Avg {
+		bits++
+	}
+	*c = Chunker{r: r, p: p, gear: gearTable(p.Seed), buf: buf[:cap(buf)],
+		maskS: ^uint64(0) << (64 - (bits + 2)), maskL: ^uint64(0) << (64 - (bits - 2))}
+}
+
+// Next returns the next chunk. The slice is valid until the next call.
+// At the end of the stream it returns io.EOF.
+func (c *Chunker) Next() ([]byte, error) {
+	if c.end-c.start < c.p.Max && !c.eof {
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+	if c.end == c.start {
+		return nil, io.EOF
+	}
+	n := c.cut(c.buf[c.start:c.end])
+	chunk := c.buf[c.start : c.start+n]
+	c.start += n
+	return chunk, nil
+}
+
+func (c *Chunker) fill() error {
+	if c.err != nil {
+		return c.err
+	}
+	copy(c.buf, c.buf[c.start:c.end])
+	c.end -= c.start
+	c.start = 0
+	for c.end < len(c.buf) {
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+			return nil
+		}
+		if err != nil {
+			c.err = err
+			return err
+		}
+		if n == 0 {
+			c.err = io.ErrNoProgress
+			return c.err
+		}
+	}
+	return nil
+}
+
+// cut returns the length of the chunk at the start of b.
+func (c *Chunker) cut(b []byte) int {
+	n := len(b)
+	if n <= c.p.Min {
+		return n
+	}
+	if n > c.p.Max {
+		n = c.p.Max
+	}
+	normal := c.p.Avg
+	if normal > n {
+		normal = n
+	}
+	gear := c.gear
+	var h uint64
+	// Warm the hash over the 64 bytes before Min so a cut depends only on
+	// the bytes near it, not on where the chunk started.
+	i := c.p.Min - 64
+	for ; i < c.p.Min; i++ {
+		h = h<<1 + gear[b[i]]
+	}
+	for ; i < normal; i++ {
+		h = h<<1 + gear[b[i]]
+		if h&c.maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		h = h<<1 + gear[b[i]]
+		if h&c.maskL == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+var gearCache = map[uint64]*[256]uint64{}
+
+// gearTable derives the 256 random gear values from seed with splitmix64,
+// so every binary computes the same table for a repository's seed.
+func gearTable(seed uint64) *[256]uint64 {
+	if t, ok := gearCacheGet(seed); ok {
+		return t
+	}
+	var t [256]uint64
+	x := seed
+	for i := range t {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		t[i] = z ^ (z >> 31)
+	}
+	gearCachePut(seed, &t)
+	return &t
+}

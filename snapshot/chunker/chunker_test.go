@@ -1,0 +1,140 @@
+package chunker
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func chunkAll(t testing.TB, data []byte, p Params, readSize int) [][]byte {
+	c := New(&slowReader{data: data, n: readSize}, p, nil)
+	var out [][]byte
+	for {
+		ch, err := c.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(ch))
+	}
+}
+
+// slowReader returns at most n bytes per Read, like a pipe or a short read.
+type slowReader struct {
+	data []byte
+	n    int
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	if len(p) > s.n {
+		p = p[:s.n]
+	}
+	k := copy(p, s.data)
+	s.data = s.data[k:]
+	return k, nil
+}
+
+var small = Params{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10, Seed: 7}
+
+func TestChunksReassembleAndRespectBounds(t *testing.T) {
+	data := randomBytes(3<<20+123, 1)
+	for _, rs := range []int{1 << 20, 4097, 100} {
+		chunks := chunkAll(t, data, small, rs)
+		if got := bytes.Join(chunks, nil); !bytes.Equal(got, data) {
+			t.Fatalf("read size %d: chunks do not reassemble", rs)
+		}
+		for i, c := range chunks {
+			if len(c) > small.Max || (len(c) < small.Min && i != len(chunks)-1) {
+				t.Fatalf("chunk %d has %d bytes, outside [%d,%d]", i, len(c), small.Min, small.Max)
+			}
+		}
+		mean := len(data) / len(chunks)
+		if mean < small.Avg/2 || mean > small.Avg*2 {
+			t.Fatalf("mean chunk size %d far from %d", mean, small.Avg)
+		}
+	}
+}
+
+func TestBoundariesIndependentOfReadSize(t *testing.T) {
+	data := randomBytes(1<<20, 2)
+	a := chunkAll(t, data, small, 1<<20)
+	b := chunkAll(t, data, small, 777)
+	if len(a) != len(b) {
+		t.Fatalf("%d vs %d chunks", len(a), len(b))
+	}
+}
+
+// An insertion near the start must leave most later chunks identical: this
+// is what makes the insert-shift mutation cheap.
+func TestInsertionResynchronises(t *testing.T) {
+	data := randomBytes(4<<20, 3)
+	shifted := append(append(bytes.Clone(data[:1000]), randomBytes(333, 9)...), data[1000:]...)
+	set := map[[32]byte]bool{}
+	for _, c := range chunkAll(t, data, small, 1<<20) {
+		set[sha256.Sum256(c)] = true
+	}
+	after := chunkAll(t, shifted, small, 1<<20)
+	shared := 0
+	for _, c := range after {
+		if set[sha256.Sum256(c)] {
+			shared++
+		}
+	}
+	if shared < len(after)-3 {
+		t.Fatalf("only %d of %d chunks survived a 333-byte insertion", shared, len(after))
+	}
+}
+
+func TestEmptyAndTiny(t *testing.T) {
+	if got := chunkAll(t, nil, small, 10); len(got) != 0 {
+		t.Fatalf("empty input gave %d chunks", len(got))
+	}
+	if got := chunkAll(t, []byte("x"), small, 10); len(got) != 1 || string(got[0]) != "x" {
+		t.Fatalf("one byte: %q", got)
+	}
+}
+
+func TestDefaultValid(t *testing.T) {
+	if err := Default.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if (Params{Min: 10, Avg: 5, Max: 20}).Validate() == nil {
+		t.Fatal("avg < min accepted")
+	}
+}
+
+func BenchmarkChunkerDefault(b *testing.B) {
+	data := randomBytes(64<<20, 4)
+	buf := make([]byte, 3*Default.Max)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	var c Chunker
+	for i := 0; i < b.N; i++ {
+		c.Reset(bytes.NewReader(data), Default, buf)
+		n := 0
+		for {
+			_, err := c.Next()
+			if err == io.EOF {
+				break
+			}
+			n++
+		}
+		b.ReportMetric(float64(len(data)/n), "B/chunk")
+	}
+}

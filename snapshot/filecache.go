@@ -1,0 +1,68 @@
+package snapshot
+
+import (
+	"citadelfs/index"
+)
+
+// The file-change cache maps label + path to the node recorded when the
+// file was last read. A file whose size, mtime, ctime, inode and device are
+// unchanged is not read again: its chunk list is reused, after checking
+// that every chunk is still in the index (prune may have removed some).
+
+func (a *archiver) cachedContent(key []byte, n *Node) ([]ChunkRef, bool) {
+	v, err := a.r.idx.KV.Get(key)
+	if err != nil {
+		return nil, false
+	}
+	t, err := DecodeTree(v)
+	if err != nil || len(t.Nodes) != 1 {
+		return nil, false
+	}
+	c := &t.Nodes[0]
+	if c.Size != n.Size || c.Mtime != n.Mtime || c.Ctime != n.Ctime || c.Inode != n.Inode || c.Dev != n.Dev || c.Type != TypeFile {
+		return nil, false
+	}
+	for _, ch := range c.Content {
+		if ok, err := a.r.idx.HasBlob(ch.ID); err != nil || !ok {
+			return nil, false
+		}
+	}
+	return c.Content, true
+}
+
+func (a *archiver) queueCacheEntry(key []byte, n *Node) {
+	entry := *n
+	entry.Name = "f"
+	entry.Xattrs = nil
+	v := (&Tree{Nodes: []Node{entry}}).Encode()
+	a.mu.Lock()
+	a.cacheBatch = append(a.cacheBatch, [2][]byte{key, v})
+	a.mu.Unlock()
+}
+
+// writeFileCache stores the queued entries. It runs after the packs they
+// refer to are committed, so a cache entry never points at unindexed data.
+func (a *archiver) writeFileCache() error {
+	a.mu.Lock()
+	entries := a.cacheBatch
+	a.cacheBatch = nil
+	a.mu.Unlock()
+	for len(entries) > 0 {
+		n := min(len(entries), 4096)
+		b := a.r.idx.KV.NewBatch()
+		for _, e := range entries[:n] {
+			b.Put(e[0], e[1])
+		}
+		if err := b.Commit(false); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// ClearFileCache drops every file-change cache entry (after prune).
+func (r *Repository) ClearFileCache() error {
+	p := index.FileCachePrefix()
+	return r.idx.KV.DeleteRange(p, index.PrefixEnd(p), true)
+}

@@ -1,0 +1,117 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"citadelfs/index"
+)
+
+// Manifest is a snapshot's record: which tree each source had at a time.
+// It is stored raw (uncompressed) as a blob in a pack of its own, so the
+// index can be rebuilt from packs and forgetting a snapshot is deleting
+// that pack.
+type Manifest struct {
+	Version int       `json:"version"`
+	Time    time.Time `json:"time"`    // the time the snapshot represents (--time)
+	Created time.Time `json:"created"` // wall-clock commit time
+	Host    string    `json:"host"`
+	Tags    []string  `json:"tags,omitempty"`
+	Sources []Source  `json:"sources"`
+	Program string    `json:"program"`
+}
+
+// Source is one labelled source directory inside a snapshot.
+type Source struct {
+	Label    string      `json:"label"`
+	Path     string      `json:"path"`
+	Tree     index.ID    `json:"tree"`
+	Stats    SourceStats `json:"stats"`
+	Warnings []string    `json:"warnings,omitempty"`
+	Root     RootMeta    `json:"root"`
+}
+
+// SourceStats counts what one source's snapshot saw and stored.
+type SourceStats struct {
+	Files       int64 `json:"files"`
+	Dirs        int64 `json:"dirs"`
+	Others      int64 `json:"others"`       // symlinks, fifos, devices, sockets
+	Bytes       int64 `json:"bytes"`        // apparent size of all files
+	ReadBytes   int64 `json:"read_bytes"`   // bytes actually read (not from the file cache)
+	NewBytes    int64 `json:"new_bytes"`    // plain bytes of chunks not stored before
+	StoredBytes int64 `json:"stored_bytes"` // their size after compression
+	NewChunks   int64 `json:"new_chunks"`
+	Unreadable  int64 `json:"unreadable"` // files or dirs skipped with a warning
+	Changed     int64 `json:"changed"`    // files that changed while being read
+	DurationMS  int64 `json:"duration_ms"`
+}
+
+// Snapshot is a committed snapshot with its id.
+type Snapshot struct {
+	ID index.ID
+	Manifest
+}
+
+// Source returns the source labelled label.
+func (s *Snapshot) Source(label string) (*Source, bool) {
+	for i := range s.Sources {
+		if s.Sources[i].Label == label {
+			return &s.Sources[i], true
+		}
+	}
+	return nil, false
+}
+
+// HasTag reports whether the snapshot carries tag.
+func (s *Snapshot) HasTag(tag string) bool {
+	for _, t := range s.Tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeManifest parses and checks a manifest.
+func DecodeManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("snapshot: manifest: %v: %w", err, ErrCorrupt)
+	}
+	if m.Version != 1 || len(m.Sources) == 0 {
+		return nil, fmt.Errorf("snapshot: manifest: version %d with %d sources: %w", m.Version, len(m.Sources), ErrCorrupt)
+	}
+	for _, s := range m.Sources {
+		if s.Label == "" || s.Tree.IsZero() {
+			return nil, fmt.Errorf("snapshot: manifest: source %q has no tree: %w", s.Label, ErrCorrupt)
+		}
+	}
+	return &m, nil
+}
+
+func marshalManifest(m *Manifest) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: manifest: %w", err)
+	}
+	return b, nil
+}
+
+// RootMeta is the metadata of a source's root directory itself.
+type RootMeta struct {
+	Mode  uint32 `json:"mode"`
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
+	Mtime int64  `json:"mtime_ns"`
+}
+
+func rootMetaOf(n *Node) RootMeta {
+	return RootMeta{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.Mtime}
+}
+
+// RootNode is the source's root directory as a Node.
+func (s *Source) RootNode() Node {
+	return Node{Name: s.Label, Type: TypeDir, Mode: s.Root.Mode, UID: s.Root.UID, GID: s.Root.GID,
+		Mtime: s.Root.Mtime, Subtree: s.Tree}
+}

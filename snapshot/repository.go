@@ -1,0 +1,312 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"citadelfs/index"
+	"citadelfs/snapshot/chunker"
+	"citadelfs/snapshot/codec"
+)
+
+// Options configure a Repository. Zero values take the documented defaults.
+type Options struct {
+	// Command names the lock holder (default "citadelfs").
+	Command string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// CacheBytes bounds the LRU of decoded chunks and trees used by reads
+	// (default 64 MiB).
+	CacheBytes int64
+	// PackSize is the target pack file size (default 32 MiB).
+	PackSize int
+	// Workers is the number of chunk-compressing goroutines (default 2,
+	// one per core on the machines this is built for).
+	Workers int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Command == "" {
+		o.Command = "citadelfs"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.PackSize == 0 {
+		o.PackSize = 32 << 20
+	}
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	return o
+}
+
+// Repository is an open repository seen as snapshots, trees and files.
+// Reads are safe from many goroutines; writers (snapshot, forget, prune)
+// take writeMu so that two never interleave.
+type Repository struct {
+	idx    *index.Repo
+	opts   Options
+	params chunker.Params
+
+	decoders sync.Pool
+	cache    *blobCache
+
+	writeMu sync.Mutex
+	gen     atomic.Uint64
+
+	inflightMu  sync.Mutex
+	inflight    map[index.ID]*inflightLoad
+	prefetchSem chan struct{}
+
+	snapMu    sync.Mutex
+	snapCache []*Snapshot
+	snapGen   uint64
+}
+
+// Init creates a repository at dir.
+func Init(dir string, o Options) error {
+	o = o.withDefaults()
+	p := chunker.Default
+	_, err := index.Init(dir, index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed}, o.Now())
+	return err
+}
+
+// Open opens the repository at dir, taking its lock.
+func Open(dir string, o Options) (*Repository, error) {
+	o = o.withDefaults()
+	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
+	cp := idx.Config.Chunker
+	r := &Repository{idx: idx, opts: o, params: chunker.Params{Min: cp.Min, Avg: cp.Avg, Max: cp.Max, Seed: cp.Seed},
+		cache: newBlobCache(o.CacheBytes), prefetchSem: make(chan struct{}, 2*o.Workers)}
+	r.decoders.New = func() any { return codec.NewDecoder() }
+	r.gen.Store(1)
+	return r, nil
+}
+
+// Close releases the repository.
+func (r *Repository) Close() error { return r.idx.Close() }
+
+// Index exposes the underlying index (for the monitor's history and for
+// maintenance commands).
+func (r *Repository) Index() *index.Repo { return r.idx }
+
+// Dir is the repository directory.
+func (r *Repository) Dir() string { return r.idx.Dir }
+
+// Generation changes whenever snapshots are added or removed.
+func (r *Repository) Generation() uint64 { return r.gen.Load() }
+
+func (r *Repository) changed() { r.gen.Add(1) }
+
+// Snapshots returns every snapshot ordered by time (then id). The result is
+// cached per generation and shared: callers must not modify it.
+func (r *Repository) Snapshots() ([]*Snapshot, error) {
+	gen := r.Generation()
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	if r.snapCache != nil && r.snapGen == gen {
+		return r.snapCache, nil
+	}
+	var out []*Snapshot
+	err := r.idx.Snapshots(func(id index.ID, b []byte) error {
+		m, err := DecodeManifest(b)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", id.Short(), err)
+		}
+		out = append(out, &Snapshot{ID: id, Manifest: *m})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
+	r.snapCache, r.snapGen = out, gen
+	return out, nil
+}
+
+// ErrNoSnapshot: no snapshot matches.
+var ErrNoSnapshot = errors.New("no such snapshot")
+
+// FindSnapshot resolves "latest" or a unique hex id prefix.
+func (r *Repository) FindSnapshot(ref string) (*Snapshot, error) {
+	snaps, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	if ref == "latest" {
+		if len(snaps) == 0 {
+			return nil, fmt.Errorf("snapshot: latest: repository has no snapshots: %w", ErrNoSnapshot)
+		}
+		return snaps[len(snaps)-1], nil
+	}
+	ref = strings.ToLower(ref)
+	var found *Snapshot
+	for _, s := range snaps {
+		if strings.HasPrefix(s.ID.String(), ref) {
+			if found != nil {
+				return nil, fmt.Errorf("snapshot: %q is ambiguous (%s, %s)", ref, found.ID.Short(), s.ID.Short())
+			}
+			found = s
+		}
+	}
+	if found == nil || ref == "" {
+		return nil, fmt.Errorf("snapshot: %q: %w", ref, ErrNoSnapshot)
+	}
+	return found, nil
+}
+
+// LoadBlob reads, decodes and verifies a blob. It never returns bytes whose
+// hash differs from id: such a blob is an error wrapping ErrCorrupt.
+// With useCache the decoded bytes may come from and go to the LRU; the
+// returned slice must then not be modified.
+func (r *Repository) LoadBlob(ctx context.Context, id index.ID, useCache bool) ([]byte, error) {
+	if useCache {
+		if b, ok := r.cache.get(id); ok {
+			return b, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ref, err := r.idx.Lookup(id)
+	if err != nil {
+		if errors.Is(err, index.ErrBlobMissing) {
+			return nil, fmt.Errorf("snapshot: chunk %s: %v: %w", id.Short(), err, ErrCorrupt)
+		}
+		return nil, err
+	}
+	stored, err := r.idx.ReadStored(ref, nil)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
+	}
+	dec := r.decoders.Get().(*codec.Decoder)
+	plain, err := dec.Decode(nil, stored, codec.ID(ref.Codec), int(ref.RawLength))
+	r.decoders.Put(dec)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: chunk %s in pack %s: %v: %w", id.Short(), ref.Pack.Short(), err, ErrCorrupt)
+	}
+	if index.Hash(plain) != id {
+		return nil, fmt.Errorf("snapshot: chunk %s in pack %s fails its hash check: %w", id.Short(), ref.Pack.Short(), ErrCorrupt)
+	}
+	if useCache {
+		r.cache.put(id, plain)
+	}
+	return plain, nil
+}
+
+// LoadTree reads and decodes a tree blob (cached).
+func (r *Repository) LoadTree(ctx context.Context, id index.ID) (*Tree, error) {
+	if t, ok := r.cache.getTree(id); ok {
+		return t, nil
+	}
+	b, err := r.LoadBlob(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	t, err := DecodeTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: tree %s: %w", id.Short(), err)
+	}
+	r.cache.putTree(id, t, len(b))
+	return t, nil
+}
+
+// blobCache is a byte-bounded LRU of decoded chunks and trees.
+type blobCache struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	tick  uint64
+	items map[index.ID]*cacheItem
+}
+
+type cacheItem struct {
+	data []byte
+	tree *Tree
+	size int64
+	used uint64
+}
+
+func newBlobCache(max int64) *blobCache {
+	return &blobCache{max: max, items: map[index.ID]*cacheItem{}}
+}
+
+func (c *blobCache) get(id index.ID) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[id]
+	if !ok || it.data == nil {
+		return nil, false
+	}
+	c.tick++
+	it.used = c.tick
+	return it.data, true
+}
+
+func (c *blobCache) getTree(id index.ID) (*Tree, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[id]
+	if !ok || it.tree == nil {
+		return nil, false
+	}
+	c.tick++
+	it.used = c.tick
+	return it.tree, true
+}
+
+func (c *blobCache) put(id index.ID, b []byte) { c.add(id, &cacheItem{data: b, size: int64(len(b))}) }
+
+func (c *blobCache) putTree(id index.ID, t *Tree, size int) {
+	c.add(id, &cacheItem{tree: t, size: int64(size) * 3})
+}
+
+func (c *blobCache) add(id index.ID, it *cacheItem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it.size > c.max/4 {
+		return
+	}
+	if old, ok := c.items[id]; ok {
+		c.size -= old.size
+	}
+	c.tick++
+	it.used = c.tick
+	c.items[id] = it
+	c.size += it.size
+	for c.size > c.max {
+		// Evict the least recently used of a small random sample (map
+		// order): O(1) per eviction, close enough to LRU for chunk reads.
+		var victim index.ID
+		var vi *cacheItem
+		n := 0
+		for k, v := range c.items {
+			if vi == nil || v.used < vi.used {
+				victim, vi = k, v
+			}
+			if n++; n >= 8 {
+				break
+			}
+		}
+		delete(c.items, victim)
+		c.size -= vi.size
+	}
+}

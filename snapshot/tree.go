@@ -1,0 +1,305 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"citadelfs/index"
+)
+
+// NodeType is the kind of file-system object a Node records.
+type NodeType uint8
+
+const (
+	TypeFile NodeType = iota + 1
+	TypeDir
+	TypeSymlink
+	TypeFIFO
+	TypeCharDev
+	TypeBlockDev
+	TypeSocket
+)
+
+// Node is one entry of a directory tree blob: everything a faithful restore
+// needs. Names are raw bytes (a Go string may hold any bytes).
+type Node struct {
+	Name  string
+	Type  NodeType
+	Mode  uint32 // full st_mode, type bits included
+	UID   uint32
+	GID   uint32
+	Size  int64
+	Mtime int64 // ns since the epoch
+	Atime int64
+	Ctime int64
+	// Inode and Dev are the source's; with Nlink > 1 they group hardlinks.
+	Inode uint64
+	Dev   uint64
+	Nlink uint32
+	Rdev  uint64
+	// Target of a symlink.
+	Target string
+	// Subtree is the tree blob of a directory.
+	Subtree index.ID
+	// Content lists the data chunks of a regular file in file order; the
+	// gaps between them are holes (sparse regions).
+	Content []ChunkRef
+	Xattrs  []Xattr
+}
+
+// ChunkRef places one data blob in a file.
+type ChunkRef struct {
+	Offset int64
+	Length int64
+	ID     index.ID
+}
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Tree is one directory's entries, sorted by name.
+type Tree struct {
+	Nodes []Node
+}
+
+// Tree blob layout: "CTRE" | version u8=1 | uvarint count | nodes, each:
+//
+//	name (uvarint len + bytes) | type u8 | mode, uid, gid uvarints |
+//	size, mtime, atime, ctime varints | inode, dev, nlink, rdev uvarints |
+//	target (len + bytes) | subtree [32] if dir |
+//	content count uvarint, then per chunk: offset, length uvarints, id [32] |
+//	xattr count uvarint, then per xattr: name (len+bytes), value (len+bytes)
+const treeMagic = "CTRE"
+
+// Encode serialises the tree deterministically: equal trees give equal
+// bytes, so an unchanged directory deduplicates to the same blob.
+func (t *Tree) Encode() []byte {
+	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
+	b := make([]byte, 0, 64+len(t.Nodes)*96)
+	b = append(b, treeMagic...)
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(t.Nodes)))
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		b = appendBytes(b, n.Name)
+		b = append(b, byte(n.Type))
+		b = binary.AppendUvarint(b, uint64(n.Mode))
+		b = binary.AppendUvarint(b, uint64(n.UID))
+		b = binary.AppendUvarint(b, uint64(n.GID))
+		b = binary.AppendVarint(b, n.Size)
+		b = binary.AppendVarint(b, n.Mtime)
+		b = binary.AppendVarint(b, n.Atime)
+		b = binary.AppendVarint(b, n.Ctime)
+		b = binary.AppendUvarint(b, n.Inode)
+		b = binary.AppendUvarint(b, n.Dev)
+		b = binary.AppendUvarint(b, uint64(n.Nlink))
+		b = binary.AppendUvarint(b, n.Rdev)
+		b = appendBytes(b, n.Target)
+		if n.Type == TypeDir {
+			b = append(b, n.Subtree[:]...)
+		}
+		b = binary.AppendUvarint(b, uint64(len(n.Content)))
+		for _, c := range n.Content {
+			b = binary.AppendUvarint(b, uint64(c.Offset))
+			b = binary.AppendUvarint(b, uint64(c.Length))
+			b = append(b, c.ID[:]...)
+		}
+		b = binary.AppendUvarint(b, uint64(len(n.Xattrs)))
+		for _, x := range n.Xattrs {
+			b = appendBytes(b, x.Name)
+			b = appendBytes(b, string(x.Value))
+		}
+	}
+	return b
+}
+
+func appendBytes(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// ErrCorrupt marks data that fails verification: a chunk whose hash does
+// not match, an undecodable blob, a missing pack. Readers return it instead
+// of wrong bytes.
+var ErrCorrupt = errors.New("corrupt data")
+
+type treeDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *treeDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("snapshot: tree: bad %s: %w", what, ErrCorrupt)
+	}
+}
+
+func (d *treeDecoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *treeDecoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *treeDecoder) bytes(what string, max uint64) string {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return ""
+	}
+	if n > max || n > uint64(len(d.b)) {
+		d.fail(what)
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *treeDecoder) id(what string) (id index.ID) {
+	if d.err != nil {
+		return
+	}
+	if len(d.b) < len(id) {
+		d.fail(what)
+		return
+	}
+	copy(id[:], d.b)
+	d.b = d.b[len(id):]
+	return
+}
+
+func (d *treeDecoder) u32(what string) uint32 {
+	v := d.uvarint(what)
+	if v > 1<<32-1 {
+		d.fail(what)
+	}
+	return uint32(v)
+}
+
+// DecodeTree parses a tree blob. Every length is checked against the bytes
+// left, so a corrupt blob yields ErrCorrupt, never a panic or a huge
+// allocation.
+func DecodeTree(b []byte) (*Tree, error) {
+	if len(b) < 5 || string(b[:4]) != treeMagic || b[4] != 1 {
+		return nil, fmt.Errorf("snapshot: tree: bad header: %w", ErrCorrupt)
+	}
+	d := &treeDecoder{b: b[5:]}
+	count := d.uvarint("count")
+	if count > uint64(len(d.b)) { // every node takes at least one byte
+		return nil, fmt.Errorf("snapshot: tree: bad count: %w", ErrCorrupt)
+	}
+	t := &Tree{Nodes: make([]Node, 0, count)}
+	for i := uint64(0); i < count && d.err == nil; i++ {
+		var n Node
+		n.Name = d.bytes("name", 4096)
+		if d.err == nil && len(d.b) > 0 {
+			n.Type = NodeType(d.b[0])
+			d.b = d.b[1:]
+		} else {
+			d.fail("type")
+		}
+		if n.Type < TypeFile || n.Type > TypeSocket {
+			d.fail("type")
+		}
+		n.Mode = d.u32("mode")
+		n.UID = d.u32("uid")
+		n.GID = d.u32("gid")
+		n.Size = d.varint("size")
+		n.Mtime = d.varint("mtime")
+		n.Atime = d.varint("atime")
+		n.Ctime = d.varint("ctime")
+		n.Inode = d.uvarint("inode")
+		n.Dev = d.uvarint("dev")
+		n.Nlink = d.u32("nlink")
+		n.Rdev = d.uvarint("rdev")
+		n.Target = d.bytes("target", 1<<16)
+		if n.Type == TypeDir {
+			n.Subtree = d.id("subtree")
+		}
+		nc := d.uvarint("content count")
+		if nc > uint64(len(d.b))/34 {
+			d.fail("content count")
+			break
+		}
+		if nc > 0 {
+			n.Content = make([]ChunkRef, nc)
+		}
+		var end int64
+		for j := range n.Content {
+			c := &n.Content[j]
+			c.Offset = int64(d.uvarint("chunk offset"))
+			c.Length = int64(d.uvarint("chunk length"))
+			c.ID = d.id("chunk id")
+			if c.Offset < end || c.Length <= 0 || c.Length > index.MaxBlobSize || c.Offset+c.Length > n.Size {
+				d.fail("chunk extent")
+			}
+			end = c.Offset + c.Length
+		}
+		nx := d.uvarint("xattr count")
+		if nx > uint64(len(d.b))/2 {
+			d.fail("xattr count")
+			break
+		}
+		for j := uint64(0); j < nx && d.err == nil; j++ {
+			name := d.bytes("xattr name", 255)
+			val := d.bytes("xattr value", 1<<16)
+			n.Xattrs = append(n.Xattrs, Xattr{Name: name, Value: []byte(val)})
+		}
+		if n.Name == "" || n.Name == "." || n.Name == ".." || containsSlashOrNUL(n.Name) {
+			d.fail("name")
+		}
+		if n.Size < 0 {
+			d.fail("size")
+		}
+		t.Nodes = append(t.Nodes, n)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return t, nil
+}
+
+func containsSlashOrNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Find returns the node named name, using binary search on the sorted nodes.
+func (t *Tree) Find(name string) (*Node, bool) {
+	i := sort.Search(len(t.Nodes), func(i int) bool { return t.Nodes[i].Name >= name })
+	if i < len(t.Nodes) && t.Nodes[i].Name == name {
+		return &t.Nodes[i], true
+	}
+	return nil, false
+}
