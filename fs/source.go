@@ -47,6 +47,12 @@ type Node struct {
 	Nlink uint32
 	// Ino is a stable inode number: the same across lookups, listings and
 	// remounts for the same snapshot object; hardlinked files share it.
+	// It needs to be unique only within one SourceRoot of one snapshot:
+	// fs mixes in the snapshot ID and label (and, for directories, the
+	// folder the source root is shown under), so the same number in two
+	// snapshots never aliases in the kernel's page cache. 0 means unknown:
+	// fs then derives a number from the parent and name (hardlinks are then
+	// not shared).
 	Ino uint64
 	// Rdev for device nodes.
 	Rdev uint32
@@ -70,6 +76,11 @@ type Xattr struct {
 
 // Tree reads snapshots. Every method may be called from many goroutines at
 // once and must honour ctx.
+//
+// Errors: an object that does not exist (e.g. a snapshot removed by prune
+// while mounted) is reported with an error wrapping io/fs.ErrNotExist (fs
+// answers ENOENT); a cancelled ctx with ctx.Err() (EINTR); anything else is
+// logged once with the mount path and answered with EIO.
 type Tree interface {
 	// Snapshots lists every committed snapshot, oldest first. It is called
 	// often (each lookup in a top-level folder may call it), so an
@@ -78,20 +89,43 @@ type Tree interface {
 	Snapshots(ctx context.Context) ([]Snapshot, error)
 	// Generation changes whenever the set of snapshots changes.
 	Generation() uint64
-	// ReadDir lists a directory node's children in name order.
+	// ReadDir lists a directory node's children in name order (byte-wise,
+	// as sort.Strings orders them; fs binary-searches the list for lookups
+	// and sorts a copy if it is not ordered). fs caches the list for as
+	// long as the kernel keeps the directory, so ReadDir is called about
+	// once per directory per mount.
 	ReadDir(ctx context.Context, dir Node) ([]Node, error)
-	// Open returns a reader for a regular file node.
+	// Open returns a reader for a regular file node. It is called once per
+	// open(2) of the file through the mount, so it should not read contents.
 	Open(ctx context.Context, file Node) (File, error)
 }
 
 // File reads one regular file's contents.
+//
+// How fs calls it (the division of work between fs and the File): ReadAt is
+// called from several goroutines at once on the same File (the kernel sends
+// reads of up to 1 MiB concurrently, and fs reads ahead). fs detects
+// sequential reads per open file and then reads the next
+// Options.ReadaheadDepth blocks of Options.ReadaheadBlock bytes (default 4
+// x 1 MiB, block-aligned) on Options.ReadaheadWorkers goroutines (default
+// 2), so the next chunks decompress on the other core while the kernel
+// copies the current ones. Non-sequential reads go straight to ReadAt with
+// the kernel's range. The File therefore must: fetch only the chunks that
+// cover [off, off+len(p)); keep a bounded LRU of decompressed chunks shared
+// by all its ReadAt calls (reads are not chunk-aligned, so neighbouring
+// reads share a chunk); and decode a chunk once when two calls need it at
+// the same time (singleflight), rather than twice. fs keeps no whole-file
+// buffers; its readahead memory is bounded by Options.ReadaheadMemory.
 type File interface {
 	// ReadAt fills p from offset off. It returns io.EOF at the end like
-	// io.ReaderAt. A chunk that fails verification yields an error
-	// wrapping ErrCorrupt (never wrong bytes).
+	// io.ReaderAt; holes read as zeros. A chunk that fails verification
+	// yields an error wrapping the snapshot package's ErrCorrupt (never
+	// wrong bytes); fs answers that read with EIO and logs the file.
 	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
-	// DataExtents lists the regions that hold data, in order; the rest of
-	// the file is holes. Used for SEEK_DATA/SEEK_HOLE.
+	// DataExtents lists the regions that hold data, in order and not
+	// overlapping; the rest of the file is holes. Used for
+	// SEEK_DATA/SEEK_HOLE on every lseek, so it should return a slice the
+	// File already holds (fs does not modify it).
 	DataExtents() []Extent
 	// Close releases the reader.
 	Close() error
@@ -102,7 +136,9 @@ type Extent struct {
 	Offset, Length int64
 }
 
-// StatusSource renders the virtual files under status/.
+// StatusSource renders the virtual files under status/. Both methods may be
+// called from many goroutines at once. MergeStatus combines several sources
+// (the repository's and the monitor's) into one.
 type StatusSource interface {
 	// StatusFiles lists the file names under status/.
 	StatusFiles() []string

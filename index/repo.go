@@ -41,9 +41,9 @@ type Config struct {
 
 // ChunkerParams are the content-defined chunking sizes in bytes.
 type ChunkerParams struct {
-	Min  int `json:"min"`
-	Avg  int `json:"avg"`
-	Max  int `json:"max"`
+	Min  int    `json:"min"`
+	Avg  int    `json:"avg"`
+	Max  int    `json:"max"`
 	Seed uint64 `json:"seed"`
 }
 

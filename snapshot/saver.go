@@ -14,13 +14,13 @@ import (
 // A blob id is "pending" from Reserve until its pack is committed, so two
 // workers never store the same chunk twice in one run.
 type blobSaver struct {
-	r        *Repository
-	target   int
-	mu       sync.Mutex
-	pw       *index.PackWriter
-	pending  map[index.ID]struct{}
-	inPack   []index.ID
-	packs    int
+	r       *Repository
+	target  int
+	mu      sync.Mutex
+	pw      *index.PackWriter
+	pending map[index.ID]struct{}
+	inPack  []index.ID
+	packs   int
 }
 
 func newBlobSaver(r *Repository) *blobSaver {

@@ -60,15 +60,15 @@ func makeSource(t *testing.T, dir string) {
 }
 
 type meta struct {
-	Mode       uint32
-	UID, GID   uint32
-	Size       int64
-	Mtime      int64
-	Nlink      uint64
-	Target     string
-	Xattr      string
-	Blocks     int64
-	SameInoAs  string
+	Mode      uint32
+	UID, GID  uint32
+	Size      int64
+	Mtime     int64
+	Nlink     uint64
+	Target    string
+	Xattr     string
+	Blocks    int64
+	SameInoAs string
 }
 
 // snapshotMeta returns path -> metadata for a tree, with hardlink groups
