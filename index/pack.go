@@ -2,8 +2,7 @@ package index
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/binary"
+		"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -11,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/zeebo/blake3"
 )
 
 // Pack file layout (all integers little-endian):
@@ -23,7 +24,7 @@ import (
 //
 // The trailer makes a pack self-describing: `repair index` rebuilds the
 // Pebble index from trailers alone. Blob bytes carry no checksum of their
-// own; a blob's id is the SHA-256 of its decoded bytes, verified on every read.
+// own; a blob's id is the BLAKE3 hash of its decoded bytes, verified on every read.
 const (
 	packMagic   = "CTDLPACK"
 	footerMagic = "CTDLEND1"
@@ -37,7 +38,11 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// ID is a SHA-256 content hash: of a blob's plain bytes, or of a pack file.
+// ID is a BLAKE3-256 content hash: of a blob's plain bytes, or of a pack
+// file. BLAKE3 was measured at 2.3 GB/s against SHA-256 (SHA-NI) at 1.4 GB/s
+// on 1 MiB chunks on the 2-core Xeon this is built for
+// (snapshot/codec/hash_bench_test.go); hashing is on every byte read, so
+// the faster hash is the one in the format.
 type ID [32]byte
 
 // String is the lowercase hex form.
@@ -58,7 +63,7 @@ func ParseID(s string) (ID, error) {
 }
 
 // Hash returns the blob id of plain bytes.
-func Hash(b []byte) ID { return sha256.Sum256(b) }
+func Hash(b []byte) ID { return blake3.Sum256(b) }
 
 // BlobType says what a blob holds.
 type BlobType uint8
@@ -97,7 +102,7 @@ func NewPackWriter(repoDir string) (*PackWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: new pack: %w", err)
 	}
-	pw := &PackWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), h: sha256.New()}
+	pw := &PackWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), h: blake3.New()}
 	var hdr [headerSize]byte
 	copy(hdr[:], packMagic)
 	hdr[8] = 1

@@ -32,7 +32,7 @@ type Config struct {
 	Version int       `json:"version"`
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
-	// Hash names the chunk hash ("sha256").
+	// Hash names the chunk hash ("blake3").
 	Hash string `json:"hash"`
 	// Chunker parameters; changing them breaks dedup with older snapshots,
 	// so they are fixed at init.
@@ -76,7 +76,7 @@ func Init(dir string, cp ChunkerParams, now time.Time) (*Config, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("index: init: %w", err)
 	}
-	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: now.UTC(), Hash: "sha256", Chunker: cp}
+	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: now.UTC(), Hash: "blake3", Chunker: cp}
 	for _, sub := range []string{packsDir, indexDir} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("index: init: %w", err)
@@ -120,7 +120,7 @@ func ReadConfig(dir string) (*Config, error) {
 	if cfg.Version != FormatVersion {
 		return nil, fmt.Errorf("%s: format version %d, this binary reads version %d: %w", dir, cfg.Version, FormatVersion, ErrVersion)
 	}
-	if cfg.Hash != "sha256" || cfg.Chunker.Min <= 0 || cfg.Chunker.Avg < cfg.Chunker.Min || cfg.Chunker.Max < cfg.Chunker.Avg {
+	if cfg.Hash != "blake3" || cfg.Chunker.Min <= 0 || cfg.Chunker.Avg < cfg.Chunker.Min || cfg.Chunker.Max < cfg.Chunker.Avg {
 		return nil, fmt.Errorf("index: %s/%s has invalid parameters: %w", dir, configName, ErrCorrupt)
 	}
 	return &cfg, nil

@@ -104,6 +104,9 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (*Result, er
 		go scanTotals(ctx, req.Sources, req.Progress)
 	}
 	var wg sync.WaitGroup
+	// Counted before any starts, so the last to finish (and close chunkCh)
+	// is really the last.
+	a.fileWorkers.Store(int32(r.opts.Workers))
 	for i := 0; i < r.opts.Workers; i++ {
 		wg.Add(2)
 		go func() { defer wg.Done(); a.chunkWorker() }()
@@ -368,7 +371,6 @@ func (a *archiver) saveTree(t *Tree) (index.ID, error) {
 // fileWorker reads files, cuts them into chunks and hands the chunks to
 // the chunk workers.
 func (a *archiver) fileWorker() {
-	a.fileWorkers.Add(1)
 	defer func() {
 		if a.fileWorkers.Add(-1) == 0 {
 			close(a.chunkCh)
