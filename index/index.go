@@ -18,6 +18,7 @@ const (
 	prefixPack     = 'p' // p<pack id>      -> blob count u32 | size u64
 	prefixSnapshot = 's' // s<snapshot id>  -> manifest bytes (a copy of the pack blob)
 	prefixFile     = 'f' // f<source key>   -> file-change cache entry (owned by snapshot)
+	prefixAttempt  = 'r' // r<label>        -> last snapshot attempt of a source (JSON, owned by snapshot)
 	// 'm' and 'a' belong to the monitor's history (see monitor package).
 )
 
@@ -385,3 +386,10 @@ func (p *packFiles) closeAll() {
 		p.dropLocked(id, pf)
 	}
 }
+
+// AttemptKey is where the last snapshot attempt of a source is recorded
+// (for the monitor's backup_failed and freshness rules).
+func AttemptKey(label string) []byte { return append([]byte{prefixAttempt}, label...) }
+
+// AttemptPrefix bounds every attempt record.
+func AttemptPrefix() []byte { return []byte{prefixAttempt} }

@@ -65,7 +65,7 @@ var ErrBusy = errors.New("another snapshot, forget or prune is running in this r
 // Nothing is visible until the final manifest commit, so a failure or a
 // kill at any point leaves no partial snapshot, and the packs already
 // committed are reused by the next run.
-func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (*Result, error) {
+func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result, err error) {
 	if len(req.Sources) == 0 {
 		return nil, errors.New("snapshot: no sources given")
 	}
@@ -85,6 +85,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (*Result, er
 	defer r.writeMu.Unlock()
 
 	start := r.opts.Now()
+	defer func() { r.recordAttempts(req.Sources, res, start, err) }()
 	if req.Time.IsZero() {
 		req.Time = start
 	}

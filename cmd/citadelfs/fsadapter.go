@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	cfs "citadelfs/fs"
+	"citadelfs/index"
+	"citadelfs/monitor"
+	"citadelfs/snapshot"
+)
+
+// fsTree adapts a snapshot.Repository to the fs package's Tree, so fs
+// never imports the snapshot engine or Pebble.
+type fsTree struct {
+	r *snapshot.Repository
+
+	mu    sync.Mutex
+	gen   uint64
+	snaps []cfs.Snapshot
+}
+
+func newFSTree(r *snapshot.Repository) cfs.Tree { return &fsTree{r: r} }
+
+// nodeHandle is what fs carries for us in Node.Handle.
+type nodeHandle struct {
+	snap  string // snapshot id
+	label string
+	path  string // inside the source, "" for the root
+	node  snapshot.Node
+}
+
+func (t *fsTree) Generation() uint64 { return t.r.Generation() }
+
+func (t *fsTree) Snapshots(ctx context.Context) ([]cfs.Snapshot, error) {
+	gen := t.r.Generation()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.snaps != nil && t.gen == gen {
+		return t.snaps, nil
+	}
+	snaps, err := t.r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cfs.Snapshot, 0, len(snaps))
+	for _, s := range snaps {
+		fsn := cfs.Snapshot{ID: s.ID.String(), Time: s.Time, Tags: s.Tags}
+		for _, src := range s.Sources {
+			h := &nodeHandle{snap: fsn.ID, label: src.Label, node: src.RootNode()}
+			fsn.Sources = append(fsn.Sources, cfs.SourceRoot{Label: src.Label, Root: toFSNode(h)})
+		}
+		out = append(out, fsn)
+	}
+	t.snaps, t.gen = out, gen
+	return out, nil
+}
+
+func (t *fsTree) ReadDir(ctx context.Context, dir cfs.Node) ([]cfs.Node, error) {
+	h, ok := dir.Handle.(*nodeHandle)
+	if !ok || h.node.Type != snapshot.TypeDir {
+		return nil, fmt.Errorf("citadelfs: ReadDir on a non-directory")
+	}
+	tree, err := t.r.LoadTree(ctx, h.node.Subtree)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cfs.Node, len(tree.Nodes))
+	for i := range tree.Nodes {
+		n := tree.Nodes[i]
+		out[i] = toFSNode(&nodeHandle{snap: h.snap, label: h.label, path: h.path + "/" + n.Name, node: n})
+	}
+	return out, nil
+}
+
+func (t *fsTree) Open(ctx context.Context, file cfs.Node) (cfs.File, error) {
+	h, ok := file.Handle.(*nodeHandle)
+	if !ok || h.node.Type != snapshot.TypeFile {
+		return nil, fmt.Errorf("citadelfs: Open on a non-file")
+	}
+	return &fsFile{fr: t.r.OpenFile(&h.node)}, nil
+}
+
+type fsFile struct{ fr *snapshot.FileReader }
+
+func (f *fsFile) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	return f.fr.ReadAt(ctx, p, off)
+}
+
+func (f *fsFile) DataExtents() []cfs.Extent {
+	ex := f.fr.Extents()
+	out := make([]cfs.Extent, len(ex))
+	for i, e := range ex {
+		out[i] = cfs.Extent{Offset: e[0], Length: e[1]}
+	}
+	return out
+}
+
+func (f *fsFile) Close() error { return nil }
+
+// inodeOf derives a stable inode number: hardlinked files of one source in
+// one snapshot share (source device, inode); everything else is named by
+// its path. The same snapshot seen under latest/, a day folder and
+// snapshots/ is the same object, so it keeps one number everywhere.
+func inodeOf(h *nodeHandle) uint64 {
+	f := fnv.New64a()
+	f.Write([]byte(h.snap))
+	f.Write([]byte{0})
+	f.Write([]byte(h.label))
+	f.Write([]byte{0})
+	n := &h.node
+	if n.Type == snapshot.TypeFile && n.Nlink > 1 && n.Inode != 0 {
+		fmt.Fprintf(f, "hl:%d:%d", n.Dev, n.Inode)
+	} else {
+		f.Write([]byte(h.path))
+	}
+	ino := f.Sum64()
+	if ino <= 1 { // 1 is the mount root
+		ino += 2
+	}
+	return ino
+}
+
+func toFSNode(h *nodeHandle) cfs.Node {
+	n := &h.node
+	out := cfs.Node{Name: n.Name, Mode: n.Mode, UID: n.UID, GID: n.GID, Size: n.Size,
+		Mtime: time.Unix(0, n.Mtime), Atime: time.Unix(0, n.Atime), Ctime: time.Unix(0, n.Ctime),
+		Nlink: n.Nlink, Ino: inodeOf(h), Rdev: uint32(n.Rdev), Target: n.Target, Handle: h}
+	if n.Atime == 0 {
+		out.Atime = out.Mtime
+	}
+	if n.Ctime == 0 {
+		out.Ctime = out.Mtime
+	}
+	switch n.Type {
+	case snapshot.TypeDir:
+		out.Mode = unix.S_IFDIR | n.Mode&07777
+		out.Nlink = 1 // unknown without loading the subtree; find(1) copes with 1
+	case snapshot.TypeSymlink:
+		out.Size = int64(len(n.Target))
+	case snapshot.TypeFile:
+		var data int64
+		for _, c := range n.Content {
+			data += c.Length
+		}
+		out.Blocks = (data + 511) / 512
+	}
+	if out.Nlink == 0 {
+		out.Nlink = 1
+	}
+	for _, x := range n.Xattrs {
+		out.Xattrs = append(out.Xattrs, cfs.Xattr{Name: x.Name, Value: x.Value})
+	}
+	return out
+}
+
+// repoStatus renders status/snapshots, status/repo and status/backup.
+type repoStatus struct {
+	r *snapshot.Repository
+}
+
+func newRepoStatus(r *snapshot.Repository) cfs.StatusSource { return &repoStatus{r: r} }
+
+func (s *repoStatus) StatusFiles() []string { return []string{"snapshots", "repo", "backup"} }
+
+func (s *repoStatus) Render(ctx context.Context, name string) ([]byte, error) {
+	var b bytes.Buffer
+	switch name {
+	case "snapshots":
+		snaps, err := s.r.Snapshots()
+		if err != nil {
+			return nil, err
+		}
+		writeSnapshotTable(&b, snaps)
+	case "repo":
+		st, err := repoStats(s.r)
+		if err != nil {
+			return nil, err
+		}
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "repository\t%s\n", s.r.Dir())
+		fmt.Fprintf(tw, "snapshots\t%d\n", st.Snapshots)
+		fmt.Fprintf(tw, "logical size\t%s\t(all snapshots, as files)\n", humanBytes(st.Logical))
+		fmt.Fprintf(tw, "unique data\t%s\t(before compression)\n", humanBytes(st.Raw))
+		fmt.Fprintf(tw, "stored size\t%s\t(pack files)\n", humanBytes(st.Stored))
+		fmt.Fprintf(tw, "dedup ratio\t%.2fx\n", ratio(st.Logical, st.Raw))
+		fmt.Fprintf(tw, "compression ratio\t%.3f\t(stored / unique)\n", 1/max(ratio(st.Raw, st.Stored), 1e-9))
+		fmt.Fprintf(tw, "packs\t%d\n", st.Packs)
+		fmt.Fprintf(tw, "chunks\t%d\n", st.Blobs)
+		fmt.Fprintf(tw, "free space\t%s of %s\n", humanBytes(st.Free), humanBytes(st.Total))
+		tw.Flush()
+	case "backup":
+		atts, err := s.r.Attempts()
+		if err != nil {
+			return nil, err
+		}
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SOURCE\tLAST\tAGE\tDURATION\tRESULT\tSNAPSHOT\tERROR")
+		now := time.Now()
+		for _, a := range atts {
+			snap := a.Snapshot
+			if len(snap) > 8 {
+				snap = snap[:8]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Label, a.Start.Local().Format(time.DateTime),
+				now.Sub(a.Start).Round(time.Second), a.Duration.Round(time.Millisecond), a.Result, snap, a.Error)
+		}
+		tw.Flush()
+	default:
+		return nil, fmt.Errorf("citadelfs: no status file %q", name)
+	}
+	return b.Bytes(), nil
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+type repoStat struct {
+	Snapshots            int
+	Logical, Raw, Stored int64
+	Packs, Blobs         int
+	Free, Total          int64
+}
+
+// repoStats reads sizes from the index (one scan of the blob entries,
+// about 50 bytes per MiB stored) and the file system.
+func repoStats(r *snapshot.Repository) (*repoStat, error) {
+	st := &repoStat{}
+	snaps, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	st.Snapshots = len(snaps)
+	for _, s := range snaps {
+		for _, src := range s.Sources {
+			st.Logical += src.Stats.Bytes
+		}
+	}
+	packs := map[index.ID]bool{}
+	err = r.Index().Blobs(func(b index.BlobRef) error {
+		st.Blobs++
+		st.Raw += int64(b.RawLength)
+		st.Stored += int64(b.Length)
+		packs[b.Pack] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Packs = len(packs)
+	var sfs unix.Statfs_t
+	if unix.Statfs(r.Dir(), &sfs) == nil {
+		st.Free = int64(sfs.Bavail) * sfs.Bsize
+		st.Total = int64(sfs.Blocks) * sfs.Bsize
+	}
+	return st, nil
+}
+
+// repoBackupSource gives the monitor the repository's backup state.
+type repoBackupSource struct {
+	r      *snapshot.Repository
+	labels []string
+}
+
+func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupState, error) {
+	atts, err := b.r.Attempts()
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := b.r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	lastOK := map[string]time.Time{}
+	for _, s := range snaps {
+		for _, src := range s.Sources {
+			if s.Created.After(lastOK[src.Label]) {
+				lastOK[src.Label] = s.Created
+			}
+		}
+	}
+	st := &monitor.BackupState{Repo: b.r.Dir()}
+	seen := map[string]bool{}
+	for _, a := range atts {
+		seen[a.Label] = true
+		st.Sources = append(st.Sources, monitor.SourceState{Label: a.Label, LastTime: a.Start, LastResult: a.Result,
+			LastError: a.Error, LastDuration: a.Duration, LastSuccess: lastOK[a.Label]})
+	}
+	for _, l := range b.labels {
+		if !seen[l] {
+			st.Sources = append(st.Sources, monitor.SourceState{Label: l})
+		}
+	}
+	if rs, err := repoStats(b.r); err == nil {
+		st.RepoBytes = uint64(rs.Stored)
+	}
+	return st, nil
+}
+
+func init() {
+	backupSourceFor = func(ctx context.Context, env *cmdEnv) (monitor.BackupSource, func(), error) {
+		repo, release, err := openRepo(ctx, env)
+		if err != nil {
+			return nil, nil, err
+		}
+		var labels []string
+		if cfg, err := env.config(); err == nil {
+			labels = cfg.sourceLabels()
+		}
+		return &repoBackupSource{r: repo, labels: labels}, release, nil
+	}
+}

@@ -1,0 +1,66 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"citadelfs/index"
+)
+
+// Attempt is the outcome of the last snapshot attempt of one source,
+// including failures (which leave no snapshot to look at).
+type Attempt struct {
+	Label    string        `json:"label"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration_ns"`
+	Result   string        `json:"result"` // ok, partial, failed
+	Error    string        `json:"error,omitempty"`
+	Snapshot string        `json:"snapshot,omitempty"`
+}
+
+// Attempt results.
+const (
+	ResultOK      = "ok"
+	ResultPartial = "partial"
+	ResultFailed  = "failed"
+)
+
+func (r *Repository) recordAttempts(specs []SourceSpec, res *Result, start time.Time, err error) {
+	b := r.idx.KV.NewBatch()
+	for _, s := range specs {
+		a := Attempt{Label: s.Label, Start: start, Duration: r.opts.Now().Sub(start), Result: ResultOK}
+		switch {
+		case err != nil:
+			a.Result, a.Error = ResultFailed, err.Error()
+		default:
+			a.Snapshot = res.Snapshot.ID.String()
+			src, ok := res.Snapshot.Source(s.Label)
+			if !ok {
+				a.Result, a.Error = ResultFailed, "source could not be read"
+			} else if src.Stats.Unreadable > 0 || src.Stats.Changed > 0 {
+				a.Result = ResultPartial
+			}
+		}
+		v, _ := json.Marshal(a)
+		b.Put(index.AttemptKey(s.Label), v)
+	}
+	b.Commit(true)
+}
+
+// Attempts returns the last attempt of every source that has one.
+func (r *Repository) Attempts() ([]Attempt, error) {
+	var out []Attempt
+	p := index.AttemptPrefix()
+	err := r.idx.KV.Scan(p, index.PrefixEnd(p), func(_, v []byte) error {
+		var a Attempt
+		if json.Unmarshal(v, &a) == nil {
+			out = append(out, a)
+		}
+		return nil
+	})
+	if err == io.EOF {
+		err = nil
+	}
+	return out, err
+}
