@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"citadelfs/index"
+	"citadelfs/monitor"
+)
+
+// backupSourceFor gives the monitor the repository's backup state. It is
+// set by the repository wiring (another file); while it is nil the monitor
+// runs without one and says "no repository". release is called when the
+// command ends.
+var backupSourceFor func(ctx context.Context, env *cmdEnv) (src monitor.BackupSource, release func(), err error)
+
+func init() {
+	register(&command{
+		name:    "monitor",
+		summary: "sample system, GPUs, model services, units and backups and evaluate alert rules",
+		usage:   "[--once] [--metrics-listen ADDR]",
+		flags: func(fs *pflag.FlagSet) {
+			fs.Bool("once", false, "take one sample, report every violated condition and exit (5 if one is critical)")
+			fs.String("metrics-listen", "", "while running, serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9473)")
+		},
+		run: runMonitor,
+	})
+}
+
+func runMonitor(ctx context.Context, env *cmdEnv, args []string) error {
+	if len(args) > 0 {
+		return usagef("monitor takes no arguments")
+	}
+	once, _ := env.flags.GetBool("once")
+	listen, _ := env.flags.GetString("metrics-listen")
+	if once && listen != "" {
+		return usagef("--metrics-listen serves the running monitor; it has no use with --once")
+	}
+	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: !once})
+	if err != nil {
+		return err
+	}
+	defer cm.close()
+	for _, w := range cm.warnings {
+		fmt.Fprintf(env.stderr, "citadelfs monitor: %s\n", w)
+	}
+
+	if once {
+		r, err := cm.m.CollectOnce(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			return err
+		}
+		// One sample cannot wait out a rule's `for`: a pending condition
+		// counts, so a timer running --once sees every problem at once.
+		v := statusView{Sample: r.Sample, Alerts: r.Alerts, Health: monitor.HealthOf(r.Alerts, true)}
+		if env.global.json {
+			if err := writeStatusJSON(env.stdout, v); err != nil {
+				return err
+			}
+		} else {
+			writeStatusText(env.stdout, v, useColor(env.stdout))
+		}
+		if v.Health == monitor.HealthCritical {
+			return withExit(exitCritical, errSilent)
+		}
+		return nil
+	}
+
+	if listen != "" {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("monitor: --metrics-listen: %w", err)
+		}
+		srv := &http.Server{Handler: cm.m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		fmt.Fprintf(env.stderr, "citadelfs monitor: serving http://%s/metrics\n", ln.Addr())
+	}
+	fmt.Fprintf(env.stderr, "citadelfs monitor: collecting every %s\n", cm.m.Config().Interval)
+	return cm.m.Run(ctx)
+}
+
+// cliMonitorMode says how a command uses the monitor.
+type cliMonitorMode struct {
+	// writeHistory opens the history read-write (monitor); otherwise it is
+	// opened read-only if it exists (status).
+	writeHistory bool
+	// logTransitions logs alert transitions to stderr (the foreground loop).
+	logTransitions bool
+}
+
+// cliMonitor is a Monitor built from the configuration file for a command
+// run outside the mount daemon, with what it opened.
+type cliMonitor struct {
+	m        *monitor.Monitor
+	kv       *index.KV
+	release  func()
+	warnings []string
+	// historyErr says why there is no alert history, if there is none.
+	historyErr string
+}
+
+func (c *cliMonitor) close() {
+	c.m.Close()
+	if c.kv != nil {
+		c.kv.Close()
+	}
+	if c.release != nil {
+		c.release()
+	}
+}
+
+// newCLIMonitor builds the monitor a command runs: the config file's
+// monitor section, the repository's backup state when there is one, and
+// history in the monitor's own Pebble directory (the repository's index
+// belongs to the mount daemon while it runs). History is best-effort: a
+// monitor that cannot keep it still monitors.
+func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliMonitor, error) {
+	cfg, err := env.config()
+	if err != nil {
+		return nil, err
+	}
+	mc := cfg.Monitor
+	repo, repoErr := env.repoPath()
+	if mc.Paths == nil {
+		// Watch what this server backs up and where to, besides the seed's paths.
+		mc.Paths = monitor.DefaultPaths()
+		for _, l := range cfg.sourceLabels() {
+			mc.Paths = appendWatchPath(mc.Paths, cfg.Sources[l])
+		}
+		if repoErr == nil {
+			mc.Paths = appendWatchPath(mc.Paths, repo)
+		}
+	}
+	mc = mc.WithDefaults()
+	if err := mc.Validate(); err != nil {
+		return nil, usagef("config %s: %v", env.global.configPath, err)
+	}
+
+	c := &cliMonitor{}
+	opts := monitor.Options{Config: mc, Logger: slog.New(slog.DiscardHandler)}
+	if mode.logTransitions {
+		opts.Logger = slog.New(slog.NewTextHandler(env.stderr, nil))
+	}
+	switch {
+	case repoErr != nil:
+		opts.BackupReason = "no repository configured"
+	case backupSourceFor == nil:
+		opts.BackupReason = "no repository"
+	default:
+		src, release, err := backupSourceFor(ctx, env)
+		if err != nil {
+			// A configured repository that cannot be read is a collector
+			// failure (collector_error), not "no repository".
+			src = failingBackup{err}
+		}
+		opts.Backup, c.release = src, release
+	}
+
+	kv, err := monitor.OpenHistoryKV(mc.HistoryDir, !mode.writeHistory)
+	switch {
+	case err == nil:
+		c.kv, opts.KV, opts.HistoryReadOnly = kv, kv, !mode.writeHistory
+	case mode.writeHistory:
+		c.warnings = append(c.warnings, fmt.Sprintf("no history kept: %v (set monitor.history_dir)", err))
+		c.historyErr = err.Error()
+	default:
+		c.historyErr = err.Error()
+	}
+	m, err := monitor.New(opts)
+	if err != nil {
+		if c.kv != nil {
+			c.kv.Close()
+		}
+		if c.release != nil {
+			c.release()
+		}
+		return nil, err
+	}
+	c.m = m
+	return c, nil
+}
+
+func appendWatchPath(ps []string, p string) []string {
+	if p == "" || !filepath.IsAbs(p) {
+		return ps
+	}
+	p = filepath.Clean(p)
+	for _, q := range ps {
+		if q == p {
+			return ps
+		}
+	}
+	return append(ps, p)
+}
+
+// failingBackup reports why the repository could not be opened, every cycle.
+type failingBackup struct{ err error }
+
+func (f failingBackup) BackupState(context.Context) (*monitor.BackupState, error) { return nil, f.err }
+
+// statusView is what `status` and `monitor --once` show.
+type statusView struct {
+	*monitor.Sample
+	Alerts []monitor.Alert
+	// Health is the judgement shown (and used for the exit code).
+	Health string
+	// Recent are alert transitions from history, newest first.
+	Recent     []monitor.Event
+	HistoryErr string
+}
+
+// statusJSON is the --json form: the sample's fields at the top level,
+// with health, alerts and (for status) recent events.
+type statusJSON struct {
+	Health string          `json:"health"`
+	Alerts []monitor.Alert `json:"alerts"`
+	Recent []monitor.Event `json:"recent_events,omitempty"`
+	*monitor.Sample
+}
+
+func writeStatusJSON(w io.Writer, v statusView) error {
+	doc := statusJSON{Health: v.Health, Alerts: v.Alerts, Recent: v.Recent, Sample: v.Sample}
+	if doc.Alerts == nil {
+		doc.Alerts = []monitor.Alert{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("monitor: encode: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"citadelfs/monitor"
+)
+
+// statusMonitorFor returns the mount daemon's running monitor when status
+// runs inside the daemon for a client (nil otherwise). The daemon wiring
+// sets it; while it is nil, or returns nil, status takes its own sample.
+var statusMonitorFor func(env *cmdEnv) *monitor.Monitor
+
+func init() {
+	register(&command{
+		name:      "status",
+		summary:   "show system, GPUs, model services, alerts and backups",
+		usage:     "[--watch] [--interval D]",
+		delegable: true,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Bool("watch", false, "redraw every --interval until interrupted")
+			fs.Duration("interval", 2*time.Second, "how often --watch redraws")
+		},
+		run: runStatus,
+	})
+}
+
+func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
+	if len(args) > 0 {
+		return usagef("status takes no arguments")
+	}
+	watch, _ := env.flags.GetBool("watch")
+	interval, _ := env.flags.GetDuration("interval")
+	if interval < 500*time.Millisecond {
+		return usagef("--interval %s is below 500ms", interval)
+	}
+	var live *monitor.Monitor
+	if statusMonitorFor != nil {
+		live = statusMonitorFor(env)
+	}
+	m, historyErr := live, ""
+	if m == nil {
+		cm, err := newCLIMonitor(ctx, env, cliMonitorMode{})
+		if err != nil {
+			return err
+		}
+		defer cm.close()
+		m, historyErr = cm.m, cm.historyErr
+	}
+	tty := isTerminalWriter(env.stdout)
+	color := tty && os.Getenv("NO_COLOR") == ""
+	for {
+		v, err := statusSample(ctx, m, live != nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				if watch {
+					return nil
+				}
+				return errInterrupted
+			}
+			return err
+		}
+		if v.HistoryErr == "" {
+			v.HistoryErr = historyErr
+		}
+		if env.global.json {
+			if err := writeStatusJSON(env.stdout, v); err != nil {
+				return err
+			}
+		} else {
+			if watch && tty {
+				fmt.Fprint(env.stdout, "\x1b[H\x1b[2J") // home, clear screen
+			}
+			writeStatusText(env.stdout, v, color)
+		}
+		if !watch {
+			if v.Health == monitor.HealthCritical {
+				return withExit(exitCritical, errSilent)
+			}
+			return nil
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// statusSample reads the daemon's latest state, or takes a sample. A fresh
+// sample cannot wait out a rule's `for`, so its pending conditions count
+// towards health; the daemon's state is judged on firing alerts.
+func statusSample(ctx context.Context, m *monitor.Monitor, live bool) (statusView, error) {
+	var v statusView
+	if live {
+		v.Sample, v.Alerts = m.Latest(), m.Alerts()
+		v.Health = monitor.HealthOf(v.Alerts, false)
+		if v.Sample == nil {
+			v.Health = monitor.HealthUnknown
+		}
+	} else {
+		r, err := m.CollectOnce(ctx)
+		if err != nil {
+			return v, err
+		}
+		v.Sample, v.Alerts, v.Health = r.Sample, r.Alerts, monitor.HealthOf(r.Alerts, true)
+	}
+	recent, err := m.RecentEvents(10, 24*time.Hour)
+	if err != nil {
+		v.HistoryErr = err.Error()
+	}
+	v.Recent = recent
+	return v, nil
+}
+
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
+
+// useColor says whether w gets ANSI colours: a terminal, and NO_COLOR unset.
+func useColor(w io.Writer) bool { return isTerminalWriter(w) && os.Getenv("NO_COLOR") == "" }
+
+// painter colours words by meaning when colours are on.
+type painter bool
+
+const (
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiGreen  = "\x1b[32m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+)
+
+func (p painter) c(code, s string) string {
+	if !p {
+		return s
+	}
+	return code + s + "\x1b[0m"
+}
+
+// word colours a state or severity word: bad red, doubtful yellow, good green.
+func (p painter) word(s string) string {
+	switch strings.ToLower(s) {
+	case "critical", "failed", "down", "unhealthy", "timeout", "error", "firing":
+		return p.c(ansiRed, s)
+	case "warning", "pending", "partial", "unknown", "activating", "deactivating", "inactive":
+		return p.c(ansiYellow, s)
+	case "ok", "healthy", "active", "resolved":
+		return p.c(ansiGreen, s)
+	}
+	return s
+}
+
+// writeStatusText prints the seed dashboard's sections: system, GPUs,
+// model services, (systemd units,) alerts, backups.
+func writeStatusText(w io.Writer, v statusView, color bool) {
+	p := painter(color)
+	s := v.Sample
+	if s == nil {
+		fmt.Fprintf(w, "citadelfs status  health %s\nno sample collected yet\n", p.word(v.Health))
+		return
+	}
+	fmt.Fprintf(w, "citadelfs status  %s  %s  health %s\n", s.Host, s.Time.Local().Format("2006-01-02 15:04:05 MST"), p.c(ansiBold, p.word(v.Health)))
+	failed := map[string]string{}
+	for _, c := range s.Collectors {
+		if !c.OK {
+			failed[c.Name] = c.Error
+		}
+	}
+	section := func(title string) { fmt.Fprintf(w, "\n%s\n", p.c(ansiBold, title)) }
+	tw := func() *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+	section("SYSTEM")
+	if e, ok := failed[monitor.CollectorSystem]; ok {
+		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+e))
+	}
+	if st := s.System; st != nil {
+		if c := st.CPU; c != nil {
+			line := fmt.Sprintf("  cpu      %.1f%% of %d cores", c.TotalPercent, c.Cores)
+			if l := st.Load; l != nil {
+				line += fmt.Sprintf(", load %.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
+			}
+			fmt.Fprintln(w, line)
+		}
+		if mem := st.Memory; mem != nil {
+			line := fmt.Sprintf("  memory   %.1f%% used, %s available of %s", mem.UsedPercent, monitor.FormatBytes(mem.Available), monitor.FormatBytes(mem.Total))
+			if sw := st.Swap; sw != nil && sw.Total > 0 {
+				line += fmt.Sprintf(", swap %.1f%% of %s", sw.UsedPercent, monitor.FormatBytes(sw.Total))
+			}
+			fmt.Fprintln(w, line)
+		}
+		t := tw()
+		for _, pu := range st.Paths {
+			switch {
+			case pu.Absent:
+				fmt.Fprintf(t, "  path\t%s\t%s\n", pu.Path, p.c(ansiDim, "absent"))
+			case pu.Usage == nil:
+				fmt.Fprintf(t, "  path\t%s\t%s\n", pu.Path, p.c(ansiRed, pu.Error))
+			default:
+				fmt.Fprintf(t, "  path\t%s\t%.1f%% used, %s free (on %s)\n", pu.Path, pu.Usage.UsedPercent, monitor.FormatBytes(pu.Usage.Avail), pu.Mountpoint)
+			}
+		}
+		for _, mu := range st.Mounts {
+			if mu.Usage == nil {
+				fmt.Fprintf(t, "  mount\t%s\t%s\n", mu.Mountpoint, p.c(ansiRed, mu.Error))
+				continue
+			}
+			fmt.Fprintf(t, "  mount\t%s\t%.1f%% used, %s free (%s)\n", mu.Mountpoint, mu.Usage.UsedPercent, monitor.FormatBytes(mu.Usage.Avail), mu.FSType)
+		}
+		for _, d := range st.Disks {
+			if d.ReadBytesRate != nil && d.WriteBytesRate != nil {
+				fmt.Fprintf(t, "  disk io\t%s\tread %s/s, write %s/s\n", d.Device, monitor.FormatBytes(uint64(*d.ReadBytesRate)), monitor.FormatBytes(uint64(*d.WriteBytesRate)))
+			}
+		}
+		for _, n := range st.Network {
+			if n.RxBytesRate != nil && n.TxBytesRate != nil {
+				fmt.Fprintf(t, "  network\t%s\trx %s/s, tx %s/s\n", n.Interface, monitor.FormatBytes(uint64(*n.RxBytesRate)), monitor.FormatBytes(uint64(*n.TxBytesRate)))
+			}
+		}
+		t.Flush()
+		for _, e := range st.Errors {
+			fmt.Fprintf(w, "  %s\n", p.c(ansiYellow, e))
+		}
+	}
+
+	section("GPUS")
+	switch g := s.GPUs; {
+	case g == nil:
+		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+failed[monitor.CollectorGPU]))
+	case g.NoGPUs():
+		msg := "no GPUs found"
+		if g.Reason != "" {
+			msg += " (" + g.Reason + ")"
+		}
+		fmt.Fprintf(w, "  %s\n", msg)
+	default:
+		t := tw()
+		for _, d := range g.Devices {
+			fmt.Fprintf(t, "  %d\t%s\tutil %s\tmem %s\t%s\t%s\n", d.Index, d.Name, statusPct(d.UtilizationPercent), statusGPUMemory(d), statusTemp(d.TemperatureC), statusPower(d))
+		}
+		t.Flush()
+	}
+
+	section("MODEL SERVICES")
+	if e, ok := failed[monitor.CollectorModels]; ok {
+		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+e))
+	} else if len(s.Models) == 0 {
+		fmt.Fprintln(w, "  none configured")
+	}
+	t := tw()
+	for _, m := range s.Models {
+		detail := m.Error
+		if m.State == monitor.ModelHealthy {
+			detail = "/metrics " + map[bool]string{true: "yes", false: "no"}[m.Metrics != nil && *m.Metrics]
+		}
+		fmt.Fprintf(t, "  %s\t%d\t%s\t%s\t%s\n", m.Name, m.Port, p.word(m.State), monitor.FormatLatency(m), detail)
+	}
+	t.Flush()
+
+	if len(s.Units) > 0 || failed[monitor.CollectorSystemd] != "" {
+		section("SYSTEMD UNITS")
+		if e, ok := failed[monitor.CollectorSystemd]; ok {
+			fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+e))
+		}
+		t := tw()
+		for _, u := range s.Units {
+			fmt.Fprintf(t, "  %s\t%s\t%s\n", u.Name, p.word(u.State), u.Reason)
+		}
+		t.Flush()
+	}
+
+	section("ALERTS")
+	if len(v.Alerts) == 0 {
+		fmt.Fprintf(w, "  %s\n", p.c(ansiGreen, "none"))
+	}
+	for _, a := range v.Alerts {
+		fmt.Fprintf(w, "  %s %s %s %s  [%s since %s]\n", p.word(strings.ToUpper(a.Severity)), a.Rule, a.Subject, a.Message,
+			p.word(a.State), a.ActiveSince.UTC().Format(time.RFC3339))
+	}
+	if len(v.Recent) > 0 {
+		fmt.Fprintln(w, "  recent (24h):")
+		for _, e := range v.Recent {
+			fmt.Fprintf(w, "    %s %s %s %s: %s\n", e.Time.UTC().Format(time.RFC3339), p.word(e.To), e.Rule, e.Subject, e.Message)
+		}
+	} else if v.HistoryErr != "" {
+		fmt.Fprintf(w, "  %s\n", p.c(ansiDim, "no alert history: "+v.HistoryErr))
+	}
+
+	section("BACKUPS")
+	switch b := s.Backup; {
+	case b == nil:
+		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+failed[monitor.CollectorBackup]))
+	case !b.Configured:
+		fmt.Fprintf(w, "  %s\n", b.Reason)
+	default:
+		line := "  repository " + b.Repo
+		if b.RepoBytes != nil {
+			line += ", " + monitor.FormatBytes(*b.RepoBytes)
+		}
+		if b.FS != nil {
+			line += fmt.Sprintf(", file system %.1f%% used (%s free)", b.FS.UsedPercent, monitor.FormatBytes(b.FS.Avail))
+		} else if b.FSError != "" {
+			line += ", " + p.c(ansiRed, b.FSError)
+		}
+		fmt.Fprintln(w, line)
+		t := tw()
+		for _, src := range b.Sources {
+			result := src.LastResult
+			if result == "" {
+				result = "never"
+			}
+			when := "-"
+			if !src.LastTime.IsZero() {
+				when = src.LastTime.Local().Format("2006-01-02 15:04") + fmt.Sprintf(" (took %s)", time.Duration(src.LastDurationSeconds*float64(time.Second)).Round(time.Second))
+			}
+			age := "no successful snapshot"
+			if src.AgeSeconds != nil {
+				age = "last success " + time.Duration(*src.AgeSeconds*float64(time.Second)).Round(time.Minute).String() + " ago"
+			}
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\n", src.Label, p.word(result), when, age, src.LastError)
+		}
+		t.Flush()
+	}
+}
+
+func statusPct(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", *v)
+}
+
+func statusGPUMemory(d monitor.GPU) string {
+	pc, ok := d.MemoryPercent()
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%s/%s (%.0f%%)", monitor.FormatBytes(*d.MemoryUsed), monitor.FormatBytes(*d.MemoryTotal), pc)
+}
+
+func statusTemp(c *float64) string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f°C", *c)
+}
+
+func statusPower(d monitor.GPU) string {
+	switch {
+	case d.PowerWatts == nil:
+		return "-"
+	case d.PowerLimitWatts == nil:
+		return fmt.Sprintf("%.0fW", *d.PowerWatts)
+	}
+	return fmt.Sprintf("%.0f/%.0fW", *d.PowerWatts, *d.PowerLimitWatts)
+}

@@ -1,0 +1,107 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// BackupSource tells the monitor about the repository. cmd/citadelfs
+// implements it from the open repository (the monitor imports nothing but
+// index); it is called once per cycle and must be cheap: read what the
+// repository already records, do not walk pack files.
+type BackupSource interface {
+	BackupState(ctx context.Context) (*BackupState, error)
+}
+
+// BackupState is the repository's view of the backups.
+type BackupState struct {
+	// Repo is the repository directory. The monitor measures the file
+	// system holding it (backup_storage) itself.
+	Repo string
+	// RepoBytes is the repository's size on disk (packs and index); 0 when
+	// the implementation cannot tell.
+	RepoBytes uint64
+	// Sources is one entry per configured source, including sources that
+	// have never been snapshotted (LastResult "").
+	Sources []SourceState
+}
+
+// Results of a source's last snapshot.
+const (
+	BackupOK      = "ok"      // every file read and committed
+	BackupPartial = "partial" // committed, but some files were unreadable (exit 3)
+	BackupFailed  = "failed"  // nothing committed
+)
+
+// SourceState is one source's latest snapshot attempt.
+type SourceState struct {
+	// Label is the source's name in the config ("models").
+	Label string `json:"label"`
+	// LastTime is when the last attempt started (zero: never attempted).
+	LastTime time.Time `json:"last_time,omitzero"`
+	// LastResult is BackupOK, BackupPartial, BackupFailed, or "" for never.
+	LastResult string `json:"last_result"`
+	// LastError is the failure's one-line reason.
+	LastError string `json:"last_error,omitempty"`
+	// LastDuration is how long the last attempt took.
+	LastDuration time.Duration `json:"-"`
+	// LastSuccess is when the last committed snapshot (ok or partial) was
+	// taken (zero: none).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// MaxAge is the age the source's schedule allows before its backups
+	// are stale (0: the config's backup_max_age).
+	MaxAge time.Duration `json:"-"`
+}
+
+// backupCollector turns a BackupSource's state into a BackupStatus.
+type backupCollector struct {
+	src    BackupSource
+	reason string // why src is nil
+	statfs *statfser
+	clock  func() time.Time
+	maxAge time.Duration
+}
+
+func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
+	if b.src == nil {
+		return &BackupStatus{Configured: false, Reason: b.reason, Sources: []SourceStatus{}}, nil
+	}
+	st, err := b.src.BackupState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: backup state: %w", err)
+	}
+	if st == nil {
+		return &BackupStatus{Configured: false, Reason: b.reason, Sources: []SourceStatus{}}, nil
+	}
+	now := b.clock()
+	out := &BackupStatus{Configured: true, Repo: st.Repo, Sources: make([]SourceStatus, 0, len(st.Sources))}
+	if st.RepoBytes > 0 {
+		n := st.RepoBytes
+		out.RepoBytes = &n
+	}
+	if st.Repo != "" {
+		u, err := b.statfs.usage(st.Repo)
+		switch {
+		case errors.Is(err, errAbsent):
+			out.FSError = "repository directory does not exist"
+		case err != nil:
+			out.FSError = err.Error()
+		default:
+			out.FS = u
+		}
+	}
+	for _, s := range st.Sources {
+		ss := SourceStatus{SourceState: s, MaxAgeSeconds: b.maxAge.Seconds(), LastDurationSeconds: s.LastDuration.Seconds()}
+		if s.MaxAge > 0 {
+			ss.MaxAgeSeconds = s.MaxAge.Seconds()
+		}
+		if !s.LastSuccess.IsZero() {
+			age := max(now.Sub(s.LastSuccess).Seconds(), 0)
+			ss.AgeSeconds = &age
+		}
+		out.Sources = append(out.Sources, ss)
+	}
+	return out, nil
+}

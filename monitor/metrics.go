@@ -1,0 +1,228 @@
+package monitor
+
+import (
+	"strconv"
+)
+
+// renderMetrics writes s and the active alerts in the Prometheus text
+// format. Host metrics carry node_exporter's names, labels and units, so
+// existing dashboards and rules work on them; what node_exporter has no
+// name for is citadelfs_*. Ratios are 0-1, times are seconds, sizes bytes.
+func renderMetrics(s *Sample, alerts []Alert) []byte {
+	w := newPromWriter()
+	if s == nil {
+		return w.bytes()
+	}
+	w.gauge("citadelfs_monitor_last_sample_timestamp_seconds", "Time of the latest collection cycle.", float64(s.Time.UnixNano())/1e9)
+	for _, c := range s.Collectors {
+		w.gauge("citadelfs_monitor_collector_up", "Whether the collector succeeded in the latest cycle.", b2f(c.OK), "collector", c.Name)
+		w.gauge("citadelfs_monitor_collector_duration_seconds", "How long the collector took in the latest cycle.", c.Seconds, "collector", c.Name)
+	}
+	if s.System != nil {
+		systemMetrics(w, s.System)
+	}
+	if s.GPUs != nil {
+		gpuMetrics(w, s.GPUs)
+	}
+	for _, m := range s.Models {
+		port := strconv.Itoa(m.Port)
+		w.gauge("citadelfs_model_up", "Whether the model service's /health answered 2xx.", b2f(m.State == ModelHealthy), "model", m.Name, "port", port)
+		if m.State != ModelDown {
+			w.gauge("citadelfs_model_health_latency_seconds", "How long /health took to answer (or to time out).", m.LatencySeconds, "model", m.Name, "port", port)
+		}
+		if m.HTTPStatus != 0 {
+			w.gauge("citadelfs_model_health_http_status", "HTTP status code of /health.", float64(m.HTTPStatus), "model", m.Name, "port", port)
+		}
+		if m.Metrics != nil {
+			w.gauge("citadelfs_model_metrics_endpoint_up", "Whether the model service's /metrics answered 2xx.", b2f(*m.Metrics), "model", m.Name, "port", port)
+		}
+	}
+	for _, u := range s.Units {
+		if u.State == UnitUnknown {
+			continue // absent series: the state is not known
+		}
+		for _, state := range []string{"activating", "active", "deactivating", "failed", "inactive"} {
+			w.gauge("node_systemd_unit_state", "Systemd unit state (1 for the current one).", b2f(u.State == state), "name", u.Name, "state", state)
+		}
+	}
+	if s.Backup != nil {
+		backupMetrics(w, s.Backup)
+	}
+	counts := map[[2]string]int{}
+	for _, a := range alerts {
+		w.gauge("ALERTS", "Active alerts, as Prometheus names them.", 1, "alertname", a.Rule, "alertstate", a.State, "severity", a.Severity, "subject", a.Subject)
+		counts[[2]string{a.Severity, a.State}]++
+	}
+	for _, sev := range []string{SeverityCritical, SeverityWarning} {
+		for _, state := range []string{StateFiring, StatePending} {
+			w.gauge("citadelfs_alerts", "Number of active alerts by severity and state.", float64(counts[[2]string{sev, state}]), "severity", sev, "state", state)
+		}
+	}
+	return w.bytes()
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func systemMetrics(w *promWriter, st *SystemStats) {
+	if c := st.CPU; c != nil {
+		for i, t := range c.Seconds {
+			cpu := strconv.Itoa(i)
+			for _, m := range []struct {
+				mode string
+				v    float64
+			}{{"user", t.User}, {"nice", t.Nice}, {"system", t.System}, {"idle", t.Idle}, {"iowait", t.Iowait}, {"irq", t.IRQ}, {"softirq", t.SoftIRQ}, {"steal", t.Steal}} {
+				w.counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", m.v, "cpu", cpu, "mode", m.mode)
+			}
+		}
+		w.gauge("citadelfs_cpu_usage_ratio", "Busy share of CPU time over the last rate window (cpu=\"all\": every core).", c.TotalPercent/100, "cpu", "all")
+		for i, p := range c.PerCore {
+			w.gauge("citadelfs_cpu_usage_ratio", "", p/100, "cpu", strconv.Itoa(i))
+		}
+	}
+	if l := st.Load; l != nil {
+		w.gauge("node_load1", "1m load average.", l.Load1)
+		w.gauge("node_load5", "5m load average.", l.Load5)
+		w.gauge("node_load15", "15m load average.", l.Load15)
+	}
+	if m := st.Memory; m != nil {
+		w.gauge("node_memory_MemTotal_bytes", "Memory information field MemTotal_bytes.", float64(m.Total))
+		w.gauge("node_memory_MemAvailable_bytes", "Memory information field MemAvailable_bytes.", float64(m.Available))
+		w.gauge("node_memory_MemFree_bytes", "Memory information field MemFree_bytes.", float64(m.Free))
+		w.gauge("node_memory_Cached_bytes", "Memory information field Cached_bytes.", float64(m.Cached))
+		w.gauge("node_memory_Buffers_bytes", "Memory information field Buffers_bytes.", float64(m.Buffers))
+	}
+	if sw := st.Swap; sw != nil {
+		w.gauge("node_memory_SwapTotal_bytes", "Memory information field SwapTotal_bytes.", float64(sw.Total))
+		w.gauge("node_memory_SwapFree_bytes", "Memory information field SwapFree_bytes.", float64(sw.Free))
+	}
+	for _, m := range st.Mounts {
+		l := []string{"device", m.Device, "fstype", m.FSType, "mountpoint", m.Mountpoint}
+		w.gauge("node_filesystem_device_error", "Whether an error occurred while getting statistics for the given device.", b2f(m.Usage == nil), l...)
+		w.gauge("node_filesystem_readonly", "Filesystem read-only status.", b2f(m.ReadOnly), l...)
+		if u := m.Usage; u != nil {
+			w.gauge("node_filesystem_size_bytes", "Filesystem size in bytes.", float64(u.Total), l...)
+			w.gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.", float64(u.Free), l...)
+			w.gauge("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", float64(u.Avail), l...)
+			w.gauge("node_filesystem_files", "Filesystem total file nodes.", float64(u.Files), l...)
+			w.gauge("node_filesystem_files_free", "Filesystem total free file nodes.", float64(u.FilesFree), l...)
+		}
+	}
+	for _, p := range st.Paths {
+		w.gauge("citadelfs_path_present", "Whether the watched path exists.", b2f(!p.Absent), "path", p.Path)
+		if u := p.Usage; u != nil {
+			l := []string{"path", p.Path, "mountpoint", p.Mountpoint}
+			w.gauge("citadelfs_path_filesystem_size_bytes", "Size of the file system holding the watched path.", float64(u.Total), l...)
+			w.gauge("citadelfs_path_filesystem_avail_bytes", "Space available to non-root users on the watched path's file system.", float64(u.Avail), l...)
+			w.gauge("citadelfs_path_filesystem_used_ratio", "Used share of the watched path's file system, as df counts it.", u.UsedPercent/100, l...)
+		}
+	}
+	for _, d := range st.Disks {
+		w.counter("node_disk_read_bytes_total", "The total number of bytes read successfully.", float64(d.ReadBytes), "device", d.Device)
+		w.counter("node_disk_written_bytes_total", "The total number of bytes written successfully.", float64(d.WrittenBytes), "device", d.Device)
+		w.counter("node_disk_reads_completed_total", "The total number of reads completed successfully.", float64(d.Reads), "device", d.Device)
+		w.counter("node_disk_writes_completed_total", "The total number of writes completed successfully.", float64(d.Writes), "device", d.Device)
+		w.counter("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", d.IOTimeSeconds, "device", d.Device)
+		if d.ReadBytesRate != nil {
+			w.gauge("citadelfs_disk_read_bytes_per_second", "Bytes read per second over the last rate window.", *d.ReadBytesRate, "device", d.Device)
+		}
+		if d.WriteBytesRate != nil {
+			w.gauge("citadelfs_disk_written_bytes_per_second", "Bytes written per second over the last rate window.", *d.WriteBytesRate, "device", d.Device)
+		}
+		if d.BusyPercentRate != nil {
+			w.gauge("citadelfs_disk_busy_ratio", "Share of the last rate window the device was doing I/O.", *d.BusyPercentRate/100, "device", d.Device)
+		}
+	}
+	for _, n := range st.Network {
+		w.counter("node_network_receive_bytes_total", "Network device statistic receive_bytes.", float64(n.RxBytes), "device", n.Interface)
+		w.counter("node_network_transmit_bytes_total", "Network device statistic transmit_bytes.", float64(n.TxBytes), "device", n.Interface)
+		w.counter("node_network_receive_packets_total", "Network device statistic receive_packets.", float64(n.RxPackets), "device", n.Interface)
+		w.counter("node_network_transmit_packets_total", "Network device statistic transmit_packets.", float64(n.TxPackets), "device", n.Interface)
+		w.counter("node_network_receive_errs_total", "Network device statistic receive_errs.", float64(n.RxErrors), "device", n.Interface)
+		w.counter("node_network_transmit_errs_total", "Network device statistic transmit_errs.", float64(n.TxErrors), "device", n.Interface)
+		w.counter("node_network_receive_drop_total", "Network device statistic receive_drop.", float64(n.RxDrops), "device", n.Interface)
+		w.counter("node_network_transmit_drop_total", "Network device statistic transmit_drop.", float64(n.TxDrops), "device", n.Interface)
+		if n.RxBytesRate != nil {
+			w.gauge("citadelfs_network_receive_bytes_per_second", "Bytes received per second over the last rate window.", *n.RxBytesRate, "device", n.Interface)
+		}
+		if n.TxBytesRate != nil {
+			w.gauge("citadelfs_network_transmit_bytes_per_second", "Bytes sent per second over the last rate window.", *n.TxBytesRate, "device", n.Interface)
+		}
+	}
+}
+
+func gpuMetrics(w *promWriter, g *GPUStats) {
+	w.gauge("citadelfs_gpus", "Number of NVIDIA GPUs NVML reports (0 without driver or GPU).", float64(len(g.Devices)))
+	for _, d := range g.Devices {
+		id := []string{"gpu", strconv.Itoa(d.Index), "uuid", d.UUID}
+		w.gauge("citadelfs_gpu_info", "GPU identity (always 1).", 1, "gpu", strconv.Itoa(d.Index), "uuid", d.UUID, "name", d.Name, "driver_version", g.Driver)
+		if d.UtilizationPercent != nil {
+			w.gauge("citadelfs_gpu_utilization_ratio", "Share of time a kernel was running over the driver's sample period.", *d.UtilizationPercent/100, id...)
+		}
+		if d.MemoryUtilizationPercent != nil {
+			w.gauge("citadelfs_gpu_memory_utilization_ratio", "Share of time device memory was read or written.", *d.MemoryUtilizationPercent/100, id...)
+		}
+		if d.MemoryUsed != nil {
+			w.gauge("citadelfs_gpu_memory_used_bytes", "Device memory in use.", float64(*d.MemoryUsed), id...)
+		}
+		if d.MemoryTotal != nil {
+			w.gauge("citadelfs_gpu_memory_total_bytes", "Device memory size.", float64(*d.MemoryTotal), id...)
+		}
+		if d.TemperatureC != nil {
+			w.gauge("citadelfs_gpu_temperature_celsius", "GPU core temperature.", *d.TemperatureC, id...)
+		}
+		if d.PowerWatts != nil {
+			w.gauge("citadelfs_gpu_power_watts", "Power draw.", *d.PowerWatts, id...)
+		}
+		if d.PowerLimitWatts != nil {
+			w.gauge("citadelfs_gpu_power_limit_watts", "Enforced power limit.", *d.PowerLimitWatts, id...)
+		}
+		if d.ECCUncorrected != nil {
+			w.counter("citadelfs_gpu_ecc_uncorrected_errors_total", "Uncorrected ECC errors since the driver loaded.", float64(*d.ECCUncorrected), id...)
+		}
+		if d.XIDErrors != nil {
+			w.counter("citadelfs_gpu_xid_errors_total", "Critical XID events seen since the monitor started.", float64(*d.XIDErrors), id...)
+		}
+		for _, r := range d.Throttle {
+			w.gauge("citadelfs_gpu_throttle_reason", "Active clock throttle reasons (1 each).", 1, "gpu", strconv.Itoa(d.Index), "uuid", d.UUID, "reason", r)
+		}
+		w.gauge("citadelfs_gpu_processes", "Compute processes running on the GPU.", float64(len(d.Processes)), id...)
+	}
+}
+
+func backupMetrics(w *promWriter, b *BackupStatus) {
+	w.gauge("citadelfs_backup_configured", "Whether a repository is configured and readable.", b2f(b.Configured))
+	if !b.Configured {
+		return
+	}
+	if b.RepoBytes != nil {
+		w.gauge("citadelfs_repository_size_bytes", "Repository size on disk.", float64(*b.RepoBytes), "repo", b.Repo)
+	}
+	if u := b.FS; u != nil {
+		w.gauge("citadelfs_backup_filesystem_size_bytes", "Size of the file system holding the repository.", float64(u.Total), "repo", b.Repo)
+		w.gauge("citadelfs_backup_filesystem_avail_bytes", "Space available on the repository's file system.", float64(u.Avail), "repo", b.Repo)
+		w.gauge("citadelfs_backup_filesystem_used_ratio", "Used share of the repository's file system, as df counts it.", u.UsedPercent/100, "repo", b.Repo)
+	}
+	for _, s := range b.Sources {
+		if !s.LastTime.IsZero() {
+			w.gauge("citadelfs_backup_last_snapshot_timestamp_seconds", "Start time of the source's last snapshot attempt.", float64(s.LastTime.UnixNano())/1e9, "source", s.Label)
+			w.gauge("citadelfs_backup_last_duration_seconds", "Duration of the source's last snapshot attempt.", s.LastDurationSeconds, "source", s.Label)
+		}
+		for _, r := range []string{BackupOK, BackupPartial, BackupFailed} {
+			if s.LastResult != "" {
+				w.gauge("citadelfs_backup_last_result", "Result of the source's last snapshot attempt (1 for the current one).", b2f(s.LastResult == r), "source", s.Label, "result", r)
+			}
+		}
+		if !s.LastSuccess.IsZero() {
+			w.gauge("citadelfs_backup_last_success_timestamp_seconds", "Time of the source's last committed snapshot.", float64(s.LastSuccess.UnixNano())/1e9, "source", s.Label)
+		}
+		if s.AgeSeconds != nil {
+			w.gauge("citadelfs_backup_age_seconds", "Age of the source's last committed snapshot.", *s.AgeSeconds, "source", s.Label)
+		}
+		w.gauge("citadelfs_backup_max_age_seconds", "Age the source's schedule allows.", s.MaxAgeSeconds, "source", s.Label)
+	}
+}

@@ -1,0 +1,260 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Status file names under status/.
+const (
+	FileAlerts      = "alerts"
+	FileAlertsJSON  = "alerts.json"
+	FileMetrics     = "metrics"
+	FileMetricsJSON = "metrics.json"
+	FileHealth      = "health"
+	FileGPUs        = "gpus"
+	FileModels      = "models"
+)
+
+var statusFiles = []string{FileAlerts, FileAlertsJSON, FileMetrics, FileMetricsJSON, FileHealth, FileGPUs, FileModels}
+
+// StatusFiles lists the status files the monitor renders. With Render it
+// makes Monitor an fs.StatusSource (by shape; monitor does not import fs).
+func (m *Monitor) StatusFiles() []string { return append([]string(nil), statusFiles...) }
+
+// Render produces one whole status document from the latest sample and
+// alert state. It does no collection and no I/O, so it is fast enough for
+// every open() of a status file. An unknown name wraps fs.ErrNotExist.
+func (m *Monitor) Render(ctx context.Context, name string) ([]byte, error) {
+	s, alerts := m.snapshot()
+	switch name {
+	case FileAlerts:
+		return renderAlerts(alerts), nil
+	case FileAlertsJSON:
+		return renderAlertsJSON(s, alerts)
+	case FileMetrics:
+		return renderMetrics(s, alerts), nil
+	case FileMetricsJSON:
+		return marshalDoc(s)
+	case FileHealth:
+		return renderHealth(s, alerts), nil
+	case FileGPUs:
+		return renderGPUs(s), nil
+	case FileModels:
+		return renderModels(s), nil
+	}
+	return nil, fmt.Errorf("monitor: no status file %q: %w", name, fs.ErrNotExist)
+}
+
+func marshalDoc(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("monitor: render: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// FormatAlert renders one alert as a status/alerts line:
+//
+//	time SEVERITY name subject message since <time>
+//
+// where the first time is when it fired (when it became pending, for a
+// pending alert) and since is when its condition started.
+func FormatAlert(a Alert) string {
+	at := a.FiredAt
+	if at.IsZero() {
+		at = a.ActiveSince
+	}
+	return fmt.Sprintf("%s %-8s %-20s %s %s since %s",
+		stamp(at), strings.ToUpper(a.Severity), a.Rule, a.Subject, a.Message, stamp(a.ActiveSince))
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// renderAlerts lists the firing alerts, one a line, most severe first. No
+// firing alert: an empty file.
+func renderAlerts(alerts []Alert) []byte {
+	var b bytes.Buffer
+	for _, a := range alerts {
+		if a.State == StateFiring {
+			b.WriteString(FormatAlert(a))
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
+}
+
+type alertsDoc struct {
+	Time   *time.Time `json:"time,omitempty"`
+	Health string     `json:"health"`
+	// Alerts are the pending and firing alerts.
+	Alerts []Alert `json:"alerts"`
+}
+
+func renderAlertsJSON(s *Sample, alerts []Alert) ([]byte, error) {
+	d := alertsDoc{Health: HealthUnknown, Alerts: alerts}
+	if s != nil {
+		t := s.Time
+		d.Time, d.Health = &t, HealthOf(alerts, false)
+	}
+	return marshalDoc(d)
+}
+
+// renderHealth writes one word (OK, WARNING, CRITICAL, UNKNOWN) on the
+// first line and one reason per firing alert after it.
+func renderHealth(s *Sample, alerts []Alert) []byte {
+	var b bytes.Buffer
+	if s == nil {
+		b.WriteString(HealthUnknown + "\nno sample collected yet\n")
+		return b.Bytes()
+	}
+	b.WriteString(HealthOf(alerts, false))
+	b.WriteByte('\n')
+	for _, a := range alerts {
+		if a.State == StateFiring {
+			fmt.Fprintf(&b, "%s %s %s: %s\n", a.Severity, a.Rule, a.Subject, a.Message)
+		}
+	}
+	return b.Bytes()
+}
+
+func renderGPUs(s *Sample) []byte {
+	var b bytes.Buffer
+	switch {
+	case s == nil:
+		b.WriteString("no sample collected yet\n")
+		return b.Bytes()
+	case s.GPUs == nil:
+		b.WriteString("GPU state unknown: the collector failed (see metrics.json)\n")
+		return b.Bytes()
+	case s.GPUs.NoGPUs():
+		b.WriteString("no GPUs found")
+		if s.GPUs.Reason != "" {
+			b.WriteString(" (" + s.GPUs.Reason + ")")
+		}
+		b.WriteByte('\n')
+		return b.Bytes()
+	}
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GPU\tNAME\tUTIL\tMEMORY\tTEMP\tPOWER\tECC\tXID\tPROCS\tTHROTTLE")
+	for _, g := range s.GPUs.Devices {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.Index, g.Name,
+			optPct(g.UtilizationPercent), gpuMem(&g), optUnit(g.TemperatureC, "%.0fC"), gpuPower(&g),
+			optCount(g.ECCUncorrected), optCount(g.XIDErrors), len(g.Processes), orDash(strings.Join(g.Throttle, ",")))
+	}
+	tw.Flush()
+	if s.GPUs.Driver != "" {
+		fmt.Fprintf(&b, "driver %s\n", s.GPUs.Driver)
+	}
+	return b.Bytes()
+}
+
+func renderModels(s *Sample) []byte {
+	var b bytes.Buffer
+	if s == nil {
+		b.WriteString("no sample collected yet\n")
+		return b.Bytes()
+	}
+	if len(s.Models) == 0 {
+		if s.collectorOK(CollectorModels) {
+			b.WriteString("no model services configured\n")
+		} else {
+			b.WriteString("model state unknown: the collector failed (see metrics.json)\n")
+		}
+		return b.Bytes()
+	}
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tPORT\tSTATE\tHTTP\tLATENCY\tMETRICS\tERROR")
+	for _, m := range s.Models {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Port, m.State, httpCode(m.HTTPStatus),
+			FormatLatency(m), metricsWord(m.Metrics), orDash(m.Error))
+	}
+	tw.Flush()
+	return b.Bytes()
+}
+
+// FormatLatency prints a probe's latency, or "-" where there was none.
+func FormatLatency(m ModelStatus) string {
+	if m.State == ModelDown || m.State == ModelError {
+		return "-"
+	}
+	return time.Duration(m.LatencySeconds * float64(time.Second)).Round(100 * time.Microsecond).String()
+}
+
+func httpCode(c int) string {
+	if c == 0 {
+		return "-"
+	}
+	return fmt.Sprint(c)
+}
+
+func metricsWord(p *bool) string {
+	switch {
+	case p == nil:
+		return "-"
+	case *p:
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func optPct(p *float64) string { return optUnit(p, "%.0f%%") }
+
+func optUnit(p *float64, format string) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *p)
+}
+
+func optCount(p *uint64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+func gpuMem(g *GPU) string {
+	pct, ok := g.MemoryPercent()
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%s/%s (%.0f%%)", FormatBytes(*g.MemoryUsed), FormatBytes(*g.MemoryTotal), pct)
+}
+
+func gpuPower(g *GPU) string {
+	switch {
+	case g.PowerWatts == nil:
+		return "-"
+	case g.PowerLimitWatts == nil:
+		return fmt.Sprintf("%.0fW", *g.PowerWatts)
+	}
+	return fmt.Sprintf("%.0f/%.0fW", *g.PowerWatts, *g.PowerLimitWatts)
+}
+
+// FormatBytes prints n in binary units: 512B, 1.5KiB, 37.2GiB.
+func FormatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for v := n / unit; v >= unit; v /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

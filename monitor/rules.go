@@ -1,0 +1,243 @@
+package monitor
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Rule (alert) names.
+const (
+	RuleCPUHigh            = "cpu_high"
+	RuleMemoryHigh         = "memory_high"
+	RuleStorageHigh        = "storage_high"
+	RuleBackupStorage      = "backup_storage"
+	RuleGPUMemoryHigh      = "gpu_memory_high"
+	RuleGPUTemperatureHigh = "gpu_temperature_high"
+	RuleModelUnhealthy     = "model_unhealthy"
+	RuleUnitFailed         = "unit_failed"
+	RuleBackupFailed       = "backup_failed"
+	RuleBackupStale        = "backup_stale"
+	RuleCollectorError     = "collector_error"
+)
+
+// Collector names, as they appear in Sample.Collectors.
+const (
+	CollectorSystem  = "system"
+	CollectorGPU     = "gpu"
+	CollectorModels  = "models"
+	CollectorSystemd = "systemd"
+	CollectorBackup  = "backup"
+)
+
+// check is one subject's reading for a rule in one sample.
+type check struct {
+	subject string
+	// value is compared with threshold (to fire) and clear (to end).
+	value, threshold, clear float64
+	// state marks a yes/no condition: value is 1 (bad) or 0, and the
+	// numbers are not shown.
+	state bool
+	// unknown means the subject exists but could not be read this cycle:
+	// its alert keeps its state instead of resolving.
+	unknown bool
+	message string
+}
+
+// ruleDef is one alert rule: its tuning and how it reads a sample.
+type ruleDef struct {
+	name string
+	// collector is the collector the rule reads; when it failed this
+	// cycle the rule is skipped, so no alert resolves for lack of data.
+	// Empty: always evaluated.
+	collector string
+	cfg       Rule
+	checks    func(s *Sample) []check
+}
+
+func (r *ruleDef) pendingFor() time.Duration {
+	if r.cfg.For == nil {
+		return 0
+	}
+	return *r.cfg.For
+}
+
+func stateCheck(subject string, bad bool, message string) check {
+	v := 0.0
+	if bad {
+		v = 1
+	}
+	return check{subject: subject, value: v, threshold: 0.5, clear: 0.5, state: true, message: message}
+}
+
+// buildRules returns the enabled rules for c (defaults applied).
+func buildRules(c Config) []*ruleDef {
+	t := c.Thresholds
+	// pct reads "87.2% used (threshold 85%)", after an optional prefix.
+	pct := func(subject string, v float64, r Rule, prefix, word string) check {
+		return check{subject: subject, value: v, threshold: r.Threshold, clear: r.Clear,
+			message: fmt.Sprintf("%s%.1f%% %s (threshold %g%%)", prefix, v, word, r.Threshold)}
+	}
+	all := []*ruleDef{
+		{name: RuleCPUHigh, collector: CollectorSystem, cfg: t.CPU, checks: func(s *Sample) []check {
+			if s.System == nil || s.System.CPU == nil {
+				return []check{{subject: "cpu", unknown: true}}
+			}
+			return []check{pct("cpu", s.System.CPU.TotalPercent, t.CPU, "", "busy")}
+		}},
+		{name: RuleMemoryHigh, collector: CollectorSystem, cfg: t.Memory, checks: func(s *Sample) []check {
+			if s.System == nil || s.System.Memory == nil {
+				return []check{{subject: "memory", unknown: true}}
+			}
+			return []check{pct("memory", s.System.Memory.UsedPercent, t.Memory, "", "used")}
+		}},
+		{name: RuleStorageHigh, collector: CollectorSystem, cfg: t.Storage, checks: func(s *Sample) []check {
+			var out []check
+			covered := map[string]bool{}
+			for _, p := range s.System.Paths {
+				switch {
+				case p.Usage != nil:
+					out = append(out, pct(p.Path, p.Usage.UsedPercent, t.Storage, "", "used"))
+				case p.Error != "":
+					out = append(out, check{subject: p.Path, unknown: true})
+				}
+				if p.Mountpoint != "" && !p.Absent {
+					covered[p.Mountpoint] = true
+				}
+			}
+			// Mounts not already watched through a configured path; a
+			// read-only file system cannot fill up.
+			for _, m := range s.System.Mounts {
+				if covered[m.Mountpoint] || m.ReadOnly {
+					continue
+				}
+				switch {
+				case m.Usage != nil:
+					out = append(out, pct(m.Mountpoint, m.Usage.UsedPercent, t.Storage, "", "used"))
+				case m.Error != "":
+					out = append(out, check{subject: m.Mountpoint, unknown: true})
+				}
+			}
+			return out
+		}},
+		{name: RuleBackupStorage, collector: CollectorBackup, cfg: t.BackupStorage, checks: func(s *Sample) []check {
+			b := s.Backup
+			switch {
+			case b == nil || !b.Configured || b.Repo == "":
+				return nil
+			case b.FS == nil:
+				return []check{{subject: b.Repo, unknown: true}}
+			}
+			return []check{pct(b.Repo, b.FS.UsedPercent, t.BackupStorage, "", "used")}
+		}},
+		{name: RuleGPUMemoryHigh, collector: CollectorGPU, cfg: t.GPUMemory, checks: func(s *Sample) []check {
+			var out []check
+			for _, g := range s.GPUs.Devices {
+				subject := "gpu" + strconv.Itoa(g.Index)
+				if v, ok := g.MemoryPercent(); ok {
+					out = append(out, pct(subject, v, t.GPUMemory, g.Name+" memory ", "used"))
+				} else {
+					out = append(out, check{subject: subject, unknown: true})
+				}
+			}
+			return out
+		}},
+		{name: RuleGPUTemperatureHigh, collector: CollectorGPU, cfg: t.GPUTemperature, checks: func(s *Sample) []check {
+			var out []check
+			for _, g := range s.GPUs.Devices {
+				subject := "gpu" + strconv.Itoa(g.Index)
+				if g.TemperatureC == nil {
+					out = append(out, check{subject: subject, unknown: true})
+					continue
+				}
+				v := *g.TemperatureC
+				out = append(out, check{subject: subject, value: v, threshold: t.GPUTemperature.Threshold, clear: t.GPUTemperature.Clear,
+					message: fmt.Sprintf("%s at %.0f°C (threshold %g°C)", g.Name, v, t.GPUTemperature.Threshold)})
+			}
+			return out
+		}},
+		{name: RuleModelUnhealthy, collector: CollectorModels, cfg: t.ModelUnhealthy, checks: func(s *Sample) []check {
+			out := make([]check, 0, len(s.Models))
+			for _, m := range s.Models {
+				msg := fmt.Sprintf("(port %d) %s", m.Port, m.Error)
+				out = append(out, stateCheck(m.Name, m.State != ModelHealthy, msg))
+			}
+			return out
+		}},
+		{name: RuleUnitFailed, collector: CollectorSystemd, cfg: t.UnitFailed, checks: func(s *Sample) []check {
+			out := make([]check, 0, len(s.Units))
+			for _, u := range s.Units {
+				if u.State == UnitUnknown {
+					// No systemd or no answer: never an alert, and an
+					// alert already firing keeps its state.
+					out = append(out, check{subject: u.Name, unknown: true})
+					continue
+				}
+				out = append(out, stateCheck(u.Name, u.State == UnitFailed, "unit is "+u.State))
+			}
+			return out
+		}},
+		{name: RuleBackupFailed, collector: CollectorBackup, cfg: t.BackupFailed, checks: func(s *Sample) []check {
+			if s.Backup == nil || !s.Backup.Configured {
+				return nil
+			}
+			var out []check
+			for _, src := range s.Backup.Sources {
+				if src.LastResult == "" {
+					continue
+				}
+				msg := fmt.Sprintf("last snapshot %s failed: %s", src.LastTime.UTC().Format(time.RFC3339), src.LastError)
+				out = append(out, stateCheck(src.Label, src.LastResult == BackupFailed, msg))
+			}
+			return out
+		}},
+		{name: RuleBackupStale, collector: CollectorBackup, cfg: t.BackupStale, checks: func(s *Sample) []check {
+			if s.Backup == nil || !s.Backup.Configured {
+				return nil
+			}
+			var out []check
+			for _, src := range s.Backup.Sources {
+				limit := time.Duration(src.MaxAgeSeconds * float64(time.Second))
+				if src.AgeSeconds == nil {
+					out = append(out, stateCheck(src.Label, true, fmt.Sprintf("no successful snapshot yet (schedule allows %s)", shortDuration(limit))))
+					continue
+				}
+				age := *src.AgeSeconds
+				out = append(out, check{subject: src.Label, value: age, threshold: src.MaxAgeSeconds, clear: src.MaxAgeSeconds,
+					message: fmt.Sprintf("last successful snapshot %s ago (schedule allows %s)", shortDuration(time.Duration(age*float64(time.Second))), shortDuration(limit))})
+			}
+			return out
+		}},
+		{name: RuleCollectorError, cfg: t.CollectorError, checks: func(s *Sample) []check {
+			out := make([]check, 0, len(s.Collectors))
+			for _, c := range s.Collectors {
+				out = append(out, stateCheck(c.Name, !c.OK, c.Error))
+			}
+			return out
+		}},
+	}
+	var rules []*ruleDef
+	for _, r := range all {
+		if !r.cfg.Disabled {
+			rules = append(rules, r)
+		}
+	}
+	return rules
+}
+
+// shortDuration prints d rounded for people: 3m, 2h5m, 26h.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Round(time.Minute)/time.Minute)) + "m"
+	default:
+		d = d.Round(time.Minute)
+		h, m := d/time.Hour, (d%time.Hour)/time.Minute
+		if m == 0 {
+			return strconv.Itoa(int(h)) + "h"
+		}
+		return fmt.Sprintf("%dh%dm", h, m)
+	}
+}
