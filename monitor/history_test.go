@@ -253,6 +253,10 @@ func TestReadOnlyHistoryIsNotWritten(t *testing.T) {
 	if n := len(keyTimes(t, ro, prefixMetrics)) + len(keyTimes(t, ro, prefixAlerts)); n != 0 {
 		t.Fatalf("%d keys written to a read-only history", n)
 	}
+	// This process's transitions are still listed as recent.
+	if evs, err := m.RecentEvents(10, time.Hour); err != nil || len(evs) != len(r.Events) {
+		t.Fatalf("recent events %v (%v), want this cycle's %v", transitions(evs), err, transitions(r.Events))
+	}
 	if _, err := OpenHistoryKV(t.TempDir()+"/missing", true); err == nil {
 		t.Fatal("read-only open of a missing history succeeded")
 	}

@@ -55,9 +55,10 @@ type Options struct {
 	Backup BackupSource
 	// BackupReason explains a nil Backup (default "no repository configured").
 	BackupReason string
-	// CollectTimeout bounds each collector in a cycle (default 30s or the
-	// interval, whichever is less). A collector that overruns is abandoned
-	// for that cycle and skipped while it is still running.
+	// CollectTimeout bounds each collector in a cycle (default the
+	// interval up to 30s, but at least 10s and two HTTP timeouts). A
+	// collector that overruns is abandoned for that cycle and skipped while
+	// it is still running.
 	CollectTimeout time.Duration
 	// TrimEvery is how often history is trimmed (default 1h; retention is
 	// in days, so trimming every cycle would only add tombstones).
@@ -98,7 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.BackupReason = "no repository configured"
 	}
 	if o.CollectTimeout == 0 {
-		o.CollectTimeout = min(30*time.Second, o.Config.Interval)
+		// Within the interval, but never so short that the first system
+		// sample's rate window or a model's two probes cannot fit.
+		o.CollectTimeout = max(min(o.Config.Interval, 30*time.Second), 10*time.Second, 2*o.Config.HTTPTimeout+time.Second)
 	}
 	if o.TrimEvery == 0 {
 		o.TrimEvery = time.Hour
@@ -405,10 +408,11 @@ func (m *Monitor) Alerts() []Alert {
 }
 
 // RecentEvents returns up to n alert transitions of the last `within`,
-// newest first: from history when there is one, else from memory.
+// newest first: from history when the monitor writes one, else from memory
+// (which holds the events history had at New, then this process's own).
 func (m *Monitor) RecentEvents(n int, within time.Duration) ([]Event, error) {
 	now := m.o.Clock()
-	if m.hist != nil {
+	if m.hist != nil && !m.hist.readOnly {
 		return m.hist.recentEvents(now.Add(-within), now.Add(time.Nanosecond), n)
 	}
 	m.mu.RLock()
