@@ -136,21 +136,13 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 	if err != nil {
 		return nil, err
 	}
-	mc := cfg.Monitor
 	repo, repoErr := env.repoPath()
-	if mc.Paths == nil {
-		// Watch what this server backs up and where to, besides the seed's paths.
-		mc.Paths = monitor.DefaultPaths()
-		for _, l := range cfg.sourceLabels() {
-			mc.Paths = appendWatchPath(mc.Paths, cfg.Sources[l])
-		}
-		if repoErr == nil {
-			mc.Paths = appendWatchPath(mc.Paths, repo)
-		}
+	if repoErr != nil {
+		repo = ""
 	}
-	mc = mc.WithDefaults()
-	if err := mc.Validate(); err != nil {
-		return nil, usagef("config %s: %v", env.global.configPath, err)
+	mc, err := monitorConfigFor(env, cfg, repo)
+	if err != nil {
+		return nil, err
 	}
 
 	c := &cliMonitor{}
@@ -195,6 +187,27 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 	}
 	c.m = m
 	return c, nil
+}
+
+// monitorConfigFor is the effective monitor configuration (defaults
+// applied, validated; a mistake is a usage error). When monitor.paths is
+// not set it watches, besides the seed's paths, the configured sources and
+// the repository (repo, if not ""). The mount daemon builds its monitor
+// from this too.
+func monitorConfigFor(env *cmdEnv, cfg *config, repo string) (monitor.Config, error) {
+	mc := cfg.Monitor
+	if mc.Paths == nil {
+		mc.Paths = monitor.DefaultPaths()
+		for _, l := range cfg.sourceLabels() {
+			mc.Paths = appendWatchPath(mc.Paths, cfg.Sources[l])
+		}
+		mc.Paths = appendWatchPath(mc.Paths, repo)
+	}
+	mc = mc.WithDefaults()
+	if err := mc.Validate(); err != nil {
+		return mc, usagef("config %s: %v", env.global.configPath, err)
+	}
+	return mc, nil
 }
 
 func appendWatchPath(ps []string, p string) []string {
