@@ -77,7 +77,7 @@ func main() {
 
 // runMain parses args and runs one command, returning the process exit code.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1) {
 		printUsage(stdout)
 		if len(args) == 0 {
 			return exitUsage
@@ -97,6 +97,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet(c, env.global)
 	if err := fs.Parse(args[1:]); err != nil {
 		if err == pflag.ErrHelp {
+			printCommandHelp(stdout, c)
 			return exitOK
 		}
 		fmt.Fprintf(stderr, "citadelfs %s: %v\n", c.name, err)
@@ -151,8 +152,7 @@ func init() {
 	register(&command{name: "help", summary: "show this help", run: func(ctx context.Context, env *cmdEnv, args []string) error {
 		if len(args) == 1 {
 			if c, ok := commands[args[0]]; ok {
-				fs := newFlagSet(c, &globalFlags{})
-				fmt.Fprintf(env.stdout, "Usage: citadelfs %s %s\n\n%s\n\nFlags:\n%s", c.name, c.usage, c.summary, fs.FlagUsages())
+				printCommandHelp(env.stdout, c)
 				return nil
 			}
 		}
@@ -174,3 +174,8 @@ func isTerminal(f *os.File) bool {
 }
 
 const version = "0.1.0"
+
+func printCommandHelp(w io.Writer, c *command) {
+	fs := newFlagSet(c, &globalFlags{})
+	fmt.Fprintf(w, "Usage: citadelfs %s %s\n\n%s\n\nFlags:\n%s", c.name, c.usage, c.summary, fs.FlagUsages())
+}

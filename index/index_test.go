@@ -1,0 +1,233 @@
+package index
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func newTestRepo(t *testing.T) *Repo {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo")
+	if _, err := Init(dir, ChunkerParams{Min: 1, Avg: 2, Max: 4}, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func writePack(t *testing.T, r *Repo, blobs ...[]byte) (ID, []PackEntry) {
+	t.Helper()
+	pw, err := NewPackWriter(r.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range blobs {
+		if err := pw.Add(BlobType(i%3), 0, Hash(b), b, len(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, es, err := pw.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CommitPack(id, es, pw.Size()); err != nil {
+		t.Fatal(err)
+	}
+	return id, es
+}
+
+func TestPackRoundTrip(t *testing.T) {
+	r := newTestRepo(t)
+	blobs := [][]byte{[]byte("alpha"), bytes.Repeat([]byte("b"), 100000), []byte("")}
+	id, _ := writePack(t, r, blobs...)
+	es, size, err := r.ReadPackTrailer(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 3 || size == 0 {
+		t.Fatalf("trailer has %d entries", len(es))
+	}
+	for _, b := range blobs {
+		ref, err := r.Lookup(Hash(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadStored(ref, nil)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("blob read back wrong: %v", err)
+		}
+	}
+	if _, err := r.Lookup(Hash([]byte("nope"))); !errors.Is(err, ErrBlobMissing) {
+		t.Fatalf("missing blob: %v", err)
+	}
+}
+
+func TestTrailerCorruptionDetected(t *testing.T) {
+	r := newTestRepo(t)
+	id, _ := writePack(t, r, []byte("one"), []byte("two"))
+	p := PackPath(r.Dir, id)
+	data, _ := os.ReadFile(p)
+	data[len(data)-footerSize-3] ^= 1 // inside the trailer
+	os.WriteFile(p, data, 0o600)
+	r.packs.drop(id)
+	if _, _, err := r.ReadPackTrailer(id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("flipped trailer byte: %v", err)
+	}
+}
+
+func TestLockIsExclusiveAndReleasedOnClose(t *testing.T) {
+	r := newTestRepo(t)
+	if _, err := Open(r.Dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	r.Close()
+	r2, err := Open(r.Dir, Options{})
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	r2.Close()
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(filepath.Join(t.TempDir(), "nothing"), Options{}); !errors.Is(err, ErrNoRepository) {
+		t.Fatalf("missing dir: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	Init(dir, ChunkerParams{Min: 1, Avg: 2, Max: 4}, time.Now())
+	os.WriteFile(filepath.Join(dir, configName), []byte(`{"version":99}`), 0o600)
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("version 99: %v", err)
+	}
+	if _, err := Init(dir, ChunkerParams{Min: 1, Avg: 2, Max: 4}, time.Now()); err == nil {
+		t.Fatal("init over an existing repository succeeded")
+	}
+}
+
+func TestPartialPacksRemovedOnOpen(t *testing.T) {
+	r := newTestRepo(t)
+	pw, _ := NewPackWriter(r.Dir)
+	pw.Add(DataBlob, 0, Hash([]byte("x")), []byte("x"), 1)
+	pw.w.Flush() // a writer killed before Finish leaves this behind
+	r.Close()
+	r2, err := Open(r.Dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	m, _ := filepath.Glob(filepath.Join(r.Dir, packsDir, "*.partial"))
+	if len(m) != 0 {
+		t.Fatalf("partial packs left: %v", m)
+	}
+}
+
+func TestRebuildIndexFromPacks(t *testing.T) {
+	r := newTestRepo(t)
+	manifest := []byte(`{"snapshot":1}`)
+	pw, _ := NewPackWriter(r.Dir)
+	pw.Add(SnapshotBlob, 0, Hash(manifest), manifest, len(manifest))
+	pid, es, _ := pw.Finish()
+	r.CommitPack(pid, es, pw.Size())
+	writePack(t, r, []byte("data1"), []byte("data2"))
+	dir := r.Dir
+	r.Close()
+	os.RemoveAll(filepath.Join(dir, indexDir))
+	res, err := RebuildIndex(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Packs != 2 || res.Blobs != 3 || res.Snapshots != 1 {
+		t.Fatalf("rebuild: %+v", res)
+	}
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	var got []byte
+	r2.Snapshots(func(id ID, m []byte) error { got = m; return nil })
+	if !bytes.Equal(got, manifest) {
+		t.Fatalf("snapshot record after rebuild: %q", got)
+	}
+}
+
+// kvConformance is run against every KV (a repository's index and a
+// monitor's own history directory are the same type today, but the suite
+// states the contract the rest of the code relies on).
+func kvConformance(t *testing.T, kv *KV) {
+	if _, err := kv.Get([]byte("missing")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get missing: %v", err)
+	}
+	for _, k := range []string{"a/1", "a/2", "a/3", "b/1"} {
+		if err := kv.Put([]byte(k), []byte("v"+k), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys []string
+	kv.Scan([]byte("a/"), PrefixEnd([]byte("a/")), func(k, v []byte) error {
+		keys = append(keys, string(k))
+		return nil
+	})
+	if len(keys) != 3 || keys[0] != "a/1" || keys[2] != "a/3" {
+		t.Fatalf("Scan: %v", keys)
+	}
+	keys = nil
+	kv.ScanReverse([]byte("a/"), PrefixEnd([]byte("a/")), func(k, v []byte) error {
+		keys = append(keys, string(k))
+		if len(keys) == 2 {
+			return io.EOF
+		}
+		return nil
+	})
+	if len(keys) != 2 || keys[0] != "a/3" {
+		t.Fatalf("ScanReverse with early stop: %v", keys)
+	}
+	if err := kv.DeleteRange([]byte("a/1"), []byte("a/3"), true); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]bool{"a/1": false, "a/2": false, "a/3": true, "b/1": true} {
+		if ok, _ := kv.Has([]byte(k)); ok != want {
+			t.Fatalf("after DeleteRange, Has(%s) = %v", k, ok)
+		}
+	}
+	b := kv.NewBatch()
+	b.Put([]byte("c"), []byte("1"))
+	b.Delete([]byte("b/1"))
+	if b.Len() != 2 {
+		t.Fatalf("batch len %d", b.Len())
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := kv.Get([]byte("c")); string(v) != "1" {
+		t.Fatalf("batch put: %q", v)
+	}
+	if ok, _ := kv.Has([]byte("b/1")); ok {
+		t.Fatal("batch delete did not apply")
+	}
+	if PrefixEnd([]byte{0xff, 0xff}) != nil || string(PrefixEnd([]byte("a\xff"))) != "b" {
+		t.Fatal("PrefixEnd")
+	}
+}
+
+func TestKVConformance(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) {
+		kv, err := OpenKV(t.TempDir(), KVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kv.Close()
+		kvConformance(t, kv)
+	})
+	t.Run("repository", func(t *testing.T) {
+		kvConformance(t, newTestRepo(t).KV)
+	})
+}
