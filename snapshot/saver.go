@@ -12,7 +12,10 @@ import (
 // compressed, so known chunks cost one index lookup and nothing else.
 //
 // A blob id is "pending" from Reserve until its pack is committed, so two
-// workers never store the same chunk twice in one run.
+// workers never store the same chunk twice in one run. Full packs are
+// finished (fsync, rename, index commit) by one background goroutine so the
+// compressing workers never wait on the disk; at most two full packs wait
+// for it, which bounds the dirty page cache we create.
 type blobSaver struct {
 	r       *Repository
 	target  int
@@ -21,10 +24,50 @@ type blobSaver struct {
 	pending map[index.ID]struct{}
 	inPack  []index.ID
 	packs   int
+
+	full     chan fullPack
+	finished chan struct{}
+	errMu    sync.Mutex
+	err      error
+}
+
+type fullPack struct {
+	pw  *index.PackWriter
+	ids []index.ID
 }
 
 func newBlobSaver(r *Repository) *blobSaver {
-	return &blobSaver{r: r, target: r.opts.PackSize, pending: map[index.ID]struct{}{}}
+	s := &blobSaver{r: r, target: r.opts.PackSize, pending: map[index.ID]struct{}{},
+		full: make(chan fullPack, 2), finished: make(chan struct{})}
+	go s.finisher()
+	return s
+}
+
+func (s *blobSaver) finisher() {
+	defer close(s.finished)
+	for fp := range s.full {
+		if s.firstErr() != nil {
+			fp.pw.Abort()
+			continue
+		}
+		if err := s.commit(fp.pw, fp.ids); err != nil {
+			s.setErr(err)
+		}
+	}
+}
+
+func (s *blobSaver) setErr(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+}
+
+func (s *blobSaver) firstErr() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
 }
 
 // Reserve reports whether id must be stored, marking it pending if so.
@@ -50,6 +93,9 @@ func (s *blobSaver) Reserve(id index.ID) (bool, error) {
 
 // Add stores a reserved blob.
 func (s *blobSaver) Add(t index.BlobType, codecID uint8, id index.ID, stored []byte, rawLen int) error {
+	if err := s.firstErr(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if s.pw == nil {
 		pw, err := index.NewPackWriter(s.r.idx.Dir)
@@ -68,13 +114,11 @@ func (s *blobSaver) Add(t index.BlobType, codecID uint8, id index.ID, stored []b
 		s.mu.Unlock()
 		return nil
 	}
-	pw, ids := s.pw, s.inPack
+	fp := fullPack{s.pw, s.inPack}
 	s.pw, s.inPack = nil, nil
-	// The full pack is finished outside the lock so other workers keep
-	// filling the next one during the fsync. Its ids stay pending until
-	// the commit, so nobody stores them again meanwhile.
 	s.mu.Unlock()
-	return s.commit(pw, ids)
+	s.full <- fp
+	return nil
 }
 
 func (s *blobSaver) commit(pw *index.PackWriter, ids []index.ID) error {
@@ -94,29 +138,35 @@ func (s *blobSaver) commit(pw *index.PackWriter, ids []index.ID) error {
 	return nil
 }
 
-// Flush finishes and commits the current pack, if any. It runs after the
-// workers have stopped, so no Add is in flight.
+// Flush finishes and commits the current pack and waits for the
+// background finisher. It runs after the workers have stopped, so no Add
+// is in flight; the saver cannot be used afterwards.
 func (s *blobSaver) Flush() error {
 	s.mu.Lock()
 	pw, ids := s.pw, s.inPack
 	s.pw, s.inPack = nil, nil
 	s.mu.Unlock()
-	if pw == nil {
-		return nil
+	if pw != nil {
+		s.full <- fullPack{pw, ids}
 	}
-	return s.commit(pw, ids)
+	close(s.full)
+	<-s.finished
+	return s.firstErr()
 }
 
-// Abort discards the unfinished pack (its blobs were never indexed).
+// Abort discards the unfinished pack (its blobs were never indexed) and
+// stops the finisher without committing what it still holds.
 func (s *blobSaver) Abort() {
+	s.setErr(fmt.Errorf("snapshot: aborted"))
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.pw != nil {
 		s.pw.Abort()
 		s.pw = nil
 	}
+	s.mu.Unlock()
+	close(s.full)
+	<-s.finished
 }
-
 // writeManifest stores a manifest raw in a pack of its own, commits its
 // blob, and only then the snapshot record: the snapshot becomes visible
 // in one synced Pebble write, after everything it refers to is durable.
