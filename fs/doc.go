@@ -1,0 +1,82 @@
+// Package fs serves every snapshot read-only through FUSE (go-fuse v2), so
+// that a restore is a plain cp, plus virtual status/ files.
+//
+// fs consumes only the small interfaces in source.go: a Tree (snapshots,
+// directories, file readers) and a StatusSource (rendered documents).
+// cmd/citadelfs wires them to the snapshot package and the monitor; fs
+// imports neither, nor Pebble.
+//
+// # Tree layout
+//
+//	<YYYY-MM-DD>/<label>/          each source's newest snapshot of that local day
+//	latest/<label>/                each source's newest snapshot
+//	snapshots/<YYYY-MM-DDTHH:MM:SS>/<label>/
+//	                               every snapshot, by local time; the 2nd, 3rd
+//	                               snapshot of one second get ".1", ".2"
+//	tags/<tag>/<time>/<label>/     the snapshots that carry a tag (same <time> names)
+//	status/<file>                  documents rendered at open (StatusSource)
+//
+// Everything above a source's root is virtual (view.go): one immutable view
+// is computed from Tree.Snapshots per Tree.Generation, and a virtual folder
+// node holds only its path. Inside a source root every node is the
+// snapshot's own: mode, owner, size, nanosecond times, link count,
+// st_blocks, symlink target and xattrs as recorded. Directories are real
+// directories, so cp -a of any of them copies contents. Inode numbers are
+// stable across lookups and remounts; hardlinks share one (see identity in
+// attr.go for how they are made unique across snapshots).
+//
+// Files answer SEEK_DATA/SEEK_HOLE from File.DataExtents, so cp -a and cp
+// --sparse=auto keep holes. Everything that writes answers EROFS, and the
+// mount itself is ro, nosuid, nodev and default_permissions (the kernel
+// enforces each file's own owner and mode); allow_other is opt-in.
+//
+// # Caching
+//
+// Snapshot contents never change. Entries, misses and attributes inside a
+// snapshot carry Options.SnapshotTimeout (1h), and files open with
+// FOPEN_KEEP_CACHE, so the kernel's page cache serves repeated reads and
+// mmap (no direct I/O on snapshot files). A file shown at several paths of
+// the same snapshot (latest/x and snapshots/<t>/x) is one inode and shares
+// those pages.
+//
+// Virtual folders change when snapshots are taken or forgotten: their
+// entries carry timeout 0, so the kernel revalidates them at each path walk
+// and a new snapshot appears at the next lookup without a remount or a
+// notification; their attributes carry Options.TopAttrTimeout (1s).
+//
+// Directory listings are loaded once per directory node from Tree.ReadDir
+// and kept while the kernel keeps the node. Reads go to File.ReadAt for the
+// requested range; on sequential reads a bounded readahead (readahead.go)
+// fetches the next blocks in parallel. The File keeps the decompressed-chunk
+// LRU (see File in source.go for the division of work).
+//
+// status/ files render once per open into a per-handle buffer and are served
+// with FOPEN_DIRECT_IO, so each open sees fresh numbers and cat reads one
+// consistent document; their st_size is 0.
+//
+// # Errors
+//
+// Every failure reaches the kernel through one helper (mountFS.errno):
+// io/fs.ErrNotExist → ENOENT, context.Canceled (the caller was interrupted)
+// → EINTR, a syscall.Errno from the Tree → itself, anything else → EIO. An
+// EIO is logged once, with the path inside the mount, and passed to
+// Options.OnError so the daemon can raise an alert; a chunk that fails its
+// hash check is such an error, and the read returns EIO, never wrong bytes.
+// Handlers do not panic and check every type assertion.
+//
+// # Concurrency
+//
+// go-fuse runs handlers in parallel, and the kernel sends several reads of
+// one file at once. Views are immutable and swapped atomically (a rebuild
+// is serialised, concurrent callers wait for it); a directory's child list
+// is loaded under the node's mutex; a file handle's readahead state is
+// under its own mutex, with prefetch goroutines bounded mount-wide by
+// Options.ReadaheadWorkers and their memory by Options.ReadaheadMemory.
+// Every Tree and File call gets the request's context, which the kernel
+// cancels when the caller is interrupted; prefetches use the handle's
+// context, cancelled on release. The tests run with -race.
+//
+// The process that serves the mount must not read it (go-fuse's deadlock
+// notes): the daemon never snapshots or stats files under its own mount,
+// except the one readiness check cmd/citadelfs makes from a goroutine.
+package fs

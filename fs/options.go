@@ -1,0 +1,103 @@
+package fs
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configure a mount. The zero value of every field but Tree means
+// the default documented next to it; withDefaults fills them in.
+type Options struct {
+	// Tree serves the snapshots. Required.
+	Tree Tree
+	// Status serves the files under status/. Default nil: no status/
+	// folder. Use MergeStatus to combine several sources.
+	Status StatusSource
+
+	// Location is the time zone that names day folders (<YYYY-MM-DD>/)
+	// and snapshot folders (snapshots/<YYYY-MM-DDTHH:MM:SS>/). Default
+	// time.Local: an operator thinks of "yesterday's configs" in local time.
+	Location *time.Location
+	// Logger receives one record per operation that failed with EIO.
+	// Default slog.Default().
+	Logger *slog.Logger
+	// OnError, if set, is called (after logging) with the mount-relative
+	// path and the error for every operation answered with EIO, e.g. a
+	// chunk that failed its hash check; the daemon raises an alert from it.
+	// It must not block. Default nil.
+	OnError func(path string, err error)
+
+	// SnapshotTimeout is how long the kernel may cache entries, negative
+	// entries and attributes inside a snapshot. Snapshots never change, so
+	// it is long. Default 1h.
+	SnapshotTimeout time.Duration
+	// TopAttrTimeout is how long the kernel may cache the attributes of
+	// the virtual folders (root, day folders, latest/, snapshots/, tags/).
+	// Their entries are never cached (timeout 0), so a new snapshot shows
+	// up at the next lookup. Default 1s.
+	TopAttrTimeout time.Duration
+
+	// ReadaheadBlock is the size of one readahead read. Default 1 MiB
+	// (about one chunk).
+	ReadaheadBlock int64
+	// ReadaheadDepth is how many blocks ahead of a sequential reader are
+	// fetched. Default 4.
+	ReadaheadDepth int
+	// ReadaheadWorkers bounds the goroutines that read ahead, for the
+	// whole mount. Default 2 (both cores of a small server; the kernel's
+	// own requests add to it).
+	ReadaheadWorkers int
+	// ReadaheadMemory bounds the bytes held by read-ahead blocks for the
+	// whole mount; when it is used up, reads go straight to the File.
+	// Default 64 MiB.
+	ReadaheadMemory int64
+
+	// MaxRead is the largest read request the kernel sends and its
+	// readahead window. Default 1 MiB (the kernel's default is 128 KiB,
+	// which costs eight round trips per chunk).
+	MaxRead int
+	// AllowOther lets users other than the one that mounted use the
+	// mount (FUSE allow_other). Default false; default_permissions still
+	// applies each file's own owner and mode.
+	AllowOther bool
+	// FsName is shown as the source in /proc/mounts and df. Default
+	// "citadelfs".
+	FsName string
+	// Debug logs every FUSE request (go-fuse's debug output). Default
+	// false.
+	Debug bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Location == nil {
+		o.Location = time.Local
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.SnapshotTimeout == 0 {
+		o.SnapshotTimeout = time.Hour
+	}
+	if o.TopAttrTimeout == 0 {
+		o.TopAttrTimeout = time.Second
+	}
+	if o.ReadaheadBlock <= 0 {
+		o.ReadaheadBlock = 1 << 20
+	}
+	if o.ReadaheadDepth <= 0 {
+		o.ReadaheadDepth = 4
+	}
+	if o.ReadaheadWorkers <= 0 {
+		o.ReadaheadWorkers = 2
+	}
+	if o.ReadaheadMemory <= 0 {
+		o.ReadaheadMemory = 64 << 20
+	}
+	if o.MaxRead <= 0 {
+		o.MaxRead = 1 << 20
+	}
+	if o.FsName == "" {
+		o.FsName = "citadelfs"
+	}
+	return o
+}

@@ -1,0 +1,251 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The view is the virtual part of the tree (everything above a source's
+// root directory), computed from Tree.Snapshots as one immutable value per
+// Tree.Generation. Nodes never hold on to a view: they name their folder by
+// its virtual path and look it up in the current view on every call, so a
+// new snapshot changes what latest/ shows without touching any node.
+
+const (
+	dayLayout  = "2006-01-02"
+	timeLayout = "2006-01-02T15:04:05"
+
+	latestDir    = "latest"
+	snapshotsDir = "snapshots"
+	tagsDir      = "tags"
+	statusDir    = "status"
+)
+
+// view is the virtual tree for one generation.
+type view struct {
+	gen uint64
+	// dirs holds every virtual folder by its path ("" is the root,
+	// "latest", "snapshots/2026-11-26T02:00:00", "tags/daily", ...).
+	dirs map[string]*vdir
+}
+
+// vdir is one virtual folder.
+type vdir struct {
+	path    string
+	names   []string // sorted
+	entries map[string]ventry
+	// mtime is the newest snapshot time shown anywhere below the folder.
+	mtime   time.Time
+	subdirs int
+}
+
+// ventry is one name in a virtual folder: another virtual folder, a
+// source's root, or status/.
+type ventry struct {
+	dir    string    // path of a virtual folder, when non-empty
+	src    *srcEntry // a source root, when non-nil
+	status bool      // the status/ folder
+	mtime  time.Time // for virtual folders and source roots
+	isDir  bool      // the entry is a directory
+	mode   uint32    // full st_mode for the directory listing
+}
+
+// srcEntry is one source root shown at a virtual path.
+type srcEntry struct {
+	scope *scope
+	root  Node
+}
+
+// scope is shared by every node inside one source root shown at one
+// virtual path; it feeds the inode identity and the log lines.
+type scope struct {
+	snapID string
+	label  string
+	// vpath is where the source root is shown, e.g. "latest/models".
+	vpath string
+}
+
+// validName reports whether s can be a directory entry name.
+func validName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
+}
+
+// snapshotNames gives every snapshot its folder name under snapshots/: the
+// local time to the second, with ".1", ".2", ... for the second, third
+// snapshot of the same second. Ties keep the order Tree.Snapshots returned
+// (commit order), so an existing snapshot's name never changes when a
+// later one shares its second.
+func snapshotNames(snaps []Snapshot, order []int, loc *time.Location) []string {
+	names := make([]string, len(snaps))
+	seen := map[string]int{}
+	for _, i := range order {
+		base := snaps[i].Time.In(loc).Format(timeLayout)
+		n := seen[base]
+		seen[base] = n + 1
+		if n == 0 {
+			names[i] = base
+		} else {
+			names[i] = fmt.Sprintf("%s.%d", base, n)
+		}
+	}
+	return names
+}
+
+// buildView computes the virtual tree. snaps is Tree.Snapshots' result.
+func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool) *view {
+	order := make([]int, len(snaps))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return snaps[order[a]].Time.Before(snaps[order[b]].Time) })
+	names := snapshotNames(snaps, order, loc)
+
+	b := &viewBuilder{v: &view{gen: gen, dirs: map[string]*vdir{}}}
+	b.dir("")
+	b.subdir("", latestDir)
+	b.subdir("", snapshotsDir)
+	b.subdir("", tagsDir)
+	if withStatus {
+		b.dir("").add(statusDir, ventry{status: true, isDir: true, mode: modeDir})
+	}
+	for _, i := range order {
+		s := &snaps[i]
+		day := s.Time.In(loc).Format(dayLayout)
+		b.subdir("", day)
+		snapDir := b.subdir(snapshotsDir, names[i])
+		var tagDirs []string
+		for _, tag := range s.Tags {
+			if !validName(tag) {
+				continue
+			}
+			tagDir := b.subdir(tagsDir, tag)
+			tagDirs = append(tagDirs, b.subdir(tagDir, names[i]))
+		}
+		for _, src := range s.Sources {
+			if !validName(src.Label) {
+				continue
+			}
+			// Snapshots come oldest first, so a later one replaces an
+			// earlier one of the same day in <day>/ and in latest/.
+			for _, d := range append([]string{day, latestDir, snapDir}, tagDirs...) {
+				b.source(d, s, src)
+			}
+		}
+	}
+	b.finish()
+	return b.v
+}
+
+const modeDir = 0o040000 | 0o555
+
+type viewBuilder struct{ v *view }
+
+func (b *viewBuilder) dir(p string) *vdir {
+	d := b.v.dirs[p]
+	if d == nil {
+		d = &vdir{path: p, entries: map[string]ventry{}}
+		b.v.dirs[p] = d
+	}
+	return d
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// subdir makes sure dir/name exists as a virtual folder and returns its path.
+func (b *viewBuilder) subdir(dir, name string) string {
+	p := joinPath(dir, name)
+	if _, ok := b.dir(dir).entries[name]; !ok {
+		b.dir(dir).add(name, ventry{dir: p, isDir: true, mode: modeDir})
+		b.dir(p)
+	}
+	return p
+}
+
+func (b *viewBuilder) source(dir string, s *Snapshot, src SourceRoot) {
+	p := joinPath(dir, src.Label)
+	b.dir(dir).add(src.Label, ventry{
+		src:   &srcEntry{scope: &scope{snapID: s.ID, label: src.Label, vpath: p}, root: src.Root},
+		mtime: s.Time,
+		isDir: src.Root.Mode&sIFMT == sIFDIR,
+		mode:  src.Root.Mode,
+	})
+	// Every folder on the way up shows the newest snapshot time below it.
+	for q := dir; ; {
+		if d := b.v.dirs[q]; d != nil && s.Time.After(d.mtime) {
+			d.mtime = s.Time
+		}
+		if q == "" {
+			break
+		}
+		if i := strings.LastIndexByte(q, '/'); i >= 0 {
+			q = q[:i]
+		} else {
+			q = ""
+		}
+	}
+}
+
+func (d *vdir) add(name string, e ventry) { d.entries[name] = e }
+
+// finish sorts names, counts subfolders and fills the entry times of
+// virtual folders.
+func (b *viewBuilder) finish() {
+	for _, d := range b.v.dirs {
+		d.names = make([]string, 0, len(d.entries))
+		for name, e := range d.entries {
+			d.names = append(d.names, name)
+			if e.isDir {
+				d.subdirs++
+			}
+			if e.dir != "" {
+				e.mtime = b.v.dirs[e.dir].mtime
+				d.entries[name] = e
+			}
+		}
+		sort.Strings(d.names)
+	}
+}
+
+// viewCache rebuilds the view when Tree.Generation changes.
+type viewCache struct {
+	tree       Tree
+	loc        *time.Location
+	withStatus bool
+
+	mu  sync.Mutex // serialises rebuilds
+	cur atomic.Pointer[view]
+}
+
+// get returns the view for the tree's current generation. Concurrent
+// callers during a rebuild wait for it rather than rebuilding again.
+func (c *viewCache) get(ctx context.Context) (*view, error) {
+	gen := c.tree.Generation()
+	if v := c.cur.Load(); v != nil && v.gen == gen {
+		return v, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.cur.Load(); v != nil && v.gen == gen {
+		return v, nil
+	}
+	snaps, err := c.tree.Snapshots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fs: list snapshots: %w", err)
+	}
+	// gen was read before Snapshots: if a snapshot was committed in
+	// between, the list is newer than gen says and the next call rebuilds
+	// once more, which is harmless. The other order could miss one.
+	v := buildView(gen, snaps, c.loc, c.withStatus)
+	c.cur.Store(v)
+	return v, nil
+}
