@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -104,6 +105,9 @@ func Init(dir string, cp ChunkerParams, now time.Time) (*Config, error) {
 // ReadConfig reads and validates citadel.json.
 func ReadConfig(dir string) (*Config, error) {
 	data, err := os.ReadFile(filepath.Join(dir, configName))
+	if errors.Is(err, syscall.ENOTDIR) {
+		return nil, fmt.Errorf("%s is not a directory: %w", dir, ErrNoRepository)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(dir); serr != nil {
 			return nil, fmt.Errorf("%s does not exist: %w (create one with 'citadelfs init --repo %s')", dir, ErrNoRepository, dir)

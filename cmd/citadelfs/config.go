@@ -69,7 +69,14 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, usagef("config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		// A TypeError lists one problem per line ("unmarshal errors:\n  line
+		// 2: ..."); errors are one line each, so join them.
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msg = strings.Join(te.Errors, "; ")
+		}
+		return nil, usagef("config %s: %s", path, msg)
 	}
 	return c.normalize(), nil
 }
