@@ -38,7 +38,7 @@ func init() {
 			prog := &snapshot.Progress{Start: time.Now()}
 			pl := startProgress(env, snapshotProgress(prog, "restore"))
 			res, err := repo.Restore(ctx, snap, node, target, snapshot.RestoreOptions{Progress: prog, Warn: func(m string) {
-				fmt.Fprintf(env.stderr, "\r\033[Kwarning: %s\n", m)
+				env.warnf("%s", m)
 			}})
 			pl.Stop()
 			if err != nil && !errors.Is(err, snapshot.ErrCorrupt) {

@@ -96,7 +96,7 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog,
 		Warn: func(msg string) {
 			if !env.global.json {
-				fmt.Fprintf(env.stderr, "\r\033[Kwarning: %s\n", msg)
+				env.warnf("%s", msg)
 			}
 		}})
 	pl.Stop()

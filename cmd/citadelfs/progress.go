@@ -42,6 +42,16 @@ func startProgress(env *cmdEnv, render func() string) *progressLine {
 	return p
 }
 
+// warnf prints one warning line. Only where a progress line is drawn does
+// it first clear that line: on a pipe or in a journal the escape sequence
+// would be garbage in front of every warning.
+func (env *cmdEnv) warnf(format string, args ...any) {
+	if env.isTerminal && !env.global.quiet && !env.global.json {
+		fmt.Fprint(env.stderr, "\r\033[K")
+	}
+	fmt.Fprintf(env.stderr, "warning: "+format+"\n", args...)
+}
+
 func (p *progressLine) Stop() {
 	select {
 	case <-p.stop:
