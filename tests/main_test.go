@@ -194,9 +194,14 @@ type snapSummary struct {
 }
 
 // takeSnapshot runs `snapshot --json` with args and fails unless it exits 0.
+// An empty repo leaves --repo out.
 func takeSnapshot(t testing.TB, repo string, args ...string) snapSummary {
 	t.Helper()
-	r := mustCitadel(t, append([]string{"snapshot", "--repo", repo, "--json"}, args...)...)
+	argv := []string{"snapshot", "--json"}
+	if repo != "" { // else from the environment or the config file
+		argv = append(argv, "--repo", repo)
+	}
+	r := mustCitadel(t, append(argv, args...)...)
 	var s snapSummary
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
 		t.Fatalf("snapshot --json printed something that is not the summary: %v\n%s", err, r)

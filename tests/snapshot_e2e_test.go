@@ -427,3 +427,44 @@ func writeDay(t *testing.T, dir string, i int) {
 	os.Chtimes(filepath.Join(dir, "big.bin"), ts, ts)
 	os.Chtimes(filepath.Join(dir, "day.txt"), ts, ts)
 }
+
+// TestRepoAndSourcesFromEnvAndConfig: timers run `citadelfs snapshot` with
+// no flags, so the repository and sources must come from $CITADELFS_REPO
+// and from the config file, in both its own keys and the seed's layout.
+func TestRepoAndSourcesFromEnvAndConfig(t *testing.T) {
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	repo := initRepo(t, dir)
+
+	seed := filepath.Join(dir, "backup-config.yaml")
+	os.WriteFile(seed, []byte(fmt.Sprintf(`backup_config:
+  storage:
+    backup_root: %s
+    source_models: %s
+    source_configs: %s
+    source_logs: %s
+`, repo, filepath.Join(src, "models"), filepath.Join(src, "configs"), filepath.Join(src, "logs"))), 0o644)
+	s := takeSnapshot(t, "", "--config", seed)
+	if len(s.Sources) != 3 || s.Sources["models"].Files == 0 || s.Sources["configs"].Files == 0 || s.Sources["logs"].Files == 0 {
+		t.Fatalf("seed config: snapshot sources %v, want models, configs and logs", s.Sources)
+	}
+
+	own := filepath.Join(dir, "config.yaml")
+	os.WriteFile(own, []byte(fmt.Sprintf("repo: %s\nsources:\n  etc: %s\n", repo, filepath.Join(src, "configs", "svc00"))), 0o644)
+	s2 := takeSnapshot(t, "", "--config", own)
+	if _, ok := s2.Sources["etc"]; !ok || len(s2.Sources) != 1 {
+		t.Fatalf("own config: snapshot sources %v, want just etc", s2.Sources)
+	}
+
+	r := citadelEnv(t, []string{"CITADELFS_REPO=" + repo}, "snapshots", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, s.ID) || !strings.Contains(r.stdout, s2.ID) {
+		t.Fatalf("CITADELFS_REPO: snapshots does not list %s and %s:\n%s", s.ID, s2.ID, r)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if r := citadelEnv(t, []string{"CITADELFS_REPO=" + repo}, "restore", s.ID, out); r.code != 0 {
+		t.Fatalf("restore via CITADELFS_REPO: %s", r)
+	}
+	for _, l := range labels {
+		diffTrees(t, filepath.Join(src, l), filepath.Join(out, l))
+	}
+}
