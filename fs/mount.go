@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -84,9 +85,15 @@ func Mount(dir string, o Options) (*Server, error) {
 		// Read-only as a superblock flag too, so the VFS refuses writes
 		// before they reach us.
 		DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
-		DirectMount:      true,
-		MaxWrite:         m.opts.MaxRead,
-		MaxReadAhead:     m.opts.MaxRead,
+		// As root, mount(2) and umount(2) directly and never fall back
+		// to exec'ing fusermount: a fork/exec from the process that
+		// serves the mount is one of go-fuse's known deadlocks, and a
+		// failed unmount must come back as EBUSY, not as a helper's
+		// message. Others need fusermount.
+		DirectMount:       true,
+		DirectMountStrict: os.Geteuid() == 0,
+		MaxWrite:          m.opts.MaxRead,
+		MaxReadAhead:      m.opts.MaxRead,
 		// Security xattrs are part of what a restore copies (file
 		// capabilities, SELinux labels); serve them.
 		IgnoreSecurityLabels: false,
