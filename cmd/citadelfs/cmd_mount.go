@@ -218,11 +218,14 @@ func within(p, dir string) bool {
 }
 
 // clearStaleMount detaches what a killed daemon left at mp: its FUSE mount
-// answers ENOTCONN ("transport endpoint is not connected") to everything.
-// A live citadelfs mount there belongs to another daemon and is refused.
+// answers ENOTCONN ("transport endpoint is not connected") to everything
+// that reaches it. statfs always reaches it (a stat may be answered from
+// the kernel's attribute cache for a second). A live citadelfs mount there
+// belongs to another daemon and is refused.
 func clearStaleMount(mp string, log *slog.Logger) error {
-	var st unix.Stat_t
-	err := unix.Stat(mp, &st)
+	fstype, mounted := mountedAt(mp)
+	var sfs unix.Statfs_t
+	err := unix.Statfs(mp, &sfs)
 	switch {
 	case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
 		log.Warn("mount: clearing the stale mount of a daemon that died", "mountpoint", mp)
@@ -232,8 +235,7 @@ func clearStaleMount(mp string, log *slog.Logger) error {
 		return nil
 	case err != nil:
 		return nil // missing: created next
-	}
-	if fstype, ok := mountedAt(mp); ok && strings.HasPrefix(fstype, "fuse.citadelfs") {
+	case mounted && strings.HasPrefix(fstype, "fuse.citadelfs"):
 		return fmt.Errorf("mount: %s is already a citadelfs mount (another daemon serves it; stop it first)", mp)
 	}
 	return nil
