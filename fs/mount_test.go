@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -205,7 +206,27 @@ func TestMountReadOnly(t *testing.T) {
 			if fields[0] != "citadelfs" || fields[2] != "fuse.citadelfs" {
 				t.Errorf("mount source/type = %s %s", fields[0], fields[2])
 			}
+			if !slices.Contains(strings.Split(fields[3], ","), "max_read=1048576") {
+				t.Errorf("mount options %s: want max_read=1048576", fields[3])
+			}
 		}
+	}
+}
+
+func TestMountReadaheadWindow(t *testing.T) {
+	f := newFixture()
+	mnt := mountFixture(t, f)
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Skipf("no bdi for the mount: %v", err)
+	}
+	if strings.TrimSpace(string(data)) != "1024" {
+		t.Errorf("%s = %s, want 1024 (1 MiB reads)", p, data)
 	}
 }
 
