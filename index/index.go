@@ -77,7 +77,63 @@ func Open(dir string, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, err
 	}
-	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}, nil
+	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}
+	if lock.Stale {
+		// The last holder was killed. A pack it renamed into place but
+		// had not yet indexed is complete and durable: adopt it, so the
+		// next snapshot reuses its chunks instead of storing them again.
+		if _, err := r.AdoptOrphanPacks(); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// AdoptOrphanPacks indexes complete packs on disk that the index does not
+// know (left by a writer killed between a pack's rename and its index
+// commit). Only blobs not indexed elsewhere are added. Packs whose trailer
+// does not verify are left alone for check to report. It returns the
+// number of packs adopted.
+func (r *Repo) AdoptOrphanPacks() (int, error) {
+	packs, err := r.ListPacks()
+	if err != nil {
+		return 0, err
+	}
+	adopted := 0
+	for _, p := range packs {
+		if ok, err := r.KV.Has(append([]byte{prefixPack}, p.ID[:]...)); err != nil || ok {
+			if err != nil {
+				return adopted, err
+			}
+			continue
+		}
+		es, size, err := r.ReadPackTrailer(p.ID)
+		if err != nil {
+			continue
+		}
+		var fresh []PackEntry
+		for _, e := range es {
+			if e.Type == SnapshotBlob {
+				continue // an uncommitted snapshot stays invisible
+			}
+			if ok, err := r.HasBlob(e.ID); err != nil {
+				return adopted, err
+			} else if !ok {
+				fresh = append(fresh, e)
+			}
+		}
+		if err := r.CommitPack(p.ID, fresh, uint64(size)); err != nil {
+			return adopted, err
+		}
+		adopted++
+	}
+	return adopted, nil
+}
+
+// IsIndexedPack reports whether the index has a record of pack id.
+func (r *Repo) IsIndexedPack(id ID) (bool, error) {
+	return r.KV.Has(append([]byte{prefixPack}, id[:]...))
 }
 
 // Close closes the index and releases the lock.

@@ -17,6 +17,10 @@ import (
 // for the error message of whoever is refused.
 type Lock struct {
 	f *os.File
+	// Stale is set when the lock file still named a holder: that process
+	// died without releasing (a clean Release empties the file), so the
+	// repository may hold packs it wrote but never indexed.
+	Stale bool
 }
 
 // LockInfo is what the lock file records about its holder.
@@ -46,12 +50,14 @@ func AcquireLock(dir, command string, now time.Time) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("index: lock: %w", err)
 	}
+	var prev [1]byte
+	n, _ := f.ReadAt(prev[:], 0)
 	host, _ := os.Hostname()
 	data, _ := json.Marshal(LockInfo{PID: os.Getpid(), Host: host, Command: command, Since: now})
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt(data, 0)
 	}
-	return &Lock{f: f}, nil
+	return &Lock{f: f, Stale: n > 0}, nil
 }
 
 // Release drops the lock.

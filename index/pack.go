@@ -2,7 +2,7 @@ package index
 
 import (
 	"bufio"
-		"encoding/binary"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"

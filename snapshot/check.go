@@ -29,6 +29,9 @@ type CheckReport struct {
 	Snapshots, Trees, DataBlobs, Packs, PacksRead int
 	// Problems lists every structural or data error found.
 	Problems []string
+	// Notes are findings that are not damage, such as packs no index
+	// entry refers to (prune reclaims them).
+	Notes []string
 	// Affected lists "snapshot <id> <time>: <label>/<path>" for each file
 	// or tree that uses damaged or missing data.
 	Affected []string
@@ -60,6 +63,11 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (*CheckReport, e
 		return nil
 	}); err != nil {
 		return nil, err
+	}
+	for _, p := range onDisk {
+		if _, ok := packBlobs[p.ID]; !ok {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s (%d bytes) holds nothing the index uses; prune reclaims it", p.ID.Short(), p.Size))
+		}
 	}
 	badPacks := map[index.ID]bool{}
 	for pack, blobs := range packBlobs {

@@ -35,7 +35,6 @@ func FuzzDecodeTree(f *testing.F) {
 	})
 }
 
-
 // FuzzDecodeManifest: manifests are JSON read from disk.
 func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(`{"version":1,"sources":[{"label":"m","tree":"` + index.Hash(nil).String() + `"}]}`))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"citadelfs/index"
+	"citadelfs/snapshot/codec"
 )
 
 // Forget removes snapshots. Each manifest lives alone in its own pack, so
@@ -47,11 +48,14 @@ type PruneResult struct {
 	DryRun                      bool
 }
 
-// Prune deletes data no snapshot references. Packs that hold only dead
-// blobs are deleted; packs that are mostly dead (less than half live by
-// bytes) are rewritten with their live blobs first. Order for crash
-// safety: new pack durable and indexed → old blob entries dropped → old
-// pack file deleted, so every referenced blob is always reachable.
+// Prune deletes data no snapshot references. It walks the pack files on
+// disk, not just the index, so packs a killed writer left unindexed are
+// reclaimed too. A pack none of whose blobs is needed is deleted; a pack
+// less than half needed (by bytes) has its needed blobs rewritten into a
+// new pack first. Order for crash safety: new pack durable and indexed →
+// dead index entries dropped → old pack file deleted, so every referenced
+// blob is always reachable. Packs whose trailer fails its checks are left
+// for `check` to report.
 func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -59,30 +63,12 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 	if err != nil {
 		return nil, err
 	}
-	type packUse struct {
-		all        []index.BlobRef
-		liveBytes  int64
-		totalBytes int64
-	}
-	packs := map[index.ID]*packUse{}
-	if err := r.idx.Blobs(func(b index.BlobRef) error {
-		u := packs[b.Pack]
-		if u == nil {
-			u = &packUse{}
-			packs[b.Pack] = u
-		}
-		u.all = append(u.all, b)
-		u.totalBytes += int64(b.Length)
-		if live[b.ID] {
-			u.liveBytes += int64(b.Length)
-		}
-		return nil
-	}); err != nil {
+	onDisk, err := r.idx.ListPacks()
+	if err != nil {
 		return nil, err
 	}
 	res := &PruneResult{DryRun: dryRun}
 	var pw *index.PackWriter
-	var moved []index.ID
 	var toDelete []index.ID
 	flush := func() error {
 		if pw == nil {
@@ -92,33 +78,53 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 		if err != nil {
 			return err
 		}
+		size := pw.Size()
 		pw = nil
-		return r.idx.CommitPack(id, entries, 0)
+		return r.idx.CommitPack(id, entries, size)
 	}
-	for packID, u := range packs {
+	for _, p := range onDisk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if u.liveBytes*2 >= u.totalBytes {
+		entries, size, err := r.idx.ReadPackTrailer(p.ID)
+		if err != nil {
 			continue
 		}
-		var dead []index.ID
-		for _, b := range u.all {
-			if !live[b.ID] {
-				dead = append(dead, b.ID)
-				res.BlobsDeleted++
-				res.BytesFreed += int64(b.Length)
-				continue
+		var needed []index.BlobRef
+		var deadHere []index.ID
+		var neededBytes int64
+		for _, e := range entries {
+			ref, lerr := r.idx.Lookup(e.ID)
+			indexed := lerr == nil
+			here := indexed && ref.Pack == p.ID
+			switch {
+			case live[e.ID] && (here || !indexed):
+				needed = append(needed, index.BlobRef{ID: e.ID, PackEntry: e, Pack: p.ID})
+				neededBytes += int64(e.Length)
+			case here:
+				deadHere = append(deadHere, e.ID)
 			}
-			if dryRun {
-				continue
-			}
-			// Copy the live blob, verified, into the new pack.
+		}
+		if neededBytes*2 >= size {
+			continue
+		}
+		res.BlobsDeleted += len(entries) - len(needed)
+		res.BytesFreed += size - neededBytes
+		if len(needed) == 0 {
+			res.PacksDeleted++
+		} else {
+			res.PacksRepacked++
+		}
+		if dryRun {
+			continue
+		}
+		for _, b := range needed {
+			// Copy the blob as stored, after verifying it decodes to its id.
 			stored, err := r.idx.ReadStored(b, nil)
 			if err != nil {
 				return nil, fmt.Errorf("snapshot: prune: %w", err)
 			}
-			if _, err := r.LoadBlob(ctx, b.ID, false); err != nil {
+			if err := r.verifyStored(b, stored); err != nil {
 				return nil, fmt.Errorf("snapshot: prune: refusing to repack a damaged blob: %w", err)
 			}
 			if pw == nil {
@@ -129,25 +135,16 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 			if err := pw.Add(b.Type, b.Codec, b.ID, stored, int(b.RawLength)); err != nil {
 				return nil, err
 			}
-			moved = append(moved, b.ID)
 			if pw.Size() >= uint64(r.opts.PackSize) {
 				if err := flush(); err != nil {
 					return nil, err
 				}
 			}
 		}
-		if u.liveBytes == 0 {
-			res.PacksDeleted++
-		} else {
-			res.PacksRepacked++
-		}
-		if dryRun {
-			continue
-		}
-		if err := r.idx.DeleteBlobs(dead); err != nil {
+		if err := r.idx.DeleteBlobs(deadHere); err != nil {
 			return nil, err
 		}
-		toDelete = append(toDelete, packID)
+		toDelete = append(toDelete, p.ID)
 	}
 	if !dryRun {
 		if err := flush(); err != nil {
@@ -158,9 +155,21 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 				return nil, err
 			}
 		}
-		_ = moved
 	}
 	return res, nil
+}
+
+func (r *Repository) verifyStored(b index.BlobRef, stored []byte) error {
+	dec := r.decoders.Get().(*codec.Decoder)
+	defer r.decoders.Put(dec)
+	plain, err := dec.Decode(nil, stored, codec.ID(b.Codec), int(b.RawLength))
+	if err != nil {
+		return fmt.Errorf("blob %s: %v: %w", b.ID.Short(), err, ErrCorrupt)
+	}
+	if index.Hash(plain) != b.ID {
+		return fmt.Errorf("blob %s fails its hash check: %w", b.ID.Short(), ErrCorrupt)
+	}
+	return nil
 }
 
 // liveBlobs marks every blob reachable from a snapshot.

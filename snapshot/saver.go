@@ -167,6 +167,7 @@ func (s *blobSaver) Abort() {
 	close(s.full)
 	<-s.finished
 }
+
 // writeManifest stores a manifest raw in a pack of its own, commits its
 // blob, and only then the snapshot record: the snapshot becomes visible
 // in one synced Pebble write, after everything it refers to is durable.

@@ -389,3 +389,31 @@ func fillRandom(b []byte, seed uint64) {
 		b[i] = byte(r.Uint32())
 	}
 }
+
+// Prune walks packs on disk, so a pack no index entry refers to (a killed
+// writer's) is reclaimed rather than leaked.
+func TestPruneReclaimsUnindexedPack(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	pw, err := index.NewPackWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := make([]byte, 1<<20)
+	fillRandom(junk, 11)
+	pw.Add(index.DataBlob, 0, index.Hash(junk), junk, len(junk))
+	if _, _, err := pw.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Check(ctx, CheckOptions{})
+	if err != nil || !rep.OK() || len(rep.Notes) != 1 {
+		t.Fatalf("check: %v problems %v notes %v", err, rep.Problems, rep.Notes)
+	}
+	res, err := r.Prune(ctx, false)
+	if err != nil || res.PacksDeleted != 1 {
+		t.Fatalf("prune: %+v %v", res, err)
+	}
+	if packs, _ := index.ListPackFiles(dir); len(packs) != 0 {
+		t.Fatalf("%d packs left", len(packs))
+	}
+}

@@ -55,12 +55,15 @@ func init() {
 			if env.global.json {
 				if err := writeJSON(env, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "trees": rep.Trees,
 					"data_blobs": rep.DataBlobs, "packs": rep.Packs, "packs_read": rep.PacksRead,
-					"problems": nonNil(rep.Problems), "affected": nonNil(rep.Affected)}); err != nil {
+					"problems": nonNil(rep.Problems), "affected": nonNil(rep.Affected), "notes": nonNil(rep.Notes)}); err != nil {
 					return err
 				}
 			} else {
 				for _, p := range rep.Problems {
 					fmt.Fprintf(env.stdout, "error: %s\n", p)
+				}
+				for _, n := range rep.Notes {
+					fmt.Fprintf(env.stdout, "note: %s\n", n)
 				}
 				for _, a := range rep.Affected {
 					fmt.Fprintf(env.stdout, "affected: %s\n", a)
