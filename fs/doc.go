@@ -27,8 +27,9 @@
 //
 // Files answer SEEK_DATA/SEEK_HOLE from File.DataExtents, so cp -a and cp
 // --sparse=auto keep holes. Everything that writes answers EROFS, and the
-// mount itself is ro, nosuid, nodev and default_permissions (the kernel
-// enforces each file's own owner and mode); allow_other is opt-in.
+// mount itself is ro, nosuid, nodev and default_permissions with FUSE ACL
+// support (the kernel enforces each file's own owner, mode and POSIX ACL,
+// read from its system.posix_acl_access xattr); allow_other is opt-in.
 //
 // # Caching
 //

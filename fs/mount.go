@@ -95,6 +95,10 @@ func Mount(dir string, o Options) (*Server, error) {
 		DirectMountStrict: os.Geteuid() == 0,
 		MaxWrite:          m.opts.MaxRead,
 		MaxReadAhead:      m.opts.MaxRead,
+		// POSIX ACLs: the kernel enforces the recorded ACL along with
+		// the mode (default_permissions), as on the source file system;
+		// without this a user an ACL admitted would be refused.
+		EnableAcl: true,
 		// Security xattrs are part of what a restore copies (file
 		// capabilities, SELinux labels); serve them.
 		IgnoreSecurityLabels: false,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,8 @@ type mountProc struct {
 	stderr *syncBuffer
 	exited chan struct{}
 	err    error // Wait's result, valid after exited is closed
+	// notify collects what the daemon sent to $NOTIFY_SOCKET (systemd).
+	notify *syncBuffer
 }
 
 type syncBuffer struct {
@@ -81,9 +84,25 @@ func startMount(t *testing.T, repo, mp, config string, args ...string) *mountPro
 	t.Helper()
 	argv := append([]string{"mount", "--repo", repo, "--config", config}, args...)
 	argv = append(argv, mp)
-	m := &mountProc{mp: mp, repo: repo, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	m := &mountProc{mp: mp, repo: repo, stderr: &syncBuffer{}, exited: make(chan struct{}), notify: &syncBuffer{}}
 	m.cmd = exec.Command(citadelBin, argv...)
-	m.cmd.Env = testEnv()
+	// Stand in for systemd's notify socket.
+	ns, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "notify"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := ns.Read(buf)
+			if err != nil {
+				return
+			}
+			m.notify.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+	m.cmd.Env = append(testEnv(), "NOTIFY_SOCKET="+ns.LocalAddr().String())
 	m.cmd.Stderr = m.stderr
 	out, err := m.cmd.StdoutPipe()
 	if err != nil {
@@ -114,6 +133,14 @@ func startMount(t *testing.T, repo, mp, config string, args ...string) *mountPro
 				t.Fatalf("mount exited before it was ready: %v\n%s", m.err, m.stderr)
 			}
 			if line == "citadelfs: mounted "+repo+" at "+mp {
+				// sd_notify READY=1 comes right after the line.
+				deadline := time.Now().Add(5 * time.Second)
+				for !strings.Contains(m.notify.String(), "READY=1") && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if !strings.Contains(m.notify.String(), "READY=1") {
+					t.Errorf("no READY=1 on $NOTIFY_SOCKET (got %q)", m.notify.String())
+				}
 				return m
 			}
 			t.Logf("mount printed %q", line)
@@ -204,6 +231,17 @@ func mountFixture(t *testing.T) (src, repo, mp, config string, m *mountProc) {
 	src = filepath.Join(dir, "src")
 	corpus(t, "-out", src, "-models-mb", "8", "-logs-mb", "2", "-configs", "200")
 	addEdgeCases(t, src)
+	// A 0600 file that an ACL opens to nobody: the mount must enforce
+	// the ACL as the source file system does.
+	granted := filepath.Join(src, "configs", "acl-granted.env")
+	if err := os.WriteFile(granted, []byte("TOKEN=acl\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if setfacl, err := exec.LookPath("setfacl"); err == nil {
+		if r := runCmd(t, os.Environ(), setfacl, "-m", "u:65534:r", granted); r.code != 0 {
+			t.Fatalf("setfacl: %s", r)
+		}
+	}
 	repo = initRepo(t, dir)
 	takeSnapshot(t, repo, sourceFlags(src)...)
 	mp = filepath.Join(dir, "mnt")
@@ -367,6 +405,13 @@ func TestMountPermissionsAndReadOnly(t *testing.T) {
 	if r := nobody("cat", secret); r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
 		t.Errorf("nobody read the 0600 file: %s", r)
 	}
+	if _, err := exec.LookPath("setfacl"); err == nil {
+		if r := nobody("cat", filepath.Join(mp, "latest", "configs", "acl-granted.env")); r.code != 0 || r.stdout != "TOKEN=acl\n" {
+			t.Errorf("nobody is denied a file its ACL grants: %s", r)
+		}
+	} else {
+		t.Log("setfacl not installed (package acl); skipping the ACL check")
+	}
 	if data, err := os.ReadFile(secret); err != nil {
 		t.Errorf("root cannot read its own 0600 file: %v", err)
 	} else if want, _ := os.ReadFile(filepath.Join(src, "configs", "citadel-ai.env")); !bytes.Equal(data, want) {
@@ -517,6 +562,9 @@ func TestMountKill9ThenRestartThenSIGTERM(t *testing.T) {
 	}
 	if isMounted(mp) {
 		t.Error("still mounted after SIGTERM")
+	}
+	if !strings.Contains(m2.notify.String(), "STOPPING=1") {
+		t.Errorf("no STOPPING=1 on $NOTIFY_SOCKET at SIGTERM (got %q)", m2.notify.String())
 	}
 	if _, err := os.Lstat(filepath.Join(repo, "daemon.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Error("socket left after SIGTERM")
