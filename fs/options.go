@@ -49,7 +49,8 @@ type Options struct {
 	ReadaheadWorkers int
 	// ReadaheadMemory bounds the bytes held by read-ahead blocks for the
 	// whole mount; when it is used up, reads go straight to the File.
-	// Default 64 MiB.
+	// Default 32 MiB (eight sequential readers at full depth; the File's
+	// own chunk LRU comes on top).
 	ReadaheadMemory int64
 
 	// MaxRead is the largest read request the kernel sends and its
@@ -91,7 +92,7 @@ func (o Options) withDefaults() Options {
 		o.ReadaheadWorkers = 2
 	}
 	if o.ReadaheadMemory <= 0 {
-		o.ReadaheadMemory = 64 << 20
+		o.ReadaheadMemory = 32 << 20
 	}
 	if o.MaxRead <= 0 {
 		o.MaxRead = 1 << 20
