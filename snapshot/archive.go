@@ -275,6 +275,9 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 		src.add(func(s *SourceStats) { s.Unreadable++ })
 	}
 	src.add(func(s *SourceStats) { s.Dirs++ })
+	var dirSt unix.Stat_t
+	unix.Stat(path, &dirSt)
+	dirDev := dirSt.Dev
 	nodes := make([]*Node, 0, len(names))
 	var jobs []*fileJob
 	for _, name := range names {
@@ -296,6 +299,14 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 		n.Xattrs = readXattrs(full)
 		switch n.Type {
 		case TypeDir:
+			if st.Dev != dirDev && isFUSE(full) {
+				// Most likely our own mount (or another FUSE file system,
+				// which may be slow or hang): backing up snapshots of
+				// snapshots helps nobody. Recorded as an empty directory.
+				a.warn(src, "%s: FUSE mount point not descended into (recorded empty)", full)
+				n.Subtree, _ = a.saveTree(&Tree{})
+				break
+			}
 			sub, err := a.saveDir(full, rel+name+"/", src)
 			if err != nil {
 				return index.ID{}, err
@@ -677,4 +688,12 @@ func scanTotals(ctx context.Context, sources []SourceSpec, p *Progress) {
 			return nil
 		})
 	}
+}
+
+// fuseSuperMagic is FUSE's f_type in statfs(2).
+const fuseSuperMagic = 0x65735546
+
+func isFUSE(path string) bool {
+	var sfs unix.Statfs_t
+	return unix.Statfs(path, &sfs) == nil && sfs.Type == fuseSuperMagic
 }
