@@ -72,13 +72,34 @@ func (c *Chunker) Reset(r io.Reader, p Params, buf []byte) {
 	if cap(buf) < 3*p.Max {
 		buf = make([]byte, 3*p.Max)
 	}
+	*c = Chunker{r: r, buf: buf[:cap(buf)]}
+	c.setParams(p)
+}
+
+func (c *Chunker) setParams(p Params) {
 	bits := 0
 	for 1<<bits < p.Avg {
 		bits++
 	}
-	*c = Chunker{r: r, p: p, gear: gearTable(p.Seed), buf: buf[:cap(buf)],
-		maskS: ^uint64(0) << (64 - (bits + 2)), maskL: ^uint64(0) << (64 - (bits - 2))}
+	c.p, c.gear = p, gearTable(p.Seed)
+	c.maskS, c.maskL = ^uint64(0)<<(64-(bits+2)), ^uint64(0)<<(64-(bits-2))
 }
+
+// Cutter finds chunk boundaries in bytes already in memory (a mapped
+// file), so large files are chunked without copying them through a read
+// buffer. It cuts exactly where a Chunker over the same bytes would.
+type Cutter struct{ c Chunker }
+
+// NewCutter returns a Cutter for p.
+func NewCutter(p Params) *Cutter {
+	k := &Cutter{}
+	k.c.setParams(p)
+	return k
+}
+
+// Cut returns the length of the chunk at the start of b (all of b when b
+// is no longer than the minimum chunk size).
+func (k *Cutter) Cut(b []byte) int { return k.c.cut(b) }
 
 // Next returns the next chunk. The slice is valid until the next call.
 // At the end of the stream it returns io.EOF.

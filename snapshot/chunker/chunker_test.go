@@ -138,3 +138,23 @@ func BenchmarkChunkerDefault(b *testing.B) {
 		b.ReportMetric(float64(len(data)/n), "B/chunk")
 	}
 }
+
+func TestCutterMatchesChunker(t *testing.T) {
+	data := randomBytes(2<<20+5, 6)
+	want := chunkAll(t, data, small, 1000)
+	k := NewCutter(small)
+	var got [][]byte
+	for b := data; len(b) > 0; {
+		n := k.Cut(b)
+		got = append(got, b[:n])
+		b = b[n:]
+	}
+	if len(got) != len(want) {
+		t.Fatalf("cutter: %d chunks, chunker: %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("chunk %d differs", i)
+		}
+	}
+}
