@@ -153,7 +153,7 @@ func TestRebuildIndexFromPacks(t *testing.T) {
 	}
 	defer r2.Close()
 	var got []byte
-	r2.Snapshots(func(id ID, m []byte) error { got = m; return nil })
+	r2.Snapshots(func(id ID, m []byte) error { got = bytes.Clone(m); return nil }) // m is only valid during the call
 	if !bytes.Equal(got, manifest) {
 		t.Fatalf("snapshot record after rebuild: %q", got)
 	}
