@@ -326,6 +326,11 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 			key := index.FileCacheKey(src.label + "\x00" + rel + name)
 			if content, ok := a.cachedContent(key, n); ok {
 				n.Content = content
+				var data int64
+				for _, c := range content {
+					data += c.Length
+				}
+				src.add(func(s *SourceStats) { s.DataBytes += data })
 				a.progress.Files.Add(1)
 				a.progress.Bytes.Add(n.Size)
 				break
@@ -492,7 +497,7 @@ func (a *archiver) readFile(job *fileJob, ch *chunker.Chunker, buf []byte) {
 		}
 	}
 	wg.Wait()
-	src.add(func(s *SourceStats) { s.ReadBytes += read })
+	src.add(func(s *SourceStats) { s.ReadBytes += read; s.DataBytes += read })
 	a.progress.Files.Add(1)
 	var after unix.Stat_t
 	changed := unix.Fstat(fd, &after) != nil || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim

@@ -38,6 +38,7 @@ type SourceStats struct {
 	Dirs        int64 `json:"dirs"`
 	Others      int64 `json:"others"`       // symlinks, fifos, devices, sockets
 	Bytes       int64 `json:"bytes"`        // apparent size of all files
+	DataBytes   int64 `json:"data_bytes"`   // bytes of data in files (sparse holes excluded)
 	ReadBytes   int64 `json:"read_bytes"`   // bytes actually read (not from the file cache)
 	NewBytes    int64 `json:"new_bytes"`    // plain bytes of chunks not stored before
 	StoredBytes int64 `json:"stored_bytes"` // their size after compression

@@ -103,6 +103,10 @@ type cliMonitorMode struct {
 	writeHistory bool
 	// logTransitions logs alert transitions to stderr (the foreground loop).
 	logTransitions bool
+	// kv, when set, holds the history instead of the monitor's own
+	// directory: the mount daemon passes the repository's index (DESIGN:
+	// history lives in the repository's Pebble). It is not closed here.
+	kv *index.KV
 }
 
 // cliMonitor is a Monitor built from the configuration file for a command
@@ -165,8 +169,14 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 		opts.Backup, c.release = src, release
 	}
 
-	kv, err := monitor.OpenHistoryKV(mc.HistoryDir, !mode.writeHistory)
+	var kv *index.KV
+	if mode.kv != nil {
+		opts.KV = mode.kv
+	} else {
+		kv, err = monitor.OpenHistoryKV(mc.HistoryDir, !mode.writeHistory)
+	}
 	switch {
+	case mode.kv != nil:
 	case err == nil:
 		c.kv, opts.KV, opts.HistoryReadOnly = kv, kv, !mode.writeHistory
 	case mode.writeHistory:

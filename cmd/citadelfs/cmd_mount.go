@@ -102,7 +102,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 
 	status := []cfs.StatusSource{newRepoStatus(repo)}
-	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: true})
+	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: true, kv: repo.Index().KV})
 	var ue usageError
 	switch {
 	case errors.As(err, &ue):

@@ -45,10 +45,12 @@ type snapshotSummary struct {
 	Files       int64                           `json:"files"`
 	Dirs        int64                           `json:"dirs"`
 	Bytes       int64                           `json:"bytes"`
+	DataBytes   int64                           `json:"data_bytes"`
 	ReadBytes   int64                           `json:"read_bytes"`
 	NewBytes    int64                           `json:"new_bytes"`
 	StoredBytes int64                           `json:"stored_bytes"`
-	Dedup       float64                         `json:"dedup_ratio"`
+	Dedup       float64                         `json:"dedup_ratio"`       // data bytes / new bytes (0 when nothing new)
+	Compression float64                         `json:"compression_ratio"` // stored bytes / new bytes
 	DurationSec float64                         `json:"duration_seconds"`
 	Warnings    []string                        `json:"warnings"`
 	Sources     map[string]snapshot.SourceStats `json:"sources"`
@@ -114,9 +116,13 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(env.stdout, "snapshot %s saved: %d files, %s (read %s, new %s, stored %s), dedup %.1fx, %.2fs\n",
-			sum.ID[:8], sum.Files, humanBytes(sum.Bytes), humanBytes(sum.ReadBytes), humanBytes(sum.NewBytes),
-			humanBytes(sum.StoredBytes), sum.Dedup, sum.DurationSec)
+		dedup := "nothing new"
+		if sum.NewBytes > 0 {
+			dedup = fmt.Sprintf("%.1fx", sum.Dedup)
+		}
+		fmt.Fprintf(env.stdout, "snapshot %s saved: %d files, %s of data (read %s, new %s, stored %s), dedup %s, %.2fs\n",
+			sum.ID[:8], sum.Files, humanBytes(sum.DataBytes), humanBytes(sum.ReadBytes), humanBytes(sum.NewBytes),
+			humanBytes(sum.StoredBytes), dedup, sum.DurationSec)
 	}
 	if len(res.Warnings) > 0 {
 		if !env.global.json {
@@ -139,14 +145,15 @@ func summarize(res *snapshot.Result) snapshotSummary {
 		sum.Files += st.Files
 		sum.Dirs += st.Dirs
 		sum.Bytes += st.Bytes
+		sum.DataBytes += st.DataBytes
 		sum.ReadBytes += st.ReadBytes
 		sum.NewBytes += st.NewBytes
 		sum.StoredBytes += st.StoredBytes
 		sum.Sources[src.Label] = st
 	}
-	sum.Dedup = float64(sum.Bytes) / float64(max(sum.StoredBytes, 1))
-	if sum.StoredBytes == 0 {
-		sum.Dedup = 0
+	if sum.NewBytes > 0 {
+		sum.Dedup = float64(sum.DataBytes) / float64(sum.NewBytes)
+		sum.Compression = float64(sum.StoredBytes) / float64(sum.NewBytes)
 	}
 	return sum
 }
