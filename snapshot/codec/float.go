@@ -167,18 +167,22 @@ func fromES(e, s byte) (lo, hi byte) {
 // split2 splits 2-byte values into the E and S streams.
 func split2(e, s, vals []byte) {
 	m := len(vals) / 2
-	_, _ = e[:m], s[:m]
-	i := 0
-	for ; i+8 <= m; i += 8 {
+	e, s, vals = e[:m], s[:m], vals[:2*m]
+	// Reslicing to exact lengths each step lets the compiler drop all but
+	// one bounds check per 8 values.
+	for len(e) >= 8 && len(s) >= 8 && len(vals) >= 16 {
 		// x0 holds values 0-3 in 16-bit lanes, x1 values 4-7; lane i's
 		// result lands in byte 2i (x0) and byte 2i+1 (x1).
-		x0 := binary.LittleEndian.Uint64(vals[2*i:])
-		x1 := binary.LittleEndian.Uint64(vals[2*i+8:])
-		binary.LittleEndian.PutUint64(e[i:], x0>>7&lanes16|x1<<1&(lanes16<<8))
-		binary.LittleEndian.PutUint64(s[i:], signLanes16(x0)|signLanes16(x1)<<8)
+		x0 := binary.LittleEndian.Uint64(vals[0:8])
+		x1 := binary.LittleEndian.Uint64(vals[8:16])
+		binary.LittleEndian.PutUint64(e[0:8], x0>>7&lanes16|x1<<1&(lanes16<<8))
+		binary.LittleEndian.PutUint64(s[0:8], signLanes16(x0)|signLanes16(x1)<<8)
+		e, s, vals = e[8:], s[8:], vals[16:]
 	}
-	for ; i < m; i++ {
-		e[i], s[i] = toES(vals[2*i], vals[2*i+1])
+	for i := range e {
+		if 2*i+1 < len(vals) && i < len(s) {
+			e[i], s[i] = toES(vals[2*i], vals[2*i+1])
+		}
 	}
 }
 
@@ -191,16 +195,18 @@ func signLanes16(x uint64) uint64 {
 // symbols, dst twice as many bytes.
 func merge2(dst, e, s []byte) {
 	m := len(e)
-	_, _ = dst[:2*m], s[:m]
-	i := 0
-	for ; i+8 <= m; i += 8 {
-		ev := binary.LittleEndian.Uint64(e[i:])
-		sv := binary.LittleEndian.Uint64(s[i:])
-		binary.LittleEndian.PutUint64(dst[2*i:], fromLanes16(ev&lanes16, sv&lanes16))
-		binary.LittleEndian.PutUint64(dst[2*i+8:], fromLanes16(ev>>8&lanes16, sv>>8&lanes16))
+	dst, s = dst[:2*m], s[:m]
+	for len(e) >= 8 && len(s) >= 8 && len(dst) >= 16 {
+		ev := binary.LittleEndian.Uint64(e[0:8])
+		sv := binary.LittleEndian.Uint64(s[0:8])
+		binary.LittleEndian.PutUint64(dst[0:8], fromLanes16(ev&lanes16, sv&lanes16))
+		binary.LittleEndian.PutUint64(dst[8:16], fromLanes16(ev>>8&lanes16, sv>>8&lanes16))
+		e, s, dst = e[8:], s[8:], dst[16:]
 	}
-	for ; i < m; i++ {
-		dst[2*i], dst[2*i+1] = fromES(e[i], s[i])
+	for i := range e {
+		if i < len(s) && 2*i+1 < len(dst) {
+			dst[2*i], dst[2*i+1] = fromES(e[i], s[i])
+		}
 	}
 }
 
@@ -277,7 +283,7 @@ type blockRef struct {
 type floatDecoder struct {
 	refs []blockRef // stream-major: refs[j*nb+b]
 	tmp  [4][]byte  // one decoded block per stream
-	huff huff0.Scratch
+	huff huffDecoder
 }
 
 var errShort = errors.New("truncated")
@@ -386,18 +392,9 @@ func (f *floatDecoder) block(j int, r blockRef, want int) ([]byte, error) {
 		}
 		return t, nil
 	}
-	s, rest, err := huff0.ReadTable(r.data, &f.huff)
-	if err != nil {
-		return nil, fmt.Errorf("huff0 table: %w", err)
-	}
-	// Decompress4X decodes exactly cap(dst) symbols, so the capacity is
-	// the block's length.
-	out, err := s.Decoder().Decompress4X(f.tmp[j][:0:want], rest)
-	if err != nil {
+	out := f.tmp[j][:want]
+	if err := f.huff.decode4(out, r.data); err != nil {
 		return nil, fmt.Errorf("huff0: %w", err)
-	}
-	if len(out) != want {
-		return nil, fmt.Errorf("huff0: %d symbols, want %d", len(out), want)
 	}
 	return out, nil
 }

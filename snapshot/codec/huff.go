@@ -71,7 +71,7 @@ func (h *huffEncoder) encode(dst, blk []byte) ([]byte, error) {
 	if err != nil {
 		return dst[:start], errNoGain
 	}
-	if err := h.readTable(dst[start:]); err != nil {
+	if _, err := h.readTable(dst[start:]); err != nil {
 		// Cannot happen with huff0's own output; raw is always correct.
 		return dst[:start], errNoGain
 	}
@@ -124,18 +124,19 @@ func (h *huffEncoder) count(blk []byte) *[256]uint32 {
 
 // readTable derives the code of every symbol from a serialised table
 // exactly as huff0.ReadTable does, so that the bits written here are the
-// bits the decoder expects.
-func (h *huffEncoder) readTable(in []byte) error {
+// bits the decoder expects. It returns the table's length in bytes.
+func (h *huffEncoder) readTable(in []byte) (int, error) {
 	if len(in) < 2 {
-		return errors.New("short table")
+		return 0, errors.New("short table")
 	}
 	w := h.weight[:]
-	var n int
+	var n, used int
 	if size := int(in[0]); size >= 128 {
 		// 4-bit weights, two per byte.
 		n = size - 127
-		if len(in) < 1+(n+1)/2 {
-			return errors.New("short table")
+		used = 1 + (n+1)/2
+		if len(in) < used {
+			return 0, errors.New("short table")
 		}
 		for i := 0; i < n; i += 2 {
 			v := in[1+i/2]
@@ -145,29 +146,30 @@ func (h *huffEncoder) readTable(in []byte) error {
 			}
 		}
 	} else {
-		if len(in) < 1+size {
-			return errors.New("short table")
+		used = 1 + size
+		if len(in) < used {
+			return 0, errors.New("short table")
 		}
 		h.fse.DecompressLimit = 255
 		h.fse.Out = w[:0]
 		b, err := fse.Decompress(in[1:1+size], &h.fse)
 		h.fse.Out = nil
 		if err != nil {
-			return err
+			return 0, err
 		}
 		n = copy(w, b) // a no-op unless fse outgrew w
 		if n != len(b) {
-			return errors.New("table too long")
+			return 0, errors.New("table too long")
 		}
 	}
 	if n >= 256 {
-		return errors.New("table too long")
+		return 0, errors.New("table too long")
 	}
 	var rank [16]uint32
 	var total uint32
 	for _, v := range w[:n] {
 		if v > huffMaxBits {
-			return errors.New("weight too large")
+			return 0, errors.New("weight too large")
 		}
 		rank[v]++
 		if v > 0 {
@@ -175,17 +177,17 @@ func (h *huffEncoder) readTable(in []byte) error {
 		}
 	}
 	if total == 0 {
-		return errors.New("zero weights")
+		return 0, errors.New("zero weights")
 	}
 	// The last symbol's weight is implied: it tops the total up to a power
 	// of two.
 	tableLog := uint32(bits.Len32(total))
 	if tableLog > huffMaxBits {
-		return errors.New("table log too large")
+		return 0, errors.New("table log too large")
 	}
 	rest := uint32(1)<<tableLog - total
 	if rest&(rest-1) != 0 {
-		return errors.New("weights do not sum to a power of two")
+		return 0, errors.New("weights do not sum to a power of two")
 	}
 	last := byte(bits.Len32(rest))
 	w[n] = last
@@ -210,7 +212,7 @@ func (h *huffEncoder) readTable(in []byte) error {
 		h.code[s] = val | (tableLog+1-uint32(v))<<16
 	}
 	h.maxLen = int(tableLog)
-	return nil
+	return used, nil
 }
 
 // pack4 packs the four segments into h.seg and stores their lengths in n.

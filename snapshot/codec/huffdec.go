@@ -1,0 +1,258 @@
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/bits"
+)
+
+// huffDecoder decodes the huff0 4X blocks that huffEncoder writes (zstd's
+// 4-stream Huffman literals) with a table that yields up to four symbols
+// per lookup. The exponent stream of weights averages ~2.6 bits per
+// symbol, so one 11-bit lookup decodes about three symbols; huff0's
+// Decompress4X, one symbol per lookup, took twice as long.
+type huffDecoder struct {
+	tab    huffEncoder // parses the serialised table (readTable)
+	multi  [1 << huffMaxBits]uint64
+	sorted []byte // the coded symbols, shortest code first
+}
+
+// A multi entry holds up to four symbols in its low 32 bits (the first in
+// the lowest byte), the bits they take in bits 32-39, their count in bits
+// 40-47 and the length of the first symbol's code in bits 48-55.
+
+var errHuff = errors.New("bad huffman stream")
+
+// build fills d.multi from the code table in d.tab: every sequence of up
+// to four codes that fits in tableLog bits fills the range of indexes that
+// starts with it, so the work is about one store per entry.
+func (d *huffDecoder) build() {
+	const tl = huffMaxBits // always index by 11 bits: a constant shift
+	// The symbols by code length, shortest first.
+	var byLen [huffMaxBits + 2][]byte
+	var syms [256]byte
+	var cnt [huffMaxBits + 2]int
+	for s := range 256 {
+		cnt[d.tab.code[s]>>16&15]++
+	}
+	at := 0
+	for l := 1; l <= huffMaxBits; l++ {
+		byLen[l] = syms[at : at : at+cnt[l]]
+		at += cnt[l]
+	}
+	for s := range 256 {
+		l := d.tab.code[s] >> 16 & 15
+		if l >= 1 && l <= huffMaxBits {
+			byLen[l] = append(byLen[l], byte(s))
+		}
+	}
+	d.sorted = d.sorted[:0]
+	for l := 1; l <= huffMaxBits; l++ {
+		d.sorted = append(d.sorted, byLen[l]...)
+	}
+	for _, s := range d.sorted {
+		c := d.tab.code[s]
+		nb := uint(c >> 16)
+		base := int(c&0xffff) << (tl - nb)
+		d.fill(base, tl-nb, uint64(s), nb, 1, uint64(nb)<<48)
+	}
+}
+
+// fill fills the 1<<k entries from base, where the syms decoded so far
+// (n of them, taking used bits) leave k bits to decode more from.
+func (d *huffDecoder) fill(base int, k uint, syms uint64, used uint, n uint64, first uint64) {
+	end := base + 1<<k
+	if end > len(d.multi) || base < 0 {
+		return // cannot happen for a table readTable accepted
+	}
+	e := syms | uint64(used)<<32 | n<<40 | first
+	r := d.multi[base:end]
+	for i := range r {
+		r[i] = e
+	}
+	if n == 4 {
+		return
+	}
+	for _, s := range d.sorted {
+		c := d.tab.code[s]
+		nb := uint(c >> 16)
+		if nb > k {
+			break
+		}
+		d.fill(base+int(c&0xffff)<<(k-nb), k-nb, syms|uint64(s)<<(8*n), used+nb, n+1, first)
+	}
+}
+
+// decode4 decodes a block of len(out) symbols from in, a serialised table
+// followed by the jump table and four streams.
+func (d *huffDecoder) decode4(out, in []byte) error {
+	used, err := d.tab.readTable(in)
+	if err != nil {
+		return err
+	}
+	in = in[used:]
+	d.build()
+	if len(in) < 6 {
+		return errHuff
+	}
+	var sz [4]int
+	sz[0] = int(binary.LittleEndian.Uint16(in[0:]))
+	sz[1] = int(binary.LittleEndian.Uint16(in[2:]))
+	sz[2] = int(binary.LittleEndian.Uint16(in[4:]))
+	in = in[6:]
+	sz[3] = len(in) - sz[0] - sz[1] - sz[2]
+	if sz[3] < 1 || sz[0] < 1 || sz[1] < 1 || sz[2] < 1 {
+		return errHuff
+	}
+	seg := (len(out) + 3) / 4
+	if len(out)-3*seg < 0 {
+		return errHuff
+	}
+	var st [4]bitStream
+	var dst [4][]byte
+	off := 0
+	for j := range 4 {
+		b := in[off : off+sz[j]]
+		off += sz[j]
+		last := b[len(b)-1]
+		if last == 0 {
+			return errHuff
+		}
+		st[j] = bitStream{b: b, left: 8*len(b) - 9 + bits.Len8(last)}
+		if j < 3 {
+			dst[j] = out[j*seg : (j+1)*seg]
+		} else {
+			dst[j] = out[3*seg:]
+		}
+	}
+	multi := &d.multi
+	var o [4]int
+	// Fast loop: every stream has 64 bits left to load a whole word from,
+	// and room for four lookups of up to four symbols each (16 bytes).
+	b0, b1, b2, b3 := st[0].b, st[1].b, st[2].b, st[3].b
+	l0, l1, l2, l3 := st[0].left, st[1].left, st[2].left, st[3].left
+	d0, d1, d2, d3 := dst[0], dst[1], dst[2], dst[3]
+	const tm = 1<<huffMaxBits - 1
+	for l0 >= 64 && l1 >= 64 && l2 >= 64 && l3 >= 64 &&
+		len(d0) >= 16 && len(d1) >= 16 && len(d2) >= 16 && len(d3) >= 16 {
+		p0, p1, p2, p3 := (l0+7)>>3, (l1+7)>>3, (l2+7)>>3, (l3+7)>>3
+		if p0 > len(b0) || p1 > len(b1) || p2 > len(b2) || p3 > len(b3) {
+			return errHuff // cannot happen: left <= 8*len(b)
+		}
+		v0 := binary.LittleEndian.Uint64(b0[p0-8:p0]) << (uint(8*p0-l0) & 63)
+		v1 := binary.LittleEndian.Uint64(b1[p1-8:p1]) << (uint(8*p1-l1) & 63)
+		v2 := binary.LittleEndian.Uint64(b2[p2-8:p2]) << (uint(8*p2-l2) & 63)
+		v3 := binary.LittleEndian.Uint64(b3[p3-8:p3]) << (uint(8*p3-l3) & 63)
+		w0, w1, w2, w3 := d0[:16:16], d1[:16:16], d2[:16:16], d3[:16:16]
+		// a* sum e>>32: the bits taken in the low byte, the symbols
+		// written in the next.
+		var a0, a1, a2, a3 uint64
+		// lookup 1
+		e0 := multi[v0>>(64-huffMaxBits)]
+		e1 := multi[v1>>(64-huffMaxBits)]
+		e2 := multi[v2>>(64-huffMaxBits)]
+		e3 := multi[v3>>(64-huffMaxBits)]
+		binary.LittleEndian.PutUint32(w0[0:4], uint32(e0))
+		binary.LittleEndian.PutUint32(w1[0:4], uint32(e1))
+		binary.LittleEndian.PutUint32(w2[0:4], uint32(e2))
+		binary.LittleEndian.PutUint32(w3[0:4], uint32(e3))
+		v0 <<= e0 >> 32 & 63
+		v1 <<= e1 >> 32 & 63
+		v2 <<= e2 >> 32 & 63
+		v3 <<= e3 >> 32 & 63
+		a0 += e0 >> 32 & 0xffff
+		a1 += e1 >> 32 & 0xffff
+		a2 += e2 >> 32 & 0xffff
+		a3 += e3 >> 32 & 0xffff
+		// lookup 2
+		e0 = multi[v0>>(64-huffMaxBits)]
+		e1 = multi[v1>>(64-huffMaxBits)]
+		e2 = multi[v2>>(64-huffMaxBits)]
+		e3 = multi[v3>>(64-huffMaxBits)]
+		binary.LittleEndian.PutUint32(w0[a0>>8&15:], uint32(e0))
+		binary.LittleEndian.PutUint32(w1[a1>>8&15:], uint32(e1))
+		binary.LittleEndian.PutUint32(w2[a2>>8&15:], uint32(e2))
+		binary.LittleEndian.PutUint32(w3[a3>>8&15:], uint32(e3))
+		v0 <<= e0 >> 32 & 63
+		v1 <<= e1 >> 32 & 63
+		v2 <<= e2 >> 32 & 63
+		v3 <<= e3 >> 32 & 63
+		a0 += e0 >> 32 & 0xffff
+		a1 += e1 >> 32 & 0xffff
+		a2 += e2 >> 32 & 0xffff
+		a3 += e3 >> 32 & 0xffff
+		// lookup 3
+		e0 = multi[v0>>(64-huffMaxBits)]
+		e1 = multi[v1>>(64-huffMaxBits)]
+		e2 = multi[v2>>(64-huffMaxBits)]
+		e3 = multi[v3>>(64-huffMaxBits)]
+		binary.LittleEndian.PutUint32(w0[a0>>8&15:], uint32(e0))
+		binary.LittleEndian.PutUint32(w1[a1>>8&15:], uint32(e1))
+		binary.LittleEndian.PutUint32(w2[a2>>8&15:], uint32(e2))
+		binary.LittleEndian.PutUint32(w3[a3>>8&15:], uint32(e3))
+		v0 <<= e0 >> 32 & 63
+		v1 <<= e1 >> 32 & 63
+		v2 <<= e2 >> 32 & 63
+		v3 <<= e3 >> 32 & 63
+		a0 += e0 >> 32 & 0xffff
+		a1 += e1 >> 32 & 0xffff
+		a2 += e2 >> 32 & 0xffff
+		a3 += e3 >> 32 & 0xffff
+		// lookup 4
+		e0 = multi[v0>>(64-huffMaxBits)]
+		e1 = multi[v1>>(64-huffMaxBits)]
+		e2 = multi[v2>>(64-huffMaxBits)]
+		e3 = multi[v3>>(64-huffMaxBits)]
+		binary.LittleEndian.PutUint32(w0[a0>>8&15:], uint32(e0))
+		binary.LittleEndian.PutUint32(w1[a1>>8&15:], uint32(e1))
+		binary.LittleEndian.PutUint32(w2[a2>>8&15:], uint32(e2))
+		binary.LittleEndian.PutUint32(w3[a3>>8&15:], uint32(e3))
+		a0 += e0 >> 32 & 0xffff
+		a1 += e1 >> 32 & 0xffff
+		a2 += e2 >> 32 & 0xffff
+		a3 += e3 >> 32 & 0xffff
+		d0, d1, d2, d3 = d0[a0>>8&0xff:], d1[a1>>8&0xff:], d2[a2>>8&0xff:], d3[a3>>8&0xff:]
+		l0, l1, l2, l3 = l0-int(a0&0xff), l1-int(a1&0xff), l2-int(a2&0xff), l3-int(a3&0xff)
+	}
+	st[0].left, st[1].left, st[2].left, st[3].left = l0, l1, l2, l3
+	o[0], o[1], o[2], o[3] = len(dst[0])-len(d0), len(dst[1])-len(d1), len(dst[2])-len(d2), len(dst[3])-len(d3)
+	// The rest one symbol at a time.
+	for j := range 4 {
+		s := &st[j]
+		w := dst[j]
+		for i := o[j]; i < len(w); i++ {
+			if s.left <= 0 {
+				return errHuff
+			}
+			e := multi[s.word()>>(64-huffMaxBits)]
+			w[i] = byte(e)
+			s.left -= int(e >> 48 & 0xff)
+		}
+		if s.left != 0 {
+			return errHuff
+		}
+	}
+	return nil
+}
+
+// bitStream reads a huff0 stream backwards, from the bit below its end
+// mark to bit 0.
+type bitStream struct {
+	b    []byte
+	left int // bits not yet read: bits 0 to left-1, read from the top
+}
+
+// word returns the next bits, left-aligned: the top bit is bit left-1.
+// Below bit 0 it reads zeros.
+func (s *bitStream) word() uint64 {
+	p := (s.left + 7) >> 3
+	var w uint64
+	if p >= 8 && p <= len(s.b) {
+		w = binary.LittleEndian.Uint64(s.b[p-8 : p])
+	} else {
+		for i := 0; i < p && i < len(s.b); i++ {
+			w |= uint64(s.b[i]) << (8 * uint(i+8-p) & 63)
+		}
+	}
+	return w << (uint(8*p-s.left) & 63)
+}
