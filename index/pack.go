@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -112,7 +113,7 @@ type PackWriter struct {
 
 const (
 	packBufSize  = 4 << 20
-	packBufCount = 3
+	packBufCount = 2 // one filling, one being written
 	directAlign  = 4096
 )
 
@@ -133,7 +134,7 @@ func NewPackWriter(repoDir string) (*PackWriter, error) {
 	pw := &PackWriter{dir: dir, f: os.NewFile(uintptr(fd), name), direct: direct,
 		free: make(chan []byte, packBufCount), full: make(chan []byte, packBufCount), flushed: make(chan error, 1)}
 	for i := 0; i < packBufCount; i++ {
-		pw.free <- alignedBuffer(packBufSize)[:0]
+		pw.free <- packBufs.Get().([]byte)[:0]
 	}
 	pw.buf = <-pw.free
 	go pw.flusher()
@@ -145,6 +146,25 @@ func NewPackWriter(repoDir string) (*PackWriter, error) {
 }
 
 var packSeq atomic.Uint64
+
+// packBufs recycles the aligned write buffers across packs, so a snapshot
+// writing hundreds of packs does not leave hundreds of dead 4 MiB buffers
+// for the garbage collector.
+var packBufs = sync.Pool{New: func() any { return alignedBuffer(packBufSize) }}
+
+// recycle returns the writer's buffers to packBufs once the flusher is done.
+func (pw *PackWriter) recycle() {
+	for i := 0; i < packBufCount; i++ {
+		select {
+		case b := <-pw.free:
+			packBufs.Put(b[:cap(b)])
+		default:
+		}
+	}
+	if pw.buf != nil {
+		pw.buf = nil
+	}
+}
 
 // alignedBuffer returns a buffer whose start is aligned for O_DIRECT.
 func alignedBuffer(n int) []byte {
@@ -238,6 +258,7 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 	close(pw.full)
 	err := <-pw.flushed
 	pw.stopped = true
+	pw.recycle()
 	if err != nil {
 		pw.cleanup()
 		return ID{}, nil, fmt.Errorf("index: write pack: %w", err)
@@ -298,6 +319,7 @@ func (pw *PackWriter) Abort() {
 		close(pw.full)
 		<-pw.flushed
 		pw.stopped = true
+		pw.recycle()
 	}
 	pw.cleanup()
 }

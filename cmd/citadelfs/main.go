@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -68,6 +69,13 @@ func main() {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
+	}
+	// A soft heap target: the machines this runs on give their memory to
+	// model weights, and a snapshot's garbage (compressed chunks, pack
+	// buffers) should be collected before it grows the process. The mount
+	// daemon sets its own; GOMEMLIMIT overrides both.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(128 << 20)
 	}
 	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
