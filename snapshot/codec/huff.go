@@ -27,6 +27,7 @@ type huffEncoder struct {
 	maxLen int         // the longest code in code, in bits
 	weight [256]byte
 	seg    [4][]byte // one stream's packed bits before assembly
+	pair   []uint32  // two symbols' codes per entry (buildPairs)
 }
 
 // huffMaxBits is the longest code: huff0's limit. A limit of 8 would
@@ -83,7 +84,7 @@ func (h *huffEncoder) encode(dst, blk []byte) ([]byte, error) {
 	}
 	src[3] = blk[3*seg:]
 	var n [4]int
-	h.pack4(&src, &n)
+	h.pack4(&src, &n, hist)
 
 	total := len(dst) - start + 6 + n[0] + n[1] + n[2] + n[3]
 	if total >= want || max(n[0], n[1], n[2]) > 0xffff {
@@ -215,8 +216,14 @@ func (h *huffEncoder) readTable(in []byte) (int, error) {
 	return used, nil
 }
 
+// pairMaxSyms is the most distinct symbols a block may have for pack4 to
+// code two symbols per table lookup: the pair table then has at most
+// 64*64 live entries to fill per block.
+const pairMaxSyms = 64
+
 // pack4 packs the four segments into h.seg and stores their lengths in n.
-func (h *huffEncoder) pack4(src *[4][]byte, n *[4]int) {
+func (h *huffEncoder) pack4(src *[4][]byte, n *[4]int, hist *[256]uint32) {
+	pairs := h.buildPairs(hist)
 	for i := range 4 {
 		// 16 bytes cover the partial byte, the end mark and the last
 		// 8-byte store.
@@ -224,8 +231,76 @@ func (h *huffEncoder) pack4(src *[4][]byte, n *[4]int) {
 		if cap(h.seg[i]) < need {
 			h.seg[i] = make([]byte, need, need+need/4)
 		}
-		n[i] = pack1(h.seg[i][:need], src[i], &h.code)
+		if pairs {
+			n[i] = pack1Pairs(h.seg[i][:need], src[i], &h.code, h.pair)
+		} else {
+			n[i] = pack1(h.seg[i][:need], src[i], &h.code)
+		}
 	}
+}
+
+// buildPairs fills h.pair for the symbols in hist, if there are few
+// enough of them: entry x|y<<8 holds the code of x followed by y's, in the
+// order pack1 writes them (y's bits first, the lower ones), as code |
+// length<<24.
+func (h *huffEncoder) buildPairs(hist *[256]uint32) bool {
+	var present [256]byte
+	k := 0
+	for s, c := range hist {
+		if c != 0 {
+			if k == pairMaxSyms {
+				return false
+			}
+			present[k] = byte(s)
+			k++
+		}
+	}
+	if h.pair == nil {
+		h.pair = make([]uint32, 1<<16)
+	}
+	pt := h.pair[:1<<16]
+	for _, x := range present[:k] {
+		cx := h.code[x]
+		for _, y := range present[:k] {
+			cy := h.code[y]
+			ly := cy >> 16
+			pt[uint16(x)|uint16(y)<<8] = (cy&0xffff | (cx&0xffff)<<ly) | (ly+cx>>16)<<24
+		}
+	}
+	return true
+}
+
+// pack1Pairs is pack1 with two symbols per lookup in pt (see buildPairs).
+func pack1Pairs(buf, s []byte, ct *[256]uint32, pt []uint32) int {
+	pt = pt[:1<<16]
+	var c uint64 // pending bits, the oldest in the low end
+	var nb uint  // how many
+	pos := 0
+	g := len(s) &^ 3
+	for j := len(s) - 1; j >= g; j-- {
+		e := ct[s[j]]
+		c |= uint64(e&0xffff) << (nb & 63)
+		nb += uint(e >> 16)
+	}
+	for k := g - 4; k >= 0; k -= 4 {
+		// Store the whole bytes, keeping at most 7 bits: room for four
+		// codes of up to 11 bits.
+		binary.LittleEndian.PutUint64(buf[pos:], c)
+		pos += int(nb >> 3)
+		c >>= nb &^ 7 & 63
+		nb &= 7
+		w := binary.LittleEndian.Uint32(s[k : k+4 : k+4])
+		a, b := pt[uint16(w>>16)], pt[uint16(w)]
+		la := uint(a >> 24)
+		v := uint64(a&0xffffff) | uint64(b&0xffffff)<<(la&63)
+		c |= v << (nb & 63)
+		nb += la + uint(b>>24)
+	}
+	// The end mark, a single 1 bit, then the last partial byte.
+	c |= 1 << (nb & 63)
+	nb++
+	binary.LittleEndian.PutUint64(buf[pos:], c)
+	return pos + int((nb+7)>>3)
 }
 
 // pack1 packs one stream into buf and returns its length. huff0 writes a

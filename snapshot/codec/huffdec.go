@@ -15,6 +15,7 @@ type huffDecoder struct {
 	tab    huffEncoder // parses the serialised table (readTable)
 	multi  [1 << huffMaxBits]uint64
 	sorted []byte // the coded symbols, shortest code first
+	gap    [huffMaxBits + 1]int
 }
 
 // A multi entry holds up to four symbols in its low 32 bits (the first in
@@ -50,6 +51,20 @@ func (d *huffDecoder) build() {
 	for l := 1; l <= huffMaxBits; l++ {
 		d.sorted = append(d.sorted, byLen[l]...)
 	}
+	// Codes are canonical, the longest ones lowest: in a space of k bits
+	// left, the codes of up to k bits cover everything from gap[k] on,
+	// and only the indexes below need the entry of the symbols so far.
+	for k := range d.gap {
+		d.gap[k] = 1 << k
+	}
+	for _, s := range d.sorted {
+		c := d.tab.code[s]
+		nb := uint(c >> 16)
+		start := int(c&0xffff) << (tl - nb)
+		for k := nb; k <= tl; k++ {
+			d.gap[k] = min(d.gap[k], start>>(tl-k))
+		}
+	}
 	for _, s := range d.sorted {
 		c := d.tab.code[s]
 		nb := uint(c >> 16)
@@ -67,10 +82,33 @@ func (d *huffDecoder) fill(base int, k uint, syms uint64, used uint, n uint64, f
 	}
 	e := syms | uint64(used)<<32 | n<<40 | first
 	r := d.multi[base:end]
+	if n < 4 {
+		r = r[:min(d.gap[k], len(r))]
+	}
 	for i := range r {
 		r[i] = e
 	}
 	if n == 4 {
+		return
+	}
+	if n == 3 {
+		// The last symbol: fill its range here rather than in a call.
+		for _, s := range d.sorted {
+			c := d.tab.code[s]
+			nb := uint(c >> 16)
+			if nb > k {
+				break
+			}
+			lo := base + int(c&0xffff)<<(k-nb)
+			hi := lo + 1<<(k-nb)
+			if lo < 0 || hi > len(d.multi) {
+				return
+			}
+			e := syms | uint64(s)<<24 | uint64(used+nb)<<32 | 4<<40 | first
+			for i := range d.multi[lo:hi] {
+				d.multi[lo+i] = e
+			}
+		}
 		return
 	}
 	for _, s := range d.sorted {
