@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := runMain(t.Context(), args, &out, &errb); code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+	}
+	return out.String()
+}
+
+func TestDiffListsChanges(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(src, "keep"), 0o755)
+	os.WriteFile(filepath.Join(src, "keep", "same"), []byte("same"), 0o644)
+	os.WriteFile(filepath.Join(src, "edit"), []byte("v1"), 0o644)
+	os.WriteFile(filepath.Join(src, "gone"), []byte("x"), 0o644)
+	repo := filepath.Join(dir, "repo")
+	cfg := filepath.Join(dir, "none.yaml")
+	os.WriteFile(cfg, nil, 0o600)
+	common := []string{"--repo", repo, "--config", cfg}
+	run(t, append([]string{"init"}, common...)...)
+	run(t, append([]string{"snapshot", "--source", "d=" + src, "--time", "2026-01-01T00:00:00Z"}, common...)...)
+	os.WriteFile(filepath.Join(src, "edit"), []byte("version 2"), 0o644)
+	os.Remove(filepath.Join(src, "gone"))
+	os.WriteFile(filepath.Join(src, "new"), []byte("n"), 0o644)
+	run(t, append([]string{"snapshot", "--source", "d=" + src, "--time", "2026-01-02T00:00:00Z"}, common...)...)
+	var ids []string
+	for _, l := range strings.Split(run(t, append([]string{"snapshots"}, common...)...), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 && len(f[0]) == 8 {
+			ids = append(ids, f[0])
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("snapshots: %v", ids)
+	}
+	out := run(t, append([]string{"diff", ids[0], ids[1]}, common...)...)
+	for _, want := range []string{"M d/edit\n", "- d/gone\n", "+ d/new\n", "1 added, 1 removed, 1 modified"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "same") {
+		t.Errorf("unchanged file listed:\n%s", out)
+	}
+}
