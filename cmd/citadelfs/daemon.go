@@ -40,7 +40,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"citadelfs/monitor"
@@ -366,22 +365,15 @@ func (s *daemonServer) run(ctx context.Context, req daemonRequest, stdout, stder
 		return exitUsage
 	}
 	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}, daemon: s.st, cwd: req.Cwd, isTerminal: req.StderrTerminal}
-	fs := newFlagSet(c, env.global)
-	if err := fs.Parse(req.Args[1:]); err != nil {
-		if err == pflag.ErrHelp {
-			printCommandHelp(stdout, c)
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "citadelfs %s: %v\n", c.name, err)
-		return exitUsage
+	if code, ok := parseFlags(c, env, req.Args[1:]); !ok {
+		return code
 	}
-	env.flags = fs
 	// Paths the client named are relative to its directory, not ours.
 	if env.global.repo != "" {
 		env.global.repo = env.absPath(env.global.repo)
 	}
 	env.global.configPath = env.absPath(env.global.configPath)
-	return reportError(stderr, c.name, c.run(ctx, env, fs.Args()))
+	return reportError(stderr, c.name, c.run(ctx, env, env.flags.Args()))
 }
 
 // checkPeer admits only clients running as the daemon's own user (root):

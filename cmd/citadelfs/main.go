@@ -102,23 +102,16 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}}
-	fs := newFlagSet(c, env.global)
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == pflag.ErrHelp {
-			printCommandHelp(stdout, c)
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "citadelfs %s: %v\n", c.name, err)
-		return exitUsage
+	if code, ok := parseFlags(c, env, args[1:]); !ok {
+		return code
 	}
-	env.flags = fs
 	env.isTerminal = isTerminal(os.Stderr)
 	if c.delegable {
 		if code, handled := delegateToDaemon(ctx, env, c, args); handled {
 			return code
 		}
 	}
-	err := c.run(ctx, env, fs.Args())
+	err := c.run(ctx, env, env.flags.Args())
 	return reportError(stderr, c.name, err)
 }
 
@@ -186,4 +179,21 @@ const version = "0.1.0"
 func printCommandHelp(w io.Writer, c *command) {
 	fs := newFlagSet(c, &globalFlags{})
 	fmt.Fprintf(w, "Usage: citadelfs %s %s\n\n%s\n\nFlags:\n%s", c.name, c.usage, c.summary, fs.FlagUsages())
+}
+
+// parseFlags parses a command's flags into env.flags and env.global. When
+// it returns ok=false it has printed help or the error and code is the exit
+// code.
+func parseFlags(c *command, env *cmdEnv, args []string) (code int, ok bool) {
+	fs := newFlagSet(c, env.global)
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			printCommandHelp(env.stdout, c)
+			return exitOK, false
+		}
+		fmt.Fprintf(env.stderr, "citadelfs %s: %v\n", c.name, err)
+		return exitUsage, false
+	}
+	env.flags = fs
+	return 0, true
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
 
@@ -80,18 +81,8 @@ func snapshotProgress(p *snapshot.Progress, verb string) func() string {
 	}
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes is the monitor's binary-unit format, for signed counters.
+func humanBytes(n int64) string { return monitor.FormatBytes(uint64(max(n, 0))) }
 
 func pad(s string, n int) string {
 	if len(s) >= n {
