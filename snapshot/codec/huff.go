@@ -282,9 +282,10 @@ func pack1Pairs(buf, s []byte, ct *[256]uint32, pt []uint32) int {
 		c |= uint64(e&0xffff) << (nb & 63)
 		nb += uint(e >> 16)
 	}
-	for k := g - 4; k >= 0; k -= 4 {
-		// Store the whole bytes, keeping at most 7 bits: room for four
-		// codes of up to 11 bits.
+	k := g
+	if g&4 != 0 {
+		k = g - 4
+		// An odd group of four first; then eight at a time.
 		binary.LittleEndian.PutUint64(buf[pos:], c)
 		pos += int(nb >> 3)
 		c >>= nb &^ 7 & 63
@@ -295,6 +296,37 @@ func pack1Pairs(buf, s []byte, ct *[256]uint32, pt []uint32) int {
 		v := uint64(a&0xffffff) | uint64(b&0xffffff)<<(la&63)
 		c |= v << (nb & 63)
 		nb += la + uint(b>>24)
+	}
+	for k -= 8; k >= 0; k -= 8 {
+		binary.LittleEndian.PutUint64(buf[pos:], c)
+		pos += int(nb >> 3)
+		c >>= nb &^ 7 & 63
+		nb &= 7
+		w := binary.LittleEndian.Uint64(s[k : k+8 : k+8])
+		p3, p2 := pt[uint16(w>>48)], pt[uint16(w>>32)]
+		p1, p0 := pt[uint16(w>>16)], pt[uint16(w)]
+		l3, l2, l1 := uint(p3>>24), uint(p2>>24), uint(p1>>24)
+		l32 := l3 + l2
+		l321 := l32 + l1
+		if l321+uint(p0>>24) <= 56 {
+			// Usually: eight codes fit next to the 7 pending bits (and
+			// leave c short of 64, so the shift above stays below 64).
+			v := uint64(p3&0xffffff) | uint64(p2&0xffffff)<<(l3&63) |
+				uint64(p1&0xffffff)<<(l32&63) | uint64(p0&0xffffff)<<(l321&63)
+			c |= v << (nb & 63)
+			nb += l321 + uint(p0>>24)
+			continue
+		}
+		v := uint64(p3&0xffffff) | uint64(p2&0xffffff)<<(l3&63)
+		c |= v << (nb & 63)
+		nb += l32
+		binary.LittleEndian.PutUint64(buf[pos:], c)
+		pos += int(nb >> 3)
+		c >>= nb &^ 7 & 63
+		nb &= 7
+		v = uint64(p1&0xffffff) | uint64(p0&0xffffff)<<(l1&63)
+		c |= v << (nb & 63)
+		nb += l1 + uint(p0>>24)
 	}
 	// The end mark, a single 1 bit, then the last partial byte.
 	c |= 1 << (nb & 63)

@@ -21,7 +21,15 @@ func huffBlocks(t *testing.T) (blocks [][]byte, lens []int, raws [][]byte) {
 				skew[i] = byte(r.IntN(256))
 			}
 		}
-		for _, blk := range [][]byte{e, logText(n, uint64(n)), skew} {
+		// 64 symbols, half of them one: runs of eight 7-bit codes take
+		// pack1Pairs' slow path.
+		long := make([]byte, n)
+		for i := range long {
+			if r.IntN(2) == 0 {
+				long[i] = byte(1 + r.IntN(63))
+			}
+		}
+		for _, blk := range [][]byte{e, logText(n, uint64(n)), skew, long} {
 			out, err := h.encode(nil, blk)
 			if err != nil {
 				continue
