@@ -168,17 +168,32 @@ func fromES(e, s byte) (lo, hi byte) {
 func split2(e, s, vals []byte) {
 	m := len(vals) / 2
 	e, s, vals = e[:m], s[:m], vals[:2*m]
-	// Reslicing to exact lengths each step lets the compiler drop all but
-	// one bounds check per 8 values.
-	for len(e) >= 8 && len(s) >= 8 && len(vals) >= 16 {
+	// 16 values a step, each slice cut to its exact length: one bounds
+	// check per slice and step.
+	i := 0
+	for ; i+16 <= m; i += 16 {
+		v := vals[2*i : 2*i+32 : 2*i+32]
+		ev := e[i : i+16 : i+16]
+		sv := s[i : i+16 : i+16]
 		// x0 holds values 0-3 in 16-bit lanes, x1 values 4-7; lane i's
 		// result lands in byte 2i (x0) and byte 2i+1 (x1).
-		x0 := binary.LittleEndian.Uint64(vals[0:8])
-		x1 := binary.LittleEndian.Uint64(vals[8:16])
-		binary.LittleEndian.PutUint64(e[0:8], x0>>7&lanes16|x1<<1&(lanes16<<8))
-		binary.LittleEndian.PutUint64(s[0:8], signLanes16(x0)|signLanes16(x1)<<8)
-		e, s, vals = e[8:], s[8:], vals[16:]
+		x0 := binary.LittleEndian.Uint64(v[0:8])
+		x1 := binary.LittleEndian.Uint64(v[8:16])
+		x2 := binary.LittleEndian.Uint64(v[16:24])
+		x3 := binary.LittleEndian.Uint64(v[24:32])
+		binary.LittleEndian.PutUint64(ev[0:8], x0>>7&lanes16|x1<<1&(lanes16<<8))
+		binary.LittleEndian.PutUint64(ev[8:16], x2>>7&lanes16|x3<<1&(lanes16<<8))
+		binary.LittleEndian.PutUint64(sv[0:8], signLanes16(x0)|signLanes16(x1)<<8)
+		binary.LittleEndian.PutUint64(sv[8:16], signLanes16(x2)|signLanes16(x3)<<8)
 	}
+	for ; i+8 <= m; i += 8 {
+		v := vals[2*i : 2*i+16 : 2*i+16]
+		x0 := binary.LittleEndian.Uint64(v[0:8])
+		x1 := binary.LittleEndian.Uint64(v[8:16])
+		binary.LittleEndian.PutUint64(e[i:i+8:i+8], x0>>7&lanes16|x1<<1&(lanes16<<8))
+		binary.LittleEndian.PutUint64(s[i:i+8:i+8], signLanes16(x0)|signLanes16(x1)<<8)
+	}
+	e, s, vals = e[i:], s[i:], vals[2*i:]
 	for i := range e {
 		if 2*i+1 < len(vals) && i < len(s) {
 			e[i], s[i] = toES(vals[2*i], vals[2*i+1])
@@ -195,14 +210,31 @@ func signLanes16(x uint64) uint64 {
 // symbols, dst twice as many bytes.
 func merge2(dst, e, s []byte) {
 	m := len(e)
-	dst, s = dst[:2*m], s[:m]
-	for len(e) >= 8 && len(s) >= 8 && len(dst) >= 16 {
-		ev := binary.LittleEndian.Uint64(e[0:8])
-		sv := binary.LittleEndian.Uint64(s[0:8])
-		binary.LittleEndian.PutUint64(dst[0:8], fromLanes16(ev&lanes16, sv&lanes16))
-		binary.LittleEndian.PutUint64(dst[8:16], fromLanes16(ev>>8&lanes16, sv>>8&lanes16))
-		e, s, dst = e[8:], s[8:], dst[16:]
+	e, dst, s = e[:m], dst[:2*m], s[:m]
+	// 16 values a step, each slice cut to its exact length: one bounds
+	// check per slice and step.
+	i := 0
+	for ; i+16 <= m; i += 16 {
+		ev := e[i : i+16 : i+16]
+		sv := s[i : i+16 : i+16]
+		d := dst[2*i : 2*i+32 : 2*i+32]
+		e0 := binary.LittleEndian.Uint64(ev[0:8])
+		e1 := binary.LittleEndian.Uint64(ev[8:16])
+		s0 := binary.LittleEndian.Uint64(sv[0:8])
+		s1 := binary.LittleEndian.Uint64(sv[8:16])
+		binary.LittleEndian.PutUint64(d[0:8], fromLanes16(e0&lanes16, s0&lanes16))
+		binary.LittleEndian.PutUint64(d[8:16], fromLanes16(e0>>8&lanes16, s0>>8&lanes16))
+		binary.LittleEndian.PutUint64(d[16:24], fromLanes16(e1&lanes16, s1&lanes16))
+		binary.LittleEndian.PutUint64(d[24:32], fromLanes16(e1>>8&lanes16, s1>>8&lanes16))
 	}
+	for ; i+8 <= m; i += 8 {
+		ev := binary.LittleEndian.Uint64(e[i : i+8 : i+8])
+		sv := binary.LittleEndian.Uint64(s[i : i+8 : i+8])
+		d := dst[2*i : 2*i+16 : 2*i+16]
+		binary.LittleEndian.PutUint64(d[0:8], fromLanes16(ev&lanes16, sv&lanes16))
+		binary.LittleEndian.PutUint64(d[8:16], fromLanes16(ev>>8&lanes16, sv>>8&lanes16))
+	}
+	e, s, dst = e[i:], s[i:], dst[2*i:]
 	for i := range e {
 		if i < len(s) && 2*i+1 < len(dst) {
 			dst[2*i], dst[2*i+1] = fromES(e[i], s[i])
