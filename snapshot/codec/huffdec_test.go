@@ -57,6 +57,18 @@ func TestHuffDecode(t *testing.T) {
 		if !bytes.Equal(out, raws[i]) {
 			t.Fatalf("block %d (%d symbols) differs", i, lens[i])
 		}
+		// The multi-symbol decoder whatever the table.
+		clear(out)
+		used, err := d.tab.readTable(blk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.decodeMulti(out, blk[used:]); err != nil {
+			t.Fatalf("block %d (%d symbols), multi: %v", i, lens[i], err)
+		}
+		if !bytes.Equal(out, raws[i]) {
+			t.Fatalf("block %d (%d symbols) differs, multi", i, lens[i])
+		}
 		sc, rest, err := huff0.ReadTable(blk, &s)
 		if err != nil {
 			t.Fatal(err)
@@ -92,5 +104,8 @@ func TestHuffDecodeCorrupt(t *testing.T) {
 			n = r.IntN(2 * n)
 		}
 		_ = d.decode4(make([]byte, n), blk)
+		if used, err := d.tab.readTable(blk); err == nil {
+			_ = d.decodeMulti(make([]byte, n), blk[used:])
+		}
 	}
 }
