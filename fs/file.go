@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"sync"
 	"syscall"
 
@@ -65,11 +63,11 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if rest := size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	n, err := h.r.read(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	res, err := h.r.readResult(ctx, dest, off)
+	if err != nil {
 		return nil, h.m.errno(ctx, "read", inodePath(&h.leaf.Inode), err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return res, 0
 }
 
 // Lseek implements SEEK_DATA and SEEK_HOLE from the File's data extents,

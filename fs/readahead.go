@@ -2,8 +2,10 @@ package fs
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -56,6 +58,7 @@ type reader struct {
 	next   int64 // where a sequential reader reads next
 	streak int   // sequential reads in a row
 	blocks map[int64]*block
+	held   map[*blockResult]struct{} // results not Done yet
 	closed bool
 }
 
@@ -75,7 +78,7 @@ type block struct {
 
 func (p *prefetcher) newReader(f File, size int64) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &reader{p: p, f: f, size: size, ctx: ctx, cancel: cancel, blocks: map[int64]*block{}}
+	return &reader{p: p, f: f, size: size, ctx: ctx, cancel: cancel, blocks: map[int64]*block{}, held: map[*blockResult]struct{}{}}
 }
 
 // read fills p at off, like File.ReadAt. p must not reach past the end of
@@ -84,11 +87,61 @@ func (r *reader) read(ctx context.Context, p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	plan := r.plan(p, off)
+	if plan == nil {
+		return r.f.ReadAt(ctx, p, off)
+	}
+	n, ok := r.copyFrom(ctx, plan, p, off)
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !ok {
+		// A block failed: read directly, so the error (if it is one)
+		// is this read's own.
+		return r.f.ReadAt(ctx, p, off)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readResult answers a read like read, but when prefetched blocks cover
+// it, without copying them: the result hands the blocks' bytes to the
+// kernel write and holds references that keep their buffers from being
+// reused until go-fuse calls Done after the write. p is used only when
+// the read goes to the File.
+func (r *reader) readResult(ctx context.Context, p []byte, off int64) (fuse.ReadResult, error) {
+	if len(p) == 0 {
+		return fuse.ReadResultData(nil), nil
+	}
+	if plan := r.plan(p, off); plan != nil {
+		if res, ok := r.sliceFrom(ctx, plan, len(p), off); ok {
+			return res, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// A block failed: read directly, so the error (if it is one) is
+		// this read's own.
+	}
+	n, err := r.f.ReadAt(ctx, p, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return fuse.ReadResultData(p[:n]), nil
+}
+
+// plan notes the read for sequential detection, starts readahead, and
+// returns the blocks covering [off, off+len(p)) with a reference taken on
+// each, or nil if any of them is not in the map.
+func (r *reader) plan(p []byte, off int64) []*block {
 	bs := r.p.block
 	end := off + int64(len(p))
 	first, last := off/bs, (end-1)/bs
 
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	// Reads are sequential when they start where the last one ended. The
 	// kernel has several reads in flight and they may arrive out of
 	// order, so "near" counts too.
@@ -110,55 +163,124 @@ func (r *reader) read(ctx context.Context, p []byte, off int64) (int, error) {
 	for i := first; i <= last; i++ {
 		b := r.blocks[i]
 		if b == nil {
-			plan = nil
-			break
+			return nil
 		}
 		plan = append(plan, b)
 	}
 	for _, b := range plan {
 		b.refs++
 	}
-	r.mu.Unlock()
-
-	if plan == nil {
-		return r.f.ReadAt(ctx, p, off)
-	}
-	n, ok := r.copyFrom(ctx, plan, p, off)
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if !ok {
-		// A block failed: read directly, so the error (if it is one)
-		// is this read's own.
-		return r.f.ReadAt(ctx, p, off)
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return plan
 }
 
-// copyFrom copies the blocks' bytes covering [off, off+len(p)) into p and
-// drops the references read took. ok is false if a block failed.
-func (r *reader) copyFrom(ctx context.Context, plan []*block, p []byte, off int64) (n int, ok bool) {
-	defer func() {
-		r.mu.Lock()
-		for _, b := range plan {
-			r.unrefLocked(b)
-		}
-		r.mu.Unlock()
-	}()
+// wait waits for the plan's blocks; ok is false if one failed or ctx
+// ended.
+func (r *reader) wait(ctx context.Context, plan []*block) bool {
 	for _, b := range plan {
 		select {
 		case <-b.done:
 		case <-ctx.Done():
-			return 0, false
+			return false
 		}
 	}
 	for _, b := range plan {
 		if b.err != nil {
-			return 0, false
+			return false
 		}
+	}
+	return true
+}
+
+func (r *reader) unref(plan []*block) {
+	r.mu.Lock()
+	for _, b := range plan {
+		r.unrefLocked(b)
+	}
+	r.mu.Unlock()
+}
+
+// sliceFrom returns a result over the plan's bytes covering
+// [off, off+want), which keeps the plan's references (ok), or drops them
+// (not ok: a block failed or ctx ended).
+func (r *reader) sliceFrom(ctx context.Context, plan []*block, want int, off int64) (fuse.ReadResult, bool) {
+	if !r.wait(ctx, plan) {
+		r.unref(plan)
+		return nil, false
+	}
+	res := &blockResult{r: r, plan: plan, slices: make([][]byte, 0, len(plan))}
+	bs := r.p.block
+	for _, b := range plan {
+		if res.size == want {
+			break
+		}
+		pos := off + int64(res.size)
+		in := pos - (pos/bs)*bs
+		if in >= int64(len(b.data)) {
+			break // end of file
+		}
+		s := b.data[in:min(int64(len(b.data)), in+int64(want-res.size))]
+		res.slices = append(res.slices, s)
+		res.size += len(s)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.unref(plan)
+		return nil, false
+	}
+	r.held[res] = struct{}{}
+	r.mu.Unlock()
+	return res, true
+}
+
+// blockResult is a read answered from prefetched blocks. go-fuse writes
+// Slices to the kernel (one writev, no copy; Size must be exact) and then
+// calls Done, which drops the block references. Results not Done by the
+// time the file is closed are released by close (see there).
+type blockResult struct {
+	r      *reader
+	plan   []*block
+	slices [][]byte
+	size   int
+	done   bool // under r.mu
+}
+
+func (b *blockResult) Size() int { return b.size }
+
+// Slices is go-fuse's zero-copy interface for results it writes itself.
+func (b *blockResult) Slices() ([][]byte, fuse.Status) { return b.slices, fuse.OK }
+
+func (b *blockResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if len(buf) < b.size {
+		buf = make([]byte, b.size)
+	}
+	n := 0
+	for _, s := range b.slices {
+		n += copy(buf[n:], s)
+	}
+	return buf[:n], fuse.OK
+}
+
+func (b *blockResult) Done() {
+	r := b.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b.done {
+		return
+	}
+	b.done = true
+	delete(r.held, b)
+	for _, bl := range b.plan {
+		r.unrefLocked(bl)
+	}
+}
+
+// copyFrom copies the blocks' bytes covering [off, off+len(p)) into p and
+// drops the references plan took. ok is false if a block failed.
+func (r *reader) copyFrom(ctx context.Context, plan []*block, p []byte, off int64) (n int, ok bool) {
+	defer r.unref(plan)
+	if !r.wait(ctx, plan) {
+		return 0, false
 	}
 	bs := r.p.block
 	for _, b := range plan {
@@ -312,5 +434,19 @@ func (r *reader) close() {
 	for i, b := range r.blocks {
 		delete(r.blocks, i)
 		r.unrefLocked(b)
+	}
+	// Results not Done yet (a kernel write in flight, or a caller that
+	// never calls Done): their blocks' buffers go to the garbage collector
+	// instead of the pool, and their budget back now.
+	for res := range r.held {
+		delete(r.held, res)
+		res.done = true
+		for _, b := range res.plan {
+			b.refs--
+			if b.buf != nil {
+				b.buf = nil
+				r.p.budget.Add(r.p.block)
+			}
+		}
 	}
 }

@@ -26,6 +26,10 @@ type FileReader struct {
 // keeps both cores busy decoding while the kernel copies the current one.
 const prefetchAhead = 2
 
+// seqSlack is how far from the end of the last read a read may start and
+// still count as sequential.
+const seqSlack = 2 << 20
+
 // OpenFile returns a reader for a file node.
 func (r *Repository) OpenFile(n *Node) *FileReader { return &FileReader{r: r, node: n, lastEnd: -1} }
 
@@ -58,9 +62,23 @@ func (f *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	content := f.node.Content
 	i := sort.Search(len(content), func(i int) bool { return content[i].Offset+content[i].Length > off })
 	f.mu.Lock()
-	sequential := off == f.lastEnd
+	// Sequential: the read starts near where the last one ended (the
+	// kernel has several reads in flight, which may arrive out of order).
+	sequential := f.lastEnd >= 0 && off >= f.lastEnd-seqSlack && off <= f.lastEnd+seqSlack
 	f.lastEnd = off + int64(len(p))
 	f.mu.Unlock()
+	if sequential {
+		// Start decoding the chunks after this read first, so they
+		// decode on the other core while this read waits for its own.
+		end := off + int64(len(p))
+		j := i
+		for j < len(content) && content[j].Offset < end {
+			j++
+		}
+		for k := j; k < len(content) && k < j+prefetchAhead; k++ {
+			f.r.prefetch(content[k].ID)
+		}
+	}
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
@@ -76,20 +94,17 @@ func (f *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 			continue
 		}
 		c := content[i]
-		data, err := f.r.loadShared(ctx, c.ID)
+		ch, err := f.r.loadShared(ctx, c.ID)
 		if err != nil {
 			return n, err
 		}
-		if int64(len(data)) != c.Length {
+		if int64(len(ch.data)) != c.Length {
+			f.r.cache.release(ch)
 			return n, &corruptLength{id: c.ID}
 		}
-		n += copy(p[n:], data[pos-c.Offset:])
+		n += copy(p[n:], ch.data[pos-c.Offset:])
+		f.r.cache.release(ch)
 		i++
-	}
-	if sequential {
-		for j := i; j < len(content) && j < i+prefetchAhead; j++ {
-			f.r.prefetch(content[j].ID)
-		}
 	}
 	if off+int64(n) >= size {
 		return n, io.EOF
@@ -105,50 +120,78 @@ func (e *corruptLength) Error() string {
 func (e *corruptLength) Unwrap() error { return ErrCorrupt }
 
 // loadShared loads a chunk through the cache, joining a load already in
-// flight for the same chunk (a prefetch, or another reader).
-func (r *Repository) loadShared(ctx context.Context, id index.ID) ([]byte, error) {
-	if b, ok := r.cache.get(id); ok {
-		return b, nil
+// flight for the same chunk (a prefetch, or another reader). The chunk
+// comes with a reference the caller must release (cache.release) once it
+// has copied what it needs: until then its buffer is not recycled.
+func (r *Repository) loadShared(ctx context.Context, id index.ID) (*chunk, error) {
+	if ch, ok := r.cache.acquire(id); ok {
+		return ch, nil
 	}
 	r.inflightMu.Lock()
 	if r.inflight == nil {
 		r.inflight = map[index.ID]*inflightLoad{}
 	}
 	if l, ok := r.inflight[id]; ok {
+		l.waiters++ // the loader takes a reference for us
 		r.inflightMu.Unlock()
 		select {
 		case <-l.done:
-			if l.err != nil {
-				return nil, l.err
-			}
-			return l.data, nil
+			return l.ch, l.err
 		case <-ctx.Done():
+			r.inflightMu.Lock()
+			if !l.finished {
+				l.waiters--
+				r.inflightMu.Unlock()
+				return nil, ctx.Err()
+			}
+			r.inflightMu.Unlock()
+			<-l.done // closed right after finished is set
+			if l.ch != nil {
+				r.cache.release(l.ch)
+			}
 			return nil, ctx.Err()
 		}
+	}
+	// Cached between the lookup above and taking inflightMu?
+	if ch, ok := r.cache.acquire(id); ok {
+		r.inflightMu.Unlock()
+		return ch, nil
 	}
 	l := &inflightLoad{done: make(chan struct{})}
 	r.inflight[id] = l
 	r.inflightMu.Unlock()
 	// The load itself is not bound to ctx: other readers may be waiting on
 	// it, and a finished chunk is useful to them even if this caller left.
-	l.data, l.err = r.LoadBlob(context.Background(), id, true)
+	var ch *chunk
+	plain, err := r.loadPlain(id, true)
+	if err == nil {
+		ch = &chunk{data: plain, refs: 1} // ours
+		r.cache.putChunk(id, ch)
+	}
 	r.inflightMu.Lock()
 	delete(r.inflight, id)
+	l.finished = true
+	l.ch, l.err = ch, err
+	if ch != nil && l.waiters > 0 {
+		r.cache.addRefs(ch, l.waiters)
+	}
 	r.inflightMu.Unlock()
 	close(l.done)
-	return l.data, l.err
+	return ch, err
 }
 
 type inflightLoad struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done     chan struct{}
+	waiters  int  // under inflightMu
+	finished bool // under inflightMu
+	ch       *chunk
+	err      error
 }
 
 // prefetch decodes a chunk into the cache in the background, at most
 // prefetchLimit at a time so a fast sequential reader cannot pile up work.
 func (r *Repository) prefetch(id index.ID) {
-	if _, ok := r.cache.get(id); ok {
+	if r.cache.has(id) {
 		return
 	}
 	r.inflightMu.Lock()
@@ -161,7 +204,9 @@ func (r *Repository) prefetch(id index.ID) {
 	case r.prefetchSem <- struct{}{}:
 		go func() {
 			defer func() { <-r.prefetchSem }()
-			r.loadShared(context.Background(), id)
+			if ch, err := r.loadShared(context.Background(), id); err == nil {
+				r.cache.release(ch)
+			}
 		}()
 	default:
 	}

@@ -179,13 +179,29 @@ func (r *Repository) FindSnapshot(ref string) (*Snapshot, error) {
 // returned slice must then not be modified.
 func (r *Repository) LoadBlob(ctx context.Context, id index.ID, useCache bool) ([]byte, error) {
 	if useCache {
-		if b, ok := r.cache.get(id); ok {
+		// escape: the caller may keep the bytes for as long as it likes,
+		// so the buffer is never recycled.
+		if b, ok := r.cache.getEscaped(id); ok {
 			return b, nil
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	plain, err := r.loadPlain(id, false)
+	if err != nil {
+		return nil, err
+	}
+	if useCache {
+		r.cache.put(id, plain)
+	}
+	return plain, nil
+}
+
+// loadPlain reads, decodes and verifies a blob; with pooled, into a
+// recycled buffer (see blobCache). The stored bytes are read into a
+// recycled buffer: the decoded result never shares memory with them.
+func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	ref, err := r.idx.Lookup(id)
 	if err != nil {
 		if errors.Is(err, index.ErrBlobMissing) {
@@ -193,21 +209,27 @@ func (r *Repository) LoadBlob(ctx context.Context, id index.ID, useCache bool) (
 		}
 		return nil, err
 	}
-	stored, err := r.idx.ReadStored(ref, nil)
+	sbuf := r.cache.bufs.get(int(ref.Length))
+	stored, err := r.idx.ReadStored(ref, sbuf)
 	if err != nil {
+		r.cache.bufs.put(sbuf)
 		return nil, fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
 	}
+	var dst []byte
+	if pooled {
+		dst = r.cache.bufs.get(int(ref.RawLength))
+	}
 	dec := r.decoders.Get().(*codec.Decoder)
-	plain, err := dec.Decode(nil, stored, codec.ID(ref.Codec), int(ref.RawLength))
+	plain, err := dec.Decode(dst, stored, codec.ID(ref.Codec), int(ref.RawLength))
 	r.decoders.Put(dec)
+	// ReadStored read into sbuf (it is large enough), and the decoded
+	// bytes never share memory with the stored ones.
+	r.cache.bufs.put(sbuf)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: chunk %s in pack %s: %v: %w", id.Short(), ref.Pack.Short(), err, ErrCorrupt)
 	}
 	if index.Hash(plain) != id {
 		return nil, fmt.Errorf("snapshot: chunk %s in pack %s fails its hash check: %w", id.Short(), ref.Pack.Short(), ErrCorrupt)
-	}
-	if useCache {
-		r.cache.put(id, plain)
 	}
 	return plain, nil
 }
@@ -230,26 +252,44 @@ func (r *Repository) LoadTree(ctx context.Context, id index.ID) (*Tree, error) {
 }
 
 // blobCache is a byte-bounded LRU of decoded chunks and trees.
+//
+// Chunks that file reads load (loadShared) live in recycled buffers: each
+// chunk counts its holders (the cache, and every reader copying out of
+// it), and its buffer goes back to bufs when the last one lets go, so a
+// sequential read reuses a few dozen buffers instead of allocating (and
+// faulting in, and clearing) a fresh one per chunk. Counts change under mu.
 type blobCache struct {
 	mu    sync.Mutex
 	max   int64
 	size  int64
 	tick  uint64
 	items map[index.ID]*cacheItem
+	bufs  bufPool
 }
 
 type cacheItem struct {
-	data []byte
+	data *chunk
 	tree *Tree
 	size int64
 	used uint64
+}
+
+// chunk is a decoded chunk held by the cache and/or readers.
+type chunk struct {
+	data []byte
+	refs int
+	// escaped: the bytes were handed to a caller that does not count
+	// itself (LoadBlob), so the buffer must never be recycled.
+	escaped bool
 }
 
 func newBlobCache(max int64) *blobCache {
 	return &blobCache{max: max, items: map[index.ID]*cacheItem{}}
 }
 
-func (c *blobCache) get(id index.ID) ([]byte, bool) {
+// acquire returns the cached chunk with a reference taken for the caller,
+// who must release it.
+func (c *blobCache) acquire(id index.ID) (*chunk, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.items[id]
@@ -258,7 +298,48 @@ func (c *blobCache) get(id index.ID) ([]byte, bool) {
 	}
 	c.tick++
 	it.used = c.tick
+	it.data.refs++
 	return it.data, true
+}
+
+// has reports whether id is cached, without touching its recency.
+func (c *blobCache) has(id index.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[id]
+	return ok && it.data != nil
+}
+
+// getEscaped returns a cached chunk's bytes for a caller that keeps them.
+func (c *blobCache) getEscaped(id index.ID) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[id]
+	if !ok || it.data == nil {
+		return nil, false
+	}
+	c.tick++
+	it.used = c.tick
+	it.data.escaped = true
+	return it.data.data, true
+}
+
+// addRefs adds n references to ch (n may be negative); at zero its buffer
+// is recycled.
+func (c *blobCache) addRefs(ch *chunk, n int) {
+	c.mu.Lock()
+	c.addRefsLocked(ch, n)
+	c.mu.Unlock()
+}
+
+func (c *blobCache) release(ch *chunk) { c.addRefs(ch, -1) }
+
+func (c *blobCache) addRefsLocked(ch *chunk, n int) {
+	ch.refs += n
+	if ch.refs == 0 && !ch.escaped && ch.data != nil {
+		c.bufs.put(ch.data)
+		ch.data = nil
+	}
 }
 
 func (c *blobCache) getTree(id index.ID) (*Tree, bool) {
@@ -273,7 +354,16 @@ func (c *blobCache) getTree(id index.ID) (*Tree, bool) {
 	return it.tree, true
 }
 
-func (c *blobCache) put(id index.ID, b []byte) { c.add(id, &cacheItem{data: b, size: int64(len(b))}) }
+// put caches bytes that a caller keeps (never recycled).
+func (c *blobCache) put(id index.ID, b []byte) {
+	c.add(id, &cacheItem{data: &chunk{data: b, escaped: true}, size: int64(cap(b))})
+}
+
+// putChunk caches ch, taking a reference for the cache (or none, if it
+// is too large to cache).
+func (c *blobCache) putChunk(id index.ID, ch *chunk) {
+	c.add(id, &cacheItem{data: ch, size: int64(cap(ch.data))})
+}
 
 func (c *blobCache) putTree(id index.ID, t *Tree, size int) {
 	c.add(id, &cacheItem{tree: t, size: int64(size) * 3})
@@ -285,8 +375,11 @@ func (c *blobCache) add(id index.ID, it *cacheItem) {
 	if it.size > c.max/4 {
 		return
 	}
+	if it.data != nil {
+		it.data.refs++ // the cache's own
+	}
 	if old, ok := c.items[id]; ok {
-		c.size -= old.size
+		c.remove(id, old)
 	}
 	c.tick++
 	it.used = c.tick
@@ -306,7 +399,71 @@ func (c *blobCache) add(id index.ID, it *cacheItem) {
 				break
 			}
 		}
-		delete(c.items, victim)
-		c.size -= vi.size
+		c.remove(victim, vi)
+	}
+}
+
+// remove drops an item (under mu) and the cache's reference to its chunk.
+func (c *blobCache) remove(id index.ID, it *cacheItem) {
+	delete(c.items, id)
+	c.size -= it.size
+	if it.data != nil {
+		c.addRefsLocked(it.data, -1)
+	}
+}
+
+// bufPool recycles chunk buffers. Chunks differ in size, so it keeps a
+// few buffers and hands out the smallest that fits; buffers are allocated
+// with their length rounded up so that a recycled one fits most chunks.
+type bufPool struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+const (
+	bufPoolMax   = 24        // buffers kept
+	bufPoolRound = 256 << 10 // allocation granularity
+)
+
+func (p *bufPool) get(n int) []byte {
+	p.mu.Lock()
+	best := -1
+	for i, b := range p.free {
+		if cap(b) >= n && cap(b) <= n+n/2+bufPoolRound && (best < 0 || cap(b) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := p.free[best]
+		last := len(p.free) - 1
+		p.free[best] = p.free[last]
+		p.free[last] = nil
+		p.free = p.free[:last]
+		p.mu.Unlock()
+		return b[:n]
+	}
+	p.mu.Unlock()
+	return make([]byte, n, (n+bufPoolRound-1)/bufPoolRound*bufPoolRound)
+}
+
+func (p *bufPool) put(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < bufPoolMax {
+		p.free = append(p.free, b[:0])
+		return
+	}
+	// Full: keep the larger buffer (it fits more chunks).
+	small := 0
+	for i, f := range p.free {
+		if cap(f) < cap(p.free[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(p.free[small]) {
+		p.free[small] = b[:0]
 	}
 }

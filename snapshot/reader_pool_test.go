@@ -1,0 +1,82 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Chunk buffers are recycled once the cache has dropped a chunk and no
+// reader holds it. With a cache far smaller than the file, readers that
+// run at once (sequential ones, which prefetch, and random ones) keep
+// evicting chunks others are copying from: every read must still return
+// the file's bytes, and buffers must be reused.
+func TestFileReaderRecycledBuffersCorrect(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	data := make([]byte, 24<<20)
+	fillRandom(data, 11)
+	os.WriteFile(filepath.Join(src, "f.bin"), data, 0o644)
+	r, _ := newRepo(t)
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cache = newBlobCache(8 << 20)
+	n, err := r.Resolve(ctx, res.Snapshot, "d/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := r.OpenFile(n)
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			buf := make([]byte, 1<<20+77)
+			off := int64(0)
+			for range 60 {
+				if g%3 == 0 {
+					off = rng.Int64N(int64(len(data)))
+				}
+				got, err := fr.ReadAt(ctx, buf, off)
+				if err != nil && !errors.Is(err, io.EOF) {
+					t.Error(err)
+					return
+				}
+				if want := min(int64(len(buf)), int64(len(data))-off); int64(got) != want || !bytes.Equal(buf[:got], data[off:off+want]) {
+					t.Errorf("reader %d: wrong bytes at %d (got %d)", g, off, got)
+					return
+				}
+				off += int64(got)
+				if off >= int64(len(data)) {
+					off = 0
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Once the prefetches settle, every chunk is held by the cache alone.
+	r.inflightMu.Lock()
+	r.inflightMu.Unlock()
+	for i := 0; i < cap(r.prefetchSem); i++ {
+		r.prefetchSem <- struct{}{}
+	}
+	r.cache.mu.Lock()
+	defer r.cache.mu.Unlock()
+	for id, it := range r.cache.items {
+		if it.data != nil && it.data.refs != 1 {
+			t.Errorf("chunk %s: %d references with no reader, want 1 (the cache's)", id.Short(), it.data.refs)
+		}
+	}
+	if len(r.cache.bufs.free) == 0 {
+		t.Error("no buffer came back to the pool")
+	}
+}
