@@ -253,24 +253,20 @@ func fromLanes16(e, s uint64) uint64 {
 func split4(st *[4][]byte, vals []byte) {
 	e, s, b1, b0 := st[0], st[1], st[2], st[3]
 	m := len(vals) / 4
-	_, _, _, _ = e[:m], s[:m], b1[:m], b0[:m]
+	e, s, b1, b0, vals = e[:m], s[:m], b1[:m], b0[:m], vals[:4*m]
 	i := 0
 	for ; i+8 <= m; i += 8 {
 		// Word q holds values 2q and 2q+1 in 32-bit lanes; its results
 		// land in bytes q and q+4 of each stream word.
-		var ew, sw, w1, w0 uint64
-		for q := range 4 {
-			x := binary.LittleEndian.Uint64(vals[4*i+8*q:])
-			t := x >> 16 & 0x0000FFFF0000FFFF // the top 16 bits of each value
-			ew |= (t >> 7 & lanes32) << (8 * q)
-			sw |= (t>>8&0x0000008000000080 | t&0x0000007F0000007F) << (8 * q)
-			w1 |= (x >> 8 & lanes32) << (8 * q)
-			w0 |= (x & lanes32) << (8 * q)
-		}
-		binary.LittleEndian.PutUint64(e[i:], ew)
-		binary.LittleEndian.PutUint64(s[i:], sw)
-		binary.LittleEndian.PutUint64(b1[i:], w1)
-		binary.LittleEndian.PutUint64(b0[i:], w0)
+		v := vals[4*i : 4*i+32 : 4*i+32]
+		e0, s0, h0, l0 := lanes4(binary.LittleEndian.Uint64(v[0:8]))
+		e1, s1, h1, l1 := lanes4(binary.LittleEndian.Uint64(v[8:16]))
+		e2, s2, h2, l2 := lanes4(binary.LittleEndian.Uint64(v[16:24]))
+		e3, s3, h3, l3 := lanes4(binary.LittleEndian.Uint64(v[24:32]))
+		binary.LittleEndian.PutUint64(e[i:i+8:i+8], e0|e1<<8|e2<<16|e3<<24)
+		binary.LittleEndian.PutUint64(s[i:i+8:i+8], s0|s1<<8|s2<<16|s3<<24)
+		binary.LittleEndian.PutUint64(b1[i:i+8:i+8], h0|h1<<8|h2<<16|h3<<24)
+		binary.LittleEndian.PutUint64(b0[i:i+8:i+8], l0|l1<<8|l2<<16|l3<<24)
 	}
 	for ; i < m; i++ {
 		v := vals[4*i : 4*i+4 : 4*i+4]
@@ -279,24 +275,37 @@ func split4(st *[4][]byte, vals []byte) {
 	}
 }
 
+// lanes4 splits two 4-byte values, the 32-bit lanes of x, into their E,
+// S, B1 and B0 bytes, each in the low byte of its lane.
+func lanes4(x uint64) (e, s, b1, b0 uint64) {
+	t := x >> 16 & 0x0000FFFF0000FFFF // the top 16 bits of each value
+	return t >> 7 & lanes32, t>>8&0x0000008000000080 | t&0x0000007F0000007F,
+		x >> 8 & lanes32, x & lanes32
+}
+
+// unlanes4 inverts lanes4 for the lanes of the given byte of each word.
+func unlanes4(ew, sw, w1, w0 uint64, sh uint) uint64 {
+	ev, sv := ew>>sh&lanes32, sw>>sh&lanes32
+	t := ev<<7 | (sv&0x0000008000000080)<<8 | sv&0x0000007F0000007F
+	return t<<16 | (w1>>sh&lanes32)<<8 | w0>>sh&lanes32
+}
+
 // merge4 inverts split4 for one block.
 func merge4(dst []byte, st *[4][]byte) {
 	e, s, b1, b0 := st[0], st[1], st[2], st[3]
 	m := len(e)
-	_, _, _, _ = dst[:4*m], s[:m], b1[:m], b0[:m]
+	e, dst, s, b1, b0 = e[:m], dst[:4*m], s[:m], b1[:m], b0[:m]
 	i := 0
 	for ; i+8 <= m; i += 8 {
-		ew := binary.LittleEndian.Uint64(e[i:])
-		sw := binary.LittleEndian.Uint64(s[i:])
-		w1 := binary.LittleEndian.Uint64(b1[i:])
-		w0 := binary.LittleEndian.Uint64(b0[i:])
-		for q := range 4 {
-			sh := 8 * q
-			ev, sv := ew>>sh&lanes32, sw>>sh&lanes32
-			t := ev<<7 | (sv&0x0000008000000080)<<8 | sv&0x0000007F0000007F
-			x := t<<16 | (w1>>sh&lanes32)<<8 | w0>>sh&lanes32
-			binary.LittleEndian.PutUint64(dst[4*i+8*q:], x)
-		}
+		ew := binary.LittleEndian.Uint64(e[i : i+8 : i+8])
+		sw := binary.LittleEndian.Uint64(s[i : i+8 : i+8])
+		w1 := binary.LittleEndian.Uint64(b1[i : i+8 : i+8])
+		w0 := binary.LittleEndian.Uint64(b0[i : i+8 : i+8])
+		d := dst[4*i : 4*i+32 : 4*i+32]
+		binary.LittleEndian.PutUint64(d[0:8], unlanes4(ew, sw, w1, w0, 0))
+		binary.LittleEndian.PutUint64(d[8:16], unlanes4(ew, sw, w1, w0, 8))
+		binary.LittleEndian.PutUint64(d[16:24], unlanes4(ew, sw, w1, w0, 16))
+		binary.LittleEndian.PutUint64(d[24:32], unlanes4(ew, sw, w1, w0, 24))
 	}
 	for ; i < m; i++ {
 		v := dst[4*i : 4*i+4 : 4*i+4]
