@@ -80,3 +80,33 @@ func TestFileReaderRecycledBuffersCorrect(t *testing.T) {
 		t.Error("no buffer came back to the pool")
 	}
 }
+
+// The pool hands out buffers that fit, reuses them, and keeps at most
+// bufPoolBytes idle.
+func TestBufPoolBounded(t *testing.T) {
+	var p bufPool
+	a := p.get(1 << 20)
+	if len(a) != 1<<20 || cap(a) < 1<<20 {
+		t.Fatalf("get: len %d cap %d", len(a), cap(a))
+	}
+	p.put(a)
+	if b := p.get(1<<20 - 100); &b[:1][0] != &a[:1][0] {
+		t.Error("a fitting idle buffer was not reused")
+	}
+	if b := p.get(4 << 20); len(b) != 4<<20 {
+		t.Errorf("get 4 MiB: len %d", len(b))
+	}
+	for range 100 {
+		p.put(make([]byte, 3<<20))
+	}
+	if p.bytes > bufPoolBytes {
+		t.Errorf("%d bytes idle, bound %d", p.bytes, bufPoolBytes)
+	}
+	sum := 0
+	for _, b := range p.free {
+		sum += cap(b)
+	}
+	if sum != p.bytes {
+		t.Errorf("pool counts %d bytes, holds %d", p.bytes, sum)
+	}
+}

@@ -413,15 +413,18 @@ func (c *blobCache) remove(id index.ID, it *cacheItem) {
 }
 
 // bufPool recycles chunk buffers. Chunks differ in size, so it keeps a
-// few buffers and hands out the smallest that fits; buffers are allocated
-// with their length rounded up so that a recycled one fits most chunks.
+// few buffers (at most bufPoolBytes in all) and hands out the smallest
+// that fits; buffers are allocated with their length rounded up so that a
+// recycled one fits most chunks. In a steady sequential read each load
+// takes about the buffer an eviction gave back, so few are ever idle.
 type bufPool struct {
-	mu   sync.Mutex
-	free [][]byte
+	mu    sync.Mutex
+	free  [][]byte
+	bytes int
 }
 
 const (
-	bufPoolMax   = 24        // buffers kept
+	bufPoolBytes = 32 << 20  // idle buffers kept, in bytes
 	bufPoolRound = 256 << 10 // allocation granularity
 )
 
@@ -439,6 +442,7 @@ func (p *bufPool) get(n int) []byte {
 		p.free[best] = p.free[last]
 		p.free[last] = nil
 		p.free = p.free[:last]
+		p.bytes -= cap(b)
 		p.mu.Unlock()
 		return b[:n]
 	}
@@ -447,23 +451,29 @@ func (p *bufPool) get(n int) []byte {
 }
 
 func (p *bufPool) put(b []byte) {
-	if cap(b) == 0 {
+	if cap(b) == 0 || cap(b) > bufPoolBytes/4 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < bufPoolMax {
-		p.free = append(p.free, b[:0])
-		return
-	}
-	// Full: keep the larger buffer (it fits more chunks).
-	small := 0
-	for i, f := range p.free {
-		if cap(f) < cap(p.free[small]) {
-			small = i
+	// Full: drop the smallest buffers (larger ones fit more chunks) as
+	// long as b is larger than them, else b itself.
+	for p.bytes+cap(b) > bufPoolBytes {
+		small := -1
+		for i, f := range p.free {
+			if small < 0 || cap(f) < cap(p.free[small]) {
+				small = i
+			}
 		}
+		if small < 0 || cap(p.free[small]) >= cap(b) {
+			return
+		}
+		p.bytes -= cap(p.free[small])
+		last := len(p.free) - 1
+		p.free[small] = p.free[last]
+		p.free[last] = nil
+		p.free = p.free[:last]
 	}
-	if cap(b) > cap(p.free[small]) {
-		p.free[small] = b[:0]
-	}
+	p.free = append(p.free, b[:0])
+	p.bytes += cap(b)
 }
