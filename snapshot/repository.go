@@ -292,14 +292,22 @@ func newBlobCache(max int64) *blobCache {
 func (c *blobCache) acquire(id index.ID) (*chunk, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	it, ok := c.items[id]
+	it, ok := c.touchLocked(id)
 	if !ok || it.data == nil {
 		return nil, false
 	}
-	c.tick++
-	it.used = c.tick
 	it.data.refs++
 	return it.data, true
+}
+
+// touchLocked finds id and marks it most recently used.
+func (c *blobCache) touchLocked(id index.ID) (*cacheItem, bool) {
+	it, ok := c.items[id]
+	if ok {
+		c.tick++
+		it.used = c.tick
+	}
+	return it, ok
 }
 
 // has reports whether id is cached, without touching its recency.
@@ -314,12 +322,10 @@ func (c *blobCache) has(id index.ID) bool {
 func (c *blobCache) getEscaped(id index.ID) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	it, ok := c.items[id]
+	it, ok := c.touchLocked(id)
 	if !ok || it.data == nil {
 		return nil, false
 	}
-	c.tick++
-	it.used = c.tick
 	it.data.escaped = true
 	return it.data.data, true
 }
@@ -345,12 +351,10 @@ func (c *blobCache) addRefsLocked(ch *chunk, n int) {
 func (c *blobCache) getTree(id index.ID) (*Tree, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	it, ok := c.items[id]
+	it, ok := c.touchLocked(id)
 	if !ok || it.tree == nil {
 		return nil, false
 	}
-	c.tick++
-	it.used = c.tick
 	return it.tree, true
 }
 
