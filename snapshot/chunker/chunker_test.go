@@ -187,7 +187,7 @@ func refCut(c *Chunker, b []byte) int {
 func TestTwoLaneScanMatchesReference(t *testing.T) {
 	for _, p := range []Params{Default, {Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20, Seed: 3}, small} {
 		k := NewCutter(p)
-		for seed := uint64(1); seed <= 4; seed++ {
+		for seed := uint64(1); seed <= 2; seed++ {
 			data := randomBytes(12<<20+int(seed)*999, seed)
 			// A run of zeros makes the hash constant: no cut until Max.
 			clear(data[5<<20 : 10<<20])
