@@ -116,7 +116,7 @@ func TestPartialPacksRemovedOnOpen(t *testing.T) {
 	r := newTestRepo(t)
 	pw, _ := NewPackWriter(r.Dir)
 	pw.Add(DataBlob, 0, Hash([]byte("x")), []byte("x"), 1)
-	_ = pw // a writer killed before Finish leaves its .partial behind
+	// pw is never finished: a writer killed before Finish leaves its .partial behind.
 	r.Close()
 	r2, err := Open(r.Dir, Options{})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // Blobs calls fn for every blob in the index.
@@ -130,5 +129,3 @@ func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
 	os.RemoveAll(old)
 	return res, nil
 }
-
-var _ = time.Now

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
-
-	"citadelfs/index"
 )
 
 // RestoreOptions tune a restore.
@@ -319,5 +317,3 @@ func (rs *restorer) finish() error {
 	rs.res.Bytes = rs.bytes.Load()
 	return nil
 }
-
-var _ = index.Hash

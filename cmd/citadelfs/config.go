@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -155,5 +154,3 @@ func (env *cmdEnv) repoPath() (string, error) {
 	}
 	return c.Repo, nil
 }
-
-var _ = fmt.Sprintf

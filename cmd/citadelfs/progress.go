@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,10 +82,3 @@ func snapshotProgress(p *snapshot.Progress, verb string) func() string {
 
 // humanBytes is the monitor's binary-unit format, for signed counters.
 func humanBytes(n int64) string { return monitor.FormatBytes(uint64(max(n, 0))) }
-
-func pad(s string, n int) string {
-	if len(s) >= n {
-		return s
-	}
-	return s + strings.Repeat(" ", n-len(s))
-}
