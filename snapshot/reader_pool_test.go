@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -19,15 +17,8 @@ import (
 // the file's bytes, and buffers must be reused.
 func TestFileReaderRecycledBuffersCorrect(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	data := make([]byte, 24<<20)
-	fillRandom(data, 11)
-	os.WriteFile(filepath.Join(src, "f.bin"), data, 0o644)
 	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, data, res := snapshotRandomFile(t, r, "f.bin", 24<<20, 11)
 	r.cache = newBlobCache(8 << 20)
 	n, err := r.Resolve(ctx, res.Snapshot, "d/f.bin")
 	if err != nil {

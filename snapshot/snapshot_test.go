@@ -205,15 +205,8 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 
 func TestCorruptPackIsCaughtNeverWrongBytes(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	data := make([]byte, 2<<20)
-	fillRandom(data, 5)
-	os.WriteFile(filepath.Join(src, "f.bin"), data, 0o644)
 	r, dir := newRepo(t)
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, data, res := snapshotRandomFile(t, r, "f.bin", 2<<20, 5)
 	// Flip one byte in the middle of the largest pack (the data).
 	packs, _ := index.ListPackFiles(dir)
 	sort.Slice(packs, func(i, j int) bool { return packs[i].Size > packs[j].Size })
@@ -282,15 +275,8 @@ func TestRebuildIndexRestoresIdentically(t *testing.T) {
 
 func TestForgetPruneReclaims(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	data := make([]byte, 3<<20)
-	fillRandom(data, 7)
-	os.WriteFile(filepath.Join(src, "f"), data, 0o644)
 	r, dir := newRepo(t)
-	s1, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, data, s1 := snapshotRandomFile(t, r, "f", 3<<20, 7)
 	fillRandom(data, 8)
 	os.WriteFile(filepath.Join(src, "f"), data, 0o644)
 	s2, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
@@ -416,4 +402,21 @@ func TestPruneReclaimsUnindexedPack(t *testing.T) {
 	if packs, _ := index.ListPackFiles(dir); len(packs) != 0 {
 		t.Fatalf("%d packs left", len(packs))
 	}
+}
+
+// snapshotRandomFile snapshots a source (label "d") holding one file of
+// size random bytes and returns the source dir, the bytes and the result.
+func snapshotRandomFile(t *testing.T, r *Repository, name string, size int, seed uint64) (string, []byte, *Result) {
+	t.Helper()
+	src := t.TempDir()
+	data := make([]byte, size)
+	fillRandom(data, seed)
+	if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, data, res
 }
