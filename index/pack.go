@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 	"golang.org/x/sys/unix"
 )
 
@@ -277,7 +277,7 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 		return ID{}, nil, fmt.Errorf("index: close pack: %w", err)
 	}
 	pw.f = nil
-	h := blake3.New()
+	h := blake3.New(32, nil)
 	var hdr [headerSize]byte
 	copy(hdr[:], packMagic)
 	hdr[8] = 1
