@@ -164,8 +164,9 @@ func fromES(e, s byte) (lo, hi byte) {
 	return e<<7 | s&0x7f, s&0x80 | e>>1
 }
 
-// split2 splits 2-byte values into the E and S streams.
-func split2(e, s, vals []byte) {
+// split2Generic splits 2-byte values into the E and S streams. split2
+// (float_amd64.go, float_other.go) is this or an AVX2 version of it.
+func split2Generic(e, s, vals []byte) {
 	m := len(vals) / 2
 	e, s, vals = e[:m], s[:m], vals[:2*m]
 	// 16 values a step, each slice cut to its exact length: one bounds
@@ -206,9 +207,10 @@ func signLanes16(x uint64) uint64 {
 	return x>>8&0x0080008000800080 | x&0x007F007F007F007F
 }
 
-// merge2 inverts split2 for one block: e and s hold the same number of
-// symbols, dst twice as many bytes.
-func merge2(dst, e, s []byte) {
+// merge2Generic inverts split2 for one block: e and s hold the same
+// number of symbols, dst twice as many bytes. merge2 (float_amd64.go,
+// float_other.go) is this or an AVX2 version of it.
+func merge2Generic(dst, e, s []byte) {
 	m := len(e)
 	e, dst, s = e[:m], dst[:2*m], s[:m]
 	// 16 values a step, each slice cut to its exact length: one bounds
