@@ -40,16 +40,27 @@
 // the same snapshot (latest/x and snapshots/<t>/x) is one inode and shares
 // those pages.
 //
-// Virtual folders change when snapshots are taken or forgotten: their
-// entries carry timeout 0, so the kernel revalidates them at each path walk
-// and a new snapshot appears at the next lookup without a remount or a
-// notification; their attributes carry Options.TopAttrTimeout (1s).
+// Virtual folders change when snapshots are taken or forgotten. Their
+// names and attributes carry Options.TopAttrTimeout (1s): a timeout of 0
+// made the kernel look up latest/ and latest/<label> again for every path
+// cp -a touched (five LOOKUPs per copied file). Instead, Server.Refresh,
+// run every 100 ms and by the daemon after every command it runs for a
+// client, compares the views and tells the kernel to forget each cached
+// name whose meaning changed (FUSE_NOTIFY_INVAL_ENTRY), so a new snapshot
+// appears at once without a remount.
 //
 // Directory listings are loaded once per directory node from Tree.ReadDir
-// and kept while the kernel keeps the node. Reads go to File.ReadAt for the
-// requested range; on sequential reads a bounded readahead (readahead.go)
-// fetches the next blocks in parallel. The File keeps the decompressed-chunk
-// LRU (see File in source.go for the division of work).
+// and kept while the kernel keeps the node. A File that lends its bytes
+// (SliceFile, as the snapshot repository's does) answers each read with
+// views of its decoded chunks, written to /dev/fuse with one writev and no
+// copy, and prefetches itself. Other Files are read with File.ReadAt for
+// the requested range, and on sequential reads a bounded readahead
+// (readahead.go) fetches the next blocks in parallel. The File keeps the
+// decompressed-chunk LRU (see File in source.go for the division of work).
+//
+// FLUSH is answered ENOSYS, which tells the kernel not to send it again:
+// a read-only file system has nothing to flush, and close(2) saves a round
+// trip.
 //
 // status/ files render once per open into a per-handle buffer and are served
 // with FOPEN_DIRECT_IO, so each open sees fresh numbers and cat reads one

@@ -29,6 +29,10 @@ type fakeTree struct {
 	readDelay atomic.Int64
 	// snapErr fails Snapshots.
 	snapErr error
+	// slices makes Open return Files that lend their bytes (SliceFile).
+	slices   bool
+	lent     atomic.Int64 // Slices calls that returned views
+	returned atomic.Int64 // their release calls
 }
 
 type fnode struct {
@@ -134,7 +138,39 @@ func (t *fakeTree) Open(ctx context.Context, f Node) (File, error) {
 		return nil, iofs.ErrNotExist
 	}
 	t.opens.Add(1)
+	if t.slices {
+		return &fakeSliceFile{fakeFile{t: t, fn: fn}}, nil
+	}
 	return &fakeFile{t: t, fn: fn}, nil
+}
+
+// fakeSliceFile lends its bytes in 100 000-byte pieces (so one kernel
+// read gets several views) and counts what it lent and got back.
+type fakeSliceFile struct{ fakeFile }
+
+func (f *fakeSliceFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
+	if f.closed.Load() {
+		return nil, nil, errors.New("fake: read after close")
+	}
+	if err := f.fn.readErr.Load(); err != nil {
+		return nil, nil, *err
+	}
+	data := f.fn.data
+	end := min(off+int64(n), int64(len(data)))
+	var views [][]byte
+	for pos := off; pos < end; {
+		k := min(end, (pos/100000+1)*100000)
+		views = append(views, data[pos:k:k])
+		pos = k
+	}
+	f.t.lent.Add(1)
+	var once atomic.Bool
+	return views, func() {
+		if once.Swap(true) {
+			panic("fake: views released twice")
+		}
+		f.t.returned.Add(1)
+	}, nil
 }
 
 type fakeFile struct {

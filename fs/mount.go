@@ -1,11 +1,13 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +25,10 @@ type mountFS struct {
 
 	openMu sync.Mutex
 	open   map[*fileHandle]struct{} // handles not yet released
+
+	mounted  atomic.Pointer[topDir] // the root node, once mounted
+	invalMu  sync.Mutex
+	invalled *view // the view the kernel's cached names were last checked against
 }
 
 func newMountFS(o Options) (*mountFS, error) {
@@ -59,11 +65,64 @@ func (m *mountFS) nodeOptions() *gofs.Options {
 	}
 }
 
+// invalidateVirtual tells the kernel to forget each name it caches under a
+// virtual folder whose meaning changed since the last call: latest/<label>
+// and <day>/<label> now showing a newer snapshot, or a forgotten snapshot's
+// folders. Virtual names carry a short entry timeout (TopAttrTimeout), so
+// a path walk does not ask again for every file it touches, and this is
+// what makes a change visible before that timeout. It must not run inside
+// a FUSE request (the kernel may wait for that request to invalidate).
+func (m *mountFS) invalidateVirtual() {
+	root := m.mounted.Load()
+	if root == nil {
+		return
+	}
+	m.invalMu.Lock()
+	defer m.invalMu.Unlock()
+	v, err := m.views.get(context.Background())
+	if err != nil || v == m.invalled {
+		return
+	}
+	old := m.invalled
+	m.invalled = v
+	notifyChanged(&root.Inode, root.path, old, v)
+}
+
+// notifyChanged walks the virtual folders the kernel knows below n (at
+// virtual path p) and invalidates every cached name whose entry differs
+// between the two views.
+func notifyChanged(n *gofs.Inode, p string, old, cur *view) {
+	for name, child := range n.Children() {
+		if d, ok := child.Operations().(*topDir); ok {
+			notifyChanged(child, d.path, old, cur)
+		}
+		if !sameEntry(old.dirs[p], cur.dirs[p], name) {
+			n.NotifyEntry(name) // ENOENT when the kernel dropped it already
+		}
+	}
+}
+
+// sameEntry reports whether name means the same thing in both folders.
+func sameEntry(a, b *vdir, name string) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	x, okx := a.entries[name]
+	y, oky := b.entries[name]
+	if !okx || !oky || x.dir != y.dir || x.status != y.status || (x.src == nil) != (y.src == nil) {
+		return false
+	}
+	return x.src == nil || (x.src.scope.snapID == y.src.scope.snapID && x.src.scope.label == y.src.scope.label)
+}
+
 // Server is a mounted tree.
 type Server struct {
 	srv *fuse.Server
 	m   *mountFS
 	dir string
+
+	stop     chan struct{} // closed when the tree is unmounted
+	stopOnce sync.Once
 }
 
 // Mount mounts the tree read-only at dir and serves it on background
@@ -112,13 +171,47 @@ func Mount(dir string, o Options) (*Server, error) {
 		opts.MountOptions.Logger = log.Default()
 		opts.Logger = log.Default()
 	}
-	srv, err := gofs.Mount(dir, m.root(), opts)
+	root := m.root()
+	// What the kernel will cache is checked against this view first. If
+	// listing fails now, the first Refresh invalidates every name.
+	m.invalled, _ = m.views.get(context.Background())
+	srv, err := gofs.Mount(dir, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", dir, err)
 	}
 	setReadahead(dir, m.opts.MaxRead)
-	return &Server{srv: srv, m: m, dir: dir}, nil
+	s := &Server{srv: srv, m: m, dir: dir, stop: make(chan struct{})}
+	s.m.mounted.Store(root)
+	go s.watch()
+	return s, nil
 }
+
+// watchInterval is how often the server looks for a new Tree.Generation
+// when nobody calls Refresh.
+const watchInterval = 100 * time.Millisecond
+
+// watch refreshes until the tree is unmounted.
+func (s *Server) watch() {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Refresh()
+		}
+	}
+}
+
+// Refresh makes the kernel forget the names it cached under the virtual
+// folders if the set of snapshots changed since the last call, so the
+// next path walk sees the new snapshot (or no longer the forgotten one).
+// The server calls it every watchInterval; a caller that just committed a
+// snapshot calls it to make that visible before it reports success.
+func (s *Server) Refresh() { s.m.invalidateVirtual() }
+
+func (s *Server) stopWatch() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 // setReadahead raises the kernel's readahead window for the mount to
 // MaxRead. The FUSE handshake caps it at 128 KiB, so without this the
@@ -143,6 +236,7 @@ func (s *Server) Unmount() error {
 	if err := s.srv.Unmount(); err != nil {
 		return fmt.Errorf("fs: unmount %s: %w", s.dir, err)
 	}
+	s.stopWatch()
 	s.m.closeAll()
 	return nil
 }
@@ -151,5 +245,6 @@ func (s *Server) Unmount() error {
 // (umount(8), umount -l), then closes every File still open.
 func (s *Server) Wait() {
 	s.srv.Wait()
+	s.stopWatch()
 	s.m.closeAll()
 }

@@ -23,6 +23,12 @@ import (
 // directly, no fusermount) and /dev/fuse; elsewhere it skips.
 func mountFixture(t *testing.T, f *fixture) string {
 	t.Helper()
+	dir, _ := mountFixtureServer(t, f)
+	return dir
+}
+
+func mountFixtureServer(t *testing.T, f *fixture) (string, *Server) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting needs root")
 	}
@@ -61,7 +67,7 @@ func mountFixture(t *testing.T, f *fixture) string {
 			t.Errorf("%d files opened, %d closed: handles leaked", o, c)
 		}
 	})
-	return dir
+	return dir, srv
 }
 
 func lstat(t *testing.T, p string) syscall.Stat_t {
@@ -278,12 +284,14 @@ func TestMountConcurrentReaders(t *testing.T) {
 
 func TestMountNewSnapshotAndStatus(t *testing.T) {
 	f := newFixture()
-	mnt := mountFixture(t, f)
+	mnt, srv := mountFixtureServer(t, f)
 	if _, err := os.Stat(filepath.Join(mnt, "latest/configs/secret.env")); err != nil {
 		t.Fatal(err)
 	}
 	f.tree.add(snap("s2", at("2026-11-27T08:00:00Z"), nil, map[string]*fnode{"configs": dir("configs", file("new.yaml", []byte("fresh")))}))
-	// At once: no remount, no waiting for a cache to expire.
+	// At once after Refresh (the daemon calls it once a snapshot is
+	// committed): no remount, no waiting for a cache to expire.
+	srv.Refresh()
 	if data, err := os.ReadFile(filepath.Join(mnt, "latest/configs/new.yaml")); err != nil || string(data) != "fresh" {
 		t.Errorf("new snapshot in latest/: %q %v", data, err)
 	}
@@ -293,11 +301,68 @@ func TestMountNewSnapshotAndStatus(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "2026-11-27/configs/new.yaml")); err != nil {
 		t.Error(err)
 	}
+	// Without Refresh, the server's own watch shows it within a second.
+	f.tree.add(snap("s3", at("2026-11-27T09:00:00Z"), nil, map[string]*fnode{"configs": dir("configs", file("newer.yaml", []byte("fresher")))}))
+	deadline := time.Now().Add(time.Second)
+	for {
+		data, err := os.ReadFile(filepath.Join(mnt, "latest/configs/newer.yaml"))
+		if err == nil && string(data) == "fresher" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s3 not in latest/ within a second: %q %v", data, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	one, err := os.ReadFile(filepath.Join(mnt, "status/repo"))
 	two, err2 := os.ReadFile(filepath.Join(mnt, "status/repo"))
 	if err != nil || err2 != nil || !strings.HasPrefix(string(one), "repo render") || string(one) == string(two) {
 		t.Errorf("status/repo: %q %q (%v %v): want a fresh render per open", one, two, err, err2)
+	}
+}
+
+// A File that lends its bytes (SliceFile) is read through the kernel
+// without fs copying them: whole-file and random reads return the file's
+// bytes, a failing File is EIO, and every lent set of views is handed back.
+func TestMountSliceFile(t *testing.T) {
+	f := newFixture()
+	f.tree.slices = true
+	mnt := mountFixture(t, f)
+	got, err := os.ReadFile(filepath.Join(mnt, "latest/models/weights.safetensors"))
+	if err != nil || !bytes.Equal(got, f.bigData) {
+		t.Fatalf("read %d bytes, %v; want the file's %d", len(got), err, len(f.bigData))
+	}
+	fh, err := os.Open(filepath.Join(mnt, "snapshots/2026-11-26T02:00:00/models/weights.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	buf := make([]byte, 300000)
+	for range 50 {
+		off := rng.Int64N(int64(len(f.bigData)))
+		n, err := fh.ReadAt(buf, off)
+		if want := min(len(buf), len(f.bigData)-int(off)); n != want || (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(buf[:n], f.bigData[off:off+int64(n)]) {
+			t.Fatalf("pread at %d: %d bytes, %v", off, n, err)
+		}
+	}
+	fh.Close()
+	sparse, err := os.ReadFile(filepath.Join(mnt, "latest/configs/sparse.img"))
+	if err != nil || !bytes.Equal(sparse, f.sparse.data) {
+		t.Errorf("sparse.img: %d bytes, %v", len(sparse), err)
+	}
+	if _, err := os.ReadFile(filepath.Join(mnt, "latest/models/broken.bin")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("failing SliceFile read = %v, want EIO", err)
+	}
+	if f.tree.lent.Load() == 0 {
+		t.Fatal("no read went through Slices")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for f.tree.returned.Load() != f.tree.lent.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l, r := f.tree.lent.Load(), f.tree.returned.Load(); l != r {
+		t.Errorf("%d sets of views lent, %d released", l, r)
 	}
 }
 

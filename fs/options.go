@@ -31,10 +31,11 @@ type Options struct {
 	// entries and attributes inside a snapshot. Snapshots never change, so
 	// it is long. Default 1h.
 	SnapshotTimeout time.Duration
-	// TopAttrTimeout is how long the kernel may cache the attributes of
-	// the virtual folders (root, day folders, latest/, snapshots/, tags/).
-	// Their entries are never cached (timeout 0), so a new snapshot shows
-	// up at the next lookup. Default 1s.
+	// TopAttrTimeout is how long the kernel may cache the names and
+	// attributes of the virtual folders (root, day folders, latest/,
+	// snapshots/, tags/). A change of snapshots invalidates the names that
+	// changed at once (Server.Refresh), so this only bounds how stale they
+	// can get if that fails. Default 1s.
 	TopAttrTimeout time.Duration
 
 	// ReadaheadBlock is the size of one readahead read. Default 1 MiB

@@ -131,6 +131,19 @@ type File interface {
 	Close() error
 }
 
+// SliceFile is a File that can lend its bytes instead of copying them. fs
+// then answers each kernel read with the views themselves (one writev to
+// /dev/fuse, no intermediate buffer) and does no readahead of its own: the
+// File prefetches on sequential reads (see File for what that must do).
+type SliceFile interface {
+	File
+	// Slices returns read-only views of [off, off+n), clipped at the end
+	// of the file, in order. They stay valid until release is called,
+	// which fs does exactly once, after the kernel has the bytes. On error
+	// there are no views and release is not called.
+	Slices(ctx context.Context, off int64, n int) (views [][]byte, release func(), err error)
+}
+
 // Extent is a data region [Offset, Offset+Length).
 type Extent struct {
 	Offset, Length int64

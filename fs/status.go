@@ -101,8 +101,9 @@ func (f *statusFileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandl
 type statusHandle struct{ data []byte }
 
 var (
-	_ gofs.FileReader = (*statusHandle)(nil)
-	_ gofs.FileWriter = (*statusHandle)(nil)
+	_ gofs.FileReader  = (*statusHandle)(nil)
+	_ gofs.FileWriter  = (*statusHandle)(nil)
+	_ gofs.FileFlusher = (*statusHandle)(nil)
 )
 
 func (h *statusHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -156,3 +157,6 @@ func (m mergedStatus) Render(ctx context.Context, name string) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("fs: status file %q: %w", name, iofs.ErrNotExist)
 }
+
+// Flush: see fileHandle.Flush.
+func (h *statusHandle) Flush(context.Context) syscall.Errno { return syscall.ENOSYS }

@@ -12,10 +12,13 @@ import (
 // snapshots/<time>/, tags/, tags/<tag>/ or tags/<tag>/<time>/. It holds only
 // its path; what it contains comes from the current view on every call.
 //
-// Its entries go to the kernel with entry timeout 0, so the kernel asks
-// again at every path walk and a snapshot committed a moment ago is there
-// at once, with no notification to send. That costs one in-memory lookup
-// per virtual path component; below a source root the long timeouts apply.
+// Its entries go to the kernel with a short entry timeout
+// (Options.TopAttrTimeout). Without one the kernel asks again at every path
+// walk, once per virtual path component: cp -a of latest/configs sent five
+// LOOKUPs per file. When the snapshots change, Server.Refresh tells the
+// kernel to forget the names that now mean something else, so a snapshot
+// committed a moment ago is there at once. Below a source root the long
+// timeouts apply.
 type topDir struct {
 	gofs.Inode
 	readOnly
@@ -61,19 +64,22 @@ func (d *topDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 		id := virtualIdentity(sIFDIR, e.dir)
 		ch := d.NewInode(ctx, &topDir{m: d.m, path: e.dir}, id)
 		fillVirtualAttr(&out.Attr, id.Ino, modeDir, uint32(2+sub.subdirs), sub.mtime)
+		out.SetEntryTimeout(d.m.opts.TopAttrTimeout)
 		out.SetAttrTimeout(d.m.opts.TopAttrTimeout)
 		return ch, 0
 	case e.status:
 		id := virtualIdentity(sIFDIR, statusDir)
 		ch := d.NewInode(ctx, &statusDirNode{m: d.m}, id)
 		fillVirtualAttr(&out.Attr, id.Ino, modeDir, 2, d.m.started)
+		out.SetEntryTimeout(d.m.opts.TopAttrTimeout)
 		out.SetAttrTimeout(d.m.opts.TopAttrTimeout)
 		return ch, 0
 	case e.src != nil:
 		ch := d.m.contentChild(ctx, &d.Inode, e.src.scope, e.src.root, out)
-		// Which snapshot latest/<label> shows changes: never cache the
-		// name, only the (immutable) attributes of what it points at.
-		out.SetEntryTimeout(0)
+		// Which snapshot latest/<label> shows changes: cache the name
+		// briefly (Refresh invalidates it at once), the (immutable)
+		// attributes of what it points at long.
+		out.SetEntryTimeout(d.m.opts.TopAttrTimeout)
 		return ch, 0
 	}
 	return nil, syscall.ENOENT

@@ -61,24 +61,7 @@ func (f *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	}
 	content := f.node.Content
 	i := sort.Search(len(content), func(i int) bool { return content[i].Offset+content[i].Length > off })
-	f.mu.Lock()
-	// Sequential: the read starts near where the last one ended (the
-	// kernel has several reads in flight, which may arrive out of order).
-	sequential := f.lastEnd >= 0 && off >= f.lastEnd-seqSlack && off <= f.lastEnd+seqSlack
-	f.lastEnd = off + int64(len(p))
-	f.mu.Unlock()
-	if sequential {
-		// Start decoding the chunks after this read first, so they
-		// decode on the other core while this read waits for its own.
-		end := off + int64(len(p))
-		j := i
-		for j < len(content) && content[j].Offset < end {
-			j++
-		}
-		for k := j; k < len(content) && k < j+prefetchAhead; k++ {
-			f.r.prefetch(content[k].ID)
-		}
-	}
+	f.noteRead(i, off, off+int64(len(p)))
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
@@ -110,6 +93,64 @@ func (f *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// zeros backs the hole views Slices returns; nobody writes to it.
+var zeros [1 << 20]byte
+
+// Slices returns read-only views of the file's bytes in [off, off+n)
+// (clipped at the end of the file) without copying them: views into the
+// decoded chunks, and into a shared zero buffer for holes. The views stay
+// valid, and their chunks' buffers out of recycling, until release is
+// called, which the caller must do exactly once (it is a no-op after an
+// error). Sequential reads prefetch like ReadAt. A chunk that fails
+// verification returns an error wrapping ErrCorrupt and no views.
+func (f *FileReader) Slices(ctx context.Context, off int64, n int) (views [][]byte, release func(), err error) {
+	size := f.node.Size
+	if off >= size || n <= 0 {
+		return nil, func() {}, nil
+	}
+	end := min(off+int64(n), size)
+	content := f.node.Content
+	i := sort.Search(len(content), func(i int) bool { return content[i].Offset+content[i].Length > off })
+	f.noteRead(i, off, end)
+	var held []*chunk
+	release = func() {
+		for _, ch := range held {
+			f.r.cache.release(ch)
+		}
+		held = nil
+	}
+	for pos := off; pos < end; {
+		if i >= len(content) || content[i].Offset > pos {
+			hole := end
+			if i < len(content) {
+				hole = min(hole, content[i].Offset)
+			}
+			for pos < hole {
+				k := min(hole-pos, int64(len(zeros)))
+				views = append(views, zeros[:k])
+				pos += k
+			}
+			continue
+		}
+		c := content[i]
+		ch, err := f.r.loadShared(ctx, c.ID)
+		if err != nil {
+			release()
+			return nil, func() {}, err
+		}
+		held = append(held, ch)
+		if int64(len(ch.data)) != c.Length {
+			release()
+			return nil, func() {}, &corruptLength{id: c.ID}
+		}
+		v := ch.data[pos-c.Offset : min(end, c.Offset+c.Length)-c.Offset]
+		views = append(views, v)
+		pos += int64(len(v))
+		i++
+	}
+	return views, release, nil
 }
 
 type corruptLength struct{ id index.ID }
@@ -209,5 +250,28 @@ func (r *Repository) prefetch(id index.ID) {
 			}
 		}()
 	default:
+	}
+}
+
+// noteRead records a read of [off, end), which starts in content chunk i,
+// and when it continues a sequential run starts decoding the chunks after
+// it, so they decode on the other core while this read waits for its own.
+func (f *FileReader) noteRead(i int, off, end int64) {
+	content := f.node.Content
+	f.mu.Lock()
+	// Sequential: the read starts near where the last one ended (the
+	// kernel has several reads in flight, which may arrive out of order).
+	sequential := f.lastEnd >= 0 && off >= f.lastEnd-seqSlack && off <= f.lastEnd+seqSlack
+	f.lastEnd = end
+	f.mu.Unlock()
+	if !sequential {
+		return
+	}
+	j := i
+	for j < len(content) && content[j].Offset < end {
+		j++
+	}
+	for k := j; k < len(content) && k < j+prefetchAhead; k++ {
+		f.r.prefetch(content[k].ID)
 	}
 }

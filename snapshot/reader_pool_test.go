@@ -101,3 +101,74 @@ func TestBufPoolBounded(t *testing.T) {
 		t.Errorf("pool counts %d bytes, holds %d", p.bytes, sum)
 	}
 }
+
+// Slices lends views of the decoded chunks (and of zeros for holes) that
+// read like ReadAt, stay intact while other readers churn the cache, and
+// hand every reference back on release.
+func TestFileReaderSlices(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t)
+	_, data, res := snapshotRandomFile(t, r, "f.bin", 12<<20, 21)
+	r.cache = newBlobCache(6 << 20)
+	n, err := r.Resolve(ctx, res.Snapshot, "d/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Content) < 4 {
+		t.Fatalf("only %d chunks", len(n.Content))
+	}
+	// The same chunks with a 100 000-byte hole before each and a tail
+	// hole: what a sparse file's node looks like.
+	sparse := *n
+	sparse.Content = append([]ChunkRef(nil), n.Content...)
+	var want []byte
+	for i := range sparse.Content {
+		want = append(want, make([]byte, 100000)...)
+		sparse.Content[i].Offset = int64(len(want))
+		c := n.Content[i]
+		want = append(want, data[c.Offset:c.Offset+c.Length]...)
+	}
+	want = append(want, make([]byte, 3<<20)...)
+	sparse.Size = int64(len(want))
+	fr := r.OpenFile(&sparse)
+
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 40 {
+				off := rng.Int64N(int64(len(want)) + 10)
+				size := 1 + rng.IntN(3<<20)
+				views, release, err := fr.Slices(ctx, off, size)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Let the other readers evict and recycle meanwhile.
+				for range 3 {
+					fr.ReadAt(ctx, make([]byte, 1<<20), rng.Int64N(int64(len(want))))
+				}
+				got := bytes.Join(views, nil)
+				start := min(off, int64(len(want)))
+				end := min(off+int64(size), int64(len(want)))
+				if !bytes.Equal(got, want[start:end]) {
+					t.Errorf("reader %d: wrong bytes for [%d, %d): got %d bytes", g, off, end, len(got))
+				}
+				release()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < cap(r.prefetchSem); i++ {
+		r.prefetchSem <- struct{}{}
+	}
+	r.cache.mu.Lock()
+	defer r.cache.mu.Unlock()
+	for id, it := range r.cache.items {
+		if it.data != nil && it.data.refs != 1 {
+			t.Errorf("chunk %s: %d references after every release, want 1 (the cache's)", id.Short(), it.data.refs)
+		}
+	}
+}

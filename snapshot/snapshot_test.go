@@ -237,6 +237,9 @@ func TestCorruptPackIsCaughtNeverWrongBytes(t *testing.T) {
 	if _, err := fr.ReadAt(ctx, buf, 0); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("ReadAt over corrupt chunk: %v", err)
 	}
+	if views, _, err := fr.Slices(ctx, 0, len(data)); !errors.Is(err, ErrCorrupt) || views != nil {
+		t.Fatalf("Slices over corrupt chunk: %d views, %v", len(views), err)
+	}
 }
 
 func TestRebuildIndexRestoresIdentically(t *testing.T) {

@@ -143,6 +143,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 
+	st.refresh = srv.Refresh
 	daemon, err := startDaemonServer(repoDir, st, log)
 	if err != nil {
 		return err

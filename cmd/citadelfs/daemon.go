@@ -52,6 +52,10 @@ type daemonState struct {
 	repo *snapshot.Repository
 	// monitor is the daemon's running monitor (status reads it), or nil.
 	monitor *monitor.Monitor
+	// refresh, when set, runs after every client command and before its
+	// exit code goes back: the mount shows what the command changed (a
+	// new snapshot in latest/) by the time the client returns.
+	refresh func()
 }
 
 const (
@@ -331,6 +335,9 @@ func (s *daemonServer) handle(conn *net.UnixConn) {
 	stdout, stderr := out.stream(frameStdout), out.stream(frameStderr)
 	start := time.Now()
 	code := s.run(ctx, req, stdout, stderr)
+	if s.st.refresh != nil {
+		s.st.refresh()
+	}
 	s.log.Info("daemon: ran a command for a client", "args", req.Args, "code", code, "took", time.Since(start).Round(time.Millisecond))
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(int32(code)))

@@ -321,3 +321,9 @@ func init() {
 		return &repoBackupSource{r: repo, labels: labels}, release, nil
 	}
 }
+
+// Slices lends the decoded chunks to fs, which hands them to the kernel
+// without copying (fs.SliceFile).
+func (f *fsFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
+	return f.fr.Slices(ctx, off, n)
+}
