@@ -20,6 +20,9 @@ type FileReader struct {
 
 	mu      sync.Mutex
 	lastEnd int64
+	// passed counts the leading content chunks a sequential reader has
+	// left behind and that were dropped from the cache.
+	passed int
 }
 
 // prefetchAhead is how many chunks a sequential read decodes ahead: two
@@ -263,9 +266,23 @@ func (f *FileReader) noteRead(i int, off, end int64) {
 	// kernel has several reads in flight, which may arrive out of order).
 	sequential := f.lastEnd >= 0 && off >= f.lastEnd-seqSlack && off <= f.lastEnd+seqSlack
 	f.lastEnd = end
+	// A sequential reader will not come back for chunks it passed by
+	// more than the slack (the kernel keeps what it read in its page
+	// cache): drop them, so their buffers are reused for the chunks ahead
+	// instead of the stream filling the whole cache with fresh memory.
+	var behind []index.ID
+	if sequential {
+		for f.passed < len(content) && content[f.passed].Offset+content[f.passed].Length <= off-seqSlack {
+			behind = append(behind, content[f.passed].ID)
+			f.passed++
+		}
+	}
 	f.mu.Unlock()
 	if !sequential {
 		return
+	}
+	for _, id := range behind {
+		f.r.cache.drop(id)
 	}
 	j := i
 	for j < len(content) && content[j].Offset < end {

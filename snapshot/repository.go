@@ -222,6 +222,13 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	dec := r.decoders.Get().(*codec.Decoder)
 	plain, err := dec.Decode(dst, stored, codec.ID(ref.Codec), int(ref.RawLength))
 	r.decoders.Put(dec)
+	if len(plain) > 0 && cap(dst) >= len(plain) && &plain[0] == &dst[:1][0] {
+		// Decoded in place. Codecs may cap their result at its length
+		// (zstd does); give back the whole pooled buffer, or the cache
+		// would count (and the pool recycle) a 256 KiB buffer as 20
+		// bytes and hold on to far more memory than it is allowed.
+		plain = dst[:len(plain)]
+	}
 	// ReadStored read into sbuf (it is large enough), and the decoded
 	// bytes never share memory with the stored ones.
 	r.cache.bufs.put(sbuf)
@@ -407,6 +414,16 @@ func (c *blobCache) add(id index.ID, it *cacheItem) {
 	}
 }
 
+// drop removes id's decoded chunk from the cache; its buffer is recycled
+// once no reader holds it.
+func (c *blobCache) drop(id index.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it, ok := c.items[id]; ok && it.data != nil {
+		c.remove(id, it)
+	}
+}
+
 // remove drops an item (under mu) and the cache's reference to its chunk.
 func (c *blobCache) remove(id index.ID, it *cacheItem) {
 	delete(c.items, id)
@@ -430,9 +447,15 @@ type bufPool struct {
 const (
 	bufPoolBytes = 32 << 20  // idle buffers kept, in bytes
 	bufPoolRound = 256 << 10 // allocation granularity
+	bufPoolMin   = 64 << 10  // smaller buffers are not pooled
 )
 
 func (p *bufPool) get(n int) []byte {
+	if n < bufPoolMin {
+		// Small files' chunks: the allocator's size classes fit them far
+		// better than a pooled buffer rounded up to bufPoolRound.
+		return make([]byte, n)
+	}
 	p.mu.Lock()
 	best := -1
 	for i, b := range p.free {
@@ -455,7 +478,7 @@ func (p *bufPool) get(n int) []byte {
 }
 
 func (p *bufPool) put(b []byte) {
-	if cap(b) == 0 || cap(b) > bufPoolBytes/4 {
+	if cap(b) < bufPoolMin || cap(b) > bufPoolBytes/4 {
 		return
 	}
 	p.mu.Lock()

@@ -79,6 +79,14 @@ func main() {
 	}
 	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
+	// CITADELFS_MEMPROFILE=file writes the live heap at exit (a daemon's
+	// after SIGTERM), for chasing what a long-running mount holds on to.
+	if p := os.Getenv("CITADELFS_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	stop()
 	os.Exit(code)
 }
