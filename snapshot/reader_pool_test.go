@@ -172,3 +172,33 @@ func TestFileReaderSlices(t *testing.T) {
 		}
 	}
 }
+
+// A sequential reader drops the chunks it has passed, so streaming a file
+// reuses a few buffers rather than filling the cache with fresh ones.
+func TestSequentialReaderDropsPassedChunks(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t)
+	_, data, res := snapshotRandomFile(t, r, "f.bin", 24<<20, 12)
+	n, err := r.Resolve(ctx, res.Snapshot, "d/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := r.OpenFile(n)
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < int64(len(data)); off += int64(len(buf)) {
+		k, err := fr.ReadAt(ctx, buf, off)
+		if (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(buf[:k], data[off:off+int64(k)]) {
+			t.Fatalf("read at %d: %d bytes, %v", off, k, err)
+		}
+	}
+	for i := 0; i < cap(r.prefetchSem); i++ {
+		r.prefetchSem <- struct{}{}
+	}
+	r.cache.mu.Lock()
+	defer r.cache.mu.Unlock()
+	// What is left: the chunks within seqSlack of the end, and those
+	// prefetched (none past the end). 24 chunks were read in all.
+	if len(r.cache.items) > 6 || r.cache.size > 16<<20 {
+		t.Errorf("after a sequential read the cache holds %d items, %d MiB, of %d chunks", len(r.cache.items), r.cache.size>>20, len(n.Content))
+	}
+}
