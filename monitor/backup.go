@@ -26,6 +26,30 @@ type BackupState struct {
 	// Sources is one entry per configured source, including sources that
 	// have never been snapshotted (LastResult "").
 	Sources []SourceState
+	// Integrity is what reads of the repository's data found, as the mount
+	// daemon records them; nil when nothing watches reads (a monitor
+	// running outside the daemon), which raises no backup_corrupt.
+	Integrity *IntegrityState
+}
+
+// IntegrityState counts reads of repository data that failed verification
+// (a chunk whose hash does not match, snapshot.ErrCorrupt) since the
+// process that serves reads started. It lives in memory only.
+type IntegrityState struct {
+	// CorruptReads is how many reads were answered with an I/O error
+	// because the data was corrupt.
+	CorruptReads uint64 `json:"corrupt_reads"`
+	// CorruptFiles is how many distinct paths those reads were of, counted
+	// up to a bound; CorruptFilesCapped says the bound was reached and the
+	// real number is higher. One file seen under latest/, a day folder and
+	// snapshots/ counts once per path.
+	CorruptFiles       int  `json:"corrupt_files"`
+	CorruptFilesCapped bool `json:"corrupt_files_capped,omitempty"`
+	// LastTime, LastPath and LastError describe the latest corrupt read:
+	// when, the path inside the mount, and the one-line error.
+	LastTime  time.Time `json:"last_time,omitzero"`
+	LastPath  string    `json:"last_path,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // Results of a source's last snapshot.
@@ -62,6 +86,8 @@ type backupCollector struct {
 	statfs *statfser
 	clock  func() time.Time
 	maxAge time.Duration
+	// corruptWindow is how long after a corrupt read backup_corrupt fires.
+	corruptWindow time.Duration
 }
 
 func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
@@ -102,6 +128,14 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 			ss.AgeSeconds = &age
 		}
 		out.Sources = append(out.Sources, ss)
+	}
+	if in := st.Integrity; in != nil {
+		is := &IntegrityStatus{IntegrityState: *in, WindowSeconds: b.corruptWindow.Seconds()}
+		if !in.LastTime.IsZero() {
+			age := max(now.Sub(in.LastTime).Seconds(), 0)
+			is.AgeSeconds = &age
+		}
+		out.Integrity = is
 	}
 	return out, nil
 }

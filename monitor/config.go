@@ -42,6 +42,10 @@ type Config struct {
 	// snapshot is stale, for sources whose schedule does not say (default
 	// 26h: a daily schedule plus slack).
 	BackupMaxAge time.Duration `yaml:"backup_max_age"`
+	// BackupCorruptWindow is how long backup_corrupt keeps firing after the
+	// latest read of repository data that failed its hash check (default
+	// 24h: long enough that a nightly look at the alerts sees it).
+	BackupCorruptWindow time.Duration `yaml:"backup_corrupt_window"`
 	// Thresholds tunes each alert rule; see Rule.
 	Thresholds Thresholds `yaml:"thresholds"`
 }
@@ -59,6 +63,7 @@ type Thresholds struct {
 	UnitFailed     Rule `yaml:"unit_failed"`     // unit_failed: per unit, state "failed"
 	BackupFailed   Rule `yaml:"backup_failed"`   // backup_failed: per source, last snapshot failed
 	BackupStale    Rule `yaml:"backup_stale"`    // backup_stale: per source, last success too old
+	BackupCorrupt  Rule `yaml:"backup_corrupt"`  // backup_corrupt: repository data failed its hash check on a read, within backup_corrupt_window
 	CollectorError Rule `yaml:"collector_error"` // collector_error: per collector, it keeps failing
 }
 
@@ -116,7 +121,8 @@ func dur(d time.Duration) *time.Duration { return &d }
 // DefaultThresholds are the seed's alert thresholds: CPU > 90% warning,
 // memory > 85% warning, storage > 85% warning, GPU memory > 90% warning,
 // GPU temperature > 80 °C critical, model unhealthy critical, unit failed
-// critical, backup failed critical, backup stale warning. The pending
+// critical, backup failed critical, backup stale warning, backup corrupt
+// critical. The pending
 // durations keep a single busy minute from paging anyone; state rules about
 // things that do not recover by themselves fire at once.
 func DefaultThresholds() Thresholds {
@@ -131,6 +137,7 @@ func DefaultThresholds() Thresholds {
 		UnitFailed:     Rule{For: dur(0), Severity: SeverityCritical},
 		BackupFailed:   Rule{For: dur(0), Severity: SeverityCritical},
 		BackupStale:    Rule{For: dur(0), Severity: SeverityWarning},
+		BackupCorrupt:  Rule{For: dur(0), Severity: SeverityCritical},
 		CollectorError: Rule{For: dur(10 * time.Minute), Severity: SeverityWarning},
 	}
 }
@@ -163,6 +170,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BackupMaxAge == 0 {
 		c.BackupMaxAge = 26 * time.Hour
+	}
+	if c.BackupCorruptWindow == 0 {
+		c.BackupCorruptWindow = 24 * time.Hour
 	}
 	d := DefaultThresholds()
 	if c.Thresholds.BackupStorage.Threshold == 0 {
@@ -213,6 +223,7 @@ func (t *Thresholds) pairs(d *Thresholds) []rulePair {
 		{"unit_failed", RuleUnitFailed, &t.UnitFailed, &d.UnitFailed},
 		{"backup_failed", RuleBackupFailed, &t.BackupFailed, &d.BackupFailed},
 		{"backup_stale", RuleBackupStale, &t.BackupStale, &d.BackupStale},
+		{"backup_corrupt", RuleBackupCorrupt, &t.BackupCorrupt, &d.BackupCorrupt},
 		{"collector_error", RuleCollectorError, &t.CollectorError, &d.CollectorError},
 	}
 }
@@ -228,6 +239,9 @@ func (c Config) Validate() error {
 	}
 	if c.MetricsRetention < c.Interval || c.AlertRetention < c.Interval {
 		return fmt.Errorf("monitor: config: retention shorter than the interval")
+	}
+	if c.BackupCorruptWindow < 0 {
+		return fmt.Errorf("monitor: config: backup_corrupt_window must be positive")
 	}
 	names := make([]string, 0, len(c.Models))
 	for n := range c.Models {

@@ -171,7 +171,7 @@ func New(o Options) (*Monitor, error) {
 	m := &Monitor{
 		o: o, cfg: o.Config, ownGPUs: ownGPUs,
 		backup: &backupCollector{src: o.Backup, reason: o.BackupReason, statfs: newStatfser(2 * time.Second),
-			clock: o.Clock, maxAge: o.Config.BackupMaxAge},
+			clock: o.Clock, maxAge: o.Config.BackupMaxAge, corruptWindow: o.Config.BackupCorruptWindow},
 		engine: newEngine(buildRules(o.Config)),
 		busy:   map[string]bool{},
 	}

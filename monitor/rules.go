@@ -18,8 +18,13 @@ const (
 	RuleUnitFailed         = "unit_failed"
 	RuleBackupFailed       = "backup_failed"
 	RuleBackupStale        = "backup_stale"
+	RuleBackupCorrupt      = "backup_corrupt"
 	RuleCollectorError     = "collector_error"
 )
+
+// SubjectRepository is the subject of backup_corrupt: the repository as a
+// whole (the message names the file).
+const SubjectRepository = "repository"
 
 // Collector names, as they appear in Sample.Collectors.
 const (
@@ -207,6 +212,34 @@ func buildRules(c Config) []*ruleDef {
 					message: fmt.Sprintf("last successful snapshot %s ago (schedule allows %s)", shortDuration(time.Duration(age*float64(time.Second))), shortDuration(limit))})
 			}
 			return out
+		}},
+		{name: RuleBackupCorrupt, collector: CollectorBackup, cfg: t.BackupCorrupt, checks: func(s *Sample) []check {
+			if s.Backup == nil || !s.Backup.Configured || s.Backup.Integrity == nil {
+				return nil
+			}
+			in := s.Backup.Integrity
+			window := time.Duration(in.WindowSeconds * float64(time.Second))
+			if in.AgeSeconds == nil {
+				return []check{stateCheck(SubjectRepository, false, "no corrupt data read")}
+			}
+			recent := *in.AgeSeconds < in.WindowSeconds
+			reads, files := strconv.FormatUint(in.CorruptReads, 10)+" corrupt read", strconv.Itoa(in.CorruptFiles)+" file"
+			if in.CorruptReads != 1 {
+				reads += "s"
+			}
+			if in.CorruptFiles != 1 {
+				files += "s"
+			}
+			if in.CorruptFilesCapped {
+				files = "over " + files
+			}
+			msg := fmt.Sprintf("corrupt data read from %s at %s: %s (%s of %s in this mount)",
+				in.LastPath, in.LastTime.UTC().Format(time.RFC3339), in.LastError, reads, files)
+			if !recent {
+				msg = fmt.Sprintf("no corrupt data read in the last %s (last: %s at %s)",
+					shortDuration(window), in.LastPath, in.LastTime.UTC().Format(time.RFC3339))
+			}
+			return []check{stateCheck(SubjectRepository, recent, msg)}
 		}},
 		{name: RuleCollectorError, cfg: t.CollectorError, checks: func(s *Sample) []check {
 			out := make([]check, 0, len(s.Collectors))

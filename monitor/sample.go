@@ -282,6 +282,19 @@ type BackupStatus struct {
 	FS      *FSUsage       `json:"filesystem,omitempty"`
 	FSError string         `json:"filesystem_error,omitempty"`
 	Sources []SourceStatus `json:"sources"`
+	// Integrity is what reads of the repository's data found (nil: not
+	// watched in this process).
+	Integrity *IntegrityStatus `json:"integrity,omitempty"`
+}
+
+// IntegrityStatus is the integrity record as the monitor saw it.
+type IntegrityStatus struct {
+	IntegrityState
+	// AgeSeconds is the time since the latest corrupt read (nil: none).
+	AgeSeconds *float64 `json:"age_seconds,omitempty"`
+	// WindowSeconds is backup_corrupt_window: backup_corrupt fires while
+	// AgeSeconds is below it.
+	WindowSeconds float64 `json:"window_seconds"`
 }
 
 // SourceStatus is one backup source's last snapshot.
