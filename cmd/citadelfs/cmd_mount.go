@@ -101,6 +101,12 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("mount: %w", err)
 	}
 
+	// Reads that find corrupt data answer EIO to the reader; the record
+	// lets the monitor raise backup_corrupt about them. Registered before
+	// the monitor is built so its backup source finds it.
+	integrity := newIntegrityRecord(time.Now)
+	defer watchIntegrity(repo, integrity)()
+
 	status := []cfs.StatusSource{newRepoStatus(repo)}
 	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: true, kv: repo.Index().KV})
 	var ue usageError
@@ -123,6 +129,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		Tree:       newFSTree(repo),
 		Status:     cfs.MergeStatus(status...),
 		Logger:     log,
+		OnError:    integrity.onError,
 		AllowOther: allowOther,
 		Debug:      fuseDebug,
 	})

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	iofs "io/fs"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -271,6 +275,9 @@ func repoStats(r *snapshot.Repository) (*repoStat, error) {
 type repoBackupSource struct {
 	r      *snapshot.Repository
 	labels []string
+	// integrity is the mount's record of corrupt reads (nil outside the
+	// mount daemon: nothing there reads data through the mount).
+	integrity *integrityRecord
 }
 
 func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupState, error) {
@@ -305,7 +312,103 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	if rs, err := repoStats(b.r); err == nil {
 		st.RepoBytes = uint64(rs.Stored)
 	}
+	if b.integrity != nil {
+		st.Integrity = b.integrity.state()
+	}
 	return st, nil
+}
+
+// maxIntegrityFiles bounds the distinct paths an integrityRecord
+// remembers: a repository that rots wholesale must not grow the daemon.
+const maxIntegrityFiles = 1024
+
+// maxIntegrityError bounds the error text kept for the alert message.
+const maxIntegrityError = 300
+
+// integrityRecord counts the mount's reads that failed verification
+// (snapshot.ErrCorrupt), for the monitor's backup_corrupt alert. It is the
+// mount's fs.Options.OnError, called on the FUSE request's goroutine, so it
+// only takes a short lock. Memory only: a restarted daemon starts over.
+type integrityRecord struct {
+	clock func() time.Time
+
+	mu       sync.Mutex
+	reads    uint64
+	files    map[string]struct{} // distinct paths, at most maxIntegrityFiles
+	capped   bool                // a path was not added for the bound
+	lastTime time.Time
+	lastPath string
+	lastErr  string
+}
+
+func newIntegrityRecord(clock func() time.Time) *integrityRecord {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &integrityRecord{clock: clock, files: map[string]struct{}{}}
+}
+
+// onError records err if it says the repository's data is corrupt. Other
+// failures (a missing name, a cancelled read, a disk I/O error) are not
+// about the backup's integrity and are only logged, by fs.
+func (r *integrityRecord) onError(path string, err error) {
+	if !errors.Is(err, snapshot.ErrCorrupt) || errors.Is(err, iofs.ErrNotExist) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	msg := oneLine(err.Error(), maxIntegrityError)
+	now := r.clock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads++
+	if _, ok := r.files[path]; !ok {
+		if len(r.files) < maxIntegrityFiles {
+			r.files[path] = struct{}{}
+		} else {
+			r.capped = true
+		}
+	}
+	r.lastTime, r.lastPath, r.lastErr = now, path, msg
+}
+
+// state is a copy of the record for the monitor.
+func (r *integrityRecord) state() *monitor.IntegrityState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &monitor.IntegrityState{CorruptReads: r.reads, CorruptFiles: len(r.files), CorruptFilesCapped: r.capped,
+		LastTime: r.lastTime, LastPath: r.lastPath, LastError: r.lastErr}
+}
+
+// oneLine folds s onto one line of at most n bytes (cut at a rune).
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// integrityRecords maps an open repository to the integrity record of the
+// mount serving it, so every monitor this process builds for that
+// repository (the daemon's own, and one a delegated command builds) sees
+// the same corrupt reads.
+var integrityRecords sync.Map // *snapshot.Repository → *integrityRecord
+
+// watchIntegrity registers rec as repo's record until the returned func.
+func watchIntegrity(repo *snapshot.Repository, rec *integrityRecord) func() {
+	integrityRecords.Store(repo, rec)
+	return func() { integrityRecords.CompareAndDelete(repo, rec) }
+}
+
+func integrityOf(repo *snapshot.Repository) *integrityRecord {
+	if v, ok := integrityRecords.Load(repo); ok {
+		return v.(*integrityRecord)
+	}
+	return nil
 }
 
 func init() {
@@ -318,7 +421,7 @@ func init() {
 		if cfg, err := env.config(); err == nil {
 			labels = cfg.sourceLabels()
 		}
-		return &repoBackupSource{r: repo, labels: labels}, release, nil
+		return &repoBackupSource{r: repo, labels: labels, integrity: integrityOf(repo)}, release, nil
 	}
 }
 
