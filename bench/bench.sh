@@ -8,6 +8,8 @@
 #   BENCH_DIR         work dir, not tmpfs (default .bench/ in the repo root)
 #   BENCH_SKIP_MOUNT  1: skip the mount section
 #   BENCH_SKIP_GOBENCH 1: skip the codec go benchmarks
+#   BENCH_REPS        runs of the local cold cp -a and of each mount measure;
+#                     the median is reported (default 3: the machine is noisy)
 #
 # A tool's failure is reported in the table, never fatal; only a broken
 # set-up (no corpus, no disk, no citadelfs binary) stops the run.
@@ -20,6 +22,7 @@ W=${BENCH_DIR:-$ROOT/.bench}
 CFS=$ROOT/bin/citadelfs
 SRC=$W/src
 TOOLS=(citadelfs restic borg)
+REPS=${BENCH_REPS:-3}
 MUTATIONS=("day 2" "finetune 3" "new-model 4" "insert-shift 5")
 
 export RESTIC_PASSWORD=citadelfs-bench
@@ -231,29 +234,61 @@ mount_stop() {
   fi
 }
 
-# timed_cp TOOL STEP FROM: cp -a FROM/. into a fresh dir, record wall time, diff, delete.
-timed_cp() {
-  local tool=$1 step=$2 from=$3 dst=$W/copy t0 t1 rc=0 d
+# median N...: the middle value (the mean of the middle two for an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2] + a[NR/2+1]) / 2}'
+}
+
+# cp_once TOOL STEP FROM: cp -a FROM/. into a fresh dir; sets T_WALL, T_RC
+# and T_DIFF (checked against the source), then deletes the copy.
+cp_once() {
+  local tool=$1 step=$2 from=$3 dst=$W/copy t0 t1
   rm -rf "$dst"
   mkdir -p "$dst"
   sync
+  T_RC=0
   t0=$(now_ns)
-  cp -a "$from/." "$dst" 2>"$W/logs/$tool-$step.err" || rc=$?
+  cp -a "$from/." "$dst" 2>"$W/logs/$tool-$step.err" || T_RC=$?
   t1=$(now_ns)
-  d=$(diff_status "$dst")
-  record "$tool" "$step" "$(secs "$t0" "$t1")" 0 0 "$rc" "$d"
+  T_WALL=$(secs "$t0" "$t1")
+  T_DIFF=$(diff_status "$dst")
   rm -rf "$dst"
+  sync
 }
 
-# timed_read TOOL STEP FILE: sequential read of FILE, MB/s (decimal) in EXTRA.
-timed_read() {
-  local tool=$1 step=$2 f=$3 t0 t1 rc=0 size s
+# read_once TOOL STEP FILE: sequential read of FILE; sets T_WALL, T_RC and
+# T_MBS (decimal MB/s).
+read_once() {
+  local tool=$1 step=$2 f=$3 t0 t1 size
   size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+  T_RC=0
   t0=$(now_ns)
-  dd if="$f" of=/dev/null bs=1M 2>"$W/logs/$tool-$step.err" || rc=$?
+  dd if="$f" of=/dev/null bs=1M 2>"$W/logs/$tool-$step.err" || T_RC=$?
   t1=$(now_ns)
-  s=$(secs "$t0" "$t1")
-  record "$tool" "$step" "$s" 0 0 "$rc" "$(awk -v b="$size" -v s="$s" 'BEGIN{printf "%.0f", (s > 0 ? b / 1e6 / s : 0)}')"
+  T_WALL=$(secs "$t0" "$t1")
+  T_MBS=$(awk -v b="$size" -v s="$T_WALL" 'BEGIN{printf "%.0f", (s > 0 ? b / 1e6 / s : 0)}')
+}
+
+# Runs of one measure: add_run KEY VALUE RC [DIFF]; then record_runs
+# TOOL STEP records the median (a failed or differing run fails the step).
+declare -A RUNS RUNRC RUNDIFF
+add_run() {
+  RUNS[$1]="${RUNS[$1]:-} $2"
+  [ "$3" = 0 ] || RUNRC[$1]=$3
+  [ -z "${4:-}" ] || [ "$4" = identical ] || RUNDIFF[$1]=$4
+}
+record_runs() { # TOOL STEP KIND(cp|read)
+  local k="$1|$2" med
+  # shellcheck disable=SC2086
+  med=$(median ${RUNS[$k]:-})
+  say "$1 $2 runs:${RUNS[$k]:-} (median $med)"
+  if [ "$3" = cp ]; then
+    record "$1" "$2" "$med" 0 0 "${RUNRC[$k]:-0}" "${RUNDIFF[$k]:-identical}"
+  else
+    # seq reads: runs are MB/s; the wall column holds the median run's time
+    med=$(printf '%.0f' "$med")
+    record "$1" "$2" "$(awk -v b="$BIG_BYTES" -v m="$med" 'BEGIN{printf "%.3f", (m > 0 ? b / 1e6 / m : 0)}')" 0 0 "${RUNRC[$k]:-0}" "$med"
+  fi
 }
 
 # diff_status DIR: "identical" or "DIFFERS(n lines)" against the source.
@@ -274,37 +309,50 @@ bench_mount() { # TOOL
     record borg mount-cp-cold 0 0 0 1 "skipped: no borg archive"
     return
   fi
-  say "mount: $tool"
-  # cp -a, cold (caches dropped before mounting) then warm on the same mount.
-  drop_caches
-  mount_start "$tool" "$m" || {
-    record "$tool" mount-cp-cold 0 0 0 1 "mount failed"
-    return
-  }
-  root=$(mount_root "$tool" "$m")
-  timed_cp "$tool" mount-cp-cold "$root"
-  timed_cp "$tool" mount-cp-warm "$root"
-  h=$(vm_hwm_kib "$MPID")
-  [ "$h" -gt "$hwm" ] && hwm=$h
-  mount_stop "$tool" "$m"
-  # Sequential read of the largest model file: cold (caches dropped, fresh
-  # mount); packs warm (repository in the page cache, fresh mount, so the
-  # daemon decodes every byte); warm (second read, kernel's page cache).
-  drop_caches
-  if mount_start "$tool" "$m"; then
-    timed_read "$tool" seq-cold "$root/$BIG"
+  say "mount: $tool ($REPS runs of each measure)"
+  local r s
+  for r in $(seq "$REPS"); do
+    # cp -a, cold (caches dropped before mounting) then warm on the same mount.
+    drop_caches
+    mount_start "$tool" "$m" || {
+      record "$tool" mount-cp-cold 0 0 0 1 "mount failed"
+      return
+    }
+    root=$(mount_root "$tool" "$m")
+    cp_once "$tool" mount-cp-cold "$root"
+    add_run "$tool|mount-cp-cold" "$T_WALL" "$T_RC" "$T_DIFF"
+    cp_once "$tool" mount-cp-warm "$root"
+    add_run "$tool|mount-cp-warm" "$T_WALL" "$T_RC" "$T_DIFF"
     h=$(vm_hwm_kib "$MPID")
     [ "$h" -gt "$hwm" ] && hwm=$h
     mount_stop "$tool" "$m"
-  fi
-  cat_repo "$tool"
-  if mount_start "$tool" "$m"; then
-    timed_read "$tool" seq-packs-warm "$root/$BIG"
-    timed_read "$tool" seq-warm "$root/$BIG"
-    h=$(vm_hwm_kib "$MPID")
-    [ "$h" -gt "$hwm" ] && hwm=$h
-    mount_stop "$tool" "$m"
-  fi
+    # Sequential read of the largest model file: cold (caches dropped, fresh
+    # mount); packs warm (repository in the page cache, fresh mount, so the
+    # daemon decodes every byte); warm (second read, kernel's page cache).
+    drop_caches
+    if mount_start "$tool" "$m"; then
+      read_once "$tool" seq-cold "$root/$BIG"
+      add_run "$tool|seq-cold" "$T_MBS" "$T_RC"
+      h=$(vm_hwm_kib "$MPID")
+      [ "$h" -gt "$hwm" ] && hwm=$h
+      mount_stop "$tool" "$m"
+    fi
+    cat_repo "$tool"
+    if mount_start "$tool" "$m"; then
+      read_once "$tool" seq-packs-warm "$root/$BIG"
+      add_run "$tool|seq-packs-warm" "$T_MBS" "$T_RC"
+      read_once "$tool" seq-warm "$root/$BIG"
+      add_run "$tool|seq-warm" "$T_MBS" "$T_RC"
+      h=$(vm_hwm_kib "$MPID")
+      [ "$h" -gt "$hwm" ] && hwm=$h
+      mount_stop "$tool" "$m"
+    fi
+  done
+  record_runs "$tool" mount-cp-cold cp
+  record_runs "$tool" mount-cp-warm cp
+  for s in seq-cold seq-packs-warm seq-warm; do
+    [ -n "${RUNS[$tool|$s]:-}" ] && record_runs "$tool" "$s" read
+  done
   record "$tool" mount-daemon-rss 0 "$hwm" 0 0 ""
 }
 
@@ -351,9 +399,13 @@ for mu in "${MUTATIONS[@]}"; do
   for t in "${TOOLS[@]}"; do tool_snapshot "$t" "$1"; done
 done
 
-say "baseline: cold cp -a of the source"
-drop_caches
-timed_cp local cp-cold "$SRC"
+say "baseline: cold cp -a of the source ($REPS runs)"
+for r in $(seq "$REPS"); do
+  drop_caches
+  cp_once local cp-cold "$SRC"
+  add_run "local|cp-cold" "$T_WALL" "$T_RC" "$T_DIFF"
+done
+record_runs local cp-cold cp
 CP_COLD=${WALL[local|cp-cold]}
 
 say "step restore (caches dropped before each)"
