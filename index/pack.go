@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"lukechampine.com/blake3"
 	"golang.org/x/sys/unix"
+	"lukechampine.com/blake3"
 )
 
 // Pack file layout (all integers little-endian):

@@ -209,7 +209,10 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 		}
 		return nil, err
 	}
-	sbuf := r.cache.bufs.get(int(ref.Length))
+	// Room for the 4 KiB blocks around the blob too, so that ReadStored
+	// can read it with O_DIRECT (pooled buffers of that size are
+	// page-aligned).
+	sbuf := r.cache.bufs.get(int(ref.Length) + 8<<10)
 	stored, err := r.idx.ReadStored(ref, sbuf)
 	if err != nil {
 		r.cache.bufs.put(sbuf)
