@@ -18,12 +18,15 @@ type huffDecoder struct {
 	multi  [1 << huffMaxBits]uint64
 	sorted []byte // the coded symbols, shortest code first
 	gap    [huffMaxBits + 1]int
-	huff0  huff0.Scratch // for blocks of more than multiMaxSyms symbols
+	last   [2 << lastMaxBits]uint64 // build's lastSym tables
+	huff0  huff0.Scratch            // for blocks of more than multiMaxSyms symbols
 }
 
 // A multi entry holds up to four symbols in its low 32 bits (the first in
 // the lowest byte), the bits they take in bits 32-39, their count in bits
-// 40-47 and the length of the first symbol's code in bits 48-55.
+// 40-47, the length of the first symbol's code in bits 48-55 and their
+// count again in bits 56-63, where the assembly decoder (huffdec_amd64.s)
+// takes it with one shift.
 
 // The multi-symbol decoder takes blocks whose table codes at most
 // multiMaxSyms symbols with an expected code length of at most
@@ -42,27 +45,24 @@ var errHuff = errors.New("bad huffman stream")
 // starts with it, so the work is about one store per entry.
 func (d *huffDecoder) build() {
 	const tl = huffMaxBits // always index by 11 bits: a constant shift
-	// The symbols by code length, shortest first.
-	var byLen [huffMaxBits + 2][]byte
-	var syms [256]byte
-	var cnt [huffMaxBits + 2]int
+	// The symbols by code length, shortest first, then by value: the
+	// coded ones (a few dozen at most here) in one pass, then an
+	// insertion sort (two counting passes over all 256 took a sixth of
+	// build).
+	d.sorted = d.sorted[:0]
 	for s := range 256 {
-		cnt[d.tab.code[s]>>16&15]++
-	}
-	at := 0
-	for l := 1; l <= huffMaxBits; l++ {
-		byLen[l] = syms[at : at : at+cnt[l]]
-		at += cnt[l]
-	}
-	for s := range 256 {
-		l := d.tab.code[s] >> 16 & 15
-		if l >= 1 && l <= huffMaxBits {
-			byLen[l] = append(byLen[l], byte(s))
+		if l := d.tab.code[s] >> 16 & 15; l >= 1 && l <= huffMaxBits {
+			d.sorted = append(d.sorted, byte(s))
 		}
 	}
-	d.sorted = d.sorted[:0]
-	for l := 1; l <= huffMaxBits; l++ {
-		d.sorted = append(d.sorted, byLen[l]...)
+	for i := 1; i < len(d.sorted); i++ {
+		s := d.sorted[i]
+		l := d.tab.code[s] >> 16 & 15
+		j := i
+		for ; j > 0 && d.tab.code[d.sorted[j-1]]>>16&15 > l; j-- {
+			d.sorted[j] = d.sorted[j-1]
+		}
+		d.sorted[j] = s
 	}
 	// Codes are canonical, the longest ones lowest: in a space of k bits
 	// left, the codes of up to k bits cover everything from gap[k] on,
@@ -78,6 +78,29 @@ func (d *huffDecoder) build() {
 			d.gap[k] = min(d.gap[k], start>>(tl-k))
 		}
 	}
+	// The last of four symbols in k bits, for every k the first three
+	// can leave: lastSym(k)[i], for the k-bit index i, is what the symbol
+	// whose code starts i adds to an entry, zero where no code fits.
+	for k := uint(0); k <= lastMaxBits; k++ {
+		t := d.lastSym(k)
+		clear(t)
+		for _, s := range d.sorted {
+			c := d.tab.code[s]
+			nb := uint(c >> 16)
+			if nb > k {
+				break
+			}
+			lo := int(c&0xffff) << (k - nb)
+			hi := lo + 1<<(k-nb)
+			if hi > len(t) {
+				break // cannot happen: the codes of up to k bits fit k bits
+			}
+			e := uint64(s)<<24 | uint64(nb)<<32 | 1<<40 | 1<<56
+			for i := range t[lo:hi] {
+				t[lo+i] = e
+			}
+		}
+	}
 	for _, s := range d.sorted {
 		c := d.tab.code[s]
 		nb := uint(c >> 16)
@@ -86,43 +109,28 @@ func (d *huffDecoder) build() {
 	}
 }
 
+// lastMaxBits is the most bits three codes leave of huffMaxBits: they
+// take at least one each.
+const lastMaxBits = huffMaxBits - 3
+
+// lastSym returns the table of 1<<k entries in d.last that build fills
+// for the fourth symbol of entries whose first three leave k bits.
+func (d *huffDecoder) lastSym(k uint) []uint64 {
+	return d.last[1<<k : 2<<k]
+}
+
 // fill fills the 1<<k entries from base, where the syms decoded so far
-// (n of them, taking used bits) leave k bits to decode more from.
+// (n of them, 1 or 2, taking used bits) leave k bits to decode more from.
 func (d *huffDecoder) fill(base int, k uint, syms uint64, used uint, n uint64, first uint64) {
 	end := base + 1<<k
 	if end > len(d.multi) || base < 0 {
 		return // cannot happen for a table readTable accepted
 	}
-	e := syms | uint64(used)<<32 | n<<40 | first
+	e := syms | uint64(used)<<32 | n<<40 | first | n<<56
 	r := d.multi[base:end]
-	if n < 4 {
-		r = r[:min(d.gap[k], len(r))]
-	}
+	r = r[:min(d.gap[k], len(r))]
 	for i := range r {
 		r[i] = e
-	}
-	if n == 4 {
-		return
-	}
-	if n == 3 {
-		// The last symbol: fill its range here rather than in a call.
-		for _, s := range d.sorted {
-			c := d.tab.code[s]
-			nb := uint(c >> 16)
-			if nb > k {
-				break
-			}
-			lo := base + int(c&0xffff)<<(k-nb)
-			hi := lo + 1<<(k-nb)
-			if lo < 0 || hi > len(d.multi) {
-				return
-			}
-			e := syms | uint64(s)<<24 | uint64(used+nb)<<32 | 4<<40 | first
-			for i := range d.multi[lo:hi] {
-				d.multi[lo+i] = e
-			}
-		}
-		return
 	}
 	for _, s := range d.sorted {
 		c := d.tab.code[s]
@@ -130,7 +138,24 @@ func (d *huffDecoder) fill(base int, k uint, syms uint64, used uint, n uint64, f
 		if nb > k {
 			break
 		}
-		d.fill(base+int(c&0xffff)<<(k-nb), k-nb, syms|uint64(s)<<(8*n), used+nb, n+1, first)
+		k3, b3 := k-nb, base+int(c&0xffff)<<(k-nb)
+		if n == 1 {
+			d.fill(b3, k3, syms|uint64(s)<<8, used+nb, 2, first)
+			continue
+		}
+		// The third symbol here, and the fourth from the table build
+		// made for k3 bits: one add per entry rather than a call and a
+		// range per symbol (build took half as long). Below gap[k3] it
+		// adds nothing: the entry is the three symbols'.
+		if k3 > lastMaxBits || b3+1<<k3 > len(d.multi) {
+			return // cannot happen: three codes take at least 3 bits
+		}
+		e3 := syms | uint64(s)<<16 | uint64(used+nb)<<32 | 3<<40 | first | 3<<56
+		t := d.last[1<<k3 : 2<<k3]
+		r := d.multi[b3 : b3+len(t)]
+		for i := range r {
+			r[i] = e3 + t[i]
+		}
 	}
 }
 
@@ -175,6 +200,14 @@ func (d *huffDecoder) decode4(out, in []byte) error {
 // the table that d.tab holds, however long its codes.
 func (d *huffDecoder) decodeMulti(out, in []byte) error {
 	d.build()
+	return d.decodeStreams(out, in, false)
+}
+
+// decodeStreams decodes the streams of decodeMulti with d.multi as build
+// left it, with decodeFastGeneric's fast loop if generic, else with
+// decodeFast's (the tests compare the two). The loop is called directly
+// rather than passed in: a function value would make st and dst escape.
+func (d *huffDecoder) decodeStreams(out, in []byte, generic bool) error {
 	if len(in) < 6 {
 		return errHuff
 	}
@@ -209,14 +242,44 @@ func (d *huffDecoder) decodeMulti(out, in []byte) error {
 		}
 	}
 	multi := &d.multi
+	// The fast loop, in assembly where there is one (decodeFast), stops
+	// where it likes: the loop below finishes from there.
 	var o [4]int
+	if generic {
+		o = decodeFastGeneric(multi, &st, &dst)
+	} else {
+		o = decodeFast(multi, &st, &dst)
+	}
+	// The rest one symbol at a time.
+	for j := range 4 {
+		s := &st[j]
+		w := dst[j]
+		for i := o[j]; i < len(w); i++ {
+			if s.left <= 0 {
+				return errHuff
+			}
+			e := multi[s.word()>>(64-huffMaxBits)]
+			w[i] = byte(e)
+			s.left -= int(e >> 48 & 0xff)
+		}
+		if s.left != 0 {
+			return errHuff
+		}
+	}
+	return nil
+}
+
+// decodeFastGeneric decodes from the four streams while every one has 64
+// bits left and room for 19 bytes of output, and returns how many symbols
+// it wrote to each dst; st's left counts what remains.
+func decodeFastGeneric(multi *[1 << huffMaxBits]uint64, st *[4]bitStream, dst *[4][]byte) (o [4]int) {
 	// Fast loop: every stream has 64 bits left to load a whole word from,
 	// and room for four lookups of up to four symbols each (16 bytes).
 	// Each lookup writes 4 bytes at an offset the compiler only knows to
 	// be at most 15 (a>>8&15), so the windows are 19 bytes: that proves
 	// every store in bounds and drops 12 bounds checks per step (decode
-	// +5%). Where the loop stops does not change what is decoded: the
-	// loop below finishes from there.
+	// +5%). Where the loop stops does not change what is decoded:
+	// decodeMulti finishes from there.
 	b0, b1, b2, b3 := st[0].b, st[1].b, st[2].b, st[3].b
 	l0, l1, l2, l3 := st[0].left, st[1].left, st[2].left, st[3].left
 	d0, d1, d2, d3 := dst[0], dst[1], dst[2], dst[3]
@@ -225,7 +288,7 @@ func (d *huffDecoder) decodeMulti(out, in []byte) error {
 		len(d0) >= 19 && len(d1) >= 19 && len(d2) >= 19 && len(d3) >= 19 {
 		p0, p1, p2, p3 := (l0+7)>>3, (l1+7)>>3, (l2+7)>>3, (l3+7)>>3
 		if p0 > len(b0) || p1 > len(b1) || p2 > len(b2) || p3 > len(b3) {
-			return errHuff // cannot happen: left <= 8*len(b)
+			break // cannot happen: left <= 8*len(b)
 		}
 		v0 := binary.LittleEndian.Uint64(b0[p0-8:p0]) << (uint(8*p0-l0) & 63)
 		v1 := binary.LittleEndian.Uint64(b1[p1-8:p1]) << (uint(8*p1-l1) & 63)
@@ -304,23 +367,7 @@ func (d *huffDecoder) decodeMulti(out, in []byte) error {
 	}
 	st[0].left, st[1].left, st[2].left, st[3].left = l0, l1, l2, l3
 	o[0], o[1], o[2], o[3] = len(dst[0])-len(d0), len(dst[1])-len(d1), len(dst[2])-len(d2), len(dst[3])-len(d3)
-	// The rest one symbol at a time.
-	for j := range 4 {
-		s := &st[j]
-		w := dst[j]
-		for i := o[j]; i < len(w); i++ {
-			if s.left <= 0 {
-				return errHuff
-			}
-			e := multi[s.word()>>(64-huffMaxBits)]
-			w[i] = byte(e)
-			s.left -= int(e >> 48 & 0xff)
-		}
-		if s.left != 0 {
-			return errHuff
-		}
-	}
-	return nil
+	return o
 }
 
 // bitStream reads a huff0 stream backwards, from the bit below its end
