@@ -25,9 +25,11 @@ type FileReader struct {
 	passed int
 }
 
-// prefetchAhead is how many chunks a sequential read decodes ahead: two
-// keeps both cores busy decoding while the kernel copies the current one.
-const prefetchAhead = 2
+// prefetchAhead is how many chunks a sequential read decodes ahead, so
+// both cores decode while the kernel copies the current one: 3 read the
+// 192 MiB bench model file at about 1050 MB/s with the packs cached,
+// against about 1000 with 2; 4 was no better.
+const prefetchAhead = 3
 
 // seqSlack is how far from the end of the last read a read may start and
 // still count as sequential.
@@ -232,8 +234,12 @@ type inflightLoad struct {
 	err      error
 }
 
-// prefetch decodes a chunk into the cache in the background, at most
-// prefetchLimit at a time so a fast sequential reader cannot pile up work.
+// prefetch decodes a chunk into the cache in the background. A fixed set
+// of workers (2 x Options.Workers, started at the first prefetch) takes
+// the chunks from a short queue; when the queue is full the chunk is
+// skipped, so a fast sequential reader cannot pile up work, and the read
+// that needs it decodes it itself. Long-lived workers keep their grown
+// stacks: a goroutine per chunk spent 4% of a read's CPU growing one.
 func (r *Repository) prefetch(id index.ID) {
 	if r.cache.has(id) {
 		return
@@ -244,16 +250,61 @@ func (r *Repository) prefetch(id index.ID) {
 	if busy {
 		return
 	}
-	select {
-	case r.prefetchSem <- struct{}{}:
-		go func() {
-			defer func() { <-r.prefetchSem }()
-			if ch, err := r.loadShared(context.Background(), id); err == nil {
-				r.cache.release(ch)
-			}
-		}()
-	default:
+	p := &r.prefetcher
+	p.start.Do(func() {
+		p.queue = make(chan index.ID, r.opts.Workers)
+		for range 2 * r.opts.Workers {
+			p.workers.Add(1)
+			go r.prefetchWorker()
+		}
+	})
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return
 	}
+	p.pending.Add(1)
+	select {
+	case p.queue <- id:
+	default:
+		p.pending.Done()
+	}
+}
+
+func (r *Repository) prefetchWorker() {
+	p := &r.prefetcher
+	defer p.workers.Done()
+	for id := range p.queue {
+		if ch, err := r.loadShared(context.Background(), id); err == nil {
+			r.cache.release(ch)
+		}
+		p.pending.Done()
+	}
+}
+
+// prefetcher is the repository's background chunk decoding.
+type prefetcher struct {
+	start   sync.Once
+	queue   chan index.ID
+	workers sync.WaitGroup
+	pending sync.WaitGroup // chunks queued or decoding
+
+	mu     sync.RWMutex // closed, and sends on queue
+	closed bool
+}
+
+// stopPrefetch stops the workers and waits for them (Close: they use the
+// index).
+func (r *Repository) stopPrefetch() {
+	p := &r.prefetcher
+	p.start.Do(func() {}) // never start after this
+	p.mu.Lock()
+	if !p.closed && p.queue != nil {
+		close(p.queue)
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.workers.Wait()
 }
 
 // noteRead records a read of [off, end), which starts in content chunk i,

@@ -57,9 +57,7 @@ func TestFileReaderRecycledBuffersCorrect(t *testing.T) {
 	// Once the prefetches settle, every chunk is held by the cache alone.
 	r.inflightMu.Lock()
 	r.inflightMu.Unlock()
-	for i := 0; i < cap(r.prefetchSem); i++ {
-		r.prefetchSem <- struct{}{}
-	}
+	r.prefetcher.pending.Wait()
 	r.cache.mu.Lock()
 	defer r.cache.mu.Unlock()
 	for id, it := range r.cache.items {
@@ -161,9 +159,7 @@ func TestFileReaderSlices(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for i := 0; i < cap(r.prefetchSem); i++ {
-		r.prefetchSem <- struct{}{}
-	}
+	r.prefetcher.pending.Wait()
 	r.cache.mu.Lock()
 	defer r.cache.mu.Unlock()
 	for id, it := range r.cache.items {
@@ -191,9 +187,7 @@ func TestSequentialReaderDropsPassedChunks(t *testing.T) {
 			t.Fatalf("read at %d: %d bytes, %v", off, k, err)
 		}
 	}
-	for i := 0; i < cap(r.prefetchSem); i++ {
-		r.prefetchSem <- struct{}{}
-	}
+	r.prefetcher.pending.Wait()
 	r.cache.mu.Lock()
 	defer r.cache.mu.Unlock()
 	// What is left: the chunks within seqSlack of the end, and those

@@ -64,9 +64,9 @@ type Repository struct {
 	writeMu sync.Mutex
 	gen     atomic.Uint64
 
-	inflightMu  sync.Mutex
-	inflight    map[index.ID]*inflightLoad
-	prefetchSem chan struct{}
+	inflightMu sync.Mutex
+	inflight   map[index.ID]*inflightLoad
+	prefetcher prefetcher
 
 	snapMu    sync.Mutex
 	snapCache []*Snapshot
@@ -90,14 +90,17 @@ func Open(dir string, o Options) (*Repository, error) {
 	}
 	cp := idx.Config.Chunker
 	r := &Repository{idx: idx, opts: o, params: chunker.Params{Min: cp.Min, Avg: cp.Avg, Max: cp.Max, Seed: cp.Seed},
-		cache: newBlobCache(o.CacheBytes), prefetchSem: make(chan struct{}, 2*o.Workers)}
+		cache: newBlobCache(o.CacheBytes)}
 	r.decoders.New = func() any { return codec.NewDecoder() }
 	r.gen.Store(1)
 	return r, nil
 }
 
-// Close releases the repository.
-func (r *Repository) Close() error { return r.idx.Close() }
+// Close releases the repository, once background decoding has stopped.
+func (r *Repository) Close() error {
+	r.stopPrefetch()
+	return r.idx.Close()
+}
 
 // Index exposes the underlying index (for the monitor's history and for
 // maintenance commands).
