@@ -102,10 +102,10 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 
 	// Reads that find corrupt data answer EIO to the reader; the record
-	// lets the monitor raise backup_corrupt about them. Registered before
-	// the monitor is built so its backup source finds it.
+	// lets the monitor raise backup_corrupt about them. Set before the
+	// monitor is built so its backup source finds it.
 	integrity := newIntegrityRecord(time.Now)
-	defer watchIntegrity(repo, integrity)()
+	st.integrity = integrity
 
 	status := []cfs.StatusSource{newRepoStatus(repo)}
 	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: true, kv: repo.Index().KV})

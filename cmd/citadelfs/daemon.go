@@ -52,6 +52,9 @@ type daemonState struct {
 	repo *snapshot.Repository
 	// monitor is the daemon's running monitor (status reads it), or nil.
 	monitor *monitor.Monitor
+	// integrity records the mount's reads that found corrupt data, for
+	// the monitor's backup_corrupt alert.
+	integrity *integrityRecord
 	// refresh, when set, runs after every client command and before its
 	// exit code goes back: the mount shows what the command changed (a
 	// new snapshot in latest/) by the time the client returns.

@@ -392,25 +392,6 @@ func oneLine(s string, n int) string {
 	return s[:cut] + "…"
 }
 
-// integrityRecords maps an open repository to the integrity record of the
-// mount serving it, so every monitor this process builds for that
-// repository (the daemon's own, and one a delegated command builds) sees
-// the same corrupt reads.
-var integrityRecords sync.Map // *snapshot.Repository → *integrityRecord
-
-// watchIntegrity registers rec as repo's record until the returned func.
-func watchIntegrity(repo *snapshot.Repository, rec *integrityRecord) func() {
-	integrityRecords.Store(repo, rec)
-	return func() { integrityRecords.CompareAndDelete(repo, rec) }
-}
-
-func integrityOf(repo *snapshot.Repository) *integrityRecord {
-	if v, ok := integrityRecords.Load(repo); ok {
-		return v.(*integrityRecord)
-	}
-	return nil
-}
-
 func init() {
 	backupSourceFor = func(ctx context.Context, env *cmdEnv) (monitor.BackupSource, func(), error) {
 		repo, release, err := openRepo(ctx, env)
@@ -421,7 +402,13 @@ func init() {
 		if cfg, err := env.config(); err == nil {
 			labels = cfg.sourceLabels()
 		}
-		return &repoBackupSource{r: repo, labels: labels, integrity: integrityOf(repo)}, release, nil
+		// In the mount daemon (its own monitor, or a command handed to
+		// it) the monitor sees the mount's corrupt reads.
+		var integrity *integrityRecord
+		if env.daemon != nil {
+			integrity = env.daemon.integrity
+		}
+		return &repoBackupSource{r: repo, labels: labels, integrity: integrity}, release, nil
 	}
 }
 

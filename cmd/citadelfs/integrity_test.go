@@ -83,24 +83,3 @@ func TestIntegrityRecordIsBoundedAndConcurrent(t *testing.T) {
 		t.Fatalf("%d paths kept, bound %d", n, maxIntegrityFiles)
 	}
 }
-
-// The monitor's backup source finds the record of the mount serving the
-// repository, and only while it is registered.
-func TestIntegrityRegistry(t *testing.T) {
-	repo := &snapshot.Repository{}
-	if integrityOf(repo) != nil {
-		t.Fatal("record before registering")
-	}
-	rec := newIntegrityRecord(nil)
-	unwatch := watchIntegrity(repo, rec)
-	if integrityOf(repo) != rec {
-		t.Fatal("registered record not found")
-	}
-	if integrityOf(&snapshot.Repository{}) != nil {
-		t.Fatal("another repository got the record")
-	}
-	unwatch()
-	if integrityOf(repo) != nil {
-		t.Fatal("record still registered after unwatch")
-	}
-}
