@@ -133,14 +133,20 @@ func (r *viewResult) Size() int                       { return r.size }
 func (r *viewResult) Slices() ([][]byte, fuse.Status) { return r.views, fuse.OK }
 func (r *viewResult) Done()                           { r.once.Do(r.release) }
 func (r *viewResult) Bytes(buf []byte) ([]byte, fuse.Status) {
-	if len(buf) < r.size {
-		buf = make([]byte, r.size)
+	return concat(buf, r.views, r.size), fuse.OK
+}
+
+// concat copies slices (size bytes in all) into buf, or a new buffer if buf
+// is too small: the ReadResult.Bytes fallback of the zero-copy results.
+func concat(buf []byte, slices [][]byte, size int) []byte {
+	if len(buf) < size {
+		buf = make([]byte, size)
 	}
 	n := 0
-	for _, v := range r.views {
-		n += copy(buf[n:], v)
+	for _, s := range slices {
+		n += copy(buf[n:], s)
 	}
-	return buf[:n], fuse.OK
+	return buf[:n]
 }
 
 // Flush answers ENOSYS, which the kernel takes as "this file system needs

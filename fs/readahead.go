@@ -251,14 +251,7 @@ func (b *blockResult) Size() int { return b.size }
 func (b *blockResult) Slices() ([][]byte, fuse.Status) { return b.slices, fuse.OK }
 
 func (b *blockResult) Bytes(buf []byte) ([]byte, fuse.Status) {
-	if len(buf) < b.size {
-		buf = make([]byte, b.size)
-	}
-	n := 0
-	for _, s := range b.slices {
-		n += copy(buf[n:], s)
-	}
-	return buf[:n], fuse.OK
+	return concat(buf, b.slices, b.size), fuse.OK
 }
 
 func (b *blockResult) Done() {
