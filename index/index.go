@@ -21,6 +21,7 @@ const (
 	prefixSnapshot = 's' // s<snapshot id>  -> manifest bytes (a copy of the pack blob)
 	prefixFile     = 'f' // f<source key>   -> file-change cache entry (owned by snapshot)
 	prefixAttempt  = 'r' // r<label>        -> last snapshot attempt of a source (JSON, owned by snapshot)
+	prefixCheck    = 'c' // c               -> last check run (JSON, owned by snapshot)
 	// 'm' and 'a' belong to the monitor's history (see monitor package).
 )
 
@@ -521,3 +522,7 @@ func AttemptKey(label string) []byte { return append([]byte{prefixAttempt}, labe
 
 // AttemptPrefix bounds every attempt record.
 func AttemptPrefix() []byte { return []byte{prefixAttempt} }
+
+// CheckKey is where the outcome of the last check run is recorded (for the
+// monitor's backup_corrupt rule). There is one: each run replaces it.
+func CheckKey() []byte { return []byte{prefixCheck} }

@@ -43,8 +43,13 @@ func (c *CheckReport) OK() bool { return len(c.Problems) == 0 }
 // Check verifies the repository: every snapshot's trees load and verify,
 // every referenced chunk is indexed and its pack exists with a matching
 // trailer, and with ReadData every blob's bytes hash to its id.
-func (r *Repository) Check(ctx context.Context, o CheckOptions) (*CheckReport, error) {
-	rep := &CheckReport{}
+//
+// Every run that is not cancelled through ctx records its outcome (see
+// LastCheck).
+func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckReport, err error) {
+	start := r.opts.Now()
+	defer func() { r.recordCheck(ctx, o, rep, start, err) }()
+	rep = &CheckReport{}
 	bad := map[index.ID]string{} // blob -> why
 	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
 

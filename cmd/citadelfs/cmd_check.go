@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ func init() {
 			rep, err := repo.Check(ctx, o)
 			pl.Stop()
 			if err != nil {
+				if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+					return withExit(exitInterrupted, fmt.Errorf("interrupted; the last check's record is unchanged"))
+				}
 				return err
 			}
 			if env.global.json {

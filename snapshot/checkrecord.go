@@ -1,0 +1,92 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"citadelfs/index"
+)
+
+// CheckRecord is the outcome of the last check run, kept in the index (one
+// key, each run replaces it) so that the monitor's backup_corrupt rule sees
+// what a check found whether it ran in the mount daemon or on its own.
+type CheckRecord struct {
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration_ns"`
+	// ReadData says chunks were read back; Subset is the fraction of the
+	// packs read (0: all of them).
+	ReadData bool    `json:"read_data"`
+	Subset   float64 `json:"subset,omitempty"`
+	Result   string  `json:"result"` // CheckOK, CheckErrors, CheckFailed
+	// Errors is how many problems the check found.
+	Errors int `json:"errors"`
+	// FirstError is the first problem found (CheckErrors) or why the check
+	// could not run (CheckFailed), on one line, at most MaxCheckError bytes.
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// Check results.
+const (
+	CheckOK     = "ok"     // no problems found
+	CheckErrors = "errors" // corrupt or missing data found (exit 4)
+	CheckFailed = "failed" // the check could not run to the end
+)
+
+// MaxCheckError bounds CheckRecord.FirstError.
+const MaxCheckError = 300
+
+// recordCheck stores the outcome of a check. A check stopped by its
+// context (Ctrl-C, a client that went away) records nothing: it found
+// nothing worth replacing the previous record with.
+func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *CheckReport, start time.Time, err error) {
+	if err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)) {
+		return
+	}
+	c := CheckRecord{Time: start, Duration: r.opts.Now().Sub(start), ReadData: o.ReadData, Result: CheckOK}
+	if o.ReadData && o.Subset > 0 && o.Subset < 1 {
+		c.Subset = o.Subset
+	}
+	switch {
+	case err != nil:
+		c.Result, c.FirstError = CheckFailed, oneLine(err.Error(), MaxCheckError)
+	case !rep.OK():
+		c.Result, c.Errors, c.FirstError = CheckErrors, len(rep.Problems), oneLine(rep.Problems[0], MaxCheckError)
+	}
+	v, _ := json.Marshal(c)
+	r.idx.KV.Put(index.CheckKey(), v, true)
+}
+
+// LastCheck returns the record of the last check run, nil if none ran
+// (or the record cannot be read).
+func (r *Repository) LastCheck() (*CheckRecord, error) {
+	v, err := r.idx.KV.Get(index.CheckKey())
+	if errors.Is(err, index.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c CheckRecord
+	if json.Unmarshal(v, &c) != nil {
+		return nil, nil
+	}
+	return &c, nil
+}
+
+// oneLine folds s onto one line and cuts it to at most n bytes, on a rune
+// boundary, marking the cut with "…".
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
