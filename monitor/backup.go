@@ -30,6 +30,36 @@ type BackupState struct {
 	// daemon records them; nil when nothing watches reads (a monitor
 	// running outside the daemon), which raises no backup_corrupt.
 	Integrity *IntegrityState
+	// LastCheck is the outcome of the repository's last `citadelfs check`
+	// (nil: no check recorded). A check that found errors raises
+	// backup_corrupt until a later check passes.
+	LastCheck *CheckState
+}
+
+// Results of the last check.
+const (
+	CheckOK     = "ok"     // no problems found
+	CheckErrors = "errors" // corrupt or missing data found
+	CheckFailed = "failed" // the check could not run to the end
+)
+
+// CheckState is the repository's record of its last check run.
+type CheckState struct {
+	// Time is when the check started.
+	Time time.Time `json:"time"`
+	// Duration is how long it ran.
+	Duration time.Duration `json:"-"`
+	// Result is CheckOK, CheckErrors or CheckFailed.
+	Result string `json:"result"`
+	// Errors is how many problems it found.
+	Errors int `json:"errors"`
+	// FirstError is the first problem (CheckErrors) or why the check did
+	// not finish (CheckFailed), one line.
+	FirstError string `json:"first_error,omitempty"`
+	// ReadData says chunks were read back and hashed; Subset is the
+	// fraction of packs read (0: all).
+	ReadData bool    `json:"read_data"`
+	Subset   float64 `json:"subset,omitempty"`
 }
 
 // IntegrityState counts reads of repository data that failed verification
@@ -136,6 +166,14 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 			is.AgeSeconds = &age
 		}
 		out.Integrity = is
+	}
+	if c := st.LastCheck; c != nil {
+		cs := &CheckStatus{CheckState: *c, DurationSeconds: c.Duration.Seconds()}
+		if !c.Time.IsZero() {
+			age := max(now.Sub(c.Time).Seconds(), 0)
+			cs.AgeSeconds = &age
+		}
+		out.LastCheck = cs
 	}
 	return out, nil
 }

@@ -63,7 +63,7 @@ type Thresholds struct {
 	UnitFailed     Rule `yaml:"unit_failed"`     // unit_failed: per unit, state "failed"
 	BackupFailed   Rule `yaml:"backup_failed"`   // backup_failed: per source, last snapshot failed
 	BackupStale    Rule `yaml:"backup_stale"`    // backup_stale: per source, last success too old
-	BackupCorrupt  Rule `yaml:"backup_corrupt"`  // backup_corrupt: repository data failed its hash check on a read, within backup_corrupt_window
+	BackupCorrupt  Rule `yaml:"backup_corrupt"`  // backup_corrupt: repository data failed its hash check on a read, within backup_corrupt_window, or the last check found errors
 	CollectorError Rule `yaml:"collector_error"` // collector_error: per collector, it keeps failing
 }
 

@@ -234,4 +234,8 @@ func backupMetrics(w *promWriter, b *BackupStatus) {
 			w.gauge("citadelfs_backup_last_corrupt_read_timestamp_seconds", "Time of the latest read that found corrupt repository data.", float64(in.LastTime.UnixNano())/1e9, "repo", b.Repo)
 		}
 	}
+	if c := b.LastCheck; c != nil {
+		w.gauge("citadelfs_backup_last_check_timestamp_seconds", "Start time of the repository's last check run.", float64(c.Time.UnixNano())/1e9, "repo", b.Repo)
+		w.gauge("citadelfs_backup_last_check_errors", "Problems (corrupt or missing data) the repository's last check run found.", float64(c.Errors), "repo", b.Repo)
+	}
 }

@@ -3,6 +3,7 @@ package monitor
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -214,32 +215,57 @@ func buildRules(c Config) []*ruleDef {
 			return out
 		}},
 		{name: RuleBackupCorrupt, collector: CollectorBackup, cfg: t.BackupCorrupt, checks: func(s *Sample) []check {
-			if s.Backup == nil || !s.Backup.Configured || s.Backup.Integrity == nil {
+			if s.Backup == nil || !s.Backup.Configured {
 				return nil
 			}
-			in := s.Backup.Integrity
-			window := time.Duration(in.WindowSeconds * float64(time.Second))
-			if in.AgeSeconds == nil {
-				return []check{stateCheck(SubjectRepository, false, "no corrupt data read")}
+			in, lc := s.Backup.Integrity, s.Backup.LastCheck
+			if in == nil && lc == nil {
+				return nil
 			}
-			recent := *in.AgeSeconds < in.WindowSeconds
-			reads, files := strconv.FormatUint(in.CorruptReads, 10)+" corrupt read", strconv.Itoa(in.CorruptFiles)+" file"
-			if in.CorruptReads != 1 {
-				reads += "s"
+			var firing []string
+			var quiet []string
+			if in != nil {
+				window := time.Duration(in.WindowSeconds * float64(time.Second))
+				switch {
+				case in.AgeSeconds == nil:
+					quiet = append(quiet, "no corrupt data read")
+				case *in.AgeSeconds < in.WindowSeconds:
+					reads, files := strconv.FormatUint(in.CorruptReads, 10)+" corrupt read", strconv.Itoa(in.CorruptFiles)+" file"
+					if in.CorruptReads != 1 {
+						reads += "s"
+					}
+					if in.CorruptFiles != 1 {
+						files += "s"
+					}
+					if in.CorruptFilesCapped {
+						files = "over " + files
+					}
+					firing = append(firing, fmt.Sprintf("corrupt data read from %s at %s: %s (%s of %s in this mount)",
+						in.LastPath, in.LastTime.UTC().Format(time.RFC3339), in.LastError, reads, files))
+				default:
+					quiet = append(quiet, fmt.Sprintf("no corrupt data read in the last %s (last: %s at %s)",
+						shortDuration(window), in.LastPath, in.LastTime.UTC().Format(time.RFC3339)))
+				}
 			}
-			if in.CorruptFiles != 1 {
-				files += "s"
+			if lc != nil {
+				at := lc.Time.UTC().Format(time.RFC3339)
+				switch lc.Result {
+				case CheckErrors:
+					n := strconv.Itoa(lc.Errors) + " error"
+					if lc.Errors != 1 {
+						n += "s"
+					}
+					firing = append(firing, fmt.Sprintf("check at %s found %s: %s", at, n, lc.FirstError))
+				case CheckOK:
+					quiet = append(quiet, "last check at "+at+" found no errors")
+				default:
+					quiet = append(quiet, fmt.Sprintf("last check at %s did not finish: %s", at, lc.FirstError))
+				}
 			}
-			if in.CorruptFilesCapped {
-				files = "over " + files
+			if len(firing) > 0 {
+				return []check{stateCheck(SubjectRepository, true, strings.Join(firing, "; "))}
 			}
-			msg := fmt.Sprintf("corrupt data read from %s at %s: %s (%s of %s in this mount)",
-				in.LastPath, in.LastTime.UTC().Format(time.RFC3339), in.LastError, reads, files)
-			if !recent {
-				msg = fmt.Sprintf("no corrupt data read in the last %s (last: %s at %s)",
-					shortDuration(window), in.LastPath, in.LastTime.UTC().Format(time.RFC3339))
-			}
-			return []check{stateCheck(SubjectRepository, recent, msg)}
+			return []check{stateCheck(SubjectRepository, false, strings.Join(quiet, "; "))}
 		}},
 		{name: RuleCollectorError, cfg: t.CollectorError, checks: func(s *Sample) []check {
 			out := make([]check, 0, len(s.Collectors))

@@ -285,6 +285,17 @@ type BackupStatus struct {
 	// Integrity is what reads of the repository's data found (nil: not
 	// watched in this process).
 	Integrity *IntegrityStatus `json:"integrity,omitempty"`
+	// LastCheck is the repository's last check run (nil: none recorded).
+	LastCheck *CheckStatus `json:"last_check,omitempty"`
+}
+
+// CheckStatus is the last check run as the monitor saw it.
+type CheckStatus struct {
+	CheckState
+	// DurationSeconds is how long the check ran.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// AgeSeconds is the time since the check started.
+	AgeSeconds *float64 `json:"age_seconds,omitempty"`
 }
 
 // IntegrityStatus is the integrity record as the monitor saw it.

@@ -315,6 +315,14 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	if b.integrity != nil {
 		st.Integrity = b.integrity.state()
 	}
+	lc, err := b.r.LastCheck()
+	if err != nil {
+		return nil, err
+	}
+	if lc != nil {
+		st.LastCheck = &monitor.CheckState{Time: lc.Time, Duration: lc.Duration, Result: lc.Result, Errors: lc.Errors,
+			FirstError: lc.FirstError, ReadData: lc.ReadData, Subset: lc.Subset}
+	}
 	return st, nil
 }
 
