@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -293,11 +294,28 @@ func TestCorruptPack(t *testing.T) {
 	if size < 1<<20 {
 		t.Fatalf("largest pack is %d bytes; expected the models' chunks in one big pack", size)
 	}
+	if st := repoStatus(t, repo); st.corrupt != nil || st.lastCheck == nil || st.lastCheck.Result != "ok" || !st.lastCheck.ReadData {
+		t.Fatalf("after a passing check: backup_corrupt %+v, last_check %+v", st.corrupt, st.lastCheck)
+	}
+	orig, err := os.ReadFile(largest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	flipByte(t, largest, size/2)
 
 	r := citadel(t, "check", "--repo", repo, "--read-data")
 	if r.code != 4 {
 		t.Fatalf("check --read-data on a flipped byte: exit %d, want 4\n%s", r.code, r)
+	}
+	// The check's finding is recorded in the repository: the monitor run
+	// on its own raises backup_corrupt, naming the first error.
+	st := repoStatus(t, repo)
+	firstErr := regexp.MustCompile(`(?m)^error: (.*)$`).FindStringSubmatch(r.stdout)
+	if st.corrupt == nil || st.corrupt.State != "firing" || firstErr == nil || !strings.Contains(st.corrupt.Message, firstErr[1]) {
+		t.Fatalf("after a failing check: backup_corrupt %+v, want firing with %q\n%s", st.corrupt, firstErr, r)
+	}
+	if lc := st.lastCheck; lc == nil || lc.Result != "errors" || lc.Errors < 1 || lc.FirstError != firstErr[1] || !lc.ReadData {
+		t.Fatalf("last_check after a failing check: %+v", lc)
 	}
 	// It says which snapshot and which files are affected.
 	affected := regexp.MustCompile(`(models|configs|logs)/[^\s(]+`).FindAllString(r.stdout, -1)
@@ -338,6 +356,60 @@ func TestCorruptPack(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(one, filepath.Base(affected[0]))); err == nil {
 		t.Errorf("restore of the damaged file alone left %s", filepath.Join(one, filepath.Base(affected[0])))
 	}
+
+	// Repaired: the next check passes and the alert is gone.
+	if err := os.WriteFile(largest, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCitadel(t, "check", "--repo", repo, "--read-data", "--subset", "100%")
+	if st := repoStatus(t, repo); st.corrupt != nil || st.lastCheck == nil || st.lastCheck.Result != "ok" || st.lastCheck.Errors != 0 {
+		t.Fatalf("after repair and a passing check: backup_corrupt %+v, last_check %+v", st.corrupt, st.lastCheck)
+	}
+}
+
+// repoState is what `monitor --once --json`, run outside any daemon, says
+// about the repository's integrity.
+type repoState struct {
+	corrupt   *alertJSON
+	lastCheck *struct {
+		Result     string `json:"result"`
+		Errors     int    `json:"errors"`
+		FirstError string `json:"first_error"`
+		ReadData   bool   `json:"read_data"`
+	}
+}
+
+type alertJSON struct {
+	Rule    string `json:"rule"`
+	Subject string `json:"subject"`
+	State   string `json:"state"`
+	Message string `json:"message"`
+}
+
+func repoStatus(t *testing.T, repo string) repoState {
+	t.Helper()
+	r := citadel(t, "monitor", "--once", "--json", "--repo", repo)
+	var doc struct {
+		Alerts []alertJSON `json:"alerts"`
+		Backup struct {
+			LastCheck json.RawMessage `json:"last_check"`
+		} `json:"backup"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("monitor --once --json: %v\n%s", err, r)
+	}
+	var st repoState
+	for i, a := range doc.Alerts {
+		if a.Rule == "backup_corrupt" {
+			st.corrupt = &doc.Alerts[i]
+		}
+	}
+	if len(doc.Backup.LastCheck) > 0 && string(doc.Backup.LastCheck) != "null" {
+		if err := json.Unmarshal(doc.Backup.LastCheck, &st.lastCheck); err != nil {
+			t.Fatalf("backup.last_check: %v\n%s", err, r)
+		}
+	}
+	return st
 }
 
 func flipByte(t *testing.T, path string, off int64) {
