@@ -12,8 +12,10 @@ import (
 )
 
 // CheckRecord is the outcome of the last check run, kept in the index (one
-// key, each run replaces it) so that the monitor's backup_corrupt rule sees
-// what a check found whether it ran in the mount daemon or on its own.
+// key) so that the monitor's backup_corrupt rule sees what a check found
+// whether it ran in the mount daemon or on its own. Each run replaces it,
+// except that found errors stay until a check that covers them passes
+// (see replaces).
 type CheckRecord struct {
 	Time     time.Time     `json:"time"`
 	Duration time.Duration `json:"duration_ns"`
@@ -56,8 +58,28 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 	case !rep.OK():
 		c.Result, c.Errors, c.FirstError = CheckErrors, len(rep.Problems), oneLine(rep.Problems[0], MaxCheckError)
 	}
+	if prev, _ := r.LastCheck(); prev != nil && !c.replaces(prev) {
+		return
+	}
 	v, _ := json.Marshal(c)
 	r.idx.KV.Put(index.CheckKey(), v, true)
+}
+
+// replaces reports whether c is the finding to keep over prev. Found
+// errors stand until a check that read at least as much passes: a check
+// that could not run proves nothing, and next week's random 10% would
+// most likely not read the damaged pack at all. So only a full read-back
+// (or, for errors a check without --read-data found, another such check)
+// clears them.
+func (c *CheckRecord) replaces(prev *CheckRecord) bool {
+	if prev.Result != CheckErrors || c.Result == CheckErrors {
+		return true
+	}
+	if c.Result != CheckOK {
+		return false
+	}
+	full := c.ReadData && c.Subset == 0
+	return full || (!c.ReadData && !prev.ReadData)
 }
 
 // LastCheck returns the record of the last check run, nil if none ran

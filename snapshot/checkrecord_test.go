@@ -79,8 +79,18 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 		t.Fatalf("cancelled check replaced the record: %+v, want %+v", lc, failed)
 	}
 
-	// Repaired: the next check replaces the record with a pass.
+	// Repaired. A pass that does not read everything (structural only, or
+	// a subset) does not prove the damage gone: the finding stands.
 	os.WriteFile(p, orig, 0o600)
+	for _, o := range []CheckOptions{{}, {ReadData: true, Subset: 0.5}} {
+		if rep, err := r.Check(ctx, o); err != nil || !rep.OK() {
+			t.Fatalf("check %+v after repair: %v %+v", o, err, rep)
+		}
+		if lc, _ := r.LastCheck(); lc == nil || *lc != failed {
+			t.Fatalf("check %+v replaced the finding: %+v, want %+v", o, lc, failed)
+		}
+	}
+	// A full read-back that passes replaces it.
 	if rep, err := r.Check(ctx, CheckOptions{ReadData: true}); err != nil || !rep.OK() {
 		t.Fatalf("check after repair: %v %+v", err, rep)
 	}
@@ -103,5 +113,34 @@ func TestCheckRecordErrorIsOneBoundedLine(t *testing.T) {
 	}
 	if got := oneLine("short", MaxCheckError); got != "short" {
 		t.Fatalf("oneLine(short) = %q", got)
+	}
+}
+
+// Which record a new check run keeps: found errors stand until a check
+// covering them passes, and a check that could not run proves nothing.
+func TestCheckRecordReplaces(t *testing.T) {
+	structural := CheckRecord{Result: CheckOK}
+	full := CheckRecord{Result: CheckOK, ReadData: true}
+	subset := CheckRecord{Result: CheckOK, ReadData: true, Subset: 0.1}
+	failed := CheckRecord{Result: CheckFailed}
+	errFull := CheckRecord{Result: CheckErrors, ReadData: true, Errors: 1}
+	errStructural := CheckRecord{Result: CheckErrors, Errors: 1}
+	for _, tc := range []struct {
+		name      string
+		new, prev CheckRecord
+		want      bool
+	}{
+		{"pass over pass", subset, full, true},
+		{"failed over pass", failed, structural, true},
+		{"errors over errors", errStructural, errFull, true},
+		{"full pass clears read errors", full, errFull, true},
+		{"subset pass keeps read errors", subset, errFull, false},
+		{"structural pass keeps read errors", structural, errFull, false},
+		{"failed run keeps errors", failed, errStructural, false},
+		{"structural pass clears structural errors", structural, errStructural, true},
+	} {
+		if got := tc.new.replaces(&tc.prev); got != tc.want {
+			t.Errorf("%s: replaces = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
