@@ -54,9 +54,9 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 	}
 	switch {
 	case err != nil:
-		c.Result, c.FirstError = CheckFailed, oneLine(err.Error(), MaxCheckError)
+		c.Result, c.FirstError = CheckFailed, OneLine(err.Error(), MaxCheckError)
 	case !rep.OK():
-		c.Result, c.Errors, c.FirstError = CheckErrors, len(rep.Problems), oneLine(rep.Problems[0], MaxCheckError)
+		c.Result, c.Errors, c.FirstError = CheckErrors, len(rep.Problems), OneLine(rep.Problems[0], MaxCheckError)
 	}
 	if prev, _ := r.LastCheck(); prev != nil && !c.replaces(prev) {
 		return
@@ -99,9 +99,10 @@ func (r *Repository) LastCheck() (*CheckRecord, error) {
 	return &c, nil
 }
 
-// oneLine folds s onto one line and cuts it to at most n bytes, on a rune
-// boundary, marking the cut with "…".
-func oneLine(s string, n int) string {
+// OneLine folds s onto one line and cuts it to at most n bytes, on a rune
+// boundary, marking the cut with "…": how an error is kept in a record or
+// an alert message.
+func OneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= n {
 		return s

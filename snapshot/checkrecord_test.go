@@ -106,13 +106,13 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 
 func TestCheckRecordErrorIsOneBoundedLine(t *testing.T) {
 	long := "pack 1a2b:\nblob\t" + strings.Repeat("é", 400)
-	got := oneLine(long, MaxCheckError)
+	got := OneLine(long, MaxCheckError)
 	if strings.ContainsAny(got, "\n\t") || len(got) > MaxCheckError || !strings.HasPrefix(got, "pack 1a2b: blob é") ||
 		!strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
 		t.Fatalf("oneLine = %q (%d bytes)", got, len(got))
 	}
-	if got := oneLine("short", MaxCheckError); got != "short" {
-		t.Fatalf("oneLine(short) = %q", got)
+	if got := OneLine("short", MaxCheckError); got != "short" {
+		t.Fatalf("OneLine(short) = %q", got)
 	}
 }
 

@@ -55,45 +55,22 @@ func (f *FileReader) Extents() [][2]int64 {
 }
 
 // ReadAt reads len(p) bytes at off; holes read as zeros. A chunk that fails
-// verification returns an error wrapping ErrCorrupt and no data.
+// verification returns an error wrapping ErrCorrupt and no data. It is
+// Slices with the views copied into p.
 func (f *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	size := f.node.Size
 	if off >= size {
 		return 0, io.EOF
 	}
-	if int64(len(p)) > size-off {
-		p = p[:size-off]
+	views, release, err := f.Slices(ctx, off, len(p))
+	if err != nil {
+		return 0, err
 	}
-	content := f.node.Content
-	i := sort.Search(len(content), func(i int) bool { return content[i].Offset+content[i].Length > off })
-	f.noteRead(i, off, off+int64(len(p)))
 	n := 0
-	for n < len(p) {
-		pos := off + int64(n)
-		if i >= len(content) || content[i].Offset > pos {
-			// A hole up to the next chunk (or the end).
-			end := size
-			if i < len(content) {
-				end = content[i].Offset
-			}
-			k := int(min(end-pos, int64(len(p)-n)))
-			clear(p[n : n+k])
-			n += k
-			continue
-		}
-		c := content[i]
-		ch, err := f.r.loadShared(ctx, c.ID)
-		if err != nil {
-			return n, err
-		}
-		if int64(len(ch.data)) != c.Length {
-			f.r.cache.release(ch)
-			return n, &corruptLength{id: c.ID}
-		}
-		n += copy(p[n:], ch.data[pos-c.Offset:])
-		f.r.cache.release(ch)
-		i++
+	for _, v := range views {
+		n += copy(p[n:], v)
 	}
+	release()
 	if off+int64(n) >= size {
 		return n, io.EOF
 	}

@@ -273,15 +273,8 @@ func (h *huffEncoder) buildPairs(hist *[256]uint32) bool {
 // pack1Pairs is pack1 with two symbols per lookup in pt (see buildPairs).
 func pack1Pairs(buf, s []byte, ct *[256]uint32, pt []uint32) int {
 	pt = pt[:1<<16]
-	var c uint64 // pending bits, the oldest in the low end
-	var nb uint  // how many
+	c, nb, g := packOdd(s, ct) // c: pending bits, the oldest in the low end; nb: how many
 	pos := 0
-	g := len(s) &^ 3
-	for j := len(s) - 1; j >= g; j-- {
-		e := ct[s[j]]
-		c |= uint64(e&0xffff) << (nb & 63)
-		nb += uint(e >> 16)
-	}
 	k := g
 	if g&4 != 0 {
 		k = g - 4
@@ -335,20 +328,26 @@ func pack1Pairs(buf, s []byte, ct *[256]uint32, pt []uint32) int {
 	return pos + int((nb+7)>>3)
 }
 
-// pack1 packs one stream into buf and returns its length. huff0 writes a
-// stream back to front, so that its decoder, which reads from the end,
-// yields symbols front to back: the last len%4 symbols go first one by
-// one, then groups of four from the end, each group's last symbol first.
-func pack1(buf, s []byte, ct *[256]uint32) int {
-	var c uint64 // pending bits, the oldest in the low end
-	var nb uint  // how many
-	pos := 0
-	g := len(s) &^ 3
+// packOdd codes the last len(s)%4 symbols, which a stream starts with (see
+// pack1), and returns the pending bits, their count, and where the groups
+// of four end.
+func packOdd(s []byte, ct *[256]uint32) (c uint64, nb uint, g int) {
+	g = len(s) &^ 3
 	for j := len(s) - 1; j >= g; j-- {
 		e := ct[s[j]]
 		c |= uint64(e&0xffff) << (nb & 63)
 		nb += uint(e >> 16)
 	}
+	return c, nb, g
+}
+
+// pack1 packs one stream into buf and returns its length. huff0 writes a
+// stream back to front, so that its decoder, which reads from the end,
+// yields symbols front to back: the last len%4 symbols go first one by
+// one, then groups of four from the end, each group's last symbol first.
+func pack1(buf, s []byte, ct *[256]uint32) int {
+	c, nb, g := packOdd(s, ct) // c: pending bits, the oldest in the low end; nb: how many
+	pos := 0
 	for k := g - 4; k >= 0; k -= 4 {
 		// Store the whole bytes, keeping at most 7 bits: room for four
 		// codes of up to 11 bits.
