@@ -50,13 +50,11 @@
 // appears at once without a remount.
 //
 // Directory listings are loaded once per directory node from Tree.ReadDir
-// and kept while the kernel keeps the node. A File that lends its bytes
-// (SliceFile, as the snapshot repository's does) answers each read with
-// views of its decoded chunks, written to /dev/fuse with one writev and no
-// copy, and prefetches itself. Other Files are read with File.ReadAt for
-// the requested range, and on sequential reads a bounded readahead
-// (readahead.go) fetches the next blocks in parallel. The File keeps the
-// decompressed-chunk LRU (see File in source.go for the division of work).
+// and kept while the kernel keeps the node. Each read is answered with the
+// views File.Slices lends (the snapshot repository's decoded chunks),
+// written to /dev/fuse with one writev and no copy. The File reads ahead
+// on sequential reads and keeps the decompressed-chunk LRU (see File in
+// source.go for the division of work).
 //
 // FLUSH is answered ENOSYS, which tells the kernel not to send it again:
 // a read-only file system has nothing to flush, and close(2) saves a round
@@ -81,12 +79,9 @@
 // go-fuse runs handlers in parallel, and the kernel sends several reads of
 // one file at once. Views are immutable and swapped atomically (a rebuild
 // is serialised, concurrent callers wait for it); a directory's child list
-// is loaded under the node's mutex; a file handle's readahead state is
-// under its own mutex, with prefetch goroutines bounded mount-wide by
-// Options.ReadaheadWorkers and their memory by Options.ReadaheadMemory.
-// Every Tree and File call gets the request's context, which the kernel
-// cancels when the caller is interrupted; prefetches use the handle's
-// context, cancelled on release. The tests run with -race.
+// is loaded under the node's mutex. Every Tree and File call gets the
+// request's context, which the kernel cancels when the caller is
+// interrupted. The tests run with -race.
 //
 // The process that serves the mount must not read it (go-fuse's deadlock
 // notes): the daemon never snapshots or stats files under its own mount,

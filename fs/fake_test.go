@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"io"
 	iofs "io/fs"
 	"sync"
 	"sync/atomic"
@@ -20,19 +19,14 @@ type fakeTree struct {
 
 	opens    atomic.Int64
 	closes   atomic.Int64
-	reads    atomic.Int64
-	inflight atomic.Int64 // ReadAt calls running now
-	maxIn    atomic.Int64 // most ReadAt calls seen at once
 	readDirs atomic.Int64
-	// readDelay (a time.Duration) slows every ReadAt, to make overlap
-	// visible.
+	lent     atomic.Int64 // Slices calls that returned views
+	returned atomic.Int64 // their release calls
+	// readDelay (a time.Duration) slows every Slices call, so a test can
+	// interrupt one.
 	readDelay atomic.Int64
 	// snapErr fails Snapshots.
 	snapErr error
-	// slices makes Open return Files that lend their bytes (SliceFile).
-	slices   bool
-	lent     atomic.Int64 // Slices calls that returned views
-	returned atomic.Int64 // their release calls
 }
 
 type fnode struct {
@@ -40,7 +34,7 @@ type fnode struct {
 	kids    []*fnode
 	data    []byte
 	extents []Extent              // nil: one extent covering data
-	readErr atomic.Pointer[error] // returned by ReadAt for this file
+	readErr atomic.Pointer[error] // returned by Slices for this file
 }
 
 func (fn *fnode) setReadErr(err error) {
@@ -138,19 +132,29 @@ func (t *fakeTree) Open(ctx context.Context, f Node) (File, error) {
 		return nil, iofs.ErrNotExist
 	}
 	t.opens.Add(1)
-	if t.slices {
-		return &fakeSliceFile{fakeFile{t: t, fn: fn}}, nil
-	}
 	return &fakeFile{t: t, fn: fn}, nil
 }
 
-// fakeSliceFile lends its bytes in 100 000-byte pieces (so one kernel
-// read gets several views) and counts what it lent and got back.
-type fakeSliceFile struct{ fakeFile }
+type fakeFile struct {
+	t      *fakeTree
+	fn     *fnode
+	closed atomic.Bool
+}
 
-func (f *fakeSliceFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
+var errCorrupt = errors.New("fake: chunk 1f2e failed its hash check")
+
+// Slices lends the file's bytes in 100 000-byte pieces (so one kernel read
+// gets several views) and counts what it lent and got back.
+func (f *fakeFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
 	if f.closed.Load() {
 		return nil, nil, errors.New("fake: read after close")
+	}
+	if d := time.Duration(f.t.readDelay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
 	if err := f.fn.readErr.Load(); err != nil {
 		return nil, nil, *err
@@ -171,50 +175,6 @@ func (f *fakeSliceFile) Slices(ctx context.Context, off int64, n int) ([][]byte,
 		}
 		f.t.returned.Add(1)
 	}, nil
-}
-
-type fakeFile struct {
-	t      *fakeTree
-	fn     *fnode
-	closed atomic.Bool
-}
-
-var errCorrupt = errors.New("fake: chunk 1f2e failed its hash check")
-
-func (f *fakeFile) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if f.closed.Load() {
-		return 0, errors.New("fake: read after close")
-	}
-	f.t.reads.Add(1)
-	in := f.t.inflight.Add(1)
-	defer f.t.inflight.Add(-1)
-	for {
-		m := f.t.maxIn.Load()
-		if in <= m || f.t.maxIn.CompareAndSwap(m, in) {
-			break
-		}
-	}
-	if d := time.Duration(f.t.readDelay.Load()); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if err := f.fn.readErr.Load(); err != nil {
-		return 0, *err
-	}
-	if off >= int64(len(f.fn.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, f.fn.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }
 
 func (f *fakeFile) DataExtents() []Extent {

@@ -14,8 +14,6 @@ type fileHandle struct {
 	m    *mountFS
 	leaf *leafNode
 	f    File
-	sf   SliceFile // f, when it lends its bytes
-	r    *reader   // readahead, for Files that do not
 
 	closeOnce sync.Once
 }
@@ -30,11 +28,6 @@ var (
 
 func (m *mountFS) newFileHandle(f File, l *leafNode) *fileHandle {
 	h := &fileHandle{m: m, leaf: l, f: f}
-	if sf, ok := f.(SliceFile); ok {
-		h.sf = sf
-	} else {
-		h.r = m.ra.newReader(f, l.node.Size)
-	}
 	m.openMu.Lock()
 	m.open[h] = struct{}{}
 	m.openMu.Unlock()
@@ -70,13 +63,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if rest := size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	var res fuse.ReadResult
-	var err error
-	if h.sf != nil {
-		res, err = sliceResult(ctx, h.sf, len(dest), off)
-	} else {
-		res, err = h.r.readResult(ctx, dest, off)
-	}
+	res, err := sliceResult(ctx, h.f, len(dest), off)
 	if err != nil {
 		return nil, h.m.errno(ctx, "read", inodePath(&h.leaf.Inode), err)
 	}
@@ -97,9 +84,6 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 		h.m.openMu.Lock()
 		delete(h.m.open, h)
 		h.m.openMu.Unlock()
-		if h.r != nil {
-			h.r.close()
-		}
 		if err := h.f.Close(); err != nil {
 			h.m.errno(context.Background(), "close", inodePath(&h.leaf.Inode), err)
 		}
@@ -107,9 +91,9 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// viewResult is a read answered with a SliceFile's views: go-fuse writes
-// them to the kernel with one writev (Slices) and then calls Done, which
-// hands them back.
+// viewResult is a read answered with a File's views: go-fuse writes them
+// to the kernel with one writev (Slices) and then calls Done, which hands
+// them back.
 type viewResult struct {
 	views   [][]byte
 	size    int
@@ -117,7 +101,7 @@ type viewResult struct {
 	once    sync.Once
 }
 
-func sliceResult(ctx context.Context, f SliceFile, n int, off int64) (fuse.ReadResult, error) {
+func sliceResult(ctx context.Context, f File, n int, off int64) (fuse.ReadResult, error) {
 	views, release, err := f.Slices(ctx, off, n)
 	if err != nil {
 		return nil, err
@@ -133,20 +117,14 @@ func (r *viewResult) Size() int                       { return r.size }
 func (r *viewResult) Slices() ([][]byte, fuse.Status) { return r.views, fuse.OK }
 func (r *viewResult) Done()                           { r.once.Do(r.release) }
 func (r *viewResult) Bytes(buf []byte) ([]byte, fuse.Status) {
-	return concat(buf, r.views, r.size), fuse.OK
-}
-
-// concat copies slices (size bytes in all) into buf, or a new buffer if buf
-// is too small: the ReadResult.Bytes fallback of the zero-copy results.
-func concat(buf []byte, slices [][]byte, size int) []byte {
-	if len(buf) < size {
-		buf = make([]byte, size)
+	if len(buf) < r.size {
+		buf = make([]byte, r.size)
 	}
 	n := 0
-	for _, s := range slices {
-		n += copy(buf[n:], s)
+	for _, v := range r.views {
+		n += copy(buf[n:], v)
 	}
-	return buf[:n]
+	return buf[:n], fuse.OK
 }
 
 // Flush answers ENOSYS, which the kernel takes as "this file system needs

@@ -20,7 +20,6 @@ import (
 type mountFS struct {
 	opts    Options
 	views   *viewCache
-	ra      *prefetcher
 	started time.Time // mtime of status/ entries
 
 	openMu sync.Mutex
@@ -39,7 +38,6 @@ func newMountFS(o Options) (*mountFS, error) {
 	return &mountFS{
 		opts:    o,
 		views:   &viewCache{tree: o.Tree, loc: o.Location, withStatus: o.Status != nil},
-		ra:      newPrefetcher(o),
 		started: time.Now(),
 		open:    map[*fileHandle]struct{}{},
 	}, nil

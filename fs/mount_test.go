@@ -322,12 +322,11 @@ func TestMountNewSnapshotAndStatus(t *testing.T) {
 	}
 }
 
-// A File that lends its bytes (SliceFile) is read through the kernel
-// without fs copying them: whole-file and random reads return the file's
-// bytes, a failing File is EIO, and every lent set of views is handed back.
-func TestMountSliceFile(t *testing.T) {
+// Files lend their bytes and fs hands the views to the kernel: whole-file
+// and random reads return the file's bytes, a failing File is EIO, and
+// every lent set of views is handed back.
+func TestMountLentViews(t *testing.T) {
 	f := newFixture()
-	f.tree.slices = true
 	mnt := mountFixture(t, f)
 	got, err := os.ReadFile(filepath.Join(mnt, "latest/models/weights.safetensors"))
 	if err != nil || !bytes.Equal(got, f.bigData) {
@@ -352,7 +351,7 @@ func TestMountSliceFile(t *testing.T) {
 		t.Errorf("sparse.img: %d bytes, %v", len(sparse), err)
 	}
 	if _, err := os.ReadFile(filepath.Join(mnt, "latest/models/broken.bin")); !errors.Is(err, syscall.EIO) {
-		t.Errorf("failing SliceFile read = %v, want EIO", err)
+		t.Errorf("failing File read = %v, want EIO", err)
 	}
 	if f.tree.lent.Load() == 0 {
 		t.Fatal("no read went through Slices")

@@ -38,22 +38,6 @@ type Options struct {
 	// can get if that fails. Default 1s.
 	TopAttrTimeout time.Duration
 
-	// ReadaheadBlock is the size of one readahead read. Default 1 MiB
-	// (about one chunk).
-	ReadaheadBlock int64
-	// ReadaheadDepth is how many blocks ahead of a sequential reader are
-	// fetched. Default 4.
-	ReadaheadDepth int
-	// ReadaheadWorkers bounds the goroutines that read ahead, for the
-	// whole mount. Default 2 (both cores of a small server; the kernel's
-	// own requests add to it).
-	ReadaheadWorkers int
-	// ReadaheadMemory bounds the bytes held by read-ahead blocks for the
-	// whole mount; when it is used up, reads go straight to the File.
-	// Default 32 MiB (eight sequential readers at full depth; the File's
-	// own chunk LRU comes on top).
-	ReadaheadMemory int64
-
 	// MaxRead is the largest read request the kernel sends and its
 	// readahead window. Default 1 MiB (the kernel's default is 128 KiB,
 	// which costs eight round trips per chunk).
@@ -82,18 +66,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.TopAttrTimeout == 0 {
 		o.TopAttrTimeout = time.Second
-	}
-	if o.ReadaheadBlock <= 0 {
-		o.ReadaheadBlock = 1 << 20
-	}
-	if o.ReadaheadDepth <= 0 {
-		o.ReadaheadDepth = 4
-	}
-	if o.ReadaheadWorkers <= 0 {
-		o.ReadaheadWorkers = 2
-	}
-	if o.ReadaheadMemory <= 0 {
-		o.ReadaheadMemory = 32 << 20
 	}
 	if o.MaxRead <= 0 {
 		o.MaxRead = 1 << 20

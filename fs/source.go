@@ -102,26 +102,28 @@ type Tree interface {
 
 // File reads one regular file's contents.
 //
-// How fs calls it (the division of work between fs and the File): ReadAt is
-// called from several goroutines at once on the same File (the kernel sends
-// reads of up to 1 MiB concurrently, and fs reads ahead). fs detects
-// sequential reads per open file and then reads the next
-// Options.ReadaheadDepth blocks of Options.ReadaheadBlock bytes (default 4
-// x 1 MiB, block-aligned) on Options.ReadaheadWorkers goroutines (default
-// 2), so the next chunks decompress on the other core while the kernel
-// copies the current ones. Non-sequential reads go straight to ReadAt with
-// the kernel's range. The File therefore must: fetch only the chunks that
-// cover [off, off+len(p)); keep a bounded LRU of decompressed chunks shared
-// by all its ReadAt calls (reads are not chunk-aligned, so neighbouring
-// reads share a chunk); and decode a chunk once when two calls need it at
-// the same time (singleflight), rather than twice. fs keeps no whole-file
-// buffers; its readahead memory is bounded by Options.ReadaheadMemory.
+// How fs calls it (the division of work between fs and the File): fs
+// answers each kernel read with the views Slices lends, written to
+// /dev/fuse with one writev and no intermediate buffer, and hands them back
+// once the kernel has the bytes. Slices is called from several goroutines
+// at once on the same File (the kernel sends reads of up to 1 MiB
+// concurrently), with the kernel's ranges. fs reads nothing ahead, so the
+// File must: fetch only the chunks that cover the range; on sequential
+// reads decode the next chunks in the background, so they decompress on
+// the other core while the kernel copies the current ones; keep a bounded
+// LRU of decompressed chunks shared by all calls (reads are not
+// chunk-aligned, so neighbouring reads share a chunk); and decode a chunk
+// once when two calls need it at the same time (singleflight), rather
+// than twice. Neither fs nor the File keeps whole-file buffers.
 type File interface {
-	// ReadAt fills p from offset off. It returns io.EOF at the end like
-	// io.ReaderAt; holes read as zeros. A chunk that fails verification
-	// yields an error wrapping the snapshot package's ErrCorrupt (never
-	// wrong bytes); fs answers that read with EIO and logs the file.
-	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	// Slices returns read-only views of [off, off+n), clipped at the end
+	// of the file, in order; holes read as zeros. They stay valid until
+	// release is called, which fs does exactly once, after the kernel has
+	// the bytes. On error there are no views and release is not called.
+	// A chunk that fails verification yields an error wrapping the
+	// snapshot package's ErrCorrupt (never wrong bytes); fs answers that
+	// read with EIO and logs the file.
+	Slices(ctx context.Context, off int64, n int) (views [][]byte, release func(), err error)
 	// DataExtents lists the regions that hold data, in order and not
 	// overlapping; the rest of the file is holes. Used for
 	// SEEK_DATA/SEEK_HOLE on every lseek, so it should return a slice the
@@ -129,19 +131,6 @@ type File interface {
 	DataExtents() []Extent
 	// Close releases the reader.
 	Close() error
-}
-
-// SliceFile is a File that can lend its bytes instead of copying them. fs
-// then answers each kernel read with the views themselves (one writev to
-// /dev/fuse, no intermediate buffer) and does no readahead of its own: the
-// File prefetches on sequential reads (see File for what that must do).
-type SliceFile interface {
-	File
-	// Slices returns read-only views of [off, off+n), clipped at the end
-	// of the file, in order. They stay valid until release is called,
-	// which fs does exactly once, after the kernel has the bytes. On error
-	// there are no views and release is not called.
-	Slices(ctx context.Context, off int64, n int) (views [][]byte, release func(), err error)
 }
 
 // Extent is a data region [Offset, Offset+Length).

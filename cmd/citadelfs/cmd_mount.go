@@ -78,7 +78,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	log := slog.New(slog.NewTextHandler(env.stderr, nil))
 	// The daemon runs for months next to model servers that want the
 	// memory: keep the Go heap's garbage collected well before the
-	// chunk caches and readahead (about 100 MiB live) double it.
+	// chunk cache and buffer pool (about 100 MiB live) double it.
 	// GOMEMLIMIT in the environment overrides this.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(daemonMemoryLimit)

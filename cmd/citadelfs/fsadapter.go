@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	iofs "io/fs"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -94,8 +92,10 @@ func (t *fsTree) Open(ctx context.Context, file cfs.Node) (cfs.File, error) {
 
 type fsFile struct{ fr *snapshot.FileReader }
 
-func (f *fsFile) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	return f.fr.ReadAt(ctx, p, off)
+// Slices lends the decoded chunks to fs, which hands them to the kernel
+// without copying.
+func (f *fsFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
+	return f.fr.Slices(ctx, off, n)
 }
 
 func (f *fsFile) DataExtents() []cfs.Extent {
@@ -364,7 +364,7 @@ func (r *integrityRecord) onError(path string, err error) {
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return
 	}
-	msg := oneLine(err.Error(), maxIntegrityError)
+	msg := snapshot.OneLine(err.Error(), maxIntegrityError)
 	now := r.clock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -387,19 +387,6 @@ func (r *integrityRecord) state() *monitor.IntegrityState {
 		LastTime: r.lastTime, LastPath: r.lastPath, LastError: r.lastErr}
 }
 
-// oneLine folds s onto one line of at most n bytes (cut at a rune).
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
 func init() {
 	backupSourceFor = func(ctx context.Context, env *cmdEnv) (monitor.BackupSource, func(), error) {
 		repo, release, err := openRepo(ctx, env)
@@ -418,10 +405,4 @@ func init() {
 		}
 		return &repoBackupSource{r: repo, labels: labels, integrity: integrity}, release, nil
 	}
-}
-
-// Slices lends the decoded chunks to fs, which hands them to the kernel
-// without copying (fs.SliceFile).
-func (f *fsFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
-	return f.fr.Slices(ctx, off, n)
 }
