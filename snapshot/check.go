@@ -1,11 +1,13 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 
 	"citadelfs/index"
@@ -74,8 +76,16 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s (%d bytes) holds nothing the index uses; prune reclaims it", p.ID.Short(), p.Size))
 		}
 	}
+	// Packs in id order, so that two checks of the same damage report it
+	// the same way (the first problem is what the check record keeps).
+	packIDs := make([]index.ID, 0, len(packBlobs))
+	for p := range packBlobs {
+		packIDs = append(packIDs, p)
+	}
+	slices.SortFunc(packIDs, func(a, b index.ID) int { return bytes.Compare(a[:], b[:]) })
 	badPacks := map[index.ID]bool{}
-	for pack, blobs := range packBlobs {
+	for _, pack := range packIDs {
+		blobs := packBlobs[pack]
 		rep.Packs++
 		if _, ok := diskSet[pack]; !ok {
 			problem("pack %s is missing (%d blobs)", pack.Short(), len(blobs))
@@ -108,13 +118,12 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 
 	// Data: read packs back and verify every blob.
 	if o.ReadData {
-		packs := make([]index.ID, 0, len(packBlobs))
-		for p := range packBlobs {
+		packs := make([]index.ID, 0, len(packIDs))
+		for _, p := range packIDs {
 			if !badPacks[p] {
 				packs = append(packs, p)
 			}
 		}
-		sort.Slice(packs, func(i, j int) bool { return packs[i].String() < packs[j].String() })
 		if o.Subset > 0 && o.Subset < 1 {
 			rand.Shuffle(len(packs), func(i, j int) { packs[i], packs[j] = packs[j], packs[i] })
 			packs = packs[:max(1, int(float64(len(packs))*o.Subset+0.5))]

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -422,4 +424,40 @@ func snapshotRandomFile(t *testing.T, r *Repository, name string, size int, seed
 		t.Fatal(err)
 	}
 	return src, data, res
+}
+
+// The check record keeps the first problem, so a check of the same damage
+// must report problems in the same order each time.
+func TestCheckReportsDamageInStableOrder(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	for i := range 4 {
+		snapshotRandomFile(t, r, fmt.Sprintf("f%d.bin", i), 256<<10, uint64(10+i))
+	}
+	packs, _ := index.ListPackFiles(dir)
+	if len(packs) < 4 {
+		t.Fatalf("want at least 4 packs to damage, have %d", len(packs))
+	}
+	for _, p := range packs {
+		if err := os.Remove(index.PackPath(dir, p.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var first []string
+	for i := range 8 {
+		rep, err := r.Check(ctx, CheckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) < len(packs) {
+			t.Fatalf("check found %d problems for %d missing packs: %q", len(rep.Problems), len(packs), rep.Problems)
+		}
+		if i == 0 {
+			first = rep.Problems
+			continue
+		}
+		if !slices.Equal(rep.Problems, first) {
+			t.Fatalf("problems changed order between checks:\n%q\n%q", first, rep.Problems)
+		}
+	}
 }
