@@ -124,7 +124,7 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 				packs = append(packs, p)
 			}
 		}
-		if o.Subset > 0 && o.Subset < 1 {
+		if o.Subset > 0 && o.Subset < 1 && len(packs) > 0 {
 			rand.Shuffle(len(packs), func(i, j int) { packs[i], packs[j] = packs[j], packs[i] })
 			packs = packs[:max(1, int(float64(len(packs))*o.Subset+0.5))]
 		}

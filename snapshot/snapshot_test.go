@@ -461,3 +461,15 @@ func TestCheckReportsDamageInStableOrder(t *testing.T) {
 		}
 	}
 }
+
+// A new repository, with nothing to read back, checks clean with any
+// subset (it used to panic on "at least one pack").
+func TestCheckEmptyRepository(t *testing.T) {
+	r, _ := newRepo(t)
+	for _, o := range []CheckOptions{{}, {ReadData: true}, {ReadData: true, Subset: 0.1}} {
+		rep, err := r.Check(context.Background(), o)
+		if err != nil || !rep.OK() || rep.PacksRead != 0 {
+			t.Fatalf("check %+v of an empty repository: %+v, %v", o, rep, err)
+		}
+	}
+}
