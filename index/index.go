@@ -22,6 +22,7 @@ const (
 	prefixFile     = 'f' // f<source key>   -> file-change cache entry (owned by snapshot)
 	prefixAttempt  = 'r' // r<label>        -> last snapshot attempt of a source (JSON, owned by snapshot)
 	prefixCheck    = 'c' // c               -> last check run (JSON, owned by snapshot)
+	prefixCorrupt  = 'x' // x               -> corrupt reads through the mount (JSON, owned by snapshot)
 	// 'm' and 'a' belong to the monitor's history (see monitor package).
 )
 
@@ -526,3 +527,8 @@ func AttemptPrefix() []byte { return []byte{prefixAttempt} }
 // CheckKey is where the outcome of the last check run is recorded (for the
 // monitor's backup_corrupt rule). There is one: each run replaces it.
 func CheckKey() []byte { return []byte{prefixCheck} }
+
+// CorruptReadsKey is where reads through the mount that found corrupt data
+// are recorded, so that a restarted daemon still alerts about them. There
+// is one; a passing full check removes it.
+func CorruptReadsKey() []byte { return []byte{prefixCorrupt} }

@@ -62,9 +62,10 @@ type CheckState struct {
 	Subset   float64 `json:"subset,omitempty"`
 }
 
-// IntegrityState counts reads of repository data that failed verification
-// (a chunk whose hash does not match, snapshot.ErrCorrupt) since the
-// process that serves reads started. It lives in memory only.
+// IntegrityState counts reads through the mount of repository data that
+// failed verification (a chunk whose hash does not match,
+// snapshot.ErrCorrupt). The daemon keeps the count in the repository, so
+// it survives a restart, until a full check --read-data passes.
 type IntegrityState struct {
 	// CorruptReads is how many reads were answered with an I/O error
 	// because the data was corrupt.

@@ -226,10 +226,11 @@ func backupMetrics(w *promWriter, b *BackupStatus) {
 		w.gauge("citadelfs_backup_max_age_seconds", "Age the source's schedule allows.", s.MaxAgeSeconds, "source", s.Label)
 	}
 	if in := b.Integrity; in != nil {
-		// A counter: it starts at 0 with the daemon, which Prometheus'
-		// rate() and increase() take as a counter reset.
-		w.counter("citadelfs_backup_corrupt_reads_total", "Reads through the mount answered with EIO because repository data failed its hash check, since the daemon started.", float64(in.CorruptReads), "repo", b.Repo)
-		w.gauge("citadelfs_backup_corrupt_files", "Distinct paths in the mount whose reads found corrupt data, since the daemon started (counted up to a bound).", float64(in.CorruptFiles), "repo", b.Repo)
+		// A counter: it carries over a daemon restart and falls to 0 when
+		// a full check passes, which rate() and increase() take as a
+		// counter reset.
+		w.counter("citadelfs_backup_corrupt_reads_total", "Reads through the mount answered with EIO because repository data failed its hash check, since the last full check --read-data that passed.", float64(in.CorruptReads), "repo", b.Repo)
+		w.gauge("citadelfs_backup_corrupt_files", "Distinct paths in the mount whose reads found corrupt data, since the last full check --read-data that passed (counted up to a bound per daemon run).", float64(in.CorruptFiles), "repo", b.Repo)
 		if !in.LastTime.IsZero() {
 			w.gauge("citadelfs_backup_last_corrupt_read_timestamp_seconds", "Time of the latest read that found corrupt repository data.", float64(in.LastTime.UnixNano())/1e9, "repo", b.Repo)
 		}

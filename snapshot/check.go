@@ -39,6 +39,9 @@ type CheckReport struct {
 	Affected []string
 }
 
+// ReadsAll reports whether a check with o reads every chunk back.
+func (o CheckOptions) ReadsAll() bool { return o.ReadData && !(o.Subset > 0 && o.Subset < 1) }
+
 // OK reports whether nothing was wrong.
 func (c *CheckReport) OK() bool { return len(c.Problems) == 0 }
 

@@ -58,6 +58,9 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 	case !rep.OK():
 		c.Result, c.Errors, c.FirstError = CheckErrors, len(rep.Problems), OneLine(rep.Problems[0], MaxCheckError)
 	}
+	if c.Result == CheckOK && o.ReadsAll() {
+		r.clearCorruptReads()
+	}
 	if prev, _ := r.LastCheck(); prev != nil && !c.replaces(prev) {
 		return
 	}

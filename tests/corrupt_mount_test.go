@@ -173,4 +173,52 @@ func TestCorruptChunkThroughMountAlerts(t *testing.T) {
 		time.Since(time.Unix(int64(g.Metric[0].GetGauge().GetValue()), 0)) > time.Minute {
 		t.Errorf("citadelfs_backup_last_corrupt_read_timestamp_seconds = %v", g)
 	}
+
+	// The count outlives the daemon: a monitor run on its own, and then a
+	// restarted daemon after several monitor cycles, still raise
+	// backup_corrupt about the read.
+	m.stop(t)
+	if st := repoStatus(t, repo); st.corrupt == nil || st.corrupt.State != "firing" || !strings.Contains(st.corrupt.Message, "weights.bin") {
+		t.Fatalf("monitor --once without the daemon: backup_corrupt %+v, want firing about weights.bin", st.corrupt)
+	}
+	m = startMount(t, repo, mp, cfg)
+	firing := func() (bool, string) {
+		doc := status("alerts.json")
+		var a alertsDoc
+		if err := json.Unmarshal([]byte(doc), &a); err != nil {
+			t.Fatalf("alerts.json: %v\n%s", err, doc)
+		}
+		for _, al := range a.Alerts {
+			if al.Rule == "backup_corrupt" && al.State == "firing" && strings.Contains(al.Message, "weights.bin") {
+				return true, doc
+			}
+		}
+		return false, doc
+	}
+	time.Sleep(3 * time.Second) // three monitor cycles
+	if ok, doc := firing(); !ok {
+		t.Fatalf("backup_corrupt not firing after a daemon restart:\n%s\ndaemon log:\n%s", doc, m.stderr)
+	}
+
+	// Repaired (the byte flipped back), a full read-back through the
+	// daemon clears it, in the daemon and in the repository.
+	flipByte(t, pack, off+length/2)
+	if r := citadel(t, "check", "--read-data", "--repo", repo); r.code != 0 {
+		t.Fatalf("check --read-data after the repair: %s", r)
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		ok, doc := firing()
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backup_corrupt still firing 15s after a passing full check:\n%s", doc)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m.stop(t)
+	if st := repoStatus(t, repo); st.corrupt != nil && st.corrupt.State == "firing" {
+		t.Fatalf("monitor --once after a passing full check: backup_corrupt %+v", st.corrupt)
+	}
 }

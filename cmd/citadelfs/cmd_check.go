@@ -56,6 +56,11 @@ func init() {
 				}
 				return err
 			}
+			if rep.OK() && o.ReadsAll() && env.daemon != nil && env.daemon.integrity != nil {
+				// Every chunk read back sound: the corrupt reads the mount
+				// saw are repaired (the stored record went with the check).
+				env.daemon.integrity.reset()
+			}
 			if env.global.json {
 				if err := writeJSON(env, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "trees": rep.Trees,
 					"data_blobs": rep.DataBlobs, "packs": rep.Packs, "packs_read": rep.PacksRead,

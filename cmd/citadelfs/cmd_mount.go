@@ -104,7 +104,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	// Reads that find corrupt data answer EIO to the reader; the record
 	// lets the monitor raise backup_corrupt about them. Set before the
 	// monitor is built so its backup source finds it.
-	integrity := newIntegrityRecord(time.Now)
+	integrity := newIntegrityRecord(time.Now, repo)
 	st.integrity = integrity
 
 	status := []cfs.StatusSource{newRepoStatus(repo)}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 
 func TestIntegrityRecordCountsOnlyCorruptReads(t *testing.T) {
 	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
-	r := newIntegrityRecord(func() time.Time { return now })
+	r := newIntegrityRecord(func() time.Time { return now }, nil)
 	if st := r.state(); st.CorruptReads != 0 || !st.LastTime.IsZero() || st.LastPath != "" {
 		t.Fatalf("fresh record %+v", st)
 	}
@@ -55,7 +56,7 @@ func TestIntegrityRecordCountsOnlyCorruptReads(t *testing.T) {
 // A repository that rots wholesale does not grow the daemon: distinct
 // paths are counted up to a bound, reads always.
 func TestIntegrityRecordIsBoundedAndConcurrent(t *testing.T) {
-	r := newIntegrityRecord(nil)
+	r := newIntegrityRecord(nil, nil)
 	err := fmt.Errorf("bad: %w", snapshot.ErrCorrupt)
 	var wg sync.WaitGroup
 	const workers, each = 4, maxIntegrityFiles
@@ -81,5 +82,72 @@ func TestIntegrityRecordIsBoundedAndConcurrent(t *testing.T) {
 	r.mu.Unlock()
 	if n > maxIntegrityFiles {
 		t.Fatalf("%d paths kept, bound %d", n, maxIntegrityFiles)
+	}
+}
+
+// The record is kept in the repository: a daemon started later goes on
+// from it, repeated reads of a file already recorded write at most once a
+// minute, and a passing full check removes it.
+func TestIntegrityRecordOutlivesTheDaemon(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	if err := snapshot.Init(dir, snapshot.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := snapshot.Open(dir, snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	bad := fmt.Errorf("chunk 1a2b fails its hash check: %w", snapshot.ErrCorrupt)
+
+	r := newIntegrityRecord(clock, repo)
+	r.onError("/latest/models/w.bin", bad)
+	now = now.Add(time.Second)
+	r.onError("/latest/models/v.bin", bad)
+	now = now.Add(time.Second)
+	r.onError("/latest/models/v.bin", bad) // same file, within the minute: not written
+	stored, err := repo.LoadCorruptReads()
+	if err != nil || stored == nil || stored.Reads != 2 || stored.Files != 2 || stored.LastPath != "/latest/models/v.bin" {
+		t.Fatalf("stored %+v, %v; want 2 reads of 2 files", stored, err)
+	}
+	now = now.Add(time.Minute)
+	r.onError("/latest/models/v.bin", bad)
+	if stored, _ = repo.LoadCorruptReads(); stored.Reads != 4 || !stored.LastTime.Equal(now) {
+		t.Fatalf("a minute later, stored %+v; want all 4 reads", stored)
+	}
+
+	// A restarted daemon.
+	r2 := newIntegrityRecord(clock, repo)
+	st := r2.state()
+	if st.CorruptReads != 4 || st.CorruptFiles != 2 || st.LastPath != "/latest/models/v.bin" || !st.LastTime.Equal(now) {
+		t.Fatalf("restarted record %+v", st)
+	}
+	r2.onError("/latest/models/x.bin", bad)
+	if st := r2.state(); st.CorruptReads != 5 || st.CorruptFiles != 3 {
+		t.Fatalf("restarted record after a new file %+v", st)
+	}
+
+	// A structural check or a subset read-back leaves it; a full one
+	// that passes removes it.
+	ctx := context.Background()
+	for _, o := range []snapshot.CheckOptions{{}, {ReadData: true, Subset: 0.5}} {
+		if _, err := repo.Check(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := repo.LoadCorruptReads(); c == nil {
+			t.Fatalf("check %+v removed the corrupt-read record", o)
+		}
+	}
+	if rep, err := repo.Check(ctx, snapshot.CheckOptions{ReadData: true}); err != nil || !rep.OK() {
+		t.Fatalf("full check: %v %v", rep, err)
+	}
+	if c, _ := repo.LoadCorruptReads(); c != nil {
+		t.Fatalf("a passing full check left the record %+v", c)
+	}
+	r2.reset()
+	if st := r2.state(); st.CorruptReads != 0 || st.CorruptFiles != 0 || st.LastPath != "" {
+		t.Fatalf("reset record %+v", st)
 	}
 }
