@@ -369,6 +369,11 @@ cat_repo() {
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 [ -x "$CFS" ] || die "$CFS missing; run 'make build' (make bench does)"
+# memtouch prints "first-touch MB/s, re-touch MB/s": how fast new pages are
+# written, which a FUSE read and a copy's destination pay for every byte.
+go build -o "$ROOT/bin/memtouch" ./bench/memtouch || die "cannot build bench/memtouch"
+memtouch() { "$ROOT/bin/memtouch" 2>/dev/null || echo "? ?"; }
+MEM_START=$(memtouch)
 install_tools
 rm -rf "$W"/{src,copy,restore,logs,cache,repo-*,mnt-*,results.*,gobench.txt}
 mkdir -p "$W/logs" "$W/cache"
@@ -431,8 +436,10 @@ elif [ ! -e /dev/fuse ]; then
   warn "no /dev/fuse: mount section skipped"
 else
   say "mount section: cp -a of latest, sequential read of $BIG ($((BIG_BYTES / 1048576)) MiB)"
+  MEM_MOUNT=$(memtouch)
   for t in "${TOOLS[@]}"; do bench_mount "$t"; done
 fi
+MEM_END=$(memtouch)
 
 GOBENCH=$W/gobench.txt
 if [ "${BENCH_SKIP_GOBENCH:-0}" != 1 ]; then

@@ -21,6 +21,12 @@ report() {
   echo "citadelfs bench: corpusgen -models-mb $MB ($(mib "$SRC_BYTES" 1048576) MiB source), $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(date -u +%FT%TZ)"
   echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); restic $(restic version 2>/dev/null | awk '{print $2}'), borg $(borg --version 2>/dev/null | awk '{print $2}')"
   echo "load average at start: ${LOAD_START:-?}, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)"
+  # "first re-touch" pairs from bench/memtouch, in MB/s.
+  local mt=() m
+  for m in "start:${MEM_START:-}" "mount section:${MEM_MOUNT:-}" "end:${MEM_END:-}"; do
+    [ -n "${m#*:}" ] && mt+=("${m%%:*} $(echo "${m#*:}" | awk '{print $1 " (" $2 ")"}')")
+  done
+  [ ${#mt[@]} -gt 0 ] && echo "writing new memory, MB/s (memory in use): $(IFS=';'; echo "${mt[*]}" | sed 's/;/; /g'); FUSE reads and cp pay the first rate"
   [ "$COLD_OK" = 1 ] || echo "WARNING: page caches could not be dropped; cold numbers are warm"
   echo
   echo "Snapshots and restore: wall s / peak RSS MiB / repository MiB after the step"
@@ -145,8 +151,11 @@ json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 write_json() {
   local first=1 line tool step wall rss repo rc extra
   {
-    printf '{"models_mb":%s,"source_bytes":%s,"cold_caches":%s,"local_cp_cold_s":%s,"largest_model_file":%s,"results":[' \
+    printf '{"models_mb":%s,"source_bytes":%s,"cold_caches":%s,"local_cp_cold_s":%s,"largest_model_file":%s,' \
       "$MB" "$SRC_BYTES" "$([ "$COLD_OK" = 1 ] && echo true || echo false)" "${CP_COLD:-null}" "$(json_str "$BIG")"
+    # bench/memtouch: "first-touch re-touch" MB/s at three points of the run.
+    printf '"memtouch_mbs":{"start":%s,"mount":%s,"end":%s},"results":[' \
+      "$(json_str "${MEM_START:-}")" "$(json_str "${MEM_MOUNT:-}")" "$(json_str "${MEM_END:-}")"
     while IFS=$'\t' read -r tool step wall rss repo rc extra; do
       [ $first = 1 ] || printf ','
       first=0
