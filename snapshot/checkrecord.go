@@ -88,18 +88,25 @@ func (c *CheckRecord) replaces(prev *CheckRecord) bool {
 // LastCheck returns the record of the last check run, nil if none ran
 // (or the record cannot be read).
 func (r *Repository) LastCheck() (*CheckRecord, error) {
-	v, err := r.idx.KV.Get(index.CheckKey())
+	return loadRecord[CheckRecord](r.idx.KV, index.CheckKey())
+}
+
+// loadRecord reads the JSON record at key: nil if there is none, or if
+// it does not decode (a record from a newer version, a torn write), which
+// callers treat as no record rather than as a broken repository.
+func loadRecord[T any](kv *index.KV, key []byte) (*T, error) {
+	v, err := kv.Get(key)
 	if errors.Is(err, index.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var c CheckRecord
-	if json.Unmarshal(v, &c) != nil {
+	var rec T
+	if json.Unmarshal(v, &rec) != nil {
 		return nil, nil
 	}
-	return &c, nil
+	return &rec, nil
 }
 
 // OneLine folds s onto one line and cuts it to at most n bytes, on a rune

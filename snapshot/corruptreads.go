@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	"citadelfs/index"
@@ -42,18 +41,7 @@ func (r *Repository) SaveCorruptReads(c CorruptReads) error {
 // LoadCorruptReads returns the recorded corrupt reads, nil if there are
 // none (or the record cannot be decoded).
 func (r *Repository) LoadCorruptReads() (*CorruptReads, error) {
-	v, err := r.idx.KV.Get(index.CorruptReadsKey())
-	if errors.Is(err, index.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var c CorruptReads
-	if json.Unmarshal(v, &c) != nil {
-		return nil, nil
-	}
-	return &c, nil
+	return loadRecord[CorruptReads](r.idx.KV, index.CorruptReadsKey())
 }
 
 // clearCorruptReads forgets recorded corrupt reads once a full read-back
