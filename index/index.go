@@ -459,10 +459,14 @@ func (p *packFiles) acquire(id ID) (*packFile, func(), error) {
 			pf.direct = os.NewFile(uintptr(fd), f.Name())
 		}
 		p.open[id] = pf
-		p.evictLocked()
 	}
 	pf.refs++
 	pf.used = p.tick
+	// Only now: the new file is the most recently used, so it is never
+	// the one evicted (it was, with used still 0, and the caller got a
+	// closed file: false "corrupt data" once more than max packs were
+	// read).
+	p.evictLocked()
 	return pf, func() {
 		p.mu.Lock()
 		pf.refs--
