@@ -70,6 +70,7 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 	res := &PruneResult{DryRun: dryRun}
 	var pw *index.PackWriter
 	var toDelete []index.ID
+	written := map[index.ID]bool{} // packs this prune wrote: never deleted
 	flush := func() error {
 		if pw == nil {
 			return nil
@@ -80,6 +81,7 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 		}
 		size := pw.Size()
 		pw = nil
+		written[id] = true
 		return r.idx.CommitPack(id, entries, size)
 	}
 	for _, p := range onDisk {
@@ -105,7 +107,11 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 				deadHere = append(deadHere, e.ID)
 			}
 		}
-		if neededBytes*2 >= size {
+		if len(needed) == len(entries) || neededBytes*2 >= size {
+			// Every blob here is still needed, or most of the bytes
+			// are. (On a small pack the header and trailer alone can be
+			// half its size; rewriting it whole gives a pack with the
+			// same id, which the removal below would then delete.)
 			continue
 		}
 		res.BlobsDeleted += len(entries) - len(needed)
@@ -151,6 +157,12 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 			return nil, err
 		}
 		for _, p := range toDelete {
+			if written[p] {
+				// A pack's id is the hash of its header and trailer, so
+				// a rewrite with the same blobs at the same offsets is
+				// the same pack: it now holds what it held before.
+				continue
+			}
 			if err := r.idx.RemovePack(p); err != nil {
 				return nil, err
 			}
