@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Pebble key prefixes. One byte each; everything after is the key proper.
@@ -210,6 +212,14 @@ func DecodeBlobRef(id ID, v []byte) (BlobRef, error) {
 	return r, nil
 }
 
+// ErrPackMissing: the pack file an index entry names is not on disk. It
+// is ErrCorrupt too, unless prune moved the blob a moment ago (look it up
+// again).
+var ErrPackMissing = errors.New("pack missing")
+
+// errPackMissing is ErrPackMissing and ErrCorrupt at once, printed once.
+var errPackMissing = fmt.Errorf("%w: %w", ErrPackMissing, ErrCorrupt)
+
 // ErrBlobMissing: the index has no entry for a blob.
 var ErrBlobMissing = errors.New("blob not in index")
 
@@ -273,10 +283,13 @@ func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
 	if got == n {
 		return buf, nil
 	}
-	if err == nil || errors.Is(err, os.ErrClosed) {
-		err = fmt.Errorf("short read")
+	if err == nil || errors.Is(err, io.EOF) {
+		// The pack ends before the blob does: truncated.
+		return nil, fmt.Errorf("index: read blob %s from pack %s: short read: %w", ref.ID.Short(), ref.Pack.Short(), ErrCorrupt)
 	}
-	return nil, fmt.Errorf("index: read blob %s from pack %s: %v: %w", ref.ID.Short(), ref.Pack.Short(), err, ErrCorrupt)
+	// The disk or the file system failed (EIO, ESTALE, ...): an error,
+	// but not a finding about the backup's bytes.
+	return nil, fmt.Errorf("index: read blob %s from pack %s: %w", ref.ID.Short(), ref.Pack.Short(), err)
 }
 
 // directReadMin is the smallest blob read with O_DIRECT: small blobs
@@ -450,7 +463,7 @@ func (p *packFiles) acquire(id ID) (*packFile, func(), error) {
 		f, err := os.Open(PackPath(p.dir, id))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("index: pack %s is missing: %w", id.Short(), ErrCorrupt)
+				return nil, nil, fmt.Errorf("index: pack %s is missing: %w", id.Short(), errPackMissing)
 			}
 			return nil, nil, fmt.Errorf("index: open pack %s: %w", id.Short(), err)
 		}

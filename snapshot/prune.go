@@ -176,7 +176,7 @@ func (r *Repository) verifyStored(b index.BlobRef, stored []byte) error {
 	defer r.decoders.Put(dec)
 	plain, err := dec.Decode(nil, stored, codec.ID(b.Codec), int(b.RawLength))
 	if err != nil {
-		return fmt.Errorf("blob %s: %v: %w", b.ID.Short(), err, ErrCorrupt)
+		return corruptError{fmt.Errorf("blob %s: %w", b.ID.Short(), err)}
 	}
 	if index.Hash(plain) != b.ID {
 		return fmt.Errorf("blob %s fails its hash check: %w", b.ID.Short(), ErrCorrupt)

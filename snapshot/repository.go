@@ -217,9 +217,24 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	// page-aligned).
 	sbuf := r.cache.bufs.get(int(ref.Length) + 8<<10)
 	stored, err := r.idx.ReadStored(ref, sbuf)
+	if errors.Is(err, index.ErrPackMissing) {
+		// Prune may have moved the blob to a new pack and removed the
+		// old one between the lookup and the read: look again.
+		if again, lerr := r.idx.Lookup(id); lerr == nil && again.Pack != ref.Pack {
+			r.cache.bufs.put(sbuf)
+			ref = again
+			sbuf = r.cache.bufs.get(int(ref.Length) + 8<<10)
+			stored, err = r.idx.ReadStored(ref, sbuf)
+		}
+	}
 	if err != nil {
 		r.cache.bufs.put(sbuf)
-		return nil, fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
+		if errors.Is(err, index.ErrCorrupt) {
+			return nil, corruptError{fmt.Errorf("snapshot: chunk %s: %w", id.Short(), err)}
+		}
+		// A failing disk or file system: an error, not a finding
+		// about the backup's bytes.
+		return nil, fmt.Errorf("snapshot: chunk %s: %w", id.Short(), err)
 	}
 	var dst []byte
 	if pooled {
@@ -239,13 +254,21 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	// bytes never share memory with the stored ones.
 	r.cache.bufs.put(sbuf)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: chunk %s in pack %s: %v: %w", id.Short(), ref.Pack.Short(), err, ErrCorrupt)
+		return nil, corruptError{fmt.Errorf("snapshot: chunk %s in pack %s: %w", id.Short(), ref.Pack.Short(), err)}
 	}
 	if index.Hash(plain) != id {
 		return nil, fmt.Errorf("snapshot: chunk %s in pack %s fails its hash check: %w", id.Short(), ref.Pack.Short(), ErrCorrupt)
 	}
 	return plain, nil
 }
+
+// corruptError marks an error from the index or a codec that already says
+// "corrupt data" (index.ErrCorrupt, codec.ErrCorrupt) as this package's
+// ErrCorrupt too, without saying it twice.
+type corruptError struct{ error }
+
+func (e corruptError) Is(target error) bool { return target == ErrCorrupt }
+func (e corruptError) Unwrap() error        { return e.error }
 
 // LoadTree reads and decodes a tree blob (cached).
 func (r *Repository) LoadTree(ctx context.Context, id index.ID) (*Tree, error) {

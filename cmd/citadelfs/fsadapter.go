@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	iofs "io/fs"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -72,6 +73,9 @@ func (t *fsTree) ReadDir(ctx context.Context, dir cfs.Node) ([]cfs.Node, error) 
 	}
 	tree, err := t.r.LoadTree(ctx, h.node.Subtree)
 	if err != nil {
+		if t.forgotten(err, h.snap) {
+			return nil, fmt.Errorf("citadelfs: snapshot %.8s was forgotten: %w", h.snap, iofs.ErrNotExist)
+		}
 		return nil, err
 	}
 	out := make([]cfs.Node, len(tree.Nodes))
@@ -87,15 +91,45 @@ func (t *fsTree) Open(ctx context.Context, file cfs.Node) (cfs.File, error) {
 	if !ok || h.node.Type != snapshot.TypeFile {
 		return nil, fmt.Errorf("citadelfs: Open on a non-file")
 	}
-	return &fsFile{fr: t.r.OpenFile(&h.node)}, nil
+	return &fsFile{fr: t.r.OpenFile(&h.node), t: t, snap: h.snap}, nil
 }
 
-type fsFile struct{ fr *snapshot.FileReader }
+// forgotten reports whether err, from reading snapshot snap's data, comes
+// from the snapshot having been forgotten (and its data pruned) since fs
+// listed it, rather than from damage: the blob or pack it needs is gone,
+// and so is the snapshot.
+func (t *fsTree) forgotten(err error, snap string) bool {
+	if !errors.Is(err, snapshot.ErrCorrupt) {
+		return false
+	}
+	snaps, lerr := t.r.Snapshots()
+	if lerr != nil {
+		return false
+	}
+	for _, s := range snaps {
+		if s.ID.String() == snap {
+			return false
+		}
+	}
+	return true
+}
+
+type fsFile struct {
+	fr   *snapshot.FileReader
+	t    *fsTree
+	snap string // the snapshot's id
+}
 
 // Slices lends the decoded chunks to fs, which hands them to the kernel
-// without copying.
+// without copying. A file open in a snapshot that was then forgotten and
+// pruned answers ESTALE, like NFS for a file deleted under an open handle:
+// not EIO, and not a corrupt-data alert.
 func (f *fsFile) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), error) {
-	return f.fr.Slices(ctx, off, n)
+	views, done, err := f.fr.Slices(ctx, off, n)
+	if err != nil && f.t.forgotten(err, f.snap) {
+		return nil, nil, fmt.Errorf("citadelfs: snapshot %.8s was forgotten while the file was open: %w", f.snap, syscall.ESTALE)
+	}
+	return views, done, err
 }
 
 func (f *fsFile) DataExtents() []cfs.Extent {
