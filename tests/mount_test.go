@@ -536,13 +536,12 @@ func TestMountKill9ThenRestartThenSIGTERM(t *testing.T) {
 	if err := unix.Statfs(mp, &sfs); !errors.Is(err, unix.ENOTCONN) {
 		t.Errorf("after kill -9, statfs of the mountpoint: %v, want ENOTCONN", err)
 	}
-	// Commands work without the daemon: the stale socket is refused,
-	// removed, and the repository opened directly.
+	// Commands work without the daemon: the stale socket is refused and
+	// the repository opened directly. The socket stays for the next
+	// daemon to replace under the repository's lock (a client removing
+	// it could remove a new daemon's).
 	if snaps := listSnapshots(t, repo); len(snaps) != 1 {
 		t.Errorf("%d snapshots after kill -9", len(snaps))
-	}
-	if _, err := os.Lstat(filepath.Join(repo, "daemon.sock")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("stale socket still there: %v", err)
 	}
 
 	m2 := startMount(t, repo, mp, config)

@@ -128,7 +128,10 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 
 // delegateToDaemon hands the command to a running mount daemon that owns the
 // repository. handled is false when no daemon runs: no socket, or a stale
-// one left by a killed daemon (connection refused), which is removed.
+// one left by a killed daemon (connection refused). The client never
+// removes a stale socket: a daemon starting at that moment may just have
+// bound a new one at the same path. The daemon clears it at start, under
+// the repository's lock.
 func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []string) (code int, handled bool) {
 	repo, err := env.repoPath()
 	if err != nil {
@@ -142,9 +145,8 @@ func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []strin
 	switch {
 	case err == nil:
 	case errors.Is(err, syscall.ECONNREFUSED):
-		// Nobody listens: a daemon was killed. The next mount would
-		// clear it too; removing it now keeps later commands fast.
-		os.Remove(socketPath(repo))
+		// Nobody listens: a daemon was killed. Run here; the command
+		// takes the repository's lock, so it cannot race a new daemon.
 		return 0, false
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		fmt.Fprintf(env.stderr, "citadelfs %s: the mount daemon owns %s and its control socket is root-only; run this as root\n", c.name, repo)

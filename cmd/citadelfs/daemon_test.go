@@ -215,7 +215,8 @@ func TestDaemonNoSocketOrStaleSocket(t *testing.T) {
 		t.Error("handled without a daemon")
 	}
 	// A daemon killed with -9 leaves its socket behind: connecting is
-	// refused, the socket is removed and the command runs locally.
+	// refused and the command runs locally. The client leaves the socket
+	// alone: a daemon starting at that moment may have just bound it.
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socketPath(repo), Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -225,13 +226,10 @@ func TestDaemonNoSocketOrStaleSocket(t *testing.T) {
 	if _, handled, _, _ := client(context.Background(), repo, "dtest-echo"); handled {
 		t.Error("handled by a dead daemon")
 	}
-	if _, err := os.Lstat(socketPath(repo)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("stale socket not removed: %v", err)
+	if _, err := os.Lstat(socketPath(repo)); err != nil {
+		t.Errorf("the client removed the socket: %v", err)
 	}
-	// A new daemon replaces a stale socket too.
-	ln, _ = net.ListenUnix("unix", &net.UnixAddr{Name: socketPath(repo), Net: "unix"})
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	// A new daemon replaces the stale socket.
 	startTestDaemon(t, repo)
 	if code, handled, _, _ := client(context.Background(), repo, "dtest-echo"); !handled || code != 0 {
 		t.Errorf("after replacing a stale socket: %d %v", code, handled)
