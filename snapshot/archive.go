@@ -440,8 +440,17 @@ func (a *archiver) storeChunk(job *chunkJob, enc *codec.Encoder, out *[]byte) er
 	return nil
 }
 
+// testHookRead, when a test sets it, runs in readFile with off -1 after the
+// walk has stat'ed path and before the file is opened, and with each data
+// extent's offset before that extent is read: the moments at which a test
+// changes a real file under the snapshot deterministically.
+var testHookRead func(path string, off int64)
+
 func (a *archiver) readFile(job *fileJob, ch *chunker.Chunker, buf []byte) {
 	src := job.src
+	if testHookRead != nil {
+		testHookRead(job.path, -1)
+	}
 	fd, err := unix.Open(job.path, unix.O_RDONLY|unix.O_NOATIME|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, unix.EPERM) { // O_NOATIME needs ownership or CAP_FOWNER
 		fd, err = unix.Open(job.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -462,10 +471,47 @@ func (a *archiver) readFile(job *fileJob, ch *chunker.Chunker, buf []byte) {
 		a.skipFile(job, "%s: %v (not saved)", job.path, err)
 		return
 	}
-	var refs []*ChunkRef
-	var wg sync.WaitGroup
+	refs, size, ok := a.readExtents(job, f, before.Size, extents, ch, buf)
+	if !ok {
+		return
+	}
+	job.node.Content = make([]ChunkRef, len(refs))
 	var read int64
+	for i, r := range refs {
+		job.node.Content[i] = *r
+		read += r.Length
+	}
+	// The node was made from the walk's stat, which may be older than the
+	// file opened here: its size must be the one read, or the missing
+	// tail would be restored as zeros that never were in the file.
+	job.node.Size = size
+	src.add(func(s *SourceStats) { s.ReadBytes += read; s.DataBytes += read })
+	a.progress.Files.Add(1)
+	var after unix.Stat_t
+	changed := unix.Fstat(fd, &after) != nil || !sameFile(&job.stat, &before) || !sameFile(&before, &after)
+	if changed {
+		// Keep what was read (it is a valid past state of most of the
+		// file) but say so, and do not cache it: the next run reads again.
+		a.warn(src, "%s: changed while being read (saved as read; next snapshot reads it again)", job.path)
+		src.add(func(s *SourceStats) { s.Changed++ })
+		return
+	}
+	a.queueCacheEntry(job.key, job.node)
+}
+
+// readExtents cuts the data extents of f into chunks for the chunk workers
+// and returns them with the file's size as read: size as stat'ed, or the
+// offset where a read first came up short. Nothing past a short read is
+// read, so a file shrunk and regrown meanwhile never gets a hole recorded
+// where it had data. ok is false if the file was skipped or the snapshot
+// cancelled.
+func (a *archiver) readExtents(job *fileJob, f *os.File, size int64, extents []extent, ch *chunker.Chunker, buf []byte) (refs []*ChunkRef, end int64, ok bool) {
+	var wg sync.WaitGroup
+	defer wg.Wait() // the chunk workers fill in the refs' ids
 	for _, ext := range extents {
+		if testHookRead != nil {
+			testHookRead(job.path, ext.off)
+		}
 		ch.Reset(io.NewSectionReader(f, ext.off, ext.len), a.r.params, buf)
 		pos := ext.off
 		for {
@@ -474,52 +520,35 @@ func (a *archiver) readFile(job *fileJob, ch *chunker.Chunker, buf []byte) {
 				break
 			}
 			if err != nil {
-				wg.Wait()
 				a.skipFile(job, "%s: read: %v (not saved)", job.path, err)
-				return
+				return nil, 0, false
 			}
 			bp := a.bufPool.Get().(*[]byte)
 			n := copy(*bp, c)
 			ref := &ChunkRef{Offset: pos, Length: int64(n)}
 			refs = append(refs, ref)
 			pos += int64(n)
-			read += int64(n)
 			wg.Add(1)
 			select {
-			case a.chunkCh <- &chunkJob{buf: bp, n: n, ref: ref, wg: &wg, src: src}:
+			case a.chunkCh <- &chunkJob{buf: bp, n: n, ref: ref, wg: &wg, src: job.src}:
 			case <-a.ctx.Done():
 				wg.Done()
-				wg.Wait()
-				return
+				return nil, 0, false
 			}
 			a.progress.Bytes.Add(int64(n))
 			a.progress.ReadBytes.Add(int64(n))
 		}
-	}
-	wg.Wait()
-	src.add(func(s *SourceStats) { s.ReadBytes += read; s.DataBytes += read })
-	a.progress.Files.Add(1)
-	var after unix.Stat_t
-	changed := unix.Fstat(fd, &after) != nil || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim
-	job.node.Content = make([]ChunkRef, len(refs))
-	for i, r := range refs {
-		job.node.Content[i] = *r
-	}
-	if changed {
-		// Keep what was read (it is a valid past state of most of the
-		// file) but say so, and do not cache it: the next run reads again.
-		a.warn(src, "%s: changed while being read (saved as read; next snapshot reads it again)", job.path)
-		src.add(func(s *SourceStats) { s.Changed++ })
-		if after.Size != before.Size {
-			job.node.Size = read
-			if n := len(job.node.Content); n > 0 {
-				last := job.node.Content[n-1]
-				job.node.Size = last.Offset + last.Length
-			}
+		if pos < ext.off+ext.len {
+			return refs, pos, true
 		}
-		return
 	}
-	a.queueCacheEntry(job.key, job.node)
+	return refs, size, true
+}
+
+// sameFile reports whether two stats of one path show the same file with
+// the same content, as far as a stat can tell.
+func sameFile(x, y *unix.Stat_t) bool {
+	return x.Ino == y.Ino && x.Dev == y.Dev && x.Size == y.Size && x.Mtim == y.Mtim && x.Ctim == y.Ctim
 }
 
 func (a *archiver) skipFile(job *fileJob, format string, args ...any) {
