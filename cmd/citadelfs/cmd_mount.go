@@ -75,6 +75,9 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := checkMountpoint(mp, repoDir); err != nil {
 		return err
 	}
+	if err := checkListen(listen); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(env.stderr, nil))
 	// The daemon runs for months next to model servers that want the
 	// memory: keep the Go heap's garbage collected well before the
@@ -212,7 +215,52 @@ func checkMountpoint(mp, repo string) error {
 	if within(rmp, rrepo) || within(rrepo, rmp) {
 		return usagef("mountpoint %s and repository %s overlap; mount outside the repository", mp, repo)
 	}
+	// A stale FUSE mount answers ENOTCONN here and is cleared later; a
+	// file is a mistake in the argument.
+	if fi, err := os.Stat(mp); err == nil && !fi.IsDir() {
+		return usagef("mountpoint %s is not a directory", mp)
+	}
 	return nil
+}
+
+// checkListen validates --metrics-listen before anything is mounted, so a
+// typo is a usage error (exit 2), not a failure after the mount is up.
+func checkListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("--metrics-listen %q: %v (want HOST:PORT, e.g. 127.0.0.1:9464)", addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return usagef("--metrics-listen %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return usagef("--metrics-listen %q: %q is not an IP address or host name", addr, host)
+	}
+	return nil
+}
+
+// validHostname reports whether h looks like a DNS name (letters, digits,
+// '-' and '.'); whether it resolves is for the listen to find out.
+func validHostname(h string) bool {
+	for _, r := range h {
+		if !(r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return strings.Trim(h, ".-") != "" && !isAllDigitsAndDots(h)
+}
+
+// isAllDigitsAndDots catches 999.1.1.1, which is no IP address and no name.
+func isAllDigitsAndDots(h string) bool {
+	for _, r := range h {
+		if r != '.' && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // realPath resolves symlinks in the longest existing prefix of p.
