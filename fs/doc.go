@@ -11,10 +11,17 @@
 //	<YYYY-MM-DD>/<label>/          each source's newest snapshot of that local day
 //	latest/<label>/                each source's newest snapshot
 //	snapshots/<YYYY-MM-DDTHH:MM:SS>/<label>/
-//	                               every snapshot, by local time; the 2nd, 3rd
-//	                               snapshot of one second get ".1", ".2"
+//	                               every snapshot, by local time; the others
+//	                               of a second than the first committed get
+//	                               ".<first 8 hex digits of the id>"
 //	tags/<tag>/<time>/<label>/     the snapshots that carry a tag (same <time> names)
 //	status/<file>                  documents rendered at open (StatusSource)
+//
+// A snapshot's folder name never changes when others are taken or, while
+// the mount runs, forgotten: names come from commit order (Snapshot.Created)
+// and each view keeps the names of the one before (snapshotNames in
+// view.go). Among snapshots of one second, latest/ and the day folder show
+// the one committed last.
 //
 // Everything above a source's root is virtual (view.go): one immutable view
 // is computed from Tree.Snapshots per Tree.Generation, and a virtual folder

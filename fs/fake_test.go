@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -87,6 +88,14 @@ func (fn *fnode) node() Node { return fn.Node }
 func (t *fakeTree) add(s Snapshot) {
 	t.mu.Lock()
 	t.snaps = append(t.snaps, s)
+	t.mu.Unlock()
+	t.gen.Add(1)
+}
+
+// forget removes the snapshot with the given id, as citadelfs forget does.
+func (t *fakeTree) forget(id string) {
+	t.mu.Lock()
+	t.snaps = slices.DeleteFunc(t.snaps, func(s Snapshot) bool { return s.ID == id })
 	t.mu.Unlock()
 	t.gen.Add(1)
 }

@@ -86,15 +86,30 @@ func (m *mountFS) invalidateVirtual() {
 	notifyChanged(&root.Inode, root.path, old, v)
 }
 
+// primeInval records the view the kernel's first cached names will be
+// checked against. If listing the snapshots fails now, invalled stays nil
+// and the first invalidateVirtual that gets a view treats every name as
+// changed.
+func (m *mountFS) primeInval() {
+	m.invalMu.Lock()
+	defer m.invalMu.Unlock()
+	m.invalled, _ = m.views.get(context.Background())
+}
+
 // notifyChanged walks the virtual folders the kernel knows below n (at
 // virtual path p) and invalidates every cached name whose entry differs
-// between the two views.
+// between the two views. A nil old view (the mount could not list the
+// snapshots when it started) differs in every name.
 func notifyChanged(n *gofs.Inode, p string, old, cur *view) {
+	var was *vdir
+	if old != nil {
+		was = old.dirs[p]
+	}
 	for name, child := range n.Children() {
 		if d, ok := child.Operations().(*topDir); ok {
 			notifyChanged(child, d.path, old, cur)
 		}
-		if !sameEntry(old.dirs[p], cur.dirs[p], name) {
+		if !sameEntry(was, cur.dirs[p], name) {
 			n.NotifyEntry(name) // ENOENT when the kernel dropped it already
 		}
 	}
@@ -172,7 +187,7 @@ func Mount(dir string, o Options) (*Server, error) {
 	root := m.root()
 	// What the kernel will cache is checked against this view first. If
 	// listing fails now, the first Refresh invalidates every name.
-	m.invalled, _ = m.views.get(context.Background())
+	m.primeInval()
 	srv, err := gofs.Mount(dir, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", dir, err)

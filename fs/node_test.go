@@ -615,3 +615,28 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("defaults %+v", o)
 	}
 }
+
+// A mount whose first Tree.Snapshots failed (a transient error) had no
+// view to compare the kernel's cached names with, and the first refresh
+// after a successful lookup dereferenced that nil view on the watch
+// goroutine, killing the daemon. It must instead treat every name as
+// changed.
+func TestRefreshAfterFailedFirstListing(t *testing.T) {
+	f := newFixture()
+	tf := newTestFS(t, f.tree, nil)
+	f.tree.snapErr = io.ErrUnexpectedEOF
+	tf.m.primeInval() // as Mount does
+	if tf.m.invalled != nil {
+		t.Fatal("a view from a failing Tree")
+	}
+	tf.m.mounted.Store(tf.root)
+	f.tree.snapErr = nil
+	tf.walk(t, "latest/configs/secret.env")
+	tf.walk(t, "snapshots/2026-11-26T02:00:00/models")
+	tf.m.invalidateVirtual() // the watch's next tick
+	if tf.m.invalled == nil {
+		t.Error("refresh did not record the view it checked against")
+	}
+	f.tree.add(snap("s2", at("2026-11-27T08:00:00Z"), nil, map[string]*fnode{"configs": dir("configs")}))
+	tf.m.invalidateVirtual()
+}

@@ -15,6 +15,11 @@ type Snapshot struct {
 	ID string
 	// Time is the time the snapshot represents (the --time it was taken with).
 	Time time.Time
+	// Created is when the snapshot was committed (wall clock). Among
+	// snapshots of one second it decides which keeps the bare folder name
+	// and which one latest/ and the day folder show (see snapshotNames).
+	// Zero when unknown: ties then fall back to Time and ID.
+	Created time.Time
 	// Tags such as "daily", "weekly".
 	Tags []string
 	// Sources holds one root directory per source label ("models", ...).

@@ -32,6 +32,9 @@ type view struct {
 	// dirs holds every virtual folder by its path ("" is the root,
 	// "latest", "snapshots/2026-11-26T02:00:00", "tags/daily", ...).
 	dirs map[string]*vdir
+	// snapNames is each snapshot's folder name under snapshots/, by ID;
+	// the next view keeps them (see snapshotNames).
+	snapNames map[string]string
 }
 
 // vdir is one virtual folder.
@@ -75,37 +78,104 @@ func validName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
-// snapshotNames gives every snapshot its folder name under snapshots/: the
-// local time to the second, with ".1", ".2", ... for the second, third
-// snapshot of the same second. Ties keep the order Tree.Snapshots returned
-// (commit order), so an existing snapshot's name never changes when a
-// later one shares its second.
-func snapshotNames(snaps []Snapshot, order []int, loc *time.Location) []string {
-	names := make([]string, len(snaps))
-	seen := map[string]int{}
-	for _, i := range order {
-		base := snaps[i].Time.In(loc).Format(timeLayout)
-		n := seen[base]
-		seen[base] = n + 1
-		if n == 0 {
-			names[i] = base
-		} else {
-			names[i] = fmt.Sprintf("%s.%d", base, n)
-		}
-	}
-	return names
-}
-
-// buildView computes the virtual tree. snaps is Tree.Snapshots' result.
-func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool) *view {
+// commitOrder sorts snapshots by second (as named), then by commit time,
+// then by Time and ID (for snapshots with no commit time). Within one
+// second the first is the one that keeps the bare folder name, and the
+// last is the one latest/ and the day folder show: the mount names times
+// to the second only, so among those it goes by commit order, never by id.
+func commitOrder(snaps []Snapshot) []int {
 	order := make([]int, len(snaps))
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return snaps[order[a]].Time.Before(snaps[order[b]].Time) })
-	names := snapshotNames(snaps, order, loc)
+	sort.SliceStable(order, func(a, b int) bool {
+		x, y := &snaps[order[a]], &snaps[order[b]]
+		if sx, sy := x.Time.Truncate(time.Second), y.Time.Truncate(time.Second); !sx.Equal(sy) {
+			return sx.Before(sy)
+		}
+		if !x.Created.Equal(y.Created) {
+			return x.Created.Before(y.Created)
+		}
+		if !x.Time.Equal(y.Time) {
+			return x.Time.Before(y.Time)
+		}
+		return x.ID < y.ID
+	})
+	return order
+}
 
-	b := &viewBuilder{v: &view{gen: gen, dirs: map[string]*vdir{}}}
+// idDigits is how many leading digits of its id a snapshot's folder name
+// carries when another snapshot of the same second holds the bare name.
+const idDigits = 8
+
+// snapshotNames gives every snapshot its folder name under snapshots/ (and
+// tags/<tag>/): the local time to the second, T. The snapshot of that
+// second committed first is T; every other is T.<first 8 digits of its
+// id>, more digits if an earlier committed one of the second took that.
+// So a new snapshot, even one backdated with --time, never renames an
+// existing one's folder.
+//
+// prev holds the names the previous view gave (by snapshot ID): a
+// snapshot keeps the name it was shown under for as long as the mount
+// runs, so forgetting the snapshot that held T does not rename the others
+// of its second under a reader copying out of them (a new mount names
+// them afresh). order is commitOrder's.
+func snapshotNames(snaps []Snapshot, order []int, loc *time.Location, prev map[string]string) []string {
+	names := make([]string, len(snaps))
+	taken := map[string]bool{}
+	for _, i := range order {
+		base := snaps[i].Time.In(loc).Format(timeLayout)
+		if n, ok := prev[snaps[i].ID]; ok && (n == base || strings.HasPrefix(n, base+".")) && !taken[n] {
+			names[i] = n
+			taken[n] = true
+		}
+	}
+	seen := map[string]bool{} // seconds with an earlier committed snapshot
+	for _, i := range order {
+		base := snaps[i].Time.In(loc).Format(timeLayout)
+		first := !seen[base]
+		seen[base] = true
+		if names[i] != "" {
+			continue
+		}
+		if first && !taken[base] {
+			names[i] = base
+		} else {
+			names[i] = suffixedName(base, snaps[i].ID, taken)
+		}
+		taken[names[i]] = true
+	}
+	return names
+}
+
+// suffixedName is base.<id prefix>, the shortest of at least idDigits
+// digits that is not taken yet.
+func suffixedName(base, id string, taken map[string]bool) string {
+	for k := min(idDigits, len(id)); k <= len(id); k++ {
+		if n := base + "." + id[:k]; !taken[n] {
+			return n
+		}
+	}
+	// Only when another id has this whole id as its prefix.
+	for k := 1; ; k++ {
+		if n := fmt.Sprintf("%s.%s.%d", base, id, k); !taken[n] {
+			return n
+		}
+	}
+}
+
+// buildView computes the virtual tree. snaps is Tree.Snapshots' result;
+// prev is the view it replaces (nil for the first), whose snapshot folder
+// names are kept.
+func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool, prev *view) *view {
+	order := commitOrder(snaps)
+	var prevNames map[string]string
+	if prev != nil {
+		prevNames = prev.snapNames
+	}
+	names := snapshotNames(snaps, order, loc, prevNames)
+
+	b := &viewBuilder{v: &view{gen: gen, dirs: map[string]*vdir{}, snapNames: make(map[string]string, len(snaps))}}
 	b.dir("")
 	b.subdir("", latestDir)
 	b.subdir("", snapshotsDir)
@@ -115,6 +185,7 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 	}
 	for _, i := range order {
 		s := &snaps[i]
+		b.v.snapNames[s.ID] = names[i]
 		day := s.Time.In(loc).Format(dayLayout)
 		b.subdir("", day)
 		snapDir := b.subdir(snapshotsDir, names[i])
@@ -130,7 +201,7 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 			if !validName(src.Label) {
 				continue
 			}
-			// Snapshots come oldest first, so a later one replaces an
+			// Snapshots come in commitOrder, so a later one replaces an
 			// earlier one of the same day in <day>/ and in latest/.
 			for _, d := range append([]string{day, latestDir, snapDir}, tagDirs...) {
 				b.source(d, s, src)
@@ -245,7 +316,7 @@ func (c *viewCache) get(ctx context.Context) (*view, error) {
 	// gen was read before Snapshots: if a snapshot was committed in
 	// between, the list is newer than gen says and the next call rebuilds
 	// once more, which is harmless. The other order could miss one.
-	v := buildView(gen, snaps, c.loc, c.withStatus)
+	v := buildView(gen, snaps, c.loc, c.withStatus, c.cur.Load())
 	c.cur.Store(v)
 	return v, nil
 }

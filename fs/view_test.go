@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -16,13 +17,29 @@ func at(s string) time.Time {
 	return t
 }
 
+// Ids of the two snapshots that share 2026-11-26T02:00:00 in viewFixture:
+// s2 was committed first, so its id order, Time order and commit order
+// all disagree with s3's.
+const (
+	idS2 = "5e2d9f0a77c1"
+	idS3 = "3c3b8e4f11d0"
+)
+
+// committed sets a snapshot's commit time.
+func committed(s Snapshot, created string) Snapshot {
+	s.Created = at(created)
+	return s
+}
+
 // viewFixture has two days, a second shared by two snapshots and tags.
 func viewFixture() []Snapshot {
 	return []Snapshot{
-		snap("s1", at("2026-11-25T02:00:00Z"), []string{"daily"}, map[string]*fnode{"models": dir("m1"), "configs": dir("c1")}),
-		snap("s2", at("2026-11-26T02:00:00Z"), []string{"daily", "bad/tag", ".."}, map[string]*fnode{"configs": dir("c2")}),
-		snap("s3", at("2026-11-26T02:00:00.5Z"), nil, map[string]*fnode{"configs": dir("c3")}),
-		snap("s4", at("2026-11-26T03:15:00Z"), []string{"weekly"}, map[string]*fnode{"models": dir("m4")}),
+		committed(snap("s1", at("2026-11-25T02:00:00Z"), []string{"daily"}, map[string]*fnode{"models": dir("m1"), "configs": dir("c1")}), "2026-11-25T02:01:00Z"),
+		// s3 was taken later with --time backdated into s2's second,
+		// before s2's own time.
+		committed(snap(idS2, at("2026-11-26T02:00:00.5Z"), []string{"daily", "bad/tag", ".."}, map[string]*fnode{"configs": dir("c2")}), "2026-11-26T02:00:01Z"),
+		committed(snap(idS3, at("2026-11-26T02:00:00.2Z"), nil, map[string]*fnode{"configs": dir("c3")}), "2026-11-26T02:00:07Z"),
+		committed(snap("s4", at("2026-11-26T03:15:00Z"), []string{"weekly"}, map[string]*fnode{"models": dir("m4")}), "2026-11-26T03:16:00Z"),
 	}
 }
 
@@ -40,21 +57,24 @@ func srcAt(t *testing.T, v *view, dirPath, name string) *srcEntry {
 }
 
 func TestBuildViewLayout(t *testing.T) {
-	v := buildView(7, viewFixture(), time.UTC, true)
+	v := buildView(7, viewFixture(), time.UTC, true, nil)
 	if got, want := v.dirs[""].names, []string{"2026-11-25", "2026-11-26", "latest", "snapshots", "status", "tags"}; !slices.Equal(got, want) {
 		t.Errorf("root = %q, want %q", got, want)
 	}
 	for _, c := range []struct{ dir, label, snap string }{
 		{"2026-11-25", "models", "s1"},
 		{"2026-11-25", "configs", "s1"},
-		{"2026-11-26", "configs", "s3"}, // newest of the day, same second as s2
+		// Within one second the newest committed wins, not the later
+		// Time nor the higher id.
+		{"2026-11-26", "configs", idS3},
 		{"2026-11-26", "models", "s4"},
 		{"latest", "models", "s4"},
-		{"latest", "configs", "s3"},
-		{"snapshots/2026-11-26T02:00:00", "configs", "s2"},
-		{"snapshots/2026-11-26T02:00:00.1", "configs", "s3"},
+		{"latest", "configs", idS3},
+		// The first committed of the second keeps the bare name.
+		{"snapshots/2026-11-26T02:00:00", "configs", idS2},
+		{"snapshots/2026-11-26T02:00:00.3c3b8e4f", "configs", idS3},
 		{"tags/daily/2026-11-25T02:00:00", "models", "s1"},
-		{"tags/daily/2026-11-26T02:00:00", "configs", "s2"},
+		{"tags/daily/2026-11-26T02:00:00", "configs", idS2},
 		{"tags/weekly/2026-11-26T03:15:00", "models", "s4"},
 	} {
 		s := srcAt(t, v, c.dir, c.label)
@@ -73,28 +93,132 @@ func TestBuildViewLayout(t *testing.T) {
 	}
 }
 
-// A snapshot taken later with the same second as an existing one must not
-// rename the existing one's folder: paths a user copied must keep working.
-func TestSnapshotNamesStableWhenTiesAppear(t *testing.T) {
-	snaps := viewFixture()
-	before := buildView(1, snaps, time.UTC, false)
-	late := snap("s5", at("2026-11-26T02:00:00.9Z"), nil, map[string]*fnode{"logs": dir("l5")})
-	after := buildView(2, append(snaps, late), time.UTC, false)
-	for _, name := range before.dirs["snapshots"].names {
-		b := before.dirs["snapshots/"+name]
-		a := after.dirs["snapshots/"+name]
-		if a == nil || !slices.Equal(a.names, b.names) {
-			t.Errorf("snapshots/%s changed: %v -> %v", name, b, a)
+// snapshotFolders maps each folder under snapshots/ to its snapshot's id.
+func snapshotFolders(t *testing.T, v *view) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, name := range v.dirs["snapshots"].names {
+		d := v.dirs["snapshots/"+name]
+		for _, label := range d.names {
+			out[name] = srcAt(t, v, d.path, label).scope.snapID
 		}
 	}
-	if srcAt(t, after, "snapshots/2026-11-26T02:00:00.2", "logs").scope.snapID != "s5" {
-		t.Error("third snapshot of the second should be .2")
+	return out
+}
+
+// checkKept fails if a folder of before is gone or shows another snapshot
+// in after, except the folders of the forgotten snapshots.
+func checkKept(t *testing.T, before, after map[string]string, forgotten ...string) {
+	t.Helper()
+	for name, id := range before {
+		if slices.Contains(forgotten, id) {
+			if after[name] != "" {
+				t.Errorf("snapshots/%s of forgotten %s now shows %s", name, id, after[name])
+			}
+			continue
+		}
+		if after[name] != id {
+			t.Errorf("snapshots/%s: was %s, now %q (folders now %v)", name, id, after[name], after)
+		}
+	}
+}
+
+// A snapshot taken in the same second as existing ones, even backdated
+// with --time to before them and with a lower id, must not rename their
+// folders: ranking by id renamed one from .1 to .2 to .3 under a user's
+// feet.
+func TestSnapshotNamesStableWhenTiesAppear(t *testing.T) {
+	snaps := viewFixture()
+	for _, prev := range []bool{false, true} {
+		before := buildView(1, snaps, time.UTC, false, nil)
+		late := committed(snap("0b7e11aa42", at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"logs": dir("l5")}), "2026-11-26T04:00:00Z")
+		var p *view
+		if prev {
+			p = before
+		}
+		after := buildView(2, append(slices.Clone(snaps), late), time.UTC, false, p)
+		a := snapshotFolders(t, after)
+		checkKept(t, snapshotFolders(t, before), a)
+		if a["2026-11-26T02:00:00.0b7e11aa"] != late.ID {
+			t.Errorf("new snapshot of a taken second: folders %v", a)
+		}
+		if id := srcAt(t, after, "latest", "logs").scope.snapID; id != late.ID {
+			t.Errorf("latest/logs = %s", id)
+		}
+	}
+}
+
+// Forgetting a snapshot must not rename another one's folder while the
+// mount runs: forgetting S1 renamed S2's folder from T.1 to T while a
+// reader copied out of it, and its files went ENOENT mid-copy.
+func TestSnapshotNamesStableWhenForgotten(t *testing.T) {
+	const a, b, c, d = "aa00000000000001", "bb00000000000002", "cc00000000000003", "dd00000000000004"
+	mk := func(id, tm, created string) Snapshot {
+		return committed(snap(id, at(tm), nil, map[string]*fnode{"configs": dir(id)}), created)
+	}
+	tree := &fakeTree{}
+	// Committed in the order c, a, b: Time and id orders differ.
+	tree.add(mk(a, "2026-11-26T02:00:00.1Z", "2026-11-26T02:00:02Z"))
+	tree.add(mk(b, "2026-11-26T02:00:00.9Z", "2026-11-26T02:00:03Z"))
+	tree.add(mk(c, "2026-11-26T02:00:00.5Z", "2026-11-26T02:00:01Z"))
+	cache := &viewCache{tree: tree, loc: time.UTC}
+	get := func() map[string]string {
+		t.Helper()
+		v, err := cache.get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snapshotFolders(t, v)
+	}
+	v0 := get()
+	want := map[string]string{"2026-11-26T02:00:00": c, "2026-11-26T02:00:00.aa000000": a, "2026-11-26T02:00:00.bb000000": b}
+	if !maps.Equal(v0, want) {
+		t.Fatalf("folders = %v, want %v", v0, want)
+	}
+	tree.forget(a) // one with a suffix
+	v1 := get()
+	checkKept(t, v0, v1, a)
+	tree.forget(c) // the one holding the bare name
+	v2 := get()
+	checkKept(t, v1, v2, c)
+	if len(v2) != 1 {
+		t.Errorf("folders after forgetting a, c = %v", v2)
+	}
+	// A new snapshot of the second does not take the freed bare name
+	// either: it would mean another snapshot than it did.
+	tree.add(mk(d, "2026-11-26T02:00:00.3Z", "2026-11-26T05:00:00Z"))
+	v3 := get()
+	checkKept(t, v2, v3)
+	if v3["2026-11-26T02:00:00.dd000000"] != d || v3["2026-11-26T02:00:00"] != "" {
+		t.Errorf("folders after a new one = %v", v3)
+	}
+	// A new mount names the second afresh: b, now the first committed,
+	// gets the bare name.
+	fresh := snapshotFolders(t, buildView(9, tree.snaps, time.UTC, false, nil))
+	if fresh["2026-11-26T02:00:00"] != b {
+		t.Errorf("new mount folders = %v", fresh)
+	}
+}
+
+// Two snapshots whose ids share their first 8 digits: the later committed
+// one gets more digits, and the earlier one's name does not change.
+func TestSnapshotNamesSharedIDPrefix(t *testing.T) {
+	mk := func(id, created string) Snapshot {
+		return committed(snap(id, at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"configs": dir(id)}), created)
+	}
+	one := []Snapshot{mk("0000000000", "2026-11-26T02:00:01Z"), mk("abcdef0199", "2026-11-26T02:00:02Z")}
+	v1 := buildView(1, one, time.UTC, false, nil)
+	two := append(slices.Clone(one), mk("abcdef0123", "2026-11-26T02:00:03Z"))
+	f2 := snapshotFolders(t, buildView(2, two, time.UTC, false, nil))
+	checkKept(t, snapshotFolders(t, v1), f2)
+	if f2["2026-11-26T02:00:00.abcdef01"] != "abcdef0199" || f2["2026-11-26T02:00:00.abcdef012"] != "abcdef0123" {
+		t.Errorf("folders = %v", f2)
 	}
 }
 
 func TestBuildViewLocalDays(t *testing.T) {
 	tokyo := time.FixedZone("JST", 9*3600)
-	v := buildView(1, viewFixture(), tokyo, false)
+	v := buildView(1, viewFixture(), tokyo, false, nil)
 	// 2026-11-26T03:15Z is 12:15 in Tokyo; 2026-11-25T02:00Z is 11:00.
 	if _, ok := v.dirs["2026-11-26"].entries["models"]; !ok {
 		t.Error("models missing from 2026-11-26 local")
@@ -108,7 +232,7 @@ func TestBuildViewLocalDays(t *testing.T) {
 }
 
 func TestBuildViewEmpty(t *testing.T) {
-	v := buildView(0, nil, time.UTC, false)
+	v := buildView(0, nil, time.UTC, false, nil)
 	if got := v.dirs[""].names; !slices.Equal(got, []string{"latest", "snapshots", "tags"}) {
 		t.Errorf("root = %q", got)
 	}
