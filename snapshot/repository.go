@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -174,6 +175,42 @@ func (r *Repository) FindSnapshot(ref string) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: %q: %w", ref, ErrNoSnapshot)
 	}
 	return found, nil
+}
+
+// SourcePick is one source of one snapshot.
+type SourcePick struct {
+	Snapshot *Snapshot
+	Label    string
+}
+
+// LatestSources returns each source's newest snapshot, in label order:
+// what the mount shows under latest/. Sources are often snapshotted
+// apart (a timer each), so the newest snapshot alone may hold only one.
+func (r *Repository) LatestSources() ([]SourcePick, error) {
+	snaps, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]*Snapshot{}
+	for _, s := range snaps {
+		for _, src := range s.Sources {
+			// The newest by time; of two in the same second, the one
+			// committed last (as the mount's latest/ picks).
+			cur := newest[src.Label]
+			if cur == nil || s.Time.After(cur.Time) || s.Time.Equal(cur.Time) && s.Created.After(cur.Created) {
+				newest[src.Label] = s
+			}
+		}
+	}
+	if len(newest) == 0 {
+		return nil, fmt.Errorf("snapshot: latest: repository has no snapshots: %w", ErrNoSnapshot)
+	}
+	out := make([]SourcePick, 0, len(newest))
+	for l, s := range newest {
+		out = append(out, SourcePick{Snapshot: s, Label: l})
+	}
+	slices.SortFunc(out, func(a, b SourcePick) int { return strings.Compare(a.Label, b.Label) })
+	return out, nil
 }
 
 // LoadBlob reads, decodes and verifies a blob. It never returns bytes whose

@@ -468,3 +468,27 @@ func TestRepoAndSourcesFromEnvAndConfig(t *testing.T) {
 		diffTrees(t, filepath.Join(src, l), filepath.Join(out, l))
 	}
 }
+
+// Sources snapshotted apart (a timer each, as `citadelfs systemd` sets
+// up): restore latest takes each source from its own newest snapshot, as
+// the mount's latest/ does, and latest:LABEL/… finds the newest snapshot
+// that has LABEL even when a newer one holds only another source.
+func TestRestoreLatestPerSource(t *testing.T) {
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	repo := initRepo(t, dir)
+	takeSnapshot(t, repo, sourceFlags(src, "configs")...)
+	takeSnapshot(t, repo, sourceFlags(src, "logs")...)
+
+	out := restore(t, repo, "latest")
+	for _, l := range []string{"configs", "logs"} {
+		assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
+	}
+	one := restore(t, repo, "latest:configs")
+	assertSameTree(t, filepath.Join(src, "configs"), filepath.Join(one, "configs"))
+
+	r := citadel(t, "restore", "--repo", repo, "latest:models", filepath.Join(dir, "none"))
+	if r.code == 0 || !strings.Contains(r.stderr, `"models"`) {
+		t.Fatalf("restore latest:models with no models snapshot: %s", r)
+	}
+}
