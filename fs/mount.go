@@ -134,8 +134,14 @@ type Server struct {
 	m   *mountFS
 	dir string
 
-	stop     chan struct{} // closed when the tree is unmounted
-	stopOnce sync.Once
+	stop      chan struct{} // closed when the tree is unmounted
+	stopOnce  sync.Once
+	watchDone chan struct{} // closed when watch has returned
+
+	// conn is the kernel's number for this FUSE connection (the mount's
+	// device minor), which names /sys/fs/fuse/connections/<conn>; 0 if
+	// unknown.
+	conn uint32
 }
 
 // Mount mounts the tree read-only at dir and serves it on background
@@ -193,10 +199,32 @@ func Mount(dir string, o Options) (*Server, error) {
 		return nil, fmt.Errorf("fs: mount %s: %w", dir, err)
 	}
 	setReadahead(dir, m.opts.MaxRead)
-	s := &Server{srv: srv, m: m, dir: dir, stop: make(chan struct{})}
+	s := &Server{srv: srv, m: m, dir: dir, stop: make(chan struct{}), watchDone: make(chan struct{})}
+	var st syscall.Stat_t
+	if syscall.Stat(dir, &st) == nil {
+		s.conn = unix.Minor(st.Dev)
+	}
 	s.m.mounted.Store(root)
 	go s.watch()
 	return s, nil
+}
+
+// Abort ends the FUSE connection through the kernel's fusectl
+// (/sys/fs/fuse/connections/<n>/abort): every request in flight and to
+// come fails with ENOTCONN, and the serving goroutines stop, so Wait
+// returns. It is the last resort of a shutdown whose mount was detached
+// while processes still had files open in it: without it those
+// processes would keep the server, and the repository under it, in use
+// after the daemon closed the repository.
+func (s *Server) Abort() error {
+	if s.conn == 0 {
+		return fmt.Errorf("fs: abort %s: connection unknown", s.dir)
+	}
+	p := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", s.conn)
+	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
+		return fmt.Errorf("fs: abort %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 // watchInterval is how often the server looks for a new Tree.Generation
@@ -205,6 +233,7 @@ const watchInterval = 100 * time.Millisecond
 
 // watch refreshes until the tree is unmounted.
 func (s *Server) watch() {
+	defer close(s.watchDone)
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	for {
@@ -224,7 +253,12 @@ func (s *Server) watch() {
 // snapshot calls it to make that visible before it reports success.
 func (s *Server) Refresh() { s.m.invalidateVirtual() }
 
-func (s *Server) stopWatch() { s.stopOnce.Do(func() { close(s.stop) }) }
+// stopWatch stops the watcher and waits for a Refresh it is running, which
+// reads the Tree, to finish: the caller may close the Tree next.
+func (s *Server) stopWatch() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.watchDone
+}
 
 // setReadahead raises the kernel's readahead window for the mount to
 // MaxRead. The FUSE handshake caps it at 128 KiB, so without this the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -609,5 +610,70 @@ func TestMountNoLeakedTestFDs(t *testing.T) {
 	}
 	if after := openFDs(t, os.Getpid()); after != before {
 		t.Errorf("test process has %d descriptors, %d before", after, before)
+	}
+}
+
+// SIGTERM while a process holds a file open in the mount: the daemon
+// detaches the mountpoint, gives the process a moment, then cuts the FUSE
+// connection before it closes the repository. It exits 0 promptly, the
+// mountpoint is free, and the process's next read fails with ENOTCONN
+// instead of reaching a closed repository.
+func TestMountSIGTERMWhileBusy(t *testing.T) {
+	src, _, mp, _, m := mountFixture(t)
+	var big string
+	filepath.WalkDir(filepath.Join(mp, "latest", "models"), func(p string, d iofs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && big == "" && strings.HasSuffix(p, ".safetensors") {
+			big = p
+		}
+		return nil
+	})
+	if big == "" {
+		t.Fatal("no model file in the mount")
+	}
+	f, err := os.Open(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Read(make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon still running 30s after SIGTERM with a busy mount\n%s", m.stderr)
+	}
+	if m.err != nil {
+		t.Fatalf("daemon exit after SIGTERM with a busy mount: %v\n%s", m.err, m.stderr)
+	}
+	t.Logf("stopped in %s", time.Since(start).Round(100*time.Millisecond))
+	if !strings.Contains(m.stderr.String(), "aborting its connection") {
+		t.Errorf("daemon log does not say it cut the connection:\n%s", m.stderr)
+	}
+	// The tail, far from what was read: not in the kernel's cache.
+	fi, err := f.Stat()
+	if err != nil && !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatal(err)
+	}
+	rel, _ := filepath.Rel(filepath.Join(mp, "latest"), big)
+	want, err := os.ReadFile(filepath.Join(src, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(len(want)) - 4096
+	got := make([]byte, 4096)
+	n, err := f.ReadAt(got, off)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+	case err == nil && bytes.Equal(got[:n], want[off:]):
+		t.Logf("the tail came from the kernel's cache (%v)", fi)
+	default:
+		t.Errorf("read from a file held open across the daemon's stop: %d bytes, %v; want ENOTCONN", n, err)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(mp, &sfs); err != nil || sfs.Type == 0x65735546 { // FUSE_SUPER_MAGIC
+		t.Errorf("mountpoint after stop: statfs type %#x, %v; want the plain directory", sfs.Type, err)
 	}
 }

@@ -395,11 +395,23 @@ func unmountServer(srv *cfs.Server, mp string, served <-chan struct{}, log *slog
 	if derr := unix.Unmount(mp, unix.MNT_DETACH); derr != nil {
 		return fmt.Errorf("mount: unmount %s: %w (detach: %v)", mp, err, derr)
 	}
-	// Processes still inside the detached tree keep it alive; do not wait
-	// for them beyond a moment.
+	// Processes still inside the detached tree keep it served. Give them
+	// a moment, then cut the connection (they get ENOTCONN, as after a
+	// crash): the repository closes after this, and nothing may read it
+	// then.
 	select {
 	case <-served:
+		return nil
 	case <-time.After(2 * time.Second):
+	}
+	log.Warn("mount: processes still use the detached mount; aborting its connection", "mountpoint", mp)
+	if aerr := srv.Abort(); aerr != nil {
+		return fmt.Errorf("mount: %w", aerr)
+	}
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("mount: %s still served 5s after aborting its connection", mp)
 	}
 	return nil
 }
