@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -15,10 +17,32 @@ import (
 // and every write that must survive a crash says so with Sync.
 type KV struct {
 	db *pebble.DB
+	// closed fences off calls made after Close (a command outliving the
+	// daemon's shutdown grace, a read racing the stop): they get ErrClosed
+	// instead of a nil Pebble. active counts calls in progress, which
+	// Close waits for.
+	closed atomic.Bool
+	active atomic.Int64
 }
 
 // ErrNotFound is returned by Get when a key is absent.
 var ErrNotFound = errors.New("index: not found")
+
+// ErrClosed is returned by every call on a KV after Close.
+var ErrClosed = errors.New("index: repository closed")
+
+// enter admits a call, or says the KV is closed. Calls nest (a Scan's
+// callback may Get), which a lock would deadlock on while Close waits.
+func (kv *KV) enter() error {
+	kv.active.Add(1)
+	if kv.closed.Load() {
+		kv.active.Add(-1)
+		return ErrClosed
+	}
+	return nil
+}
+
+func (kv *KV) leave() { kv.active.Add(-1) }
 
 // KVOptions tunes the Pebble instance.
 type KVOptions struct {
@@ -55,13 +79,16 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 	return &KV{db: db}, nil
 }
 
-// Close flushes and closes the database.
+// Close waits for calls in progress, then flushes and closes the
+// database. Calls after it fail with ErrClosed.
 func (kv *KV) Close() error {
-	if kv == nil || kv.db == nil {
+	if kv == nil || kv.closed.Swap(true) {
 		return nil
 	}
+	for kv.active.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 	err := kv.db.Close()
-	kv.db = nil
 	if err != nil {
 		return fmt.Errorf("index: close: %w", err)
 	}
@@ -70,6 +97,10 @@ func (kv *KV) Close() error {
 
 // Get returns a copy of the value stored at key, or ErrNotFound.
 func (kv *KV) Get(key []byte) ([]byte, error) {
+	if err := kv.enter(); err != nil {
+		return nil, err
+	}
+	defer kv.leave()
 	v, closer, err := kv.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -84,6 +115,10 @@ func (kv *KV) Get(key []byte) ([]byte, error) {
 
 // Has reports whether key is present.
 func (kv *KV) Has(key []byte) (bool, error) {
+	if err := kv.enter(); err != nil {
+		return false, err
+	}
+	defer kv.leave()
 	_, closer, err := kv.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
@@ -97,6 +132,10 @@ func (kv *KV) Has(key []byte) (bool, error) {
 
 // Put stores key=value. sync makes the write durable before returning.
 func (kv *KV) Put(key, value []byte, sync bool) error {
+	if err := kv.enter(); err != nil {
+		return err
+	}
+	defer kv.leave()
 	if err := kv.db.Set(key, value, writeOpts(sync)); err != nil {
 		return fmt.Errorf("index: put: %w", err)
 	}
@@ -105,6 +144,10 @@ func (kv *KV) Put(key, value []byte, sync bool) error {
 
 // Delete removes key.
 func (kv *KV) Delete(key []byte, sync bool) error {
+	if err := kv.enter(); err != nil {
+		return err
+	}
+	defer kv.leave()
 	if err := kv.db.Delete(key, writeOpts(sync)); err != nil {
 		return fmt.Errorf("index: delete: %w", err)
 	}
@@ -114,6 +157,10 @@ func (kv *KV) Delete(key []byte, sync bool) error {
 // DeleteRange removes every key in [start, end) with one range tombstone, so
 // trimming history costs the same whatever its size.
 func (kv *KV) DeleteRange(start, end []byte, sync bool) error {
+	if err := kv.enter(); err != nil {
+		return err
+	}
+	defer kv.leave()
 	if err := kv.db.DeleteRange(start, end, writeOpts(sync)); err != nil {
 		return fmt.Errorf("index: delete range: %w", err)
 	}
@@ -124,6 +171,10 @@ func (kv *KV) DeleteRange(start, end []byte, sync bool) error {
 // to fn are only valid during the call. Returning io.EOF from fn stops the
 // scan without error.
 func (kv *KV) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	if err := kv.enter(); err != nil {
+		return err
+	}
+	defer kv.leave()
 	it, err := kv.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("index: scan: %w", err)
@@ -145,6 +196,10 @@ func (kv *KV) Scan(lower, upper []byte, fn func(key, value []byte) error) error 
 
 // ScanReverse is Scan from the last key down.
 func (kv *KV) ScanReverse(lower, upper []byte, fn func(key, value []byte) error) error {
+	if err := kv.enter(); err != nil {
+		return err
+	}
+	defer kv.leave()
 	it, err := kv.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("index: scan: %w", err)
@@ -166,11 +221,13 @@ func (kv *KV) ScanReverse(lower, upper []byte, fn func(key, value []byte) error)
 
 // Batch collects writes that commit atomically.
 type Batch struct {
-	b *pebble.Batch
+	kv *KV
+	b  *pebble.Batch
 }
 
-// NewBatch starts an atomic batch.
-func (kv *KV) NewBatch() *Batch { return &Batch{b: kv.db.NewBatch()} }
+// NewBatch starts an atomic batch. A batch started around Close fails at
+// Commit.
+func (kv *KV) NewBatch() *Batch { return &Batch{kv: kv, b: kv.db.NewBatch()} }
 
 // Put adds key=value to the batch.
 func (b *Batch) Put(key, value []byte) { _ = b.b.Set(key, value, nil) }
@@ -184,6 +241,10 @@ func (b *Batch) Len() int { return int(b.b.Count()) }
 // Commit applies the batch atomically; sync makes it durable first.
 func (b *Batch) Commit(sync bool) error {
 	defer b.b.Close()
+	if err := b.kv.enter(); err != nil {
+		return err
+	}
+	defer b.kv.leave()
 	if err := b.b.Commit(writeOpts(sync)); err != nil {
 		return fmt.Errorf("index: commit batch: %w", err)
 	}
