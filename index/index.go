@@ -78,10 +78,17 @@ func Open(dir string, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, err
 	}
-	kv, err := OpenKV(filepath.Join(dir, indexDir), KVOptions{})
+	// A rebuild that was killed leaves its unfinished index.new-*: the
+	// lock proves nobody is still building it.
+	removeRebuildLeftovers(dir)
+	// Never create the index here: a repository whose index is gone (or
+	// was never finished) opened with an empty one would look as if it
+	// had no snapshots, and the next prune would delete every pack.
+	kv, err := openExistingKV(filepath.Join(dir, indexDir))
 	if err != nil {
 		lock.Release()
-		return nil, err
+		return nil, fmt.Errorf("index: %s/%s is missing or unreadable; run `citadelfs repair index` to rebuild it from the packs (%v): %w",
+			dir, indexDir, err, ErrCorrupt)
 	}
 	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}
 	if lock.Stale {
@@ -94,6 +101,15 @@ func Open(dir string, o Options) (*Repo, error) {
 		}
 	}
 	return r, nil
+}
+
+// openExistingKV opens the index without creating it (Pebble would make
+// the directory even when it refuses to make the database).
+func openExistingKV(path string) (*KV, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	return OpenKV(path, KVOptions{MustExist: true})
 }
 
 // AdoptOrphanPacks indexes complete packs on disk that the index does not

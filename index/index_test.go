@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -285,5 +286,71 @@ func TestLargePackRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("blob at %d read back wrong: %v", ref.Offset, err)
 		}
+	}
+}
+
+// A repository whose index is gone is not opened with an empty one (which
+// would show no snapshots, and the next prune would delete every pack): it
+// is refused with the way out, and repair index brings it back.
+func TestOpenRefusesMissingIndex(t *testing.T) {
+	r := newTestRepo(t)
+	writePack(t, r, []byte("data1"))
+	dir := r.Dir
+	r.Close()
+	os.RemoveAll(filepath.Join(dir, indexDir))
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "repair index") {
+		t.Fatalf("open without an index: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, indexDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("open made an index: %v", err)
+	}
+	if _, err := RebuildIndex(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Close()
+}
+
+// A rebuild killed half way leaves the old index in use and its own
+// unfinished one beside it, which the next Open removes.
+func TestKilledRebuildLeavesOldIndex(t *testing.T) {
+	r := newTestRepo(t)
+	manifest := []byte(`{"snapshot":1}`)
+	pw, _ := NewPackWriter(r.Dir)
+	pw.Add(SnapshotBlob, 0, Hash(manifest), manifest, len(manifest))
+	pid, es, _ := pw.Finish()
+	r.CommitPack(pid, es, pw.Size())
+	r.PutSnapshot(Hash(manifest), manifest)
+	dir := r.Dir
+	r.Close()
+	// What a rebuild killed before its swap leaves: a half-built index.
+	half := filepath.Join(dir, rebuildPrefix+"123")
+	kv, err := OpenKV(half, KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Close()
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	r2.Snapshots(func(ID, []byte) error { n++; return nil })
+	r2.Close()
+	if n != 1 {
+		t.Fatalf("%d snapshots after a killed rebuild, want the old index's 1", n)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, rebuildPrefix+"*")); len(left) != 0 {
+		t.Fatalf("left over: %v", left)
+	}
+	// A rebuild that completes swaps in and leaves nothing beside it.
+	if _, err := RebuildIndex(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "index*")); len(left) != 1 {
+		t.Fatalf("after a rebuild: %v, want only index", left)
 	}
 }

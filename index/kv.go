@@ -52,6 +52,9 @@ type KVOptions struct {
 	CacheBytes int64
 	// ReadOnly opens without taking Pebble's write lock. Default false.
 	ReadOnly bool
+	// MustExist refuses to create a database: a repository's index that
+	// is missing is damage (see Open), not a fresh start.
+	MustExist bool
 }
 
 func (o KVOptions) withDefaults() KVOptions {
@@ -69,8 +72,9 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 	opts := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: 8 << 20,
-		ReadOnly:     o.ReadOnly,
-		Logger:       quietLogger{},
+		ReadOnly:         o.ReadOnly,
+		ErrorIfNotExists: o.MustExist,
+		Logger:           quietLogger{},
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {

@@ -1,9 +1,12 @@
 package index
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // Blobs calls fn for every blob in the index.
@@ -59,10 +62,12 @@ type RebuildResult struct {
 }
 
 // RebuildIndex throws away <repo>/index and rebuilds it from pack trailers
-// alone (`citadelfs repair index`). The old index is moved aside first
-// (index.old-<time>) and removed only once the new one is complete.
-// Snapshot manifests are stored raw (codec 0), so this needs no codec.
-func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
+// alone (`citadelfs repair index`). The new index is built beside the old
+// one (index.new-<time>) and swapped in with one atomic rename only when
+// complete, so a rebuild that is killed or fails leaves the old index in
+// place; its leftover is removed by the next Open. Snapshot manifests are
+// stored raw (codec 0), so this needs no codec.
+func RebuildIndex(dir string, o Options) (res *RebuildResult, err error) {
 	o = o.withDefaults()
 	if _, err := ReadConfig(dir); err != nil {
 		return nil, err
@@ -72,23 +77,24 @@ func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
 		return nil, err
 	}
 	defer lock.Release()
-	idx := filepath.Join(dir, indexDir)
-	old := filepath.Join(dir, fmt.Sprintf("index.old-%d", o.Now().UnixNano()))
-	if _, err := os.Stat(idx); err == nil {
-		if err := os.Rename(idx, old); err != nil {
-			return nil, fmt.Errorf("index: move old index aside: %w", err)
-		}
-	}
+	removeRebuildLeftovers(dir)
 	if err := removePartials(filepath.Join(dir, packsDir)); err != nil {
 		return nil, err
 	}
-	kv, err := OpenKV(idx, KVOptions{})
+	idx := filepath.Join(dir, indexDir)
+	building := filepath.Join(dir, fmt.Sprintf("%s%d", rebuildPrefix, o.Now().UnixNano()))
+	defer func() {
+		if err != nil {
+			os.RemoveAll(building)
+		}
+	}()
+	kv, err := OpenKV(building, KVOptions{})
 	if err != nil {
 		return nil, err
 	}
 	r := &Repo{Dir: dir, KV: kv, packs: newPackFiles(dir, o.OpenPacks)}
 	defer r.packs.closeAll()
-	res := &RebuildResult{}
+	res = &RebuildResult{}
 	packs, err := r.ListPacks()
 	if err != nil {
 		kv.Close()
@@ -126,6 +132,42 @@ func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
 	if err := kv.Close(); err != nil {
 		return nil, err
 	}
-	os.RemoveAll(old)
+	if err := swapIn(building, idx); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// rebuildPrefix names the directory a rebuild builds the new index in.
+const rebuildPrefix = "index.new-"
+
+// swapIn makes the finished index at building the repository's index in
+// one atomic step: RENAME_EXCHANGE with the old one (which then sits at
+// building and is removed), or a plain rename where there was none. The
+// repository directory is synced so the swap survives a crash.
+func swapIn(building, idx string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, building, unix.AT_FDCWD, idx, unix.RENAME_EXCHANGE)
+	if errors.Is(err, unix.ENOENT) {
+		err = os.Rename(building, idx)
+	}
+	if err != nil {
+		return fmt.Errorf("index: put the rebuilt index in place: %w", err)
+	}
+	if err := syncDir(filepath.Dir(idx)); err != nil {
+		return err
+	}
+	os.RemoveAll(building) // the old index, after an exchange
+	return nil
+}
+
+// removeRebuildLeftovers removes what killed rebuilds left: an unfinished
+// index.new-*, or after the swap the old index under that name, and the
+// index.old-* of earlier versions. Only under the repository lock.
+func removeRebuildLeftovers(dir string) {
+	for _, pat := range []string{rebuildPrefix + "*", "index.old-*"} {
+		left, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, p := range left {
+			os.RemoveAll(p)
+		}
+	}
 }
