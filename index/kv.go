@@ -70,8 +70,8 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		Cache:        cache,
-		MemTableSize: 8 << 20,
+		Cache:            cache,
+		MemTableSize:     8 << 20,
 		ReadOnly:         o.ReadOnly,
 		ErrorIfNotExists: o.MustExist,
 		Logger:           quietLogger{},

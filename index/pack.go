@@ -287,9 +287,9 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 	var id ID
 	copy(id[:], h.Sum(nil))
 	final := PackPath(filepath.Dir(pw.dir), id)
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+	if err := makeFanoutDir(filepath.Dir(final)); err != nil {
 		os.Remove(tmp)
-		return ID{}, nil, fmt.Errorf("index: pack dir: %w", err)
+		return ID{}, nil, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
@@ -299,6 +299,22 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 		return ID{}, nil, fmt.Errorf("index: fsync pack dir: %w", err)
 	}
 	return id, pw.entries, nil
+}
+
+// makeFanoutDir makes packs/<xx> if it is new, and syncs packs/ so that
+// the new directory entry, and the pack about to be renamed into it,
+// survive a crash.
+func makeFanoutDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("index: pack dir: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("index: fsync packs dir: %w", err)
+	}
+	return nil
 }
 
 func (pw *PackWriter) cleanup() {

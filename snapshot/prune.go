@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"citadelfs/index"
 	"citadelfs/snapshot/codec"
@@ -70,7 +71,13 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 	res := &PruneResult{DryRun: dryRun}
 	var pw *index.PackWriter
 	var toDelete []index.ID
-	written := map[index.ID]bool{} // packs this prune wrote: never deleted
+	written := map[index.ID]bool{}       // packs this prune wrote: never deleted
+	holdsManifest := map[index.ID]bool{} // packs to delete that hold a snapshot manifest
+	defer func() {
+		if pw != nil { // an error or cancel left a pack half written
+			pw.Abort()
+		}
+	}()
 	flush := func() error {
 		if pw == nil {
 			return nil
@@ -151,7 +158,25 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 			return nil, err
 		}
 		toDelete = append(toDelete, p.ID)
+		for _, e := range entries {
+			if e.Type == index.SnapshotBlob {
+				holdsManifest[p.ID] = true
+			}
+		}
 	}
+	// Packs holding a forgotten snapshot's manifest go first: if a crash
+	// stops the deletions half way, `repair index` must not find a
+	// manifest whose data packs are already gone and bring back a
+	// snapshot that cannot be restored.
+	slices.SortStableFunc(toDelete, func(a, b index.ID) int {
+		switch {
+		case holdsManifest[a] == holdsManifest[b]:
+			return 0
+		case holdsManifest[a]:
+			return -1
+		}
+		return 1
+	})
 	if !dryRun {
 		if err := flush(); err != nil {
 			return nil, err

@@ -64,3 +64,79 @@ func TestPruneKeepsSmallPacksWhole(t *testing.T) {
 		mustBeWhole(fmt.Sprintf("prune %d after forget", i+1))
 	}
 }
+
+// errAfter is a context that reports itself cancelled from its n-th Err
+// call on: prune checks it once per pack.
+type errAfter struct {
+	context.Context
+	n int
+}
+
+func (c *errAfter) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A prune cancelled while it is rewriting packs leaves no half-written
+// pack behind (it used to keep the file, its buffers and a goroutine
+// until the process exited), and everything still restores.
+func TestPruneCancelledLeavesNoPartialPack(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	// Three sources of a big and a small file. A second snapshot with
+	// the big files changed, then forgetting the first, leaves each first
+	// pack mostly dead: prune rewrites the small files into a new pack.
+	var srcs []string
+	for i := range 3 {
+		src := t.TempDir()
+		writeRandom(t, filepath.Join(src, "big"), 600<<10, uint64(10*i+1))
+		writeRandom(t, filepath.Join(src, "small"), 100<<10, uint64(10*i+2))
+		srcs = append(srcs, src)
+	}
+	snap := func() index.ID {
+		var specs []SourceSpec
+		for i, s := range srcs {
+			specs = append(specs, SourceSpec{fmt.Sprintf("s%d", i), s})
+		}
+		res, err := r.TakeSnapshot(ctx, Request{Sources: specs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Snapshot.ID
+	}
+	first := snap()
+	for i, src := range srcs {
+		writeRandom(t, filepath.Join(src, "big"), 600<<10, uint64(10*i+3))
+	}
+	snap()
+	if err := r.Forget(ctx, []index.ID{first}); err != nil {
+		t.Fatal(err)
+	}
+	if dry, err := r.Prune(ctx, true); err != nil || dry.PacksRepacked == 0 {
+		t.Fatalf("set-up: prune would repack nothing: %+v %v", dry, err)
+	}
+	packs, _ := index.ListPackFiles(dir)
+	// Cancelled at the last pack: the repacks before it are under way.
+	if _, err := r.Prune(&errAfter{Context: ctx, n: len(packs) - 1}, false); err == nil {
+		t.Fatal("prune with a cancelled context returned no error")
+	}
+	partial, _ := filepath.Glob(filepath.Join(dir, "packs", "*.partial"))
+	if len(partial) != 0 {
+		t.Fatalf("half-written packs left: %v", partial)
+	}
+	rep, err := r.Check(ctx, CheckOptions{ReadData: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("check after a cancelled prune: %v %q", err, rep.Problems)
+	}
+}
+
+func writeRandom(t *testing.T, path string, size int, seed uint64) {
+	t.Helper()
+	b := make([]byte, size)
+	fillRandom(b, seed)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
