@@ -81,14 +81,23 @@ func Open(dir string, o Options) (*Repo, error) {
 	// A rebuild that was killed leaves its unfinished index.new-*: the
 	// lock proves nobody is still building it.
 	removeRebuildLeftovers(dir)
+	if old := oldRebuildLeftover(dir); old != "" {
+		lock.Release()
+		return nil, fmt.Errorf("index: a `repair index` was interrupted (%s is still there, and %s/%s is only partly rebuilt); run `citadelfs repair index` again: %w",
+			filepath.Base(old), dir, indexDir, ErrCorrupt)
+	}
 	// Never create the index here: a repository whose index is gone (or
 	// was never finished) opened with an empty one would look as if it
 	// had no snapshots, and the next prune would delete every pack.
 	kv, err := openExistingKV(filepath.Join(dir, indexDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		lock.Release()
+		return nil, fmt.Errorf("index: %s/%s is missing; run `citadelfs repair index` to rebuild it from the packs: %w",
+			dir, indexDir, ErrCorrupt)
+	}
 	if err != nil {
 		lock.Release()
-		return nil, fmt.Errorf("index: %s/%s is missing or unreadable; run `citadelfs repair index` to rebuild it from the packs (%v): %w",
-			dir, indexDir, err, ErrCorrupt)
+		return nil, err
 	}
 	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}
 	if lock.Stale {
@@ -104,12 +113,19 @@ func Open(dir string, o Options) (*Repo, error) {
 }
 
 // openExistingKV opens the index without creating it (Pebble would make
-// the directory even when it refuses to make the database).
+// the directory even when it refuses to make the database). A missing
+// index is an error wrapping fs.ErrNotExist.
 func openExistingKV(path string) (*KV, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	return OpenKV(path, KVOptions{MustExist: true})
+	kv, err := OpenKV(path, KVOptions{MustExist: true})
+	if err != nil && strings.Contains(err.Error(), "does not exist") {
+		// Pebble's ErrorIfNotExists (an index directory with no
+		// database in it).
+		return nil, fmt.Errorf("%w: %v", fs.ErrNotExist, err)
+	}
+	return kv, err
 }
 
 // AdoptOrphanPacks indexes complete packs on disk that the index does not

@@ -354,3 +354,35 @@ func TestKilledRebuildLeavesOldIndex(t *testing.T) {
 		t.Fatalf("after a rebuild: %v, want only index", left)
 	}
 }
+
+// A rebuild by an earlier version, killed, leaves the complete old index
+// as index.old-* and a partial one in its place: Open refuses (it must not
+// quietly open the partial one, nor delete the old), and a new rebuild
+// clears it up.
+func TestEarlierVersionsKilledRebuildIsRefused(t *testing.T) {
+	r := newTestRepo(t)
+	writePack(t, r, []byte("data1"))
+	dir := r.Dir
+	r.Close()
+	old := filepath.Join(dir, "index.old-1700000000")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "repair index") {
+		t.Fatalf("open after an interrupted old-style rebuild: %v", err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("open removed %s: %v", old, err)
+	}
+	if _, err := RebuildIndex(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("rebuild left %s: %v", old, err)
+	}
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Close()
+}

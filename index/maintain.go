@@ -135,6 +135,12 @@ func RebuildIndex(dir string, o Options) (res *RebuildResult, err error) {
 	if err := swapIn(building, idx); err != nil {
 		return nil, err
 	}
+	// An earlier version's interrupted rebuild, now superseded.
+	for old := oldRebuildLeftover(dir); old != ""; old = oldRebuildLeftover(dir) {
+		if os.RemoveAll(old) != nil {
+			break
+		}
+	}
 	return res, nil
 }
 
@@ -161,13 +167,24 @@ func swapIn(building, idx string) error {
 }
 
 // removeRebuildLeftovers removes what killed rebuilds left: an unfinished
-// index.new-*, or after the swap the old index under that name, and the
-// index.old-* of earlier versions. Only under the repository lock.
+// index.new-*, or after the swap the old index under that name. Only
+// under the repository lock. (Versions before the swap moved the old
+// index to index.old-* first and built in place: see oldRebuildLeftover.)
 func removeRebuildLeftovers(dir string) {
-	for _, pat := range []string{rebuildPrefix + "*", "index.old-*"} {
-		left, _ := filepath.Glob(filepath.Join(dir, pat))
-		for _, p := range left {
-			os.RemoveAll(p)
-		}
+	left, _ := filepath.Glob(filepath.Join(dir, rebuildPrefix+"*"))
+	for _, p := range left {
+		os.RemoveAll(p)
 	}
+}
+
+// oldRebuildLeftover returns the index.old-* that a rebuild by an earlier
+// version leaves when it is killed: then <repo>/index is only partly
+// built, and opening it would hide snapshots (and prune would delete
+// their data). "" if there is none.
+func oldRebuildLeftover(dir string) string {
+	left, _ := filepath.Glob(filepath.Join(dir, "index.old-*"))
+	if len(left) == 0 {
+		return ""
+	}
+	return left[0]
 }
