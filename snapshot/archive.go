@@ -71,7 +71,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Sources {
-		if s.Label == "" || seen[s.Label] || containsSlashOrNUL(s.Label) || s.Label == "." || s.Label == ".." {
+		if !validLabel(s.Label) || seen[s.Label] {
 			return nil, fmt.Errorf("snapshot: bad or repeated source label %q", s.Label)
 		}
 		seen[s.Label] = true

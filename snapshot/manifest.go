@@ -83,13 +83,24 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	if m.Version != 1 || len(m.Sources) == 0 {
 		return nil, fmt.Errorf("snapshot: manifest: version %d with %d sources: %w", m.Version, len(m.Sources), ErrCorrupt)
 	}
+	seen := map[string]bool{}
 	for _, s := range m.Sources {
-		if s.Label == "" || s.Tree.IsZero() {
+		// Restore writes each source to target/label, so a label like
+		// "../x" would leave the target.
+		if !validLabel(s.Label) || seen[s.Label] {
+			return nil, fmt.Errorf("snapshot: manifest: bad or repeated source label %q: %w", s.Label, ErrCorrupt)
+		}
+		seen[s.Label] = true
+		if s.Tree.IsZero() {
 			return nil, fmt.Errorf("snapshot: manifest: source %q has no tree: %w", s.Label, ErrCorrupt)
 		}
 	}
 	return &m, nil
 }
+
+// validLabel reports whether label may name a source: one plain path
+// component, as TakeSnapshot requires (repeats are checked by the caller).
+func validLabel(label string) bool { return validName(label) }
 
 func marshalManifest(m *Manifest) ([]byte, error) {
 	b, err := json.Marshal(m)

@@ -85,7 +85,7 @@ func (r *Repository) Restore(ctx context.Context, snap *Snapshot, node *Node, ta
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rs := &restorer{r: r, ctx: ctx, cancel: cancel, o: o, res: &RestoreResult{}, jobs: make(chan restoreJob, 64),
-		links: map[[2]uint64]string{}}
+		links: map[[2]uint64]string{}, failed: map[string]bool{}}
 	var wg sync.WaitGroup
 	for i := 0; i < o.Workers; i++ {
 		wg.Add(1)
@@ -131,6 +131,7 @@ type restorer struct {
 	mu        sync.Mutex
 	links     map[[2]uint64]string // (dev, inode) -> first restored path
 	linkLater [][2]string          // (existing, new)
+	failed    map[string]bool      // paths removed for corrupt data
 	dirs      []dirMeta
 	bytes     atomic.Int64
 }
@@ -157,7 +158,7 @@ func (rs *restorer) restoreNode(n *Node, path string) error {
 	}
 	switch n.Type {
 	case TypeDir:
-		if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := makeDir(path); err != nil {
 			return fmt.Errorf("snapshot: restore: %w", err)
 		}
 		rs.res.Dirs++
@@ -213,6 +214,25 @@ func (rs *restorer) restoreNode(n *Node, path string) error {
 	return rs.applyMeta(n, path)
 }
 
+// makeDir creates the directory path, or accepts a directory already
+// there (a restore into a non-empty target). Anything else there is
+// refused: a symlink would carry the children, and later the directory's
+// metadata, outside the target.
+func makeDir(path string) error {
+	err := os.Mkdir(path, 0o700)
+	if !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: exists and is not a directory (%v); refusing to restore a directory through it", path, fi.Mode().Type())
+	}
+	return nil
+}
+
 func removeExisting(path string) {
 	if fi, err := os.Lstat(path); err == nil && !fi.IsDir() {
 		os.Remove(path)
@@ -233,6 +253,7 @@ func (rs *restorer) worker() {
 				os.Remove(job.path)
 				rs.mu.Lock()
 				rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (%v)", job.path, err))
+				rs.failed[job.path] = true
 				rs.mu.Unlock()
 				rs.warn("%s: %v (not restored)", job.path, err)
 				continue
@@ -244,7 +265,7 @@ func (rs *restorer) worker() {
 
 func (rs *restorer) restoreFile(n *Node, path string) error {
 	removeExisting(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("snapshot: restore: %w", err)
 	}
@@ -273,20 +294,25 @@ func (rs *restorer) restoreFile(n *Node, path string) error {
 	return f.Close()
 }
 
-// applyMeta sets owner, mode, xattrs and times. Order matters: chown
-// clears setuid bits, so chmod comes after it; times come last.
+// applyMeta sets owner, xattrs, mode and times of path itself, never of
+// what a symlink there points to. Order matters: chown clears setuid bits
+// and security.capability, so xattrs and mode come after it; writing
+// user.* xattrs needs write permission, which a read-only mode would deny
+// a non-root restore, so chmod comes after the xattrs; times come last.
 func (rs *restorer) applyMeta(n *Node, path string) error {
 	if err := unix.Lchown(path, int(n.UID), int(n.GID)); err != nil && os.Geteuid() == 0 {
 		rs.warn("%s: chown: %v", path, err)
 	}
-	if n.Type != TypeSymlink {
-		if err := unix.Chmod(path, n.Mode&07777); err != nil {
-			return fmt.Errorf("snapshot: restore %s: chmod: %w", path, err)
-		}
-	}
 	for _, x := range n.Xattrs {
 		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
 			rs.warn("%s: xattr %s: %v", path, x.Name, err)
+		}
+	}
+	// Linux has no mode for a symlink itself (fchmodat refuses
+	// AT_SYMLINK_NOFOLLOW on one), so symlinks keep theirs.
+	if n.Type != TypeSymlink {
+		if err := chmodNoFollow(path, n.Mode&07777); err != nil {
+			return fmt.Errorf("snapshot: restore %s: chmod: %w", path, err)
 		}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(n.Atime), unix.NsecToTimespec(n.Mtime)}
@@ -299,21 +325,51 @@ func (rs *restorer) applyMeta(n *Node, path string) error {
 	return nil
 }
 
-// finish creates the deferred hardlinks and sets directory metadata
-// deepest first (writing into a directory changes its mtime).
-func (rs *restorer) finish() error {
-	for _, l := range rs.linkLater {
-		removeExisting(l[1])
-		if err := os.Link(l[0], l[1]); err != nil {
-			return fmt.Errorf("snapshot: restore: hardlink: %w", err)
-		}
+// chmodNoFollow is chmod that refuses a symlink at path instead of
+// changing the mode of its target, which may lie outside the restore.
+func chmodNoFollow(path string, mode uint32) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
 	}
-	for i := len(rs.dirs) - 1; i >= 0; i-- {
-		d := rs.dirs[i]
-		if err := rs.applyMeta(d.node, d.path); err != nil {
-			return err
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%s is a symlink, not what restore created there", path)
+	}
+	return unix.Chmod(path, mode)
+}
+
+// finish creates the deferred hardlinks, then sets directory metadata
+// children before parents, after all files: creating entries changes a
+// directory's mtime, and a parent already read-only or not searchable
+// would deny a non-root restore its children. A failed hardlink does not
+// skip the directories, which would keep restore's 0700 and today's times.
+func (rs *restorer) finish() error {
+	err := rs.makeLinks()
+	// rs.dirs is in post-order: every directory after its children.
+	for _, d := range rs.dirs {
+		if derr := rs.applyMeta(d.node, d.path); derr != nil && err == nil {
+			err = derr
 		}
 	}
 	rs.res.Bytes = rs.bytes.Load()
+	return err
+}
+
+// makeLinks creates the hardlinks deferred until their first path was
+// written. A first path removed for corrupt data leaves nothing to link
+// to: its other names fail with it, and the restore goes on.
+func (rs *restorer) makeLinks() error {
+	for _, l := range rs.linkLater {
+		first, path := l[0], l[1]
+		if rs.failed[first] {
+			rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (hardlink to %s, whose data is corrupt)", path, first))
+			rs.warn("%s: hardlink to %s, whose data is corrupt (not restored)", path, first)
+			continue
+		}
+		removeExisting(path)
+		if err := os.Link(first, path); err != nil {
+			return fmt.Errorf("snapshot: restore: hardlink: %w", err)
+		}
+	}
 	return nil
 }

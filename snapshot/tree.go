@@ -269,8 +269,14 @@ func DecodeTree(b []byte) (*Tree, error) {
 			val := d.bytes("xattr value", 1<<16)
 			n.Xattrs = append(n.Xattrs, Xattr{Name: name, Value: []byte(val)})
 		}
-		if n.Name == "" || n.Name == "." || n.Name == ".." || containsSlashOrNUL(n.Name) {
+		// Restore joins names onto the target path and Find binary-searches
+		// them: a name that is not one plain path component could leave the
+		// target, and a repeated one could put a directory where a symlink
+		// was just restored, so the children would be written through it.
+		if !validName(n.Name) {
 			d.fail("name")
+		} else if len(t.Nodes) > 0 && n.Name <= t.Nodes[len(t.Nodes)-1].Name {
+			d.fail("name order (repeated or unsorted)")
 		}
 		if n.Size < 0 {
 			d.fail("size")
@@ -284,6 +290,13 @@ func DecodeTree(b []byte) (*Tree, error) {
 		return nil, d.err
 	}
 	return t, nil
+}
+
+// validName reports whether name is one plain path component: not empty,
+// not "." or "..", without '/' or NUL. Tree entry names and source labels
+// (a label is the name of its source's directory in a restore) obey it.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !containsSlashOrNUL(name)
 }
 
 func containsSlashOrNUL(s string) bool {
