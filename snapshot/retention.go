@@ -21,6 +21,21 @@ func (p Policy) Empty() bool {
 	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 && len(p.KeepTags) == 0
 }
 
+// Validate refuses negative counts. restic users write -1 for
+// "unlimited"; here it would keep nothing of that kind, and forget would
+// remove what the operator meant to keep.
+func (p Policy) Validate() error {
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"last", p.Last}, {"hourly", p.Hourly}, {"daily", p.Daily}, {"weekly", p.Weekly}, {"monthly", p.Monthly}, {"yearly", p.Yearly}} {
+		if c.n < 0 {
+			return fmt.Errorf("keep %s %d: must be 0 (none of that kind) or more; there is no 'unlimited'", c.name, c.n)
+		}
+	}
+	return nil
+}
+
 // Decision is the fate of one snapshot under a policy.
 type Decision struct {
 	Snapshot *Snapshot

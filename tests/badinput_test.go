@@ -99,6 +99,9 @@ func TestBadInput(t *testing.T) {
 		{"--source without a label", []string{"snapshot", "--repo", repo, "--source", src}, 2, []string{"--source"}},
 		{"--subset out of range", []string{"check", "--repo", repo, "--subset", "200%"}, 2, []string{"--subset"}},
 		{"restore without target", []string{"restore", "--repo", repo, "latest"}, 2, nil},
+		// restic's "-1 = unlimited" would keep nothing here: refused.
+		{"negative --keep-daily", []string{"forget", "--repo", repo, "--keep-daily", "-1"}, 2, []string{"--keep-daily -1"}},
+		{"--metrics-listen garbage", []string{"mount", "--repo", repo, "--metrics-listen", "999.1.1.1:99999", filepath.Join(dir, "mnt-never")}, 2, []string{"--metrics-listen"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -69,6 +69,11 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 			}
 			r := cfg.Retention
 			p = snapshot.Policy{Last: r.Last, Daily: r.Daily, Weekly: r.Weekly, Monthly: r.Monthly, Yearly: r.Yearly}
+			if err := p.Validate(); err != nil {
+				return usagef("retention in %s: %v", env.global.configPath, err)
+			}
+		} else if err := p.Validate(); err != nil {
+			return usagef("--%v", strings.Replace(err.Error(), " ", "-", 1))
 		}
 		snaps, err := repo.Snapshots()
 		if err != nil {
