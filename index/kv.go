@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -274,12 +276,19 @@ func writeOpts(sync bool) *pebble.WriteOptions {
 	return pebble.NoSync
 }
 
-// quietLogger keeps Pebble's informational chatter off the user's terminal;
-// fatal conditions still surface as errors from the calls that hit them.
+// quietLogger keeps Pebble's informational chatter off the user's terminal.
 type quietLogger struct{}
 
 func (quietLogger) Infof(string, ...interface{})  {}
 func (quietLogger) Errorf(string, ...interface{}) {}
+
+// Fatalf is Pebble giving up on the database, typically a write-ahead log
+// write that failed (a full disk): it must not return. A panic would end
+// the process with a Go stack trace and exit 2, the code for a bad flag;
+// this says it in one line and exits 1 (fatal error). Every write synced
+// before is on disk, and the repository lock goes with the process.
 func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf("index: pebble fatal: "+format, args...))
+	fmt.Fprintf(os.Stderr, "citadelfs: index: %s (the index keeps everything synced before this; fix the cause, e.g. free space, and run the command again)\n",
+		strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " "))
+	os.Exit(1)
 }
