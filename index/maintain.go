@@ -188,3 +188,58 @@ func oldRebuildLeftover(dir string) string {
 	}
 	return left[0]
 }
+
+// ForgetMissingPacks drops from the index every pack that is no longer on
+// disk, and the blobs it held: a pack deleted or lost by hand. Otherwise
+// the next snapshot would find those chunks "already stored", reuse them
+// (and the file-change cache would skip the files), and commit a
+// snapshot that cannot be restored although its sources were intact.
+// Dropped, the chunks are stored again from the sources. The snapshots
+// that used them stay damaged; check names them. It returns the packs
+// dropped and how many blobs went with them. Callers hold the write lock.
+func (r *Repo) ForgetMissingPacks() (packs []ID, blobs int, err error) {
+	onDisk, err := r.ListPacks()
+	if err != nil {
+		return nil, 0, err
+	}
+	present := make(map[ID]bool, len(onDisk))
+	for _, p := range onDisk {
+		present[p.ID] = true
+	}
+	lo := []byte{prefixPack}
+	missing := map[ID]bool{}
+	if err := r.KV.Scan(lo, PrefixEnd(lo), func(k, _ []byte) error {
+		var id ID
+		if len(k) == len(id)+1 {
+			copy(id[:], k[1:])
+			if !present[id] {
+				missing[id] = true
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	if len(missing) == 0 {
+		return nil, 0, nil
+	}
+	var gone []ID
+	if err := r.Blobs(func(b BlobRef) error {
+		if missing[b.Pack] {
+			gone = append(gone, b.ID)
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	if err := r.DeleteBlobs(gone); err != nil {
+		return nil, 0, err
+	}
+	for id := range missing {
+		if err := r.KV.Delete(append([]byte{prefixPack}, id[:]...), true); err != nil {
+			return nil, 0, err
+		}
+		packs = append(packs, id)
+	}
+	return packs, len(gone), nil
+}

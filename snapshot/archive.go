@@ -84,6 +84,15 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	defer r.writeMu.Unlock()
 
+	// A pack lost since the last snapshot must not be deduplicated
+	// against: its chunks are stored again (see ForgetMissingPacks).
+	if packs, blobs, ferr := r.idx.ForgetMissingPacks(); ferr != nil {
+		return nil, ferr
+	} else if len(packs) > 0 && req.Warn != nil {
+		req.Warn(fmt.Sprintf("%d pack file(s) are missing from the repository (first %s); their %d chunks will be stored again from the sources, and the snapshots that used them stay damaged: run `citadelfs check`",
+			len(packs), packs[0].Short(), blobs))
+	}
+
 	start := r.opts.Now()
 	defer func() { r.recordAttempts(req.Sources, res, start, err) }()
 	if req.Time.IsZero() {

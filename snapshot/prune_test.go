@@ -1,10 +1,13 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 
 	"citadelfs/index"
@@ -138,5 +141,36 @@ func writeRandom(t *testing.T, path string, size int, seed uint64) {
 	fillRandom(b, seed)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A data pack deleted by hand: the next snapshot of the intact sources
+// stores its chunks again (it used to reuse them, "read 0B", and commit a
+// snapshot that could not be restored), and says so.
+func TestSnapshotAfterLostPackStoresAgain(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src, data, _ := snapshotRandomFile(t, r, "w.bin", 700<<10, 42)
+	packs, _ := index.ListPackFiles(dir)
+	sort.Slice(packs, func(i, j int) bool { return packs[i].Size > packs[j].Size })
+	if err := os.Remove(index.PackPath(dir, packs[0].ID)); err != nil { // the data
+		t.Fatal(err)
+	}
+	r.cache = newBlobCache(64 << 20)
+	var warnings []string
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}, Warn: func(m string) { warnings = append(warnings, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "missing") {
+		t.Errorf("warnings %q: want one about the missing pack", warnings)
+	}
+	out := t.TempDir()
+	if _, err := r.Restore(ctx, res.Snapshot, nil, out, RestoreOptions{}); err != nil {
+		t.Fatalf("restore of the snapshot taken after the loss: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "d", "w.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("restored %d bytes, %v", len(got), err)
 	}
 }
