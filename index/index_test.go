@@ -25,6 +25,28 @@ func newTestRepo(t *testing.T) *Repo {
 	return r
 }
 
+// writeManifestPack commits a pack holding one snapshot manifest, alone,
+// as a snapshot does, and returns the manifest.
+func writeManifestPack(t *testing.T, r *Repo) []byte {
+	t.Helper()
+	manifest := []byte(`{"snapshot":1}`)
+	pw, err := NewPackWriter(r.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Add(SnapshotBlob, 0, Hash(manifest), manifest, len(manifest)); err != nil {
+		t.Fatal(err)
+	}
+	pid, es, err := pw.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CommitPack(pid, es, pw.Size()); err != nil {
+		t.Fatal(err)
+	}
+	return manifest
+}
+
 func writePack(t *testing.T, r *Repo, blobs ...[]byte) (ID, []PackEntry) {
 	t.Helper()
 	pw, err := NewPackWriter(r.Dir)
@@ -132,11 +154,7 @@ func TestPartialPacksRemovedOnOpen(t *testing.T) {
 
 func TestRebuildIndexFromPacks(t *testing.T) {
 	r := newTestRepo(t)
-	manifest := []byte(`{"snapshot":1}`)
-	pw, _ := NewPackWriter(r.Dir)
-	pw.Add(SnapshotBlob, 0, Hash(manifest), manifest, len(manifest))
-	pid, es, _ := pw.Finish()
-	r.CommitPack(pid, es, pw.Size())
+	manifest := writeManifestPack(t, r)
 	writePack(t, r, []byte("data1"), []byte("data2"))
 	dir := r.Dir
 	r.Close()
@@ -318,11 +336,7 @@ func TestOpenRefusesMissingIndex(t *testing.T) {
 // unfinished one beside it, which the next Open removes.
 func TestKilledRebuildLeavesOldIndex(t *testing.T) {
 	r := newTestRepo(t)
-	manifest := []byte(`{"snapshot":1}`)
-	pw, _ := NewPackWriter(r.Dir)
-	pw.Add(SnapshotBlob, 0, Hash(manifest), manifest, len(manifest))
-	pid, es, _ := pw.Finish()
-	r.CommitPack(pid, es, pw.Size())
+	manifest := writeManifestPack(t, r)
 	r.PutSnapshot(Hash(manifest), manifest)
 	dir := r.Dir
 	r.Close()

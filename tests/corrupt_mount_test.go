@@ -3,7 +3,6 @@ package tests
 import (
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -69,13 +68,7 @@ func TestCorruptChunkThroughMountAlerts(t *testing.T) {
 	pack, off, length := largestDataChunk(t, repo)
 	flipByte(t, pack, off+length/2)
 
-	cfg := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`monitor:
-  interval: 1s
-  history_dir: %s
-  models: {}
-  paths: []
-`, filepath.Join(dir, "monitor-history"))), 0o600)
+	cfg := fastMonitorConfig(t, dir)
 	mp := filepath.Join(dir, "mnt")
 	m := startMount(t, repo, mp, cfg)
 	status := func(name string) string {

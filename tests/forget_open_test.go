@@ -2,7 +2,6 @@ package tests
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -35,13 +34,7 @@ func TestForgottenSnapshotOpenFileIsStale(t *testing.T) {
 	write()
 	takeSnapshot(t, repo, "--source", "data="+src)
 
-	cfg := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`monitor:
-  interval: 1s
-  history_dir: %s
-  models: {}
-  paths: []
-`, filepath.Join(dir, "monitor-history"))), 0o600)
+	cfg := fastMonitorConfig(t, dir)
 	mp := filepath.Join(dir, "mnt")
 	m := startMount(t, repo, mp, cfg)
 	defer m.stop(t)

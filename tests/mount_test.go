@@ -68,6 +68,18 @@ func needMount(t *testing.T) {
 
 // monitorConfig writes a configuration that keeps the daemon's monitor
 // history inside the test's directory and returns its path.
+// fastMonitorConfig is a config whose monitor samples every second and
+// watches no models or paths: for tests that wait on an alert.
+func fastMonitorConfig(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf("monitor:\n  interval: 1s\n  history_dir: %s\n  models: {}\n  paths: []\n", filepath.Join(dir, "monitor-history"))
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func monitorConfig(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "config.yaml")
