@@ -46,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// OpenPacks bounds the cached open pack file handles. Default 64.
 	OpenPacks int
+	// ReadOnly opens for reading only (see openReadOnly): for a
+	// repository on read-only media or a full disk.
+	ReadOnly bool
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +73,9 @@ func Open(dir string, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.ReadOnly {
+		return openReadOnly(dir, cfg, o)
+	}
 	lock, err := AcquireLock(dir, o.Command, o.Now())
 	if err != nil {
 		return nil, err
@@ -89,15 +95,10 @@ func Open(dir string, o Options) (*Repo, error) {
 	// Never create the index here: a repository whose index is gone (or
 	// was never finished) opened with an empty one would look as if it
 	// had no snapshots, and the next prune would delete every pack.
-	kv, err := openExistingKV(filepath.Join(dir, indexDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		lock.Release()
-		return nil, fmt.Errorf("index: %s/%s is missing; run `citadelfs repair index` to rebuild it from the packs: %w",
-			dir, indexDir, ErrCorrupt)
-	}
+	kv, err := openExistingKV(filepath.Join(dir, indexDir), false)
 	if err != nil {
 		lock.Release()
-		return nil, err
+		return nil, indexOpenError(dir, err)
 	}
 	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}
 	if lock.Stale {
@@ -112,14 +113,45 @@ func Open(dir string, o Options) (*Repo, error) {
 	return r, nil
 }
 
+// openReadOnly opens a repository for reading: a shared lock, Pebble
+// read-only, and nothing cleaned up, adopted or recorded. Writes through
+// it fail.
+func openReadOnly(dir string, cfg *Config, o Options) (*Repo, error) {
+	lock, err := AcquireSharedLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	if old := oldRebuildLeftover(dir); old != "" {
+		lock.Release()
+		return nil, fmt.Errorf("index: a `repair index` was interrupted (%s is still there); the index is only partly rebuilt: %w",
+			filepath.Base(old), ErrCorrupt)
+	}
+	kv, err := openExistingKV(filepath.Join(dir, indexDir), true)
+	if err != nil {
+		lock.Release()
+		return nil, indexOpenError(dir, err)
+	}
+	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}, nil
+}
+
+// indexOpenError explains a failure to open the index: only a missing one
+// gets the advice to rebuild it.
+func indexOpenError(dir string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("index: %s/%s is missing; run `citadelfs repair index` to rebuild it from the packs: %w",
+			dir, indexDir, ErrCorrupt)
+	}
+	return err
+}
+
 // openExistingKV opens the index without creating it (Pebble would make
 // the directory even when it refuses to make the database). A missing
 // index is an error wrapping fs.ErrNotExist.
-func openExistingKV(path string) (*KV, error) {
+func openExistingKV(path string, readOnly bool) (*KV, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	kv, err := OpenKV(path, KVOptions{MustExist: true})
+	kv, err := OpenKV(path, KVOptions{MustExist: true, ReadOnly: readOnly})
 	if err != nil && strings.Contains(err.Error(), "does not exist") {
 		// Pebble's ErrorIfNotExists (an index directory with no
 		// database in it).

@@ -400,3 +400,36 @@ func TestEarlierVersionsKilledRebuildIsRefused(t *testing.T) {
 	}
 	r2.Close()
 }
+
+// Read-only opens share the lock with each other and exclude a writer,
+// which excludes them in turn.
+func TestReadOnlyOpenSharesTheLock(t *testing.T) {
+	r := newTestRepo(t)
+	writePack(t, r, []byte("data1"))
+	dir := r.Dir
+	r.Close()
+	a, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("second read-only open: %v", err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("writer while readers hold the lock: %v", err)
+	}
+	if err := a.KV.Put([]byte("x"), nil, true); err == nil {
+		t.Fatal("a write through a read-only open succeeded")
+	}
+	a.Close()
+	b.Close()
+	w, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := Open(dir, Options{ReadOnly: true}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("reader while a writer holds the lock: %v", err)
+	}
+}

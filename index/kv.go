@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 )
 
 // KV is the Pebble database under <repo>/index (or a monitor's own history
@@ -77,6 +78,9 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 		ReadOnly:         o.ReadOnly,
 		ErrorIfNotExists: o.MustExist,
 		Logger:           quietLogger{},
+	}
+	if o.ReadOnly {
+		opts.FS = readOnlyFS{vfs.Default}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -275,6 +279,15 @@ func writeOpts(sync bool) *pebble.WriteOptions {
 	}
 	return pebble.NoSync
 }
+
+// readOnlyFS is Pebble's file system for a read-only open. Pebble takes
+// its LOCK file read-write and exclusively even then: read-only media
+// refuse it, and two readers (a restore while another lists) would shut
+// each other out. The caller holds the repository's own lock, shared
+// among readers and exclusive of writers, so Pebble's is skipped.
+type readOnlyFS struct{ vfs.FS }
+
+func (readOnlyFS) Lock(string) (io.Closer, error) { return io.NopCloser(nil), nil }
 
 // quietLogger keeps Pebble's informational chatter off the user's terminal.
 type quietLogger struct{}

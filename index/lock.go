@@ -16,7 +16,8 @@ import (
 // can never block the next snapshot. The file's content says who holds it,
 // for the error message of whoever is refused.
 type Lock struct {
-	f *os.File
+	f      *os.File
+	shared bool // a reader's LOCK_SH (AcquireSharedLock): it records nothing
 	// Stale is set when the lock file still named a holder: that process
 	// died without releasing (a clean Release empties the file), so the
 	// repository may hold packs it wrote but never indexed.
@@ -60,12 +61,42 @@ func AcquireLock(dir, command string, now time.Time) (*Lock, error) {
 	return &Lock{f: f, Stale: n > 0}, nil
 }
 
+// AcquireSharedLock takes the repository's lock for reading only, without
+// waiting: readers exclude a writer (and a writer them) but not each
+// other. It writes nothing, so it works on read-only media; a repository
+// there without a lock file is opened without one (nothing can write it).
+func AcquireSharedLock(dir string) (*Lock, error) {
+	path := filepath.Join(dir, lockName)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &Lock{shared: true}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: open lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			var info LockInfo
+			data, _ := os.ReadFile(path)
+			if json.Unmarshal(data, &info) == nil && info.PID != 0 {
+				return nil, fmt.Errorf("%w by pid %d (%s) since %s", ErrLocked, info.PID, info.Command, info.Since.Local().Format(time.DateTime))
+			}
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("index: lock: %w", err)
+	}
+	return &Lock{f: f, shared: true}, nil
+}
+
 // Release drops the lock.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	l.f.Truncate(0)
+	if !l.shared {
+		l.f.Truncate(0)
+	}
 	err := l.f.Close() // closing releases the flock
 	l.f = nil
 	return err

@@ -30,6 +30,9 @@ type Options struct {
 	// Workers is the number of chunk-compressing goroutines (default 2,
 	// one per core on the machines this is built for).
 	Workers int
+	// ReadOnly opens for listing, reading, restoring and checking only
+	// (index.Options.ReadOnly): a backup disk mounted read-only, or full.
+	ReadOnly bool
 }
 
 func (o Options) withDefaults() Options {
@@ -85,7 +88,7 @@ func Init(dir string, o Options) error {
 // Open opens the repository at dir, taking its lock.
 func Open(dir string, o Options) (*Repository, error) {
 	o = o.withDefaults()
-	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now})
+	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly})
 	if err != nil {
 		return nil, err
 	}

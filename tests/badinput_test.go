@@ -210,3 +210,35 @@ func TestSpecialFiles(t *testing.T) {
 		t.Errorf("fifo restored as %v", fi.Mode())
 	}
 }
+
+// A backup disk mounted read-only: listing, restoring and checking still
+// work (opened read-only, with a warning), and a snapshot fails with one
+// line.
+func TestReadOnlyRepository(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a read-only bind mount")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "a.yaml"), []byte("key: value\n"), 0o644)
+	repo := initRepo(t, dir)
+	takeSnapshot(t, repo, "--source", "c="+src)
+	ro := filepath.Join(dir, "ro")
+	os.MkdirAll(ro, 0o755)
+	if r := runCmd(t, os.Environ(), "mount", "--bind", repo, ro); r.code != 0 {
+		t.Skipf("bind mount: %s", r)
+	}
+	defer runCmd(t, os.Environ(), "umount", ro)
+	if r := runCmd(t, os.Environ(), "mount", "-o", "remount,bind,ro", ro); r.code != 0 {
+		t.Skipf("remount read-only: %s", r)
+	}
+	for _, args := range [][]string{{"snapshots"}, {"check", "--read-data"}, {"restore", "latest", filepath.Join(dir, "out")}} {
+		r := citadel(t, append(args, "--repo", ro)...)
+		if r.code != 0 || !strings.Contains(r.stderr, "opened it read-only") {
+			t.Errorf("%s on a read-only repository: %s", args[0], r)
+		}
+	}
+	diffTrees(t, src, filepath.Join(dir, "out", "c"))
+	assertOneLineError(t, citadel(t, "snapshot", "--repo", ro, "--source", "c="+src), 1, "read-only file system")
+}

@@ -20,6 +20,7 @@ var checkFlags struct {
 func init() {
 	register(&command{
 		name:      "check",
+		readsOnly: true,
 		summary:   "verify the repository's structure (and with --read-data every chunk's hash)",
 		usage:     "[--read-data [--subset N%]]",
 		delegable: true,

@@ -11,6 +11,7 @@ import (
 func init() {
 	register(&command{
 		name:      "diff",
+		readsOnly: true,
 		summary:   "list what changed between two snapshots (+ added, - removed, M modified, T type changed)",
 		usage:     "SNAPSHOT1 SNAPSHOT2   (id prefixes or latest)",
 		delegable: true,

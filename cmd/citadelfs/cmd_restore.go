@@ -13,6 +13,7 @@ import (
 func init() {
 	register(&command{
 		name:      "restore",
+		readsOnly: true,
 		summary:   "restore a snapshot (or a path inside it) into a directory",
 		usage:     "SNAPSHOT[:LABEL/PATH] TARGET   (SNAPSHOT: id prefix or latest)",
 		delegable: true,

@@ -14,6 +14,7 @@ import (
 func init() {
 	register(&command{
 		name:      "snapshots",
+		readsOnly: true,
 		summary:   "list snapshots",
 		usage:     "[--json]",
 		delegable: true,

@@ -31,6 +31,9 @@ type command struct {
 	// delegable commands are handed to a running mount daemon over its
 	// control socket when one owns the repository.
 	delegable bool
+	// readsOnly commands open a repository they cannot write (read-only
+	// media, a full disk) read-only instead of failing: see openRepo.
+	readsOnly bool
 }
 
 var commands = map[string]*command{}

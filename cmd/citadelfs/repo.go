@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"citadelfs/snapshot"
 )
@@ -24,6 +28,17 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 		name = env.flags.Name()
 	}
 	r, err := snapshot.Open(dir, snapshot.Options{Command: name})
+	if errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOSPC) {
+		// A backup disk mounted read-only, or full: what only reads
+		// (listing, restoring, checking) still works, read-only.
+		if c := commands[strings.TrimPrefix(name, "citadelfs ")]; c != nil && c.readsOnly {
+			ro, rerr := snapshot.Open(dir, snapshot.Options{Command: name, ReadOnly: true})
+			if rerr == nil {
+				env.warnf("repository %s cannot be written (%v); opened it read-only", dir, err)
+				return ro, func() { ro.Close() }, nil
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
