@@ -245,7 +245,12 @@ func (rs *restorer) worker() {
 			continue
 		}
 		err := rs.restoreFile(job.node, job.path)
-		if err == nil {
+		if err != nil {
+			// Never leave a partly written file behind, whatever stopped
+			// it (corrupt data, a full disk, Ctrl-C): the target holds
+			// whole files or none.
+			os.Remove(job.path)
+		} else {
 			err = rs.applyMeta(job.node, job.path)
 		}
 		if err != nil {
