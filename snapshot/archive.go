@@ -37,6 +37,11 @@ type Request struct {
 	Progress *Progress
 	// Warn receives each warning (unreadable, vanished, changed files).
 	Warn func(msg string)
+	// ReadAll reads every file again instead of trusting the file-change
+	// cache (same size, mtime, ctime, inode): for files changed in ways
+	// that move none of those, such as stores through a shared mmap to a
+	// page already dirty, which do not update mtime.
+	ReadAll bool
 }
 
 // Progress is updated atomically by a running snapshot; a terminal
@@ -103,7 +108,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	a := &archiver{r: r, ctx: ctx, cancel: cancel, saver: newBlobSaver(r), progress: req.Progress, warnFn: req.Warn,
+	a := &archiver{r: r, ctx: ctx, cancel: cancel, saver: newBlobSaver(r), progress: req.Progress, warnFn: req.Warn, readAll: req.ReadAll,
 		fileCh: make(chan *fileJob, 64), chunkCh: make(chan *chunkJob, 2*r.opts.Workers)}
 	if a.progress == nil {
 		a.progress = &Progress{}
@@ -172,6 +177,7 @@ type archiver struct {
 	saver    *blobSaver
 	progress *Progress
 	warnFn   func(string)
+	readAll  bool // Request.ReadAll
 
 	fileCh      chan *fileJob
 	chunkCh     chan *chunkJob
@@ -333,7 +339,7 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 		case TypeFile:
 			src.add(func(s *SourceStats) { s.Files++; s.Bytes += n.Size })
 			key := index.FileCacheKey(src.label + "\x00" + rel + name)
-			if content, ok := a.cachedContent(key, n); ok {
+			if content, ok := a.cachedContent(key, n); ok && !a.readAll {
 				n.Content = content
 				var data int64
 				for _, c := range content {

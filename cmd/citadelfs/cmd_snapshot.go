@@ -17,6 +17,7 @@ type snapshotFlags struct {
 	sources []string
 	tags    []string
 	at      string
+	readAll bool
 }
 
 var snapFlags snapshotFlags
@@ -25,13 +26,14 @@ func init() {
 	register(&command{
 		name:      "snapshot",
 		summary:   "take a deduplicated snapshot of the configured sources",
-		usage:     "[--source LABEL=PATH ...] [--tag TAG ...] [--time RFC3339]",
+		usage:     "[--source LABEL=PATH ...] [--tag TAG ...] [--time RFC3339] [--read-all]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			snapFlags = snapshotFlags{}
 			fs.StringArrayVar(&snapFlags.sources, "source", nil, "LABEL=PATH to snapshot (repeatable; default: the config file's sources)")
 			fs.StringArrayVar(&snapFlags.tags, "tag", nil, "tag for the snapshot, e.g. daily (repeatable)")
 			fs.StringVar(&snapFlags.at, "time", "", "time the snapshot represents, RFC 3339 (default now)")
+			fs.BoolVar(&snapFlags.readAll, "read-all", false, "read every file again, not trusting unchanged size and times (e.g. weekly, for files written through mmap)")
 		},
 		run: runSnapshot,
 	})
@@ -95,7 +97,7 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	defer release()
 	prog := &snapshot.Progress{Start: time.Now()}
 	pl := startProgress(env, snapshotProgress(prog, "snapshot"))
-	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog,
+	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog, ReadAll: snapFlags.readAll,
 		Warn: func(msg string) {
 			if !env.global.json {
 				env.warnf("%s", msg)
