@@ -52,11 +52,16 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		if !forgetFlags.policy.Empty() {
 			return usagef("give snapshot ids or --keep-* rules, not both")
 		}
+		seen := map[index.ID]bool{}
 		for _, a := range args {
 			s, err := repo.FindSnapshot(a)
 			if err != nil {
 				return err
 			}
+			if seen[s.ID] { // the same snapshot named twice
+				continue
+			}
+			seen[s.ID] = true
 			remove = append(remove, s.ID)
 			fmt.Fprintf(env.stdout, "remove %s %s\n", s.ID.Short(), s.Time.Local().Format(time.DateTime))
 		}
