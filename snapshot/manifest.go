@@ -116,14 +116,17 @@ type RootMeta struct {
 	UID   uint32 `json:"uid"`
 	GID   uint32 `json:"gid"`
 	Mtime int64  `json:"mtime_ns"`
+	// Xattrs of the source directory itself (an ACL, a SELinux label);
+	// absent in manifests written before they were kept.
+	Xattrs []Xattr `json:"xattrs,omitempty"`
 }
 
 func rootMetaOf(n *Node) RootMeta {
-	return RootMeta{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.Mtime}
+	return RootMeta{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.Mtime, Xattrs: n.Xattrs}
 }
 
 // RootNode is the source's root directory as a Node.
 func (s *Source) RootNode() Node {
 	return Node{Name: s.Label, Type: TypeDir, Mode: s.Root.Mode, UID: s.Root.UID, GID: s.Root.GID,
-		Mtime: s.Root.Mtime, Subtree: s.Tree}
+		Mtime: s.Root.Mtime, Subtree: s.Tree, Xattrs: s.Root.Xattrs}
 }

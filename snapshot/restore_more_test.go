@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A restore stopped half way (Ctrl-C, a full disk) leaves whole files or
@@ -44,5 +46,29 @@ func TestRestoreCancelledLeavesNoPartialFile(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s left in the target with %d of %d bytes", e.Name(), len(got), len(want))
 		}
+	}
+}
+
+// The source directory's own xattrs (an ACL, a label) are kept and
+// restored, like every other directory's.
+func TestSourceRootXattrsRestored(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t)
+	src := t.TempDir()
+	if err := unix.Setxattr(src, "user.citadel-root", []byte("kept"), 0); err != nil {
+		t.Skipf("xattrs not supported here: %v", err)
+	}
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := r.Restore(ctx, res.Snapshot, nil, out, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(filepath.Join(out, "d"), "user.citadel-root", buf)
+	if err != nil || string(buf[:n]) != "kept" {
+		t.Fatalf("restored source root xattr: %q, %v", buf[:max(n, 0)], err)
 	}
 }
