@@ -433,3 +433,41 @@ func TestReadOnlyOpenSharesTheLock(t *testing.T) {
 		t.Fatalf("reader while a writer holds the lock: %v", err)
 	}
 }
+
+// Where RENAME_EXCHANGE is missing, the rebuild swaps with two renames; a
+// crash between them leaves no index but index.replaced-*, which Open
+// puts back. A crash after them leaves both, and Open drops the old one.
+func TestInterruptedTwoRenameSwap(t *testing.T) {
+	r := newTestRepo(t)
+	manifest := writeManifestPack(t, r)
+	r.PutSnapshot(Hash(manifest), manifest)
+	dir := r.Dir
+	r.Close()
+	idx := filepath.Join(dir, indexDir)
+	replaced := filepath.Join(dir, replacedPrefix+"123")
+	if err := os.Rename(idx, replaced); err != nil { // crash between the renames
+		t.Fatal(err)
+	}
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open after a crash between the renames: %v", err)
+	}
+	n := 0
+	r2.Snapshots(func(ID, []byte) error { n++; return nil })
+	r2.Close()
+	if n != 1 {
+		t.Fatalf("%d snapshots, want the old index's 1", n)
+	}
+	// After both renames: the old one is still beside the new.
+	if err := os.MkdirAll(replaced, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3.Close()
+	if _, err := os.Stat(replaced); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("old index left beside the new one: %v", err)
+	}
+}

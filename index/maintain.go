@@ -144,8 +144,13 @@ func RebuildIndex(dir string, o Options) (res *RebuildResult, err error) {
 	return res, nil
 }
 
-// rebuildPrefix names the directory a rebuild builds the new index in.
-const rebuildPrefix = "index.new-"
+// rebuildPrefix names the directory a rebuild builds the new index in;
+// replacedPrefix the old index, moved aside where RENAME_EXCHANGE is not
+// available.
+const (
+	rebuildPrefix  = "index.new-"
+	replacedPrefix = "index.replaced-"
+)
 
 // swapIn makes the finished index at building the repository's index in
 // one atomic step: RENAME_EXCHANGE with the old one (which then sits at
@@ -153,8 +158,23 @@ const rebuildPrefix = "index.new-"
 // repository directory is synced so the swap survives a crash.
 func swapIn(building, idx string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, building, unix.AT_FDCWD, idx, unix.RENAME_EXCHANGE)
-	if errors.Is(err, unix.ENOENT) {
+	switch {
+	case errors.Is(err, unix.ENOENT):
 		err = os.Rename(building, idx)
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP):
+		// No RENAME_EXCHANGE here (NFS, CIFS, vfat, some FUSE file
+		// systems): two renames. Between them there is no index, only
+		// index.replaced-*, which Open puts back (see
+		// finishInterruptedSwap), so a crash there leaves the old index,
+		// as a killed rebuild does.
+		replaced := filepath.Join(filepath.Dir(idx), replacedPrefix+filepath.Base(building)[len(rebuildPrefix):])
+		if err = os.Rename(idx, replaced); err == nil {
+			if err = os.Rename(building, idx); err != nil {
+				os.Rename(replaced, idx)
+			} else {
+				building = replaced // removed below
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("index: put the rebuilt index in place: %w", err)
@@ -171,8 +191,26 @@ func swapIn(building, idx string) error {
 // under the repository lock. (Versions before the swap moved the old
 // index to index.old-* first and built in place: see oldRebuildLeftover.)
 func removeRebuildLeftovers(dir string) {
+	finishInterruptedSwap(dir)
 	left, _ := filepath.Glob(filepath.Join(dir, rebuildPrefix+"*"))
 	for _, p := range left {
+		os.RemoveAll(p)
+	}
+}
+
+// finishInterruptedSwap settles a two-rename swap (see swapIn) that a
+// crash cut short: with an index in place the old one aside is removed;
+// with none, the old one goes back.
+func finishInterruptedSwap(dir string) {
+	idx := filepath.Join(dir, indexDir)
+	replaced, _ := filepath.Glob(filepath.Join(dir, replacedPrefix+"*"))
+	for _, p := range replaced {
+		if _, err := os.Stat(idx); errors.Is(err, os.ErrNotExist) {
+			if os.Rename(p, idx) == nil {
+				syncDir(dir)
+				continue
+			}
+		}
 		os.RemoveAll(p)
 	}
 }

@@ -490,6 +490,21 @@ func (a *archiver) readFile(job *fileJob, ch *chunker.Chunker, buf []byte) {
 	if !ok {
 		return
 	}
+	if sparse := len(extents) != 1 || extents[0] != (extent{0, before.Size}); sparse && fileChanged(fd, &job.stat, &before) {
+		// The holes came from SEEK_HOLE at one moment and the data from
+		// reads at others: a file shrunk and regrown in between would get
+		// a hole where it never had zeros. Read it again whole, so every
+		// byte recorded is one the file held (it is saved as changed).
+		var again unix.Stat_t
+		if err := unix.Fstat(fd, &again); err != nil {
+			a.skipFile(job, "%s: %v (not saved)", job.path, err)
+			return
+		}
+		if refs, size, ok = a.readExtents(job, f, again.Size, []extent{{0, again.Size}}, ch, buf); !ok {
+			return
+		}
+		before = again
+	}
 	job.node.Content = make([]ChunkRef, len(refs))
 	var read int64
 	for i, r := range refs {
@@ -502,9 +517,7 @@ func (a *archiver) readFile(job *fileJob, ch *chunker.Chunker, buf []byte) {
 	job.node.Size = size
 	src.add(func(s *SourceStats) { s.ReadBytes += read; s.DataBytes += read })
 	a.progress.Files.Add(1)
-	var after unix.Stat_t
-	changed := unix.Fstat(fd, &after) != nil || !sameFile(&job.stat, &before) || !sameFile(&before, &after)
-	if changed {
+	if fileChanged(fd, &job.stat, &before) {
 		// Keep what was read (it is a valid past state of most of the
 		// file) but say so, and do not cache it: the next run reads again.
 		a.warn(src, "%s: changed while being read (saved as read; next snapshot reads it again)", job.path)
@@ -558,6 +571,13 @@ func (a *archiver) readExtents(job *fileJob, f *os.File, size int64, extents []e
 		}
 	}
 	return refs, size, true
+}
+
+// fileChanged reports whether the open file fd differs now from its stat
+// before reading, or that from the walk's stat of its path.
+func fileChanged(fd int, walked, before *unix.Stat_t) bool {
+	var now unix.Stat_t
+	return unix.Fstat(fd, &now) != nil || !sameFile(walked, before) || !sameFile(before, &now)
 }
 
 // sameFile reports whether two stats of one path show the same file with

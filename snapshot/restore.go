@@ -245,17 +245,16 @@ func (rs *restorer) worker() {
 			continue
 		}
 		err := rs.restoreFile(job.node, job.path)
-		if err != nil {
-			// Never leave a partly written file behind, whatever stopped
-			// it (corrupt data, a full disk, Ctrl-C): the target holds
-			// whole files or none.
-			os.Remove(job.path)
-		} else {
+		if err == nil {
 			err = rs.applyMeta(job.node, job.path)
 		}
 		if err != nil {
-			if errors.Is(err, ErrCorrupt) {
-				os.Remove(job.path)
+			// A file whose data cannot be read (corrupt, or a bad sector
+			// under its pack) is skipped and named; the rest of the
+			// restore goes on. What stops it is the target failing (a
+			// full disk) or a cancel.
+			var re *readError
+			if errors.Is(err, ErrCorrupt) || errors.As(err, &re) && rs.ctx.Err() == nil {
 				rs.mu.Lock()
 				rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (%v)", job.path, err))
 				rs.failed[job.path] = true
@@ -268,23 +267,43 @@ func (rs *restorer) worker() {
 	}
 }
 
-func (rs *restorer) restoreFile(n *Node, path string) error {
+// readError is a failure to read a file's data from the repository (an
+// I/O error under a pack), as opposed to one writing the target.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// restoreFile writes one file's content. A file it created and could not
+// finish, whatever stopped it (corrupt data, a full disk, Ctrl-C), is
+// removed: the target holds whole files or none. What was at path before
+// is never removed on failure.
+func (rs *restorer) restoreFile(n *Node, path string) (err error) {
 	removeExisting(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("snapshot: restore: %w", err)
 	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("snapshot: restore %s: %w", path, cerr)
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
 	for _, c := range n.Content {
 		data, err := rs.r.LoadBlob(rs.ctx, c.ID, false)
 		if err == nil && int64(len(data)) != c.Length {
 			err = &corruptLength{id: c.ID}
 		}
 		if err != nil {
-			f.Close()
-			return err
+			if rs.ctx.Err() != nil || errors.Is(err, ErrCorrupt) {
+				return err
+			}
+			return &readError{err}
 		}
 		if _, err := f.WriteAt(data, c.Offset); err != nil {
-			f.Close()
 			return fmt.Errorf("snapshot: restore %s: %w", path, err)
 		}
 		rs.o.Progress.Bytes.Add(c.Length)
@@ -292,11 +311,10 @@ func (rs *restorer) restoreFile(n *Node, path string) error {
 	}
 	// Truncate sets the size, leaving any trailing hole unallocated.
 	if err := f.Truncate(n.Size); err != nil {
-		f.Close()
 		return fmt.Errorf("snapshot: restore %s: %w", path, err)
 	}
 	rs.o.Progress.Files.Add(1)
-	return f.Close()
+	return nil
 }
 
 // applyMeta sets owner, xattrs, mode and times of path itself, never of

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,78 @@ func TestSourceRootXattrsRestored(t *testing.T) {
 	n, err := unix.Getxattr(filepath.Join(out, "d"), "user.citadel-root", buf)
 	if err != nil || string(buf[:n]) != "kept" {
 		t.Fatalf("restored source root xattr: %q, %v", buf[:max(n, 0)], err)
+	}
+}
+
+// A file whose pack cannot be read (a bad sector, here a pack replaced by
+// a directory) is skipped and named; the other files are restored. And a
+// failed file never removes what was at its path before the restore.
+func TestRestoreGoesOnPastAnUnreadablePack(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := t.TempDir()
+	packsBefore := func() map[string]bool {
+		ps, _ := filepath.Glob(filepath.Join(dir, "packs", "*", "*.pack"))
+		m := map[string]bool{}
+		for _, p := range ps {
+			m[p] = true
+		}
+		return m
+	}
+	var badPack string
+	for _, name := range []string{"a", "b", "c"} {
+		writeRandom(t, filepath.Join(src, name), 300<<10, uint64(len(name)+int(name[0])))
+		before := packsBefore()
+		if _, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}}); err != nil {
+			t.Fatal(err)
+		}
+		if name == "b" {
+			var biggest int64
+			for p := range packsBefore() {
+				if fi, _ := os.Stat(p); !before[p] && fi.Size() > biggest {
+					badPack, biggest = p, fi.Size()
+				}
+			}
+		}
+	}
+	r.Close()
+	if err := os.Remove(badPack); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(badPack, 0o700); err != nil { // reads fail with EISDIR
+		t.Fatal(err)
+	}
+	r2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	snaps, _ := r2.Snapshots()
+	out := t.TempDir()
+	os.MkdirAll(filepath.Join(out, "d"), 0o755)
+	rr, err := r2.Restore(ctx, snaps[len(snaps)-1], nil, out, RestoreOptions{})
+	if err == nil || len(rr.Failed) != 1 || !strings.Contains(rr.Failed[0], "/d/b") {
+		t.Fatalf("restore past an unreadable pack: %v, failed %q", err, rr.Failed)
+	}
+	for _, name := range []string{"a", "c"} {
+		got, _ := os.ReadFile(filepath.Join(out, "d", name))
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s not restored (%d bytes)", name, len(got))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "d", "b")); err == nil {
+		t.Error("the unreadable file was left in the target")
+	}
+
+	// Something already at a file's path that restore cannot replace (an
+	// empty directory) stays; the restore fails on it.
+	out2 := t.TempDir()
+	os.MkdirAll(filepath.Join(out2, "d", "a"), 0o755)
+	if _, err := r2.Restore(ctx, snaps[0], nil, out2, RestoreOptions{}); err == nil {
+		t.Fatal("restore over a directory where a file goes succeeded")
+	}
+	if fi, err := os.Stat(filepath.Join(out2, "d", "a")); err != nil || !fi.IsDir() {
+		t.Fatalf("the directory in the way was removed: %v", err)
 	}
 }

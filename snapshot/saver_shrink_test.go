@@ -144,3 +144,36 @@ func TestSnapshotFileGrownWhileReadSavedAsRead(t *testing.T) {
 	}
 	checkSavedAsRead(t, r, res, data)
 }
+
+// A sparse file rewritten whole while read: its holes were found before
+// the rewrite, its data read after. It is read again whole, so no hole is
+// recorded where the file then held data (zeros it never had).
+func TestSnapshotSparseFileRewrittenHasNoInventedHole(t *testing.T) {
+	src := t.TempDir()
+	path := filepath.Join(src, "f")
+	data := make([]byte, 1<<20)
+	fillRandom(data, 24)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data)
+	f.WriteAt(data, 4<<20) // hole at [1 MiB, 4 MiB)
+	f.Close()
+	dense := bytes.Repeat([]byte{0xcd}, 5<<20)
+	done := false
+	setReadHook(t, func(p string, off int64) {
+		if p == path && off == 0 && !done {
+			done = true
+			if err := os.WriteFile(p, dense, 0o644); err != nil { // truncates, then writes
+				t.Error(err)
+			}
+		}
+	})
+	r, _ := newRepo(t)
+	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSavedAsRead(t, r, res, dense)
+}

@@ -149,6 +149,12 @@ func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []strin
 		// takes the repository's lock, so it cannot race a new daemon.
 		return 0, false
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		if _, serr := os.Lstat(socketPath(repo)); serr != nil {
+			// No socket we can see (none, or the repository is not ours
+			// to look into): no daemon to blame; the command says what
+			// it cannot open.
+			return 0, false
+		}
 		fmt.Fprintf(env.stderr, "citadelfs %s: the mount daemon owns %s and its control socket is root-only; run this as root\n", c.name, repo)
 		return exitLocked, true
 	default:

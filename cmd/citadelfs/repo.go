@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"citadelfs/index"
 	"citadelfs/snapshot"
 )
 
@@ -28,14 +29,18 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 		name = env.flags.Name()
 	}
 	r, err := snapshot.Open(dir, snapshot.Options{Command: name})
-	if errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOSPC) {
-		// A backup disk mounted read-only, or full: what only reads
-		// (listing, restoring, checking) still works, read-only.
+	if errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EACCES) {
+		// A backup disk mounted read-only, or full, or a repository this
+		// user may read but not write: what only reads (listing,
+		// restoring, checking) still works, read-only.
 		if c := commands[strings.TrimPrefix(name, "citadelfs ")]; c != nil && c.readsOnly {
 			ro, rerr := snapshot.Open(dir, snapshot.Options{Command: name, ReadOnly: true})
-			if rerr == nil {
+			switch {
+			case rerr == nil:
 				env.warnf("repository %s cannot be written (%v); opened it read-only", dir, err)
 				return ro, func() { ro.Close() }, nil
+			case errors.Is(rerr, index.ErrLocked):
+				return nil, nil, rerr // a writer has it: say so (exit 11)
 			}
 		}
 	}
