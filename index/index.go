@@ -151,7 +151,7 @@ func openExistingKV(path string, readOnly bool) (*KV, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	kv, err := OpenKV(path, KVOptions{MustExist: true, ReadOnly: readOnly})
+	kv, err := OpenKV(path, KVOptions{MustExist: true, ReadOnly: readOnly, SkipPebbleLock: readOnly})
 	if err != nil && strings.Contains(err.Error(), "does not exist") {
 		// Pebble's ErrorIfNotExists (an index directory with no
 		// database in it).

@@ -58,6 +58,10 @@ type KVOptions struct {
 	// MustExist refuses to create a database: a repository's index that
 	// is missing is damage (see Open), not a fresh start.
 	MustExist bool
+	// SkipPebbleLock, with ReadOnly, does not take Pebble's own LOCK
+	// file, for a caller that holds a lock of its own which keeps writers
+	// out (the repository's shared flock, see readOnlyFS).
+	SkipPebbleLock bool
 }
 
 func (o KVOptions) withDefaults() KVOptions {
@@ -79,7 +83,7 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 		ErrorIfNotExists: o.MustExist,
 		Logger:           quietLogger{},
 	}
-	if o.ReadOnly {
+	if o.ReadOnly && o.SkipPebbleLock {
 		opts.FS = readOnlyFS{vfs.Default}
 	}
 	db, err := pebble.Open(dir, opts)

@@ -246,9 +246,11 @@ func (r *Repo) ForgetMissingPacks() (packs []ID, blobs int, err error) {
 	}
 	lo := []byte{prefixPack}
 	missing := map[ID]bool{}
+	indexed := 0
 	if err := r.KV.Scan(lo, PrefixEnd(lo), func(k, _ []byte) error {
 		var id ID
 		if len(k) == len(id)+1 {
+			indexed++
 			copy(id[:], k[1:])
 			if !present[id] {
 				missing[id] = true
@@ -260,6 +262,13 @@ func (r *Repo) ForgetMissingPacks() (packs []ID, blobs int, err error) {
 	}
 	if len(missing) == 0 {
 		return nil, 0, nil
+	}
+	if len(missing)*2 > indexed {
+		// Most of the repository gone at once is a disk not mounted or
+		// a wrong path, not loss: forgetting it would take a repair to
+		// undo. Refuse, and let the operator look.
+		return nil, 0, fmt.Errorf("index: %d of %d pack files are missing from %s/%s (a disk not mounted?); nothing was changed: check the disk, then run `citadelfs check`: %w",
+			len(missing), indexed, r.Dir, packsDir, ErrCorrupt)
 	}
 	var gone []ID
 	if err := r.Blobs(func(b BlobRef) error {

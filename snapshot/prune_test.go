@@ -202,3 +202,25 @@ func TestSnapshotReadAllIgnoresTheFileCache(t *testing.T) {
 		t.Fatalf("ReadAll read %d bytes, want the whole file", n)
 	}
 }
+
+// Most packs gone at once (packs/ on a disk that is not mounted) is not
+// taken as loss: the snapshot refuses and the index is left as it was.
+func TestSnapshotRefusesWhenMostPacksAreMissing(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src, _, _ := snapshotRandomFile(t, r, "w.bin", 300<<10, 43)
+	packs, _ := index.ListPackFiles(dir)
+	for _, p := range packs {
+		os.Rename(index.PackPath(dir, p.ID), index.PackPath(dir, p.ID)+".away")
+	}
+	if _, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}}); err == nil || !strings.Contains(err.Error(), "not mounted") {
+		t.Fatalf("snapshot with every pack missing: %v", err)
+	}
+	for _, p := range packs {
+		os.Rename(index.PackPath(dir, p.ID)+".away", index.PackPath(dir, p.ID))
+	}
+	rep, err := r.Check(ctx, CheckOptions{ReadData: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("check after the disk came back: %v %q", err, rep.Problems)
+	}
+}
