@@ -47,12 +47,14 @@ func init() {
 						return err
 					}
 				} else {
-					emit(snapshotChange{"-", sa.Label + "/"})
+					root := sa.RootNode()
+					d.gone(&root, "", "-")
 				}
 			}
 			for _, sb := range b.Sources {
 				if _, ok := a.Source(sb.Label); !ok {
-					emit(snapshotChange{"+", sb.Label + "/"})
+					root := sb.RootNode()
+					d.gone(&root, "", "+")
 				}
 			}
 			if env.global.json {

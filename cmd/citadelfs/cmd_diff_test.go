@@ -53,3 +53,30 @@ func TestDiffListsChanges(t *testing.T) {
 		t.Errorf("unchanged file listed:\n%s", out)
 	}
 }
+
+// A source in one snapshot only is listed and counted as one entry.
+func TestDiffCountsWholeSources(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.MkdirAll(a, 0o755)
+	os.MkdirAll(b, 0o755)
+	repo := filepath.Join(dir, "repo")
+	cfg := filepath.Join(dir, "none.yaml")
+	os.WriteFile(cfg, nil, 0o600)
+	common := []string{"--repo", repo, "--config", cfg}
+	run(t, append([]string{"init"}, common...)...)
+	run(t, append([]string{"snapshot", "--source", "models=" + a, "--time", "2026-01-01T00:00:00Z"}, common...)...)
+	run(t, append([]string{"snapshot", "--source", "configs=" + b, "--time", "2026-01-02T00:00:00Z"}, common...)...)
+	var ids []string
+	for _, l := range strings.Split(run(t, append([]string{"snapshots"}, common...)...), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 && len(f[0]) == 8 {
+			ids = append(ids, f[0])
+		}
+	}
+	out := run(t, append([]string{"diff", ids[0], ids[1]}, common...)...)
+	for _, want := range []string{"- models/\n", "+ configs/\n", "1 added, 1 removed, 0 modified"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff output lacks %q:\n%s", want, out)
+		}
+	}
+}
