@@ -40,16 +40,8 @@ func AcquireLock(dir, command string, now time.Time) (*Lock, error) {
 		return nil, fmt.Errorf("index: open lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			var info LockInfo
-			data, _ := os.ReadFile(path)
-			if json.Unmarshal(data, &info) == nil && info.PID != 0 {
-				return nil, fmt.Errorf("%w by pid %d (%s) since %s", ErrLocked, info.PID, info.Command, info.Since.Local().Format(time.DateTime))
-			}
-			return nil, ErrLocked
-		}
-		return nil, fmt.Errorf("index: lock: %w", err)
+		f.Close()
+		return nil, lockError(path, err)
 	}
 	var prev [1]byte
 	n, _ := f.ReadAt(prev[:], 0)
@@ -75,18 +67,23 @@ func AcquireSharedLock(dir string) (*Lock, error) {
 		return nil, fmt.Errorf("index: open lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			var info LockInfo
-			data, _ := os.ReadFile(path)
-			if json.Unmarshal(data, &info) == nil && info.PID != 0 {
-				return nil, fmt.Errorf("%w by pid %d (%s) since %s", ErrLocked, info.PID, info.Command, info.Since.Local().Format(time.DateTime))
-			}
-			return nil, ErrLocked
-		}
-		return nil, fmt.Errorf("index: lock: %w", err)
+		f.Close()
+		return nil, lockError(path, err)
 	}
 	return &Lock{f: f, shared: true}, nil
+}
+
+// lockError explains a refused flock: who holds it, as its file says.
+func lockError(path string, err error) error {
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("index: lock: %w", err)
+	}
+	var info LockInfo
+	data, _ := os.ReadFile(path)
+	if json.Unmarshal(data, &info) == nil && info.PID != 0 {
+		return fmt.Errorf("%w by pid %d (%s) since %s", ErrLocked, info.PID, info.Command, info.Since.Local().Format(time.DateTime))
+	}
+	return ErrLocked
 }
 
 // Release drops the lock.

@@ -17,6 +17,30 @@ func run(t *testing.T, args ...string) string {
 	return out.String()
 }
 
+// diffRepo makes a repository with an empty config and returns the
+// flags every command needs for it.
+func diffRepo(t *testing.T, dir string) []string {
+	t.Helper()
+	repo := filepath.Join(dir, "repo")
+	cfg := filepath.Join(dir, "none.yaml")
+	os.WriteFile(cfg, nil, 0o600)
+	common := []string{"--repo", repo, "--config", cfg}
+	run(t, append([]string{"init"}, common...)...)
+	return common
+}
+
+// snapshotIDs lists the repository's snapshot ids, oldest first.
+func snapshotIDs(t *testing.T, common []string) []string {
+	t.Helper()
+	var ids []string
+	for _, l := range strings.Split(run(t, append([]string{"snapshots"}, common...)...), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 && len(f[0]) == 8 {
+			ids = append(ids, f[0])
+		}
+	}
+	return ids
+}
+
 func TestDiffListsChanges(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -24,22 +48,13 @@ func TestDiffListsChanges(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "keep", "same"), []byte("same"), 0o644)
 	os.WriteFile(filepath.Join(src, "edit"), []byte("v1"), 0o644)
 	os.WriteFile(filepath.Join(src, "gone"), []byte("x"), 0o644)
-	repo := filepath.Join(dir, "repo")
-	cfg := filepath.Join(dir, "none.yaml")
-	os.WriteFile(cfg, nil, 0o600)
-	common := []string{"--repo", repo, "--config", cfg}
-	run(t, append([]string{"init"}, common...)...)
+	common := diffRepo(t, dir)
 	run(t, append([]string{"snapshot", "--source", "d=" + src, "--time", "2026-01-01T00:00:00Z"}, common...)...)
 	os.WriteFile(filepath.Join(src, "edit"), []byte("version 2"), 0o644)
 	os.Remove(filepath.Join(src, "gone"))
 	os.WriteFile(filepath.Join(src, "new"), []byte("n"), 0o644)
 	run(t, append([]string{"snapshot", "--source", "d=" + src, "--time", "2026-01-02T00:00:00Z"}, common...)...)
-	var ids []string
-	for _, l := range strings.Split(run(t, append([]string{"snapshots"}, common...)...), "\n")[1:] {
-		if f := strings.Fields(l); len(f) > 0 && len(f[0]) == 8 {
-			ids = append(ids, f[0])
-		}
-	}
+	ids := snapshotIDs(t, common)
 	if len(ids) != 2 {
 		t.Fatalf("snapshots: %v", ids)
 	}
@@ -60,19 +75,10 @@ func TestDiffCountsWholeSources(t *testing.T) {
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	os.MkdirAll(a, 0o755)
 	os.MkdirAll(b, 0o755)
-	repo := filepath.Join(dir, "repo")
-	cfg := filepath.Join(dir, "none.yaml")
-	os.WriteFile(cfg, nil, 0o600)
-	common := []string{"--repo", repo, "--config", cfg}
-	run(t, append([]string{"init"}, common...)...)
+	common := diffRepo(t, dir)
 	run(t, append([]string{"snapshot", "--source", "models=" + a, "--time", "2026-01-01T00:00:00Z"}, common...)...)
 	run(t, append([]string{"snapshot", "--source", "configs=" + b, "--time", "2026-01-02T00:00:00Z"}, common...)...)
-	var ids []string
-	for _, l := range strings.Split(run(t, append([]string{"snapshots"}, common...)...), "\n")[1:] {
-		if f := strings.Fields(l); len(f) > 0 && len(f[0]) == 8 {
-			ids = append(ids, f[0])
-		}
-	}
+	ids := snapshotIDs(t, common)
 	out := run(t, append([]string{"diff", ids[0], ids[1]}, common...)...)
 	for _, want := range []string{"- models/\n", "+ configs/\n", "1 added, 1 removed, 0 modified"} {
 		if !strings.Contains(out, want) {
