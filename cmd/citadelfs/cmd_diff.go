@@ -24,11 +24,11 @@ func init() {
 				return err
 			}
 			defer release()
-			a, err := repo.FindSnapshot(args[0])
+			a, err := diffSide(repo, args[0])
 			if err != nil {
 				return err
 			}
-			b, err := repo.FindSnapshot(args[1])
+			b, err := diffSide(repo, args[1])
 			if err != nil {
 				return err
 			}
@@ -67,6 +67,26 @@ func init() {
 			return nil
 		},
 	})
+}
+
+// diffSide resolves one side of a diff. "latest" is what the mount's
+// latest/ and restore latest mean: each source's newest snapshot, put
+// together, since sources snapshotted apart are seldom in one snapshot.
+func diffSide(repo *snapshot.Repository, ref string) (*snapshot.Snapshot, error) {
+	if ref != "latest" {
+		return repo.FindSnapshot(ref)
+	}
+	picks, err := repo.LatestSources()
+	if err != nil {
+		return nil, err
+	}
+	out := &snapshot.Snapshot{}
+	for _, p := range picks {
+		if src, ok := p.Snapshot.Source(p.Label); ok {
+			out.Sources = append(out.Sources, *src)
+		}
+	}
+	return out, nil
 }
 
 type snapshotChange struct {

@@ -85,4 +85,10 @@ func TestDiffCountsWholeSources(t *testing.T) {
 			t.Errorf("diff output lacks %q:\n%s", want, out)
 		}
 	}
+	// latest is each source's newest snapshot, as in the mount's latest/:
+	// models is still there.
+	out = run(t, append([]string{"diff", ids[0], "latest"}, common...)...)
+	if !strings.Contains(out, "+ configs/\n") || !strings.Contains(out, "1 added, 0 removed, 0 modified") {
+		t.Errorf("diff against latest:\n%s", out)
+	}
 }
