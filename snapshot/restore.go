@@ -230,6 +230,14 @@ func makeDir(path string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s: exists and is not a directory (%v); refusing to restore a directory through it", path, fi.Mode().Type())
 	}
+	if fi.Mode().Perm()&0o300 != 0o300 {
+		// A read-only directory from an earlier restore: open it up as a
+		// new one is, so its entries can be replaced; its mode is set
+		// again with the other directories' metadata at the end.
+		if err := os.Chmod(path, fi.Mode().Perm()|0o700); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -319,3 +319,31 @@ func TestRestoreDirMetaDeepestFirst(t *testing.T) {
 		t.Fatalf("p/c: %v %v, want mode 0755", fi, err)
 	}
 }
+
+// A second restore over the first, as non-root, of a read-only directory
+// holding a read-only file: the directory is opened up while its entries
+// are replaced and gets its mode back at the end ("file exists" before).
+func TestRestoreAgainOverReadOnlyDirectory(t *testing.T) {
+	if rerunAsNobody(t) {
+		return
+	}
+	r, _ := newRepo(t)
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	file := storeTree(t, r, Node{Name: "f", Type: TypeFile, Mode: 0o100444, UID: uid, GID: gid})
+	root := storeTree(t, r, Node{Name: "ro", Type: TypeDir, Mode: 0o40555, UID: uid, GID: gid, Subtree: file})
+	snap := oneSourceSnapshot(root, 0o40755, 0)
+	out := t.TempDir()
+	for i := range 2 {
+		if _, err := r.Restore(context.Background(), snap, nil, out, RestoreOptions{}); err != nil {
+			t.Fatalf("restore %d: %v", i+1, err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(out, "s", "ro"))
+	if err != nil || fi.Mode().Perm() != 0o555 {
+		t.Fatalf("ro after the second restore: %v %v, want 0555", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "s", "ro", "f")); err != nil || fi.Mode().Perm() != 0o444 {
+		t.Fatalf("ro/f after the second restore: %v", err)
+	}
+	os.Chmod(filepath.Join(out, "s", "ro"), 0o755) // so the test's clean-up can remove it
+}
