@@ -87,18 +87,10 @@ func Open(dir string, o Options) (*Repo, error) {
 	// A rebuild that was killed leaves its unfinished index.new-*: the
 	// lock proves nobody is still building it.
 	removeRebuildLeftovers(dir)
-	if old := oldRebuildLeftover(dir); old != "" {
-		lock.Release()
-		return nil, fmt.Errorf("index: a `repair index` was interrupted (%s is still there, and %s/%s is only partly rebuilt); run `citadelfs repair index` again: %w",
-			filepath.Base(old), dir, indexDir, ErrCorrupt)
-	}
-	// Never create the index here: a repository whose index is gone (or
-	// was never finished) opened with an empty one would look as if it
-	// had no snapshots, and the next prune would delete every pack.
-	kv, err := openExistingKV(filepath.Join(dir, indexDir), false)
+	kv, err := openIndexKV(dir, false)
 	if err != nil {
 		lock.Release()
-		return nil, indexOpenError(dir, err)
+		return nil, err
 	}
 	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}
 	if lock.Stale {
@@ -121,41 +113,33 @@ func openReadOnly(dir string, cfg *Config, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if old := oldRebuildLeftover(dir); old != "" {
-		lock.Release()
-		return nil, fmt.Errorf("index: a `repair index` was interrupted (%s is still there); the index is only partly rebuilt: %w",
-			filepath.Base(old), ErrCorrupt)
-	}
-	kv, err := openExistingKV(filepath.Join(dir, indexDir), true)
+	kv, err := openIndexKV(dir, true)
 	if err != nil {
 		lock.Release()
-		return nil, indexOpenError(dir, err)
+		return nil, err
 	}
 	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}, nil
 }
 
-// indexOpenError explains a failure to open the index: only a missing one
-// gets the advice to rebuild it.
-func indexOpenError(dir string, err error) error {
+// openIndexKV opens <dir>/index, never creating it: a repository whose
+// index is gone (or was never finished) opened with an empty one would
+// look as if it had no snapshots, and the next prune would delete every
+// pack. Only a missing index gets the advice to rebuild it; an earlier
+// version's interrupted rebuild is refused the same way. Read-only, it
+// skips Pebble's own lock: the caller holds the repository's shared one.
+func openIndexKV(dir string, readOnly bool) (*KV, error) {
+	if old := oldRebuildLeftovers(dir); len(old) > 0 {
+		return nil, fmt.Errorf("index: a `repair index` was interrupted (%s is still there, and %s/%s is only partly rebuilt); run `citadelfs repair index` again: %w",
+			filepath.Base(old[0]), dir, indexDir, ErrCorrupt)
+	}
+	path := filepath.Join(dir, indexDir)
+	_, err := os.Stat(path) // Pebble would make the directory even when it refuses to make the database
+	var kv *KV
+	if err == nil {
+		kv, err = OpenKV(path, KVOptions{MustExist: true, ReadOnly: readOnly, SkipPebbleLock: readOnly})
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("index: %s/%s is missing; run `citadelfs repair index` to rebuild it from the packs: %w",
-			dir, indexDir, ErrCorrupt)
-	}
-	return err
-}
-
-// openExistingKV opens the index without creating it (Pebble would make
-// the directory even when it refuses to make the database). A missing
-// index is an error wrapping fs.ErrNotExist.
-func openExistingKV(path string, readOnly bool) (*KV, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	kv, err := OpenKV(path, KVOptions{MustExist: true, ReadOnly: readOnly, SkipPebbleLock: readOnly})
-	if err != nil && strings.Contains(err.Error(), "does not exist") {
-		// Pebble's ErrorIfNotExists (an index directory with no
-		// database in it).
-		return nil, fmt.Errorf("%w: %v", fs.ErrNotExist, err)
+		return nil, fmt.Errorf("index: %s is missing; run `citadelfs repair index` to rebuild it from the packs: %w", path, ErrCorrupt)
 	}
 	return kv, err
 }

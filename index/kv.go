@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -87,6 +88,10 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 		opts.FS = readOnlyFS{vfs.Default}
 	}
 	db, err := pebble.Open(dir, opts)
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		// MustExist: an index directory with no database in it.
+		return nil, fmt.Errorf("index: open pebble %s: %w", dir, fs.ErrNotExist)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("index: open pebble %s: %w", dir, err)
 	}

@@ -136,10 +136,8 @@ func RebuildIndex(dir string, o Options) (res *RebuildResult, err error) {
 		return nil, err
 	}
 	// An earlier version's interrupted rebuild, now superseded.
-	for old := oldRebuildLeftover(dir); old != ""; old = oldRebuildLeftover(dir) {
-		if os.RemoveAll(old) != nil {
-			break
-		}
+	for _, old := range oldRebuildLeftovers(dir) {
+		os.RemoveAll(old)
 	}
 	return res, nil
 }
@@ -189,7 +187,7 @@ func swapIn(building, idx string) error {
 // removeRebuildLeftovers removes what killed rebuilds left: an unfinished
 // index.new-*, or after the swap the old index under that name. Only
 // under the repository lock. (Versions before the swap moved the old
-// index to index.old-* first and built in place: see oldRebuildLeftover.)
+// index to index.old-* first and built in place: see oldRebuildLeftovers.)
 func removeRebuildLeftovers(dir string) {
 	finishInterruptedSwap(dir)
 	left, _ := filepath.Glob(filepath.Join(dir, rebuildPrefix+"*"))
@@ -215,16 +213,13 @@ func finishInterruptedSwap(dir string) {
 	}
 }
 
-// oldRebuildLeftover returns the index.old-* that a rebuild by an earlier
-// version leaves when it is killed: then <repo>/index is only partly
-// built, and opening it would hide snapshots (and prune would delete
-// their data). "" if there is none.
-func oldRebuildLeftover(dir string) string {
+// oldRebuildLeftovers returns the index.old-* that a rebuild by an
+// earlier version leaves when it is killed: then <repo>/index is only
+// partly built, and opening it would hide snapshots (and prune would
+// delete their data).
+func oldRebuildLeftovers(dir string) []string {
 	left, _ := filepath.Glob(filepath.Join(dir, "index.old-*"))
-	if len(left) == 0 {
-		return ""
-	}
-	return left[0]
+	return left
 }
 
 // ForgetMissingPacks drops from the index every pack that is no longer on
@@ -279,14 +274,17 @@ func (r *Repo) ForgetMissingPacks() (packs []ID, blobs int, err error) {
 	}); err != nil {
 		return nil, 0, err
 	}
-	if err := r.DeleteBlobs(gone); err != nil {
-		return nil, 0, err
+	// One batch: the blobs and their packs go together or not at all.
+	b := r.KV.NewBatch()
+	for _, id := range gone {
+		b.Delete(blobKey(id))
 	}
 	for id := range missing {
-		if err := r.KV.Delete(append([]byte{prefixPack}, id[:]...), true); err != nil {
-			return nil, 0, err
-		}
+		b.Delete(append([]byte{prefixPack}, id[:]...))
 		packs = append(packs, id)
+	}
+	if err := b.Commit(true); err != nil {
+		return nil, 0, err
 	}
 	return packs, len(gone), nil
 }
