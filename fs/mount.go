@@ -198,11 +198,13 @@ func Mount(dir string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", dir, err)
 	}
-	setReadahead(dir, m.opts.MaxRead)
 	s := &Server{srv: srv, m: m, dir: dir, stop: make(chan struct{}), watchDone: make(chan struct{})}
+	// The mount's device: FUSE's anonymous major 0, and a minor that
+	// numbers the connection and the readahead's backing device.
 	var st syscall.Stat_t
 	if syscall.Stat(dir, &st) == nil {
 		s.conn = unix.Minor(st.Dev)
+		setReadahead(st.Dev, m.opts.MaxRead)
 	}
 	s.m.mounted.Store(root)
 	go s.watch()
@@ -266,12 +268,8 @@ func (s *Server) stopWatch() {
 // per 1 MiB chunk; the window itself is the mount's backing device's
 // read_ahead_kb, which root may set. Best effort: without it reads are
 // correct, only smaller.
-func setReadahead(dir string, maxRead int) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil {
-		return
-	}
-	bdi := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+func setReadahead(dev uint64, maxRead int) {
+	bdi := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(dev), unix.Minor(dev))
 	os.WriteFile(bdi, []byte(fmt.Sprint(maxRead>>10)), 0)
 }
 

@@ -76,7 +76,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Sources {
-		if !validLabel(s.Label) || seen[s.Label] {
+		if !validName(s.Label) || seen[s.Label] {
 			return nil, fmt.Errorf("snapshot: bad or repeated source label %q", s.Label)
 		}
 		seen[s.Label] = true
@@ -339,7 +339,7 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 		case TypeFile:
 			src.add(func(s *SourceStats) { s.Files++; s.Bytes += n.Size })
 			key := index.FileCacheKey(src.label + "\x00" + rel + name)
-			if content, ok := a.cachedContent(key, n); ok && !a.readAll {
+			if content, ok := a.cachedContent(key, n); ok {
 				n.Content = content
 				var data int64
 				for _, c := range content {

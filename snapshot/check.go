@@ -40,7 +40,11 @@ type CheckReport struct {
 }
 
 // ReadsAll reports whether a check with o reads every chunk back.
-func (o CheckOptions) ReadsAll() bool { return o.ReadData && !(o.Subset > 0 && o.Subset < 1) }
+func (o CheckOptions) ReadsAll() bool { return o.ReadData && !o.sampled() }
+
+// sampled reports whether Subset picks a part of the packs (0 and 1 mean
+// all of them).
+func (o CheckOptions) sampled() bool { return o.Subset > 0 && o.Subset < 1 }
 
 // OK reports whether nothing was wrong.
 func (c *CheckReport) OK() bool { return len(c.Problems) == 0 }
@@ -127,7 +131,7 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 				packs = append(packs, p)
 			}
 		}
-		if o.Subset > 0 && o.Subset < 1 && len(packs) > 0 {
+		if o.sampled() && len(packs) > 0 {
 			rand.Shuffle(len(packs), func(i, j int) { packs[i], packs[j] = packs[j], packs[i] })
 			packs = packs[:max(1, int(float64(len(packs))*o.Subset+0.5))]
 		}

@@ -49,7 +49,7 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 		return
 	}
 	c := CheckRecord{Time: start, Duration: r.opts.Now().Sub(start), ReadData: o.ReadData, Result: CheckOK}
-	if o.ReadData && o.Subset > 0 && o.Subset < 1 {
+	if o.ReadData && o.sampled() {
 		c.Subset = o.Subset
 	}
 	switch {

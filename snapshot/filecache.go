@@ -10,6 +10,9 @@ import (
 // that every chunk is still in the index (prune may have removed some).
 
 func (a *archiver) cachedContent(key []byte, n *Node) ([]ChunkRef, bool) {
+	if a.readAll { // Request.ReadAll: trust nothing, look nothing up
+		return nil, false
+	}
 	v, err := a.r.idx.KV.Get(key)
 	if err != nil {
 		return nil, false

@@ -87,7 +87,7 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	for _, s := range m.Sources {
 		// Restore writes each source to target/label, so a label like
 		// "../x" would leave the target.
-		if !validLabel(s.Label) || seen[s.Label] {
+		if !validName(s.Label) || seen[s.Label] {
 			return nil, fmt.Errorf("snapshot: manifest: bad or repeated source label %q: %w", s.Label, ErrCorrupt)
 		}
 		seen[s.Label] = true
@@ -97,10 +97,6 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	}
 	return &m, nil
 }
-
-// validLabel reports whether label may name a source: one plain path
-// component, as TakeSnapshot requires (repeats are checked by the caller).
-func validLabel(label string) bool { return validName(label) }
 
 func marshalManifest(m *Manifest) ([]byte, error) {
 	b, err := json.Marshal(m)

@@ -131,7 +131,7 @@ type restorer struct {
 	mu        sync.Mutex
 	links     map[[2]uint64]string // (dev, inode) -> first restored path
 	linkLater [][2]string          // (existing, new)
-	failed    map[string]bool      // paths removed for corrupt data
+	failed    map[string]bool      // paths removed: their data was corrupt or unreadable
 	dirs      []dirMeta
 	bytes     atomic.Int64
 }
@@ -387,14 +387,15 @@ func (rs *restorer) finish() error {
 }
 
 // makeLinks creates the hardlinks deferred until their first path was
-// written. A first path removed for corrupt data leaves nothing to link
-// to: its other names fail with it, and the restore goes on.
+// written. A first path removed because its data was corrupt or
+// unreadable leaves nothing to link to: its other names fail with it, and
+// the restore goes on.
 func (rs *restorer) makeLinks() error {
 	for _, l := range rs.linkLater {
 		first, path := l[0], l[1]
 		if rs.failed[first] {
-			rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (hardlink to %s, whose data is corrupt)", path, first))
-			rs.warn("%s: hardlink to %s, whose data is corrupt (not restored)", path, first)
+			rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (hardlink to %s, which could not be restored)", path, first))
+			rs.warn("%s: not restored: a hardlink to %s, which could not be restored", path, first)
 			continue
 		}
 		removeExisting(path)

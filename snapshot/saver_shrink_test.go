@@ -17,6 +17,18 @@ func setReadHook(t *testing.T, hook func(path string, off int64)) {
 	t.Cleanup(func() { testHookRead = nil })
 }
 
+// snapshotSavedAsRead snapshots src (label "d", holding f) into a new
+// repository and asserts checkSavedAsRead.
+func snapshotSavedAsRead(t *testing.T, src string, want []byte) {
+	t.Helper()
+	r, _ := newRepo(t)
+	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSavedAsRead(t, r, res, want)
+}
+
 // checkSavedAsRead asserts that the snapshot's d/f is want exactly, with a
 // size its chunks agree with, and that the snapshot said f changed.
 func checkSavedAsRead(t *testing.T, r *Repository, res *Result, want []byte) {
@@ -65,12 +77,7 @@ func TestSnapshotFileShrunkBeforeReadSavedAsRead(t *testing.T) {
 			}
 		}
 	})
-	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSavedAsRead(t, r, res, data[:keep])
+	snapshotSavedAsRead(t, src, data[:keep])
 }
 
 // A sparse file cut short while its first extent was read, then regrown
@@ -108,12 +115,7 @@ func TestSnapshotSparseFileShortReadIsNotAHole(t *testing.T) {
 			g.Close()
 		}
 	})
-	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSavedAsRead(t, r, res, data[:keep])
+	snapshotSavedAsRead(t, src, data[:keep])
 }
 
 // A file that grows while read is saved up to the size stat'ed when it
@@ -137,12 +139,7 @@ func TestSnapshotFileGrownWhileReadSavedAsRead(t *testing.T) {
 			g.Close()
 		}
 	})
-	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSavedAsRead(t, r, res, data)
+	snapshotSavedAsRead(t, src, data)
 }
 
 // A sparse file rewritten whole while read: its holes were found before
@@ -170,10 +167,5 @@ func TestSnapshotSparseFileRewrittenHasNoInventedHole(t *testing.T) {
 			}
 		}
 	})
-	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSavedAsRead(t, r, res, dense)
+	snapshotSavedAsRead(t, src, dense)
 }
