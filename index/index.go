@@ -49,6 +49,9 @@ type Options struct {
 	// ReadOnly opens for reading only (see openReadOnly): for a
 	// repository on read-only media or a full disk.
 	ReadOnly bool
+	// InsecurePermissions skips CheckPermissions (default false: a
+	// repository other users can write is refused).
+	InsecurePermissions bool
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +72,11 @@ func (o Options) withDefaults() Options {
 // lock proves nobody is still writing them.
 func Open(dir string, o Options) (*Repo, error) {
 	o = o.withDefaults()
+	if !o.InsecurePermissions {
+		if err := CheckPermissions(dir); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err

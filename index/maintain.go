@@ -69,6 +69,11 @@ type RebuildResult struct {
 // stored raw (codec 0), so this needs no codec.
 func RebuildIndex(dir string, o Options) (res *RebuildResult, err error) {
 	o = o.withDefaults()
+	if !o.InsecurePermissions {
+		if err := CheckPermissions(dir); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := ReadConfig(dir); err != nil {
 		return nil, err
 	}

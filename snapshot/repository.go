@@ -33,6 +33,9 @@ type Options struct {
 	// ReadOnly opens for listing, reading, restoring and checking only
 	// (index.Options.ReadOnly): a backup disk mounted read-only, or full.
 	ReadOnly bool
+	// InsecurePermissions opens a repository other users can write
+	// (index.Options.InsecurePermissions; default false: refused).
+	InsecurePermissions bool
 }
 
 func (o Options) withDefaults() Options {
@@ -88,7 +91,7 @@ func Init(dir string, o Options) error {
 // Open opens the repository at dir, taking its lock.
 func Open(dir string, o Options) (*Repository, error) {
 	o = o.withDefaults()
-	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly})
+	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions})
 	if err != nil {
 		return nil, err
 	}

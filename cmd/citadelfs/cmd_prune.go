@@ -45,7 +45,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			res, err := index.RebuildIndex(dir, index.Options{})
+			res, err := index.RebuildIndex(dir, index.Options{InsecurePermissions: env.global.insecureRepo})
 			if err != nil {
 				return err
 			}

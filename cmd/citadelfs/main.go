@@ -61,6 +61,8 @@ type globalFlags struct {
 	configPath string
 	json       bool
 	quiet      bool
+	// insecureRepo opens a repository other users can write.
+	insecureRepo bool
 }
 
 func main() {
@@ -133,6 +135,7 @@ func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
 	fs.StringVar(&g.configPath, "config", defaultConfigPath, "configuration file")
 	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
+	fs.BoolVar(&g.insecureRepo, "insecure-repo-permissions", false, "open a repository that users other than this one and root can write (unsafe as root)")
 	if c.flags != nil {
 		c.flags(fs)
 	}

@@ -28,13 +28,13 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	if env.flags != nil {
 		name = env.flags.Name()
 	}
-	r, err := snapshot.Open(dir, snapshot.Options{Command: name})
+	r, err := snapshot.Open(dir, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo})
 	if errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EACCES) {
 		// A backup disk mounted read-only, or full, or a repository this
 		// user may read but not write: what only reads (listing,
 		// restoring, checking) still works, read-only.
 		if c := commands[strings.TrimPrefix(name, "citadelfs ")]; c != nil && c.readsOnly {
-			ro, rerr := snapshot.Open(dir, snapshot.Options{Command: name, ReadOnly: true})
+			ro, rerr := snapshot.Open(dir, snapshot.Options{Command: name, ReadOnly: true, InsecurePermissions: env.global.insecureRepo})
 			switch {
 			case rerr == nil:
 				env.warnf("repository %s cannot be written (%v); opened it read-only", dir, err)
