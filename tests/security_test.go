@@ -2,8 +2,11 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestPlantedLockAndWritableRepository: a user who can write the
@@ -31,4 +34,72 @@ func TestPlantedLockAndWritableRepository(t *testing.T) {
 	os.Chmod(repo, 0o777)
 	assertOneLineError(t, citadel(t, "check", "--repo", repo), 1, "writable", "--insecure-repo-permissions")
 	mustCitadel(t, "check", "--repo", repo, "--insecure-repo-permissions")
+}
+
+// TestFakeDaemonIsRefused: a user who can write the repository bound
+// <repo>/daemon.sock, and root's check, snapshot and restore sent it their
+// arguments and working directory and printed what it answered, with its
+// exit code. The client now checks the server's SO_PEERCRED first.
+func TestFakeDaemonIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a server as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	dir := t.TempDir()
+	for d := dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	fake := filepath.Join(dir, "fakedaemon")
+	build := exec.Command("go", "build", "-o", fake, "./tests/testdata/fakedaemon")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the fake daemon: %v\n%s", err, out)
+	}
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a\n"), 0o644)
+	repo := initRepo(t, dir)
+	mustCitadel(t, "snapshot", "--repo", repo, "--source", "s="+src)
+	// The operator's mistake: the repository is open to everyone.
+	os.Chmod(repo, 0o777)
+	logDir := filepath.Join(dir, "log")
+	os.Mkdir(logDir, 0o755)
+	os.Chmod(logDir, 0o777)
+	log := filepath.Join(logDir, "received")
+	srv := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", fake, filepath.Join(repo, "daemon.sock"), log)
+	srv.Stderr = os.Stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(log + ".ready"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fake daemon did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, args := range [][]string{
+		{"check"},
+		{"snapshot", "--source", "s=" + src},
+		{"restore", "latest", filepath.Join(dir, "out")},
+		// The flag that opens a writable repository does not make its
+		// socket trusted.
+		{"check", "--insecure-repo-permissions"},
+	} {
+		r := citadel(t, append(args, "--repo", repo)...)
+		if strings.Contains(r.stdout, "FAKE") {
+			t.Errorf("%v printed the fake daemon's answer: %s", args, r)
+		}
+		assertOneLineError(t, r, 1, "uid 65534", "refusing")
+	}
+	if b, _ := os.ReadFile(log); len(b) > 0 {
+		t.Fatalf("the fake daemon received %d bytes: %q", len(b), b)
+	}
 }

@@ -5,9 +5,12 @@ package main
 // by a timer or by hand runs inside it, on behalf of the client process.
 //
 // Protocol (version 1) on the unix stream socket <repo>/daemon.sock, mode
-// 0600 and checked with SO_PEERCRED (the daemon's own uid only, i.e. root):
-// every message is a frame, one type byte, a 4-byte big-endian length and
-// the payload.
+// 0600 and checked with SO_PEERCRED both ways: the daemon admits clients
+// of its own uid only (root, so a non-root client can ask it nothing, and
+// what a restore may write is never decided for another user), and a
+// client sends nothing until the server has proven to run as root or as
+// the repository's owner (checkServer). Every message is a frame, one
+// type byte, a 4-byte big-endian length and the payload.
 //
 //	client → daemon  'r' request: JSON daemonRequest (args, cwd, terminal)
 //	daemon → client  'o' stdout bytes, 'e' stderr bytes, as the command writes
@@ -161,6 +164,12 @@ func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []strin
 		return 0, false
 	}
 	defer conn.Close()
+	// Nothing is sent, not even the arguments, before the server has
+	// proven to be a daemon this caller may trust.
+	if err := checkServer(conn, repo); err != nil {
+		fmt.Fprintf(env.stderr, "citadelfs %s: %v\n", c.name, err)
+		return exitFatal, true
+	}
 	cwd, _ := os.Getwd()
 	req, _ := json.Marshal(daemonRequest{Version: daemonProtoVersion, Args: args, Cwd: cwd, StderrTerminal: env.isTerminal})
 	if err := writeFrame(conn, frameRequest, req); err != nil {
@@ -394,22 +403,48 @@ func (s *daemonServer) run(ctx context.Context, req daemonRequest, stdout, stder
 	return reportError(stderr, c.name, c.run(ctx, env, env.flags.Args()))
 }
 
-// checkPeer admits only clients running as the daemon's own user (root):
-// the socket's mode says the same, this holds even if the mode is changed.
-func checkPeer(conn *net.UnixConn) error {
+// checkServer admits a daemon that runs as root or as the repository's
+// owner, as SO_PEERCRED reports for whoever called listen(2). Anyone else
+// who could bind <repo>/daemon.sock can write the repository: the client
+// then neither talks to that server nor opens the repository itself
+// (whoever planted the socket could have planted anything else there).
+func checkServer(conn *net.UnixConn, repo string) error {
+	cred, err := peerCred(conn)
+	if err != nil {
+		return fmt.Errorf("daemon: credentials of %s: %w", socketPath(repo), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(repo, &st); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if cred.Uid == 0 || cred.Uid == st.Uid {
+		return nil
+	}
+	return fmt.Errorf("%s is served by uid %d (pid %d), not by root or the repository's owner (uid %d); refusing to talk to it or to open the repository (another user can write %s: check its permissions)",
+		socketPath(repo), cred.Uid, cred.Pid, st.Uid, repo)
+}
+
+func peerCred(conn *net.UnixConn) (*unix.Ucred, error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	if cerr != nil {
-		return cerr
+	return cred, cerr
+}
+
+// checkPeer admits only clients running as the daemon's own user (root):
+// the socket's mode says the same, this holds even if the mode is changed.
+func checkPeer(conn *net.UnixConn) error {
+	cred, err := peerCred(conn)
+	if err != nil {
+		return err
 	}
 	if int(cred.Uid) != os.Geteuid() {
 		return fmt.Errorf("daemon: client uid %d (pid %d) is not %d", cred.Uid, cred.Pid, os.Geteuid())
