@@ -133,7 +133,10 @@ type restorer struct {
 	linkLater [][2]string          // (existing, new)
 	failed    map[string]bool      // paths removed: their data was corrupt or unreadable
 	dirs      []dirMeta
-	bytes     atomic.Int64
+	// files and bytes count only files restored whole: a file that
+	// failed (its partial bytes removed with it) is in Failed instead.
+	files atomic.Int64
+	bytes atomic.Int64
 }
 
 type restoreJob struct {
@@ -176,7 +179,6 @@ func (rs *restorer) restoreNode(n *Node, path string) error {
 		rs.dirs = append(rs.dirs, dirMeta{n, path})
 		return nil
 	case TypeFile:
-		rs.res.Files++
 		if n.Nlink > 1 && n.Inode != 0 {
 			key := [2]uint64{n.Dev, n.Inode}
 			rs.mu.Lock()
@@ -256,7 +258,12 @@ func (rs *restorer) worker() {
 		if err == nil {
 			err = rs.applyMeta(job.node, job.path)
 		}
-		if err != nil {
+		if err == nil {
+			rs.files.Add(1)
+			rs.bytes.Add(fileBytes(job.node))
+			continue
+		}
+		{
 			// A file whose data cannot be read (corrupt, or a bad sector
 			// under its pack) is skipped and named; the rest of the
 			// restore goes on. What stops it is the target failing (a
@@ -273,6 +280,16 @@ func (rs *restorer) worker() {
 			rs.cancel(err)
 		}
 	}
+}
+
+// fileBytes is the data a restored file took from the repository: the
+// sum of its chunks (holes are not data).
+func fileBytes(n *Node) int64 {
+	var b int64
+	for _, c := range n.Content {
+		b += c.Length
+	}
+	return b
 }
 
 // readError is a failure to read a file's data from the repository (an
@@ -315,7 +332,6 @@ func (rs *restorer) restoreFile(n *Node, path string) (err error) {
 			return fmt.Errorf("snapshot: restore %s: %w", path, err)
 		}
 		rs.o.Progress.Bytes.Add(c.Length)
-		rs.bytes.Add(c.Length)
 	}
 	// Truncate sets the size, leaving any trailing hole unallocated.
 	if err := f.Truncate(n.Size); err != nil {
@@ -382,6 +398,7 @@ func (rs *restorer) finish() error {
 			err = derr
 		}
 	}
+	rs.res.Files = rs.files.Load()
 	rs.res.Bytes = rs.bytes.Load()
 	return err
 }
@@ -402,6 +419,7 @@ func (rs *restorer) makeLinks() error {
 		if err := os.Link(first, path); err != nil {
 			return fmt.Errorf("snapshot: restore: hardlink: %w", err)
 		}
+		rs.files.Add(1)
 	}
 	return nil
 }
