@@ -72,10 +72,11 @@ func rerunAsNobody(t *testing.T) bool {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	// The child can neither enter root's 0700 build directory nor write
 	// below root's TempDir, so it gets a copy of the binary and its own
-	// world-writable temporary directory.
+	// world-writable temporary directory, sticky like /tmp (a repository
+	// below a plain world-writable one is refused).
 	exe := filepath.Join(dir, "snapshot.test")
 	copyFile(t, os.Args[0], exe)
-	if err := os.Chmod(dir, 0o777); err != nil {
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.v")
