@@ -1,13 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"io"
+	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -17,8 +19,10 @@ import (
 const defaultConfigPath = "/etc/citadelfs/config.yaml"
 
 // config is the configuration file. Both our own keys and the seed's
-// backup-config.yaml layout (backup_config.storage.*) are accepted, so an
-// operator can point --config at the file the old scripts used.
+// backup-config.yaml layout (backup_config.*) are accepted, so an operator
+// can point --config at the file the old scripts used. Every key of the
+// seed's file is read with a meaning or gives a named warning (docs/config.md
+// lists them); an unknown key is an error with its file and line.
 type config struct {
 	// Repo is the repository directory.
 	Repo string `yaml:"repo"`
@@ -32,17 +36,84 @@ type config struct {
 	Monitor monitor.Config `yaml:"monitor"`
 
 	// BackupConfig is the seed's layout.
-	BackupConfig struct {
-		Storage struct {
-			BackupRoot       string  `yaml:"backup_root"`
-			SourceModels     string  `yaml:"source_models"`
-			SourceConfigs    string  `yaml:"source_configs"`
-			SourceLogs       string  `yaml:"source_logs"`
-			StorageThreshold float64 `yaml:"storage_threshold"`
-		} `yaml:"storage"`
-		Retention retentionConfig `yaml:"retention"`
-	} `yaml:"backup_config"`
-	BackupRoot string `yaml:"backup_root"`
+	BackupConfig seedConfig `yaml:"backup_config"`
+	BackupRoot   string     `yaml:"backup_root"`
+
+	// Filled by normalize from the seed's keys.
+	Schedule     map[string][]scheduleEntry `yaml:"-"`
+	VerifyAfter  bool                       `yaml:"-"`
+	TestRestore  bool                       `yaml:"-"`
+	ArchiveAfter string                     `yaml:"-"`
+	Warnings     []configWarning            `yaml:"-"`
+}
+
+// seedConfig is the seed's backup-config.yaml, key for key.
+type seedConfig struct {
+	Version any `yaml:"version"`
+	Storage struct {
+		BackupRoot       string  `yaml:"backup_root"`
+		SourceModels     string  `yaml:"source_models"`
+		SourceConfigs    string  `yaml:"source_configs"`
+		SourceLogs       string  `yaml:"source_logs"`
+		TempDir          string  `yaml:"temp_dir"`
+		StorageThreshold float64 `yaml:"storage_threshold"`
+	} `yaml:"storage"`
+	Retention       retentionConfig `yaml:"retention"`
+	RetentionPolicy struct {
+		DailyBackups     int    `yaml:"daily_backups"`
+		WeeklyBackups    int    `yaml:"weekly_backups"`
+		MonthlyBackups   int    `yaml:"monthly_backups"`
+		ArchiveThreshold string `yaml:"archive_threshold"`
+	} `yaml:"retention_policy"`
+	ArchiveThreshold string `yaml:"archive_threshold"`
+	// BackupSchedule maps a source label to one cron string, or to
+	// tag: cron pairs (models: {daily: "0 2 * * *", weekly: ...}).
+	BackupSchedule map[string]cronSpec `yaml:"backup_schedule"`
+	Compression    struct {
+		Algorithm    string `yaml:"algorithm"`
+		Level        int    `yaml:"level"`
+		ParallelJobs int    `yaml:"parallel_jobs"`
+	} `yaml:"compression"`
+	Validation struct {
+		ChecksumAlgorithm  string `yaml:"checksum_algorithm"`
+		VerifyAfterBackup  bool   `yaml:"verify_after_backup"`
+		TestRestoreMonthly bool   `yaml:"test_restore_monthly"`
+	} `yaml:"validation"`
+	Alerts struct {
+		BackupFailure    *bool `yaml:"backup_failure"`
+		StorageThreshold *bool `yaml:"storage_threshold"`
+		RetentionCleanup *bool `yaml:"retention_cleanup"`
+	} `yaml:"alerts"`
+}
+
+// cronSpec is one cron string or a map of tag to cron string.
+type cronSpec struct {
+	entries []scheduleEntry
+}
+
+// scheduleEntry is one timer of a source: a cron string and the tag its
+// snapshots get ("" for none).
+type scheduleEntry struct {
+	Tag  string `json:"tag,omitempty"`
+	Cron string `json:"cron"`
+}
+
+func (c *cronSpec) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		c.entries = []scheduleEntry{{Cron: n.Value}}
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: schedule %q must be a cron string like \"0 2 * * *\"", v.Line, k.Value)
+			}
+			c.entries = append(c.entries, scheduleEntry{Tag: k.Value, Cron: v.Value})
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: a schedule is a cron string or a map of tag: cron string", n.Line)
 }
 
 type retentionConfig struct {
@@ -53,6 +124,25 @@ type retentionConfig struct {
 	Last    int `yaml:"last"`
 }
 
+// configWarning is a key that is read but has no effect here, or a value
+// adjusted. Name is stable and documented in docs/config.md.
+type configWarning struct {
+	Name    string `json:"name"`
+	Key     string `json:"key"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+// configErrors are all the problems of one file, each "FILE:LINE: ...".
+type configErrors []string
+
+func (e configErrors) Error() string {
+	if len(e) == 1 {
+		return e[0]
+	}
+	return fmt.Sprintf("%s (and %d more: run citadelfs config check)", e[0], len(e)-1)
+}
+
 // loadConfig reads path. A missing file at the default path is not an error
 // (flags and the environment may say everything); a missing file the user
 // named explicitly is. Parse errors carry the file and line.
@@ -60,28 +150,238 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	c := &config{}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return c.normalize(), nil
+		return c.normalize(nil), nil
 	}
 	if err != nil {
 		return nil, usagef("config: %v", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		// A TypeError lists one problem per line ("unmarshal errors:\n  line
-		// 2: ..."); errors are one line each, so join them.
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			msg = strings.Join(te.Errors, "; ")
+		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+			return nil, usageError{configErrors{fmt.Sprintf("%s:%s: %s", path, m[1], m[2])}.Error()}
 		}
-		return nil, usagef("config %s: %s", path, msg)
+		return nil, usagef("%s: %s", path, msg)
 	}
-	return c.normalize(), nil
+	var errs configErrors
+	if len(root.Content) > 0 {
+		checkKeys(path, root.Content[0], reflect.TypeOf(*c), "", &errs)
+	}
+	if len(errs) == 0 && len(root.Content) > 0 {
+		if err := root.Decode(c); err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				for _, m := range te.Errors {
+					errs = append(errs, friendlyTypeError(path, m))
+				}
+			} else {
+				errs = append(errs, friendlyTypeError(path, err.Error()))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, usageError{errs.Error()}.withList(errs)
+	}
+	return c.normalize(&root), nil
 }
 
-func (c *config) normalize() *config {
-	st := c.BackupConfig.Storage
+// configUsageError is a usage error (exit 2) that keeps every line for
+// config check.
+type configUsageError struct {
+	usageError
+	list configErrors
+}
+
+func (e usageError) withList(l configErrors) error { return configUsageError{e, l} }
+
+func (e configUsageError) Unwrap() error { return e.usageError }
+
+var (
+	yamlLineRe = regexp.MustCompile(`^line (\d+): (.*)$`)
+	typeErrRe  = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) `(.*)` into (.+)$")
+)
+
+// friendlyTypeError turns yaml.v3's "line 3: cannot unmarshal !!str `x`
+// into int" into "FILE:3: "x" is not a whole number", without Go types.
+func friendlyTypeError(path, msg string) string {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := typeErrRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s:%s: %q is not %s", path, m[1], m[3], kindWords(m[4]))
+	}
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s:%s: %s", path, m[1], m[2])
+	}
+	return path + ": " + msg
+}
+
+func kindWords(goType string) string {
+	switch {
+	case goType == "time.Duration":
+		return "a duration like 30s or 5m"
+	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool" || goType == "*bool":
+		return "true or false"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "map") || strings.HasPrefix(goType, "struct") || strings.Contains(goType, "."):
+		return "a mapping of keys"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	}
+	return "of the expected kind"
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// checkKeys walks n against t's yaml tags and records every key t has no
+// field for, with its line and the nearest known key.
+func checkKeys(path string, n *yaml.Node, t reflect.Type, prefix string, errs *configErrors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode || t == reflect.TypeOf(time.Time{}) {
+			return
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			fields[name] = f.Type
+			names = append(names, name)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := fields[k.Value]
+			if !ok {
+				msg := fmt.Sprintf("%s:%d: unknown key %q", path, k.Line, k.Value)
+				if prefix != "" {
+					msg = fmt.Sprintf("%s:%d: unknown key %q in %s", path, k.Line, k.Value, prefix)
+				}
+				if s := nearest(k.Value, names); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				*errs = append(*errs, msg)
+				continue
+			}
+			checkKeys(path, v, ft, joinKey(prefix, k.Value), errs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKeys(path, n.Content[i+1], t.Elem(), joinKey(prefix, n.Content[i].Value), errs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for _, e := range n.Content {
+			checkKeys(path, e, t.Elem(), prefix, errs)
+		}
+	}
+}
+
+func joinKey(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+// nearest is the known key closest to k by edit distance, when it is close
+// enough to be a typo (a third of the length, at least 2), or a key one of
+// them is a prefix of ("retention" for "retention_policy" is not offered).
+func nearest(k string, names []string) string {
+	best, bestD := "", -1
+	for _, n := range names {
+		d := levenshtein(strings.ToLower(k), n)
+		if bestD < 0 || d < bestD || (d == bestD && n < best) {
+			best, bestD = n, d
+		}
+	}
+	limit := len(k) / 3
+	if limit < 2 {
+		limit = 2
+	}
+	if bestD >= 0 && bestD <= limit {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// keyLine finds the line of a dotted key in the document, 0 if absent.
+func keyLine(root *yaml.Node, dotted string) int {
+	if root == nil || len(root.Content) == 0 {
+		return 0
+	}
+	n := root.Content[0]
+	line := 0
+	for _, part := range strings.Split(dotted, ".") {
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line = n.Content[i].Line
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0
+		}
+	}
+	return line
+}
+
+func (c *config) warn(root *yaml.Node, name, key, format string, args ...any) {
+	c.Warnings = append(c.Warnings, configWarning{Name: name, Key: key, Line: keyLine(root, key), Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *config) normalize(root *yaml.Node) *config {
+	bc := &c.BackupConfig
+	st := bc.Storage
 	if c.Repo == "" {
 		c.Repo = st.BackupRoot
 	}
@@ -98,11 +398,61 @@ func (c *config) normalize() *config {
 			}
 		}
 	}
+	if v := bc.Version; v != nil {
+		if s := fmt.Sprint(v); s != "1" && s != "1.0" {
+			c.warn(root, "version_unknown", "backup_config.version", "version %q is not 1.0, the only layout known; keys are read as 1.0", s)
+		}
+	}
+	if st.TempDir != "" {
+		c.warn(root, "temp_dir_unused", "backup_config.storage.temp_dir", "ignored: citadelfs stages nothing in a temporary directory (packs are written inside the repository and renamed into place)")
+	}
+	rp := bc.RetentionPolicy
 	if c.Retention == (retentionConfig{}) {
-		c.Retention = c.BackupConfig.Retention
+		c.Retention = bc.Retention
+	}
+	if c.Retention == (retentionConfig{}) && (rp.DailyBackups|rp.WeeklyBackups|rp.MonthlyBackups) != 0 {
+		c.Retention = retentionConfig{Daily: rp.DailyBackups, Weekly: rp.WeeklyBackups, Monthly: rp.MonthlyBackups}
 	}
 	if c.Retention == (retentionConfig{}) {
 		c.Retention = retentionConfig{Daily: 7, Weekly: 4, Monthly: 12}
+	}
+	for key, v := range map[string]string{"backup_config.archive_threshold": bc.ArchiveThreshold, "backup_config.retention_policy.archive_threshold": rp.ArchiveThreshold} {
+		if v != "" {
+			c.ArchiveAfter = v
+			c.warn(root, "archive_not_applied", key, "archive_threshold %q is kept but not applied: there is no off-host repository to copy older snapshots to yet; snapshots older than it stay under the retention policy", v)
+		}
+	}
+	if len(bc.BackupSchedule) > 0 {
+		c.Schedule = map[string][]scheduleEntry{}
+		for label, spec := range bc.BackupSchedule {
+			c.Schedule[label] = spec.entries
+		}
+	}
+	comp := bc.Compression
+	if comp.Algorithm != "" && !strings.EqualFold(comp.Algorithm, "auto") {
+		c.warn(root, "compression_fixed", "backup_config.compression.algorithm", "%q is not selectable: each chunk is stored raw, with the float-aware codec, or with zstd, whichever is smaller (the choice is per chunk)", comp.Algorithm)
+	}
+	if comp.Level != 0 {
+		c.warn(root, "compression_level_unused", "backup_config.compression.level", "level %d ignored: the codec's level is chosen per chunk", comp.Level)
+	}
+	if comp.ParallelJobs != 0 {
+		c.warn(root, "parallel_jobs_unused", "backup_config.compression.parallel_jobs", "parallel_jobs %d ignored: snapshots use one worker per CPU (GOMAXPROCS)", comp.ParallelJobs)
+	}
+	val := bc.Validation
+	if a := val.ChecksumAlgorithm; a != "" && !strings.EqualFold(a, "blake3") {
+		c.warn(root, "checksum_fixed", "backup_config.validation.checksum_algorithm", "%q not used: every blob and pack is addressed and verified by BLAKE3-256, fixed in citadel.json", a)
+	}
+	c.VerifyAfter = val.VerifyAfterBackup
+	c.TestRestore = val.TestRestoreMonthly
+	al := bc.Alerts
+	if al.BackupFailure != nil && !*al.BackupFailure {
+		c.Monitor.Thresholds.BackupFailed.Disabled = true
+	}
+	if al.StorageThreshold != nil && !*al.StorageThreshold {
+		c.Monitor.Thresholds.BackupStorage.Disabled = true
+	}
+	if al.RetentionCleanup != nil {
+		c.warn(root, "retention_cleanup_no_alert", "backup_config.alerts.retention_cleanup", "no alert is raised for retention cleanup: forget and prune print what they removed and exit non-zero on failure, which the unit_failed rule reports")
 	}
 	if c.Mountpoint == "" {
 		c.Mountpoint = "/mnt/citadel-snapshots"
@@ -110,6 +460,7 @@ func (c *config) normalize() *config {
 	if st.StorageThreshold > 0 && c.Monitor.BackupStorageThreshold == 0 {
 		c.Monitor.BackupStorageThreshold = st.StorageThreshold
 	}
+	sort.Slice(c.Warnings, func(i, j int) bool { return c.Warnings[i].Line < c.Warnings[j].Line })
 	return c
 }
 

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// `citadelfs config check` reads the configuration file as every other
+// command does, prints each problem on its own line (FILE:LINE: ...) and
+// exits 2, or prints the effective configuration and the named warnings of
+// keys that are read but have no effect here (docs/config.md).
+func init() {
+	register(&command{
+		name:    "config",
+		summary: "check the configuration file and print the effective configuration",
+		usage:   "check [--config FILE] [--json]",
+		run: func(ctx context.Context, env *cmdEnv, args []string) error {
+			if len(args) != 1 || args[0] != "check" {
+				return usagef("usage: citadelfs config check [--config FILE] [--json]")
+			}
+			c, err := loadConfig(env.global.configPath, true)
+			if err != nil {
+				var ce configUsageError
+				if errors.As(err, &ce) {
+					for _, l := range ce.list {
+						fmt.Fprintln(env.stderr, l)
+					}
+					return withExit(exitUsage, errSilent)
+				}
+				return err
+			}
+			return printConfig(env, c)
+		},
+	})
+}
+
+type effectiveConfig struct {
+	File              string                     `json:"file"`
+	Repo              string                     `json:"repo"`
+	Sources           map[string]string          `json:"sources"`
+	Mountpoint        string                     `json:"mountpoint"`
+	Retention         retentionConfig            `json:"retention"`
+	Schedule          map[string][]scheduleEntry `json:"schedule,omitempty"`
+	VerifyAfterBackup bool                       `json:"verify_after_backup"`
+	TestRestore       bool                       `json:"test_restore_monthly"`
+	ArchiveThreshold  string                     `json:"archive_threshold,omitempty"`
+	StorageThreshold  float64                    `json:"storage_threshold,omitempty"`
+	Warnings          []configWarning            `json:"warnings"`
+}
+
+func printConfig(env *cmdEnv, c *config) error {
+	e := effectiveConfig{File: env.global.configPath, Repo: c.Repo, Sources: c.Sources, Mountpoint: c.Mountpoint,
+		Retention: c.Retention, Schedule: c.Schedule, VerifyAfterBackup: c.VerifyAfter, TestRestore: c.TestRestore,
+		ArchiveThreshold: c.ArchiveAfter, StorageThreshold: c.Monitor.BackupStorageThreshold, Warnings: c.Warnings}
+	if e.Warnings == nil {
+		e.Warnings = []configWarning{}
+	}
+	if env.global.json {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(e)
+	}
+	w := env.stdout
+	fmt.Fprintf(w, "%s: ok\n", e.File)
+	fmt.Fprintf(w, "repo:        %s\n", e.Repo)
+	fmt.Fprintf(w, "mountpoint:  %s\n", e.Mountpoint)
+	fmt.Fprintln(w, "sources:")
+	for _, l := range c.sourceLabels() {
+		fmt.Fprintf(w, "  %-10s %s\n", l, c.Sources[l])
+		for _, s := range c.Schedule[l] {
+			tag := s.Tag
+			if tag == "" {
+				tag = "-"
+			}
+			fmt.Fprintf(w, "    schedule %-8s %s\n", tag, s.Cron)
+		}
+	}
+	r := e.Retention
+	fmt.Fprintf(w, "retention:   last %d, daily %d, weekly %d, monthly %d, yearly %d\n", r.Last, r.Daily, r.Weekly, r.Monthly, r.Yearly)
+	fmt.Fprintf(w, "verify after backup: %v; monthly test restore: %v\n", e.VerifyAfterBackup, e.TestRestore)
+	if e.StorageThreshold > 0 {
+		fmt.Fprintf(w, "storage threshold: %g\n", e.StorageThreshold)
+	}
+	for _, wn := range e.Warnings {
+		fmt.Fprintf(w, "warning %s: %s:%d: %s: %s\n", wn.Name, e.File, wn.Line, wn.Key, wn.Message)
+	}
+	return nil
+}
