@@ -236,6 +236,9 @@ func (w *checkWalk) walk(tree index.ID, path string) error {
 		w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (directory unreadable)", w.where, path))
 		return nil
 	}
+	for _, part := range t.Parts {
+		w.seenTrees[part.ID] = true
+	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		p := path + n.Name

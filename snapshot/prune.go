@@ -226,6 +226,9 @@ func (r *Repository) liveBlobs(ctx context.Context) (map[index.ID]bool, error) {
 		if err != nil {
 			return fmt.Errorf("snapshot: prune: cannot read tree %s (run check; nothing was deleted): %w", id.Short(), err)
 		}
+		for _, p := range t.Parts {
+			live[p.ID] = true
+		}
 		for i := range t.Nodes {
 			n := &t.Nodes[i]
 			for _, c := range n.Content {

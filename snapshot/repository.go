@@ -326,8 +326,47 @@ func (r *Repository) LoadTree(ctx context.Context, id index.ID) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: tree %s: %w", id.Short(), err)
 	}
-	r.cache.putTree(id, t, len(b))
+	size := len(b)
+	if len(t.Parts) > 0 {
+		if size, err = r.loadTreeParts(ctx, id, t); err != nil {
+			return nil, err
+		}
+	}
+	r.cache.putTree(id, t, size)
 	return t, nil
+}
+
+// loadTreeParts fills t.Nodes from the parts of a split directory, checking
+// that each part holds what the index says and that the names run on in
+// order across parts. It returns the encoded size of all the parts.
+func (r *Repository) loadTreeParts(ctx context.Context, id index.ID, t *Tree) (int, error) {
+	var total uint64
+	for _, p := range t.Parts {
+		total += p.Count
+	}
+	if total > 1<<32 {
+		return 0, fmt.Errorf("snapshot: tree %s: %d entries: %w", id.Short(), total, ErrCorrupt)
+	}
+	t.Nodes = make([]Node, 0, total)
+	size := 0
+	for i, p := range t.Parts {
+		b, err := r.LoadBlob(ctx, p.ID, false)
+		if err != nil {
+			return 0, fmt.Errorf("snapshot: tree %s part %d: %w", id.Short(), i, err)
+		}
+		pt, err := DecodeTree(b)
+		if err == nil && (len(pt.Parts) > 0 || uint64(len(pt.Nodes)) != p.Count || pt.Nodes[0].Name != p.First ||
+			(len(t.Nodes) > 0 && pt.Nodes[0].Name <= t.Nodes[len(t.Nodes)-1].Name) ||
+			(i+1 < len(t.Parts) && pt.Nodes[len(pt.Nodes)-1].Name >= t.Parts[i+1].First)) {
+			err = fmt.Errorf("snapshot: tree: part does not match its index: %w", ErrCorrupt)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("snapshot: tree %s part %d (%s): %w", id.Short(), i, p.ID.Short(), err)
+		}
+		t.Nodes = append(t.Nodes, pt.Nodes...)
+		size += len(b)
+	}
+	return size, nil
 }
 
 // blobCache is a byte-bounded LRU of decoded chunks and trees.

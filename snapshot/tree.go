@@ -65,6 +65,20 @@ type Xattr struct {
 // Tree is one directory's entries, sorted by name.
 type Tree struct {
 	Nodes []Node
+	// Parts is set for a directory stored as a part index (a very large
+	// directory, see treeBuilder): DecodeTree of the index blob returns
+	// the parts and no nodes, and Repository.LoadTree returns every node
+	// with Parts still set, so that prune keeps the part blobs and check
+	// counts them.
+	Parts []TreePart
+}
+
+// TreePart is one part of a split directory listing: a tree blob holding
+// Count entries, the first of them named First.
+type TreePart struct {
+	First string
+	Count uint64
+	ID    index.ID
 }
 
 // Tree blob layout: "CTRE" | version u8=1 | uvarint count | nodes, each:
@@ -76,44 +90,78 @@ type Tree struct {
 //	xattr count uvarint, then per xattr: name (len+bytes), value (len+bytes)
 const treeMagic = "CTRE"
 
+// Tree blob versions: a listing holds nodes; an index lists the parts of a
+// directory too big for one blob (see encodeTreeIndex).
+const (
+	treeListing = 1
+	treeIndex   = 2
+)
+
 // Encode serialises the tree deterministically: equal trees give equal
-// bytes, so an unchanged directory deduplicates to the same blob.
+// bytes, so an unchanged directory deduplicates to the same blob. It always
+// writes one listing blob (version 1); a directory too big for one blob is
+// split by treeBuilder into such listings and a part index (version 2).
 func (t *Tree) Encode() []byte {
 	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
 	b := make([]byte, 0, 64+len(t.Nodes)*96)
 	b = append(b, treeMagic...)
-	b = append(b, 1)
+	b = append(b, treeListing)
 	b = binary.AppendUvarint(b, uint64(len(t.Nodes)))
 	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		b = appendBytes(b, n.Name)
-		b = append(b, byte(n.Type))
-		b = binary.AppendUvarint(b, uint64(n.Mode))
-		b = binary.AppendUvarint(b, uint64(n.UID))
-		b = binary.AppendUvarint(b, uint64(n.GID))
-		b = binary.AppendVarint(b, n.Size)
-		b = binary.AppendVarint(b, n.Mtime)
-		b = binary.AppendVarint(b, n.Atime)
-		b = binary.AppendVarint(b, n.Ctime)
-		b = binary.AppendUvarint(b, n.Inode)
-		b = binary.AppendUvarint(b, n.Dev)
-		b = binary.AppendUvarint(b, uint64(n.Nlink))
-		b = binary.AppendUvarint(b, n.Rdev)
-		b = appendBytes(b, n.Target)
-		if n.Type == TypeDir {
-			b = append(b, n.Subtree[:]...)
-		}
-		b = binary.AppendUvarint(b, uint64(len(n.Content)))
-		for _, c := range n.Content {
-			b = binary.AppendUvarint(b, uint64(c.Offset))
-			b = binary.AppendUvarint(b, uint64(c.Length))
-			b = append(b, c.ID[:]...)
-		}
-		b = binary.AppendUvarint(b, uint64(len(n.Xattrs)))
-		for _, x := range n.Xattrs {
-			b = appendBytes(b, x.Name)
-			b = appendBytes(b, string(x.Value))
-		}
+		b = appendNode(b, &t.Nodes[i])
+	}
+	return b
+}
+
+// appendNode appends one node in the listing layout above.
+func appendNode(b []byte, n *Node) []byte {
+	b = appendBytes(b, n.Name)
+	b = append(b, byte(n.Type))
+	b = binary.AppendUvarint(b, uint64(n.Mode))
+	b = binary.AppendUvarint(b, uint64(n.UID))
+	b = binary.AppendUvarint(b, uint64(n.GID))
+	b = binary.AppendVarint(b, n.Size)
+	b = binary.AppendVarint(b, n.Mtime)
+	b = binary.AppendVarint(b, n.Atime)
+	b = binary.AppendVarint(b, n.Ctime)
+	b = binary.AppendUvarint(b, n.Inode)
+	b = binary.AppendUvarint(b, n.Dev)
+	b = binary.AppendUvarint(b, uint64(n.Nlink))
+	b = binary.AppendUvarint(b, n.Rdev)
+	b = appendBytes(b, n.Target)
+	if n.Type == TypeDir {
+		b = append(b, n.Subtree[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(n.Content)))
+	for _, c := range n.Content {
+		b = binary.AppendUvarint(b, uint64(c.Offset))
+		b = binary.AppendUvarint(b, uint64(c.Length))
+		b = append(b, c.ID[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(n.Xattrs)))
+	for _, x := range n.Xattrs {
+		b = appendBytes(b, x.Name)
+		b = appendBytes(b, string(x.Value))
+	}
+	return b
+}
+
+// encodeTreeIndex serialises the part index of a split directory:
+//
+//	"CTRE" | version u8=2 | uvarint part count | parts, each:
+//	first name (uvarint len + bytes) | node count uvarint | part id [32]
+//
+// Each part is a version-1 listing of a run of the directory's entries;
+// the parts are in name order and together hold every entry once.
+func encodeTreeIndex(parts []TreePart) []byte {
+	b := make([]byte, 0, 16+len(parts)*64)
+	b = append(b, treeMagic...)
+	b = append(b, treeIndex)
+	b = binary.AppendUvarint(b, uint64(len(parts)))
+	for _, p := range parts {
+		b = appendBytes(b, p.First)
+		b = binary.AppendUvarint(b, p.Count)
+		b = append(b, p.ID[:]...)
 	}
 	return b
 }
@@ -204,10 +252,13 @@ func (d *treeDecoder) u32(what string) uint32 {
 // left, so a corrupt blob yields ErrCorrupt, never a panic or a huge
 // allocation.
 func DecodeTree(b []byte) (*Tree, error) {
-	if len(b) < 5 || string(b[:4]) != treeMagic || b[4] != 1 {
+	if len(b) < 5 || string(b[:4]) != treeMagic || (b[4] != treeListing && b[4] != treeIndex) {
 		return nil, fmt.Errorf("snapshot: tree: bad header: %w", ErrCorrupt)
 	}
 	d := &treeDecoder{b: b[5:]}
+	if b[4] == treeIndex {
+		return d.treeIndex()
+	}
 	count := d.uvarint("count")
 	if count > uint64(len(d.b)) { // every node takes at least one byte
 		return nil, fmt.Errorf("snapshot: tree: bad count: %w", ErrCorrupt)
@@ -282,6 +333,33 @@ func DecodeTree(b []byte) (*Tree, error) {
 			d.fail("size")
 		}
 		t.Nodes = append(t.Nodes, n)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return t, nil
+}
+
+// treeIndex decodes the rest of a part index: at least one part, first
+// names strictly increasing, every count at least one.
+func (d *treeDecoder) treeIndex() (*Tree, error) {
+	count := d.uvarint("part count")
+	if count == 0 || count > uint64(len(d.b))/34 { // a part takes at least 34 bytes
+		return nil, fmt.Errorf("snapshot: tree: bad part count: %w", ErrCorrupt)
+	}
+	t := &Tree{Parts: make([]TreePart, 0, count)}
+	for i := uint64(0); i < count && d.err == nil; i++ {
+		p := TreePart{First: d.bytes("part name", 4096), Count: d.uvarint("part size")}
+		p.ID = d.id("part id")
+		if !validName(p.First) || p.Count == 0 {
+			d.fail("part")
+		} else if len(t.Parts) > 0 && p.First <= t.Parts[len(t.Parts)-1].First {
+			d.fail("part order")
+		}
+		t.Parts = append(t.Parts, p)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")

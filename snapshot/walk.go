@@ -59,8 +59,7 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 	var dirSt unix.Stat_t
 	unix.Stat(path, &dirSt)
 	dirDev := dirSt.Dev
-	nodes := make([]*Node, 0, len(names))
-	var jobs []*fileJob
+	tb := newTreeBuilder(a.ctx, a.saveTreeBlob)
 	for _, name := range names {
 		if err := a.ctx.Err(); err != nil {
 			return index.ID{}, context.Cause(a.ctx)
@@ -122,37 +121,33 @@ func (a *archiver) saveDir(path, rel string, src *sourceState) (index.ID, error)
 			case <-a.ctx.Done():
 				return index.ID{}, context.Cause(a.ctx)
 			}
-			jobs = append(jobs, job)
+			if err := tb.add(n, job.done, &job.skip); err != nil {
+				return index.ID{}, err
+			}
+			continue
 		case TypeSocket:
 			a.warn(src, "%s: socket recorded (restore skips sockets)", full)
 			src.add(func(s *SourceStats) { s.Others++ })
 		default:
 			src.add(func(s *SourceStats) { s.Others++ })
 		}
-		nodes = append(nodes, n)
-	}
-	skipped := map[*Node]bool{}
-	for _, j := range jobs {
-		select {
-		case <-j.done:
-		case <-a.ctx.Done():
-			return index.ID{}, context.Cause(a.ctx)
-		}
-		if j.skip {
-			skipped[j.node] = true
+		if err := tb.add(n, nil, nil); err != nil {
+			return index.ID{}, err
 		}
 	}
-	t := &Tree{Nodes: make([]Node, 0, len(nodes))}
-	for _, n := range nodes {
-		if !skipped[n] {
-			t.Nodes = append(t.Nodes, *n)
-		}
+	id, err := tb.finish()
+	if err != nil && a.ctx.Err() == nil {
+		return id, fmt.Errorf("snapshot: directory %s: %w", path, err)
 	}
-	return a.saveTree(t)
+	return id, err
 }
 
 func (a *archiver) saveTree(t *Tree) (index.ID, error) {
-	b := t.Encode()
+	return a.saveTreeBlob(t.Encode())
+}
+
+// saveTreeBlob stores one encoded tree blob (a listing or a part index).
+func (a *archiver) saveTreeBlob(b []byte) (index.ID, error) {
 	id := index.Hash(b)
 	isNew, err := a.saver.Reserve(id)
 	if err != nil || !isNew {
