@@ -68,8 +68,11 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Sources {
-		if !validName(s.Label) || seen[s.Label] {
-			return nil, fmt.Errorf("snapshot: bad or repeated source label %q", s.Label)
+		if err := ValidLabel(s.Label); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		if seen[s.Label] {
+			return nil, fmt.Errorf("snapshot: repeated source label %q", s.Label)
 		}
 		seen[s.Label] = true
 	}

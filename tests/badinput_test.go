@@ -74,6 +74,7 @@ func TestBadInput(t *testing.T) {
 	unknownKey := cfg("unknown.yaml", "repo: "+repo+"\nsourcez:\n  models: /x\n")
 	wrongType := cfg("type.yaml", "repo: "+repo+"\nsources: 7\n")
 	empty := cfg("empty.yaml", "")
+	badLabel := cfg("label.yaml", "repo: "+repo+"\nsources:\n  bad label!: /x\n")
 
 	cases := []struct {
 		name     string
@@ -97,6 +98,10 @@ func TestBadInput(t *testing.T) {
 		{"no repository anywhere", []string{"snapshots", "--config", empty}, 2, []string{"--repo"}},
 		{"--time garbage", []string{"snapshot", "--repo", repo, "--source", "c=" + src, "--time", "yesterday-ish"}, 2, []string{"--time"}},
 		{"--source without a label", []string{"snapshot", "--repo", repo, "--source", src}, 2, []string{"--source"}},
+		{"--source with a bad label", []string{"snapshot", "--repo", repo, "--source", "bad label!=" + src}, 2, []string{`re:--source: source label "bad label!": only letters`}},
+		{"--source with a 300-byte label", []string{"snapshot", "--repo", repo, "--source", strings.Repeat("l", 300) + "=" + src}, 2, []string{"is 300 bytes; at most 64"}},
+		{"restore latest with a bad label", []string{"restore", "--repo", repo, "latest:a.b/x", filepath.Join(dir, "rt")}, 2, []string{`source label "a.b"`}},
+		{"config with a bad label", []string{"snapshot", "--config", badLabel}, 2, []string{`re:label\.yaml:3: sources: source label "bad label!"`}},
 		{"--subset out of range", []string{"check", "--repo", repo, "--subset", "200%"}, 2, []string{"--subset"}},
 		{"restore without target", []string{"restore", "--repo", repo, "latest"}, 2, nil},
 		// restic's "-1 = unlimited" would keep nothing here: refused.

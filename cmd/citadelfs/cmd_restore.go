@@ -108,6 +108,11 @@ func restorePicks(ctx context.Context, repo *snapshot.Repository, ref, sub strin
 		return nil, err
 	}
 	label, _, _ := strings.Cut(strings.Trim(sub, "/"), "/")
+	if label != "" {
+		if err := snapshot.ValidLabel(label); err != nil {
+			return nil, usagef("%v", err)
+		}
+	}
 	var picks []restorePick
 	for _, l := range latest {
 		if label != "" && l.Label != label {

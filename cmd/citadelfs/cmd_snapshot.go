@@ -68,6 +68,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 		if !ok || label == "" || path == "" {
 			return usagef("--source %q: want LABEL=PATH", s)
 		}
+		if err := snapshot.ValidLabel(label); err != nil {
+			return usagef("--source: %v", err)
+		}
 		specs = append(specs, snapshot.SourceSpec{Label: label, Path: env.absPath(path)})
 	}
 	if len(specs) == 0 {

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"citadelfs/monitor"
+	"citadelfs/snapshot"
 )
 
 const defaultConfigPath = "/etc/citadelfs/config.yaml"
@@ -178,6 +179,9 @@ func loadConfig(path string, explicit bool) (*config, error) {
 				errs = append(errs, friendlyTypeError(path, err.Error()))
 			}
 		}
+	}
+	if len(errs) == 0 {
+		errs = checkLabels(path, &root)
 	}
 	if len(errs) > 0 {
 		return nil, usageError{errs.Error()}.withList(errs)
@@ -346,6 +350,49 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// checkLabels applies snapshot.ValidLabel to every label the file names:
+// the keys of sources: and backup_config.backup_schedule:.
+func checkLabels(path string, root *yaml.Node) configErrors {
+	var errs configErrors
+	for _, key := range []string{"sources", "backup_config.backup_schedule"} {
+		n := nodeAt(root, key)
+		if n == nil || n.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if err := snapshot.ValidLabel(k.Value); err != nil {
+				errs = append(errs, fmt.Sprintf("%s:%d: %s: %v", path, k.Line, key, err))
+			}
+		}
+	}
+	return errs
+}
+
+func nodeAt(root *yaml.Node, dotted string) *yaml.Node {
+	if root == nil || len(root.Content) == 0 {
+		return nil
+	}
+	n := root.Content[0]
+	for _, part := range strings.Split(dotted, ".") {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 // keyLine finds the line of a dotted key in the document, 0 if absent.
