@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"log"
 	"os"
 	"sync"
@@ -222,11 +223,33 @@ func (s *Server) Abort() error {
 	if s.conn == 0 {
 		return fmt.Errorf("fs: abort %s: connection unknown", s.dir)
 	}
-	p := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", s.conn)
-	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
+	p := fmt.Sprintf("%s/%d/abort", fusectlDir, s.conn)
+	err := os.WriteFile(p, []byte("1"), 0)
+	if errors.Is(err, iofs.ErrNotExist) {
+		// Many hosts and containers boot without fusectl mounted; as root
+		// we can mount it (it is what systemd mounts at boot) and retry.
+		if merr := mountFusectl(); merr != nil {
+			return fmt.Errorf("fs: abort %s: fusectl is not mounted at %s and mounting it failed: %v", s.dir, fusectlDir, merr)
+		}
+		err = os.WriteFile(p, []byte("1"), 0)
+	}
+	if err != nil {
 		return fmt.Errorf("fs: abort %s: %w", s.dir, err)
 	}
 	return nil
+}
+
+// fusectlDir is where the kernel's FUSE control file system is mounted.
+const fusectlDir = "/sys/fs/fuse/connections"
+
+// mountFusectl mounts fusectl at fusectlDir unless it is mounted already
+// (a mounted fusectl lists one directory per connection, and ours exists).
+func mountFusectl() error {
+	err := unix.Mount("fusectl", fusectlDir, "fusectl", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	if errors.Is(err, unix.EBUSY) {
+		return nil // mounted meanwhile
+	}
+	return err
 }
 
 // watchInterval is how often the server looks for a new Tree.Generation
