@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,10 +13,54 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// SourceSpec names one directory to snapshot under a label.
+// SourceSpec names what to snapshot under a label: one directory (Path),
+// or files, directories and globs (Paths) kept under their absolute paths.
 type SourceSpec struct {
 	Label string
-	Path  string
+	// Path is a directory whose contents become the source's tree (the
+	// directory itself is the root). A Path that is not a directory is
+	// saved as a source of one path.
+	Path string
+	// Paths are files, directories and globs (path/filepath.Match syntax)
+	// saved under their absolute paths: the tree's root is "/", and the
+	// directories on the way keep their own metadata but hold only what
+	// leads to a path. A glob that matches nothing is a warning. With
+	// Paths, a Path given too is one more entry of the list.
+	Paths []string
+	// Excludes are patterns of entries left out (see exclude.go): without
+	// a slash a base name at any depth, with one anchored to the root.
+	Excludes []string
+	// ExcludeCaches leaves out the contents of directories holding a
+	// valid CACHEDIR.TAG, keeping the tag file.
+	ExcludeCaches bool
+	// OneFileSystem does not descend into mount points below a root: the
+	// mount point is recorded as an empty directory. Each root given
+	// counts as its own file system.
+	OneFileSystem bool
+}
+
+// Validate checks the spec's globs and exclude patterns, so a typo is an
+// error before anything is read.
+func (s SourceSpec) Validate() error {
+	if s.Path == "" && len(s.Paths) == 0 {
+		return fmt.Errorf("snapshot: source %s: no path given", s.Label)
+	}
+	for _, p := range s.Paths {
+		if p == "" {
+			return fmt.Errorf("snapshot: source %s: empty path", s.Label)
+		}
+		if _, err := filepath.Match(p, ""); err != nil {
+			return fmt.Errorf("snapshot: source %s: path %q: %v", s.Label, p, err)
+		}
+	}
+	_, err := compileExcludes(s.Excludes)
+	return err
+}
+
+// preparedSource is a checked spec with its compiled excludes.
+type preparedSource struct {
+	spec  SourceSpec
+	rules []excludeRule
 }
 
 // Request describes one snapshot.
@@ -67,6 +112,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 		return nil, errors.New("snapshot: no sources given")
 	}
 	seen := map[string]bool{}
+	var prepared []preparedSource
 	for _, s := range req.Sources {
 		if err := ValidLabel(s.Label); err != nil {
 			return nil, fmt.Errorf("snapshot: %w", err)
@@ -75,6 +121,11 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 			return nil, fmt.Errorf("snapshot: repeated source label %q", s.Label)
 		}
 		seen[s.Label] = true
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		rules, _ := compileExcludes(s.Excludes)
+		prepared = append(prepared, preparedSource{spec: s, rules: rules})
 	}
 	if !r.writeMu.TryLock() {
 		if req.Warn != nil {
@@ -111,7 +162,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	a.progress.Start = start
 	a.bufPool.New = func() any { b := make([]byte, r.params.Max); return &b }
 	if req.Progress != nil {
-		go scanTotals(ctx, req.Sources, req.Progress)
+		go scanTotals(ctx, prepared, req.Progress)
 	}
 	// The workers report failures through a.fail (which cancels ctx), so
 	// the groups only order their ends: all file workers are done before
@@ -123,8 +174,8 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	m := &Manifest{Version: 1, Time: req.Time.UTC(), Host: req.Host, Tags: req.Tags, Program: "citadelfs"}
 	var walkErr error
-	for _, spec := range req.Sources {
-		src, err := a.saveSource(spec)
+	for _, ps := range prepared {
+		src, err := a.saveSource(ps)
 		if err != nil {
 			walkErr = err
 			break
@@ -184,10 +235,13 @@ type archiver struct {
 }
 
 type sourceState struct {
-	label string
-	stats SourceStats
-	st    sync.Mutex
-	warns []string
+	label         string
+	excludes      []excludeRule
+	excludeCaches bool
+	oneFS         bool
+	stats         SourceStats
+	st            sync.Mutex
+	warns         []string
 }
 
 func (s *sourceState) add(f func(*SourceStats)) {

@@ -24,8 +24,11 @@ type Manifest struct {
 
 // Source is one labelled source directory inside a snapshot.
 type Source struct {
-	Label    string      `json:"label"`
-	Path     string      `json:"path"`
+	Label string `json:"label"`
+	Path  string `json:"path"` // the directory, or "/" for a source of paths
+	// Paths are the files, directories and globs of a source of paths, as
+	// given (made absolute); absent for a directory source.
+	Paths    []string    `json:"paths,omitempty"`
 	Tree     index.ID    `json:"tree"`
 	Stats    SourceStats `json:"stats"`
 	Warnings []string    `json:"warnings,omitempty"`
@@ -43,8 +46,9 @@ type SourceStats struct {
 	NewBytes    int64 `json:"new_bytes"`    // plain bytes of chunks not stored before
 	StoredBytes int64 `json:"stored_bytes"` // their size after compression
 	NewChunks   int64 `json:"new_chunks"`
-	Unreadable  int64 `json:"unreadable"` // files or dirs skipped with a warning
-	Changed     int64 `json:"changed"`    // files that changed while being read
+	Unreadable  int64 `json:"unreadable"`         // files or dirs skipped with a warning
+	Changed     int64 `json:"changed"`            // files that changed while being read
+	Excluded    int64 `json:"excluded,omitempty"` // entries left out by excludes, cache tags, --one-file-system
 	DurationMS  int64 `json:"duration_ms"`
 }
 

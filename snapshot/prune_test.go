@@ -27,7 +27,7 @@ func TestPruneKeepsSmallPacksWhole(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(src, "a"), []byte(fmt.Sprintf("version %d\n", i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"t", src}}})
+		res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "t", Path: src}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func TestPruneCancelledLeavesNoPartialPack(t *testing.T) {
 	snap := func() index.ID {
 		var specs []SourceSpec
 		for i, s := range srcs {
-			specs = append(specs, SourceSpec{fmt.Sprintf("s%d", i), s})
+			specs = append(specs, SourceSpec{Label: fmt.Sprintf("s%d", i), Path: s})
 		}
 		res, err := r.TakeSnapshot(ctx, Request{Sources: specs})
 		if err != nil {
@@ -158,7 +158,7 @@ func TestSnapshotAfterLostPackStoresAgain(t *testing.T) {
 	}
 	r.cache = newBlobCache(64 << 20)
 	var warnings []string
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}, Warn: func(m string) { warnings = append(warnings, m) }})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}, Warn: func(m string) { warnings = append(warnings, m) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestSnapshotReadAllIgnoresTheFileCache(t *testing.T) {
 	}
 	read := func(readAll bool) int64 {
 		t.Helper()
-		res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}, ReadAll: readAll})
+		res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}, ReadAll: readAll})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +213,7 @@ func TestSnapshotRefusesWhenMostPacksAreMissing(t *testing.T) {
 	for _, p := range packs {
 		os.Rename(index.PackPath(dir, p.ID), index.PackPath(dir, p.ID)+".away")
 	}
-	if _, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}}); err == nil || !strings.Contains(err.Error(), "not mounted") {
+	if _, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}}); err == nil || !strings.Contains(err.Error(), "not mounted") {
 		t.Fatalf("snapshot with every pack missing: %v", err)
 	}
 	for _, p := range packs {

@@ -23,7 +23,7 @@ func TestRestoreCancelledLeavesNoPartialFile(t *testing.T) {
 	for i := range 8 {
 		writeRandom(t, filepath.Join(src, fmt.Sprintf("f%d", i)), 4<<20, uint64(200+i))
 	}
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestSourceRootXattrsRestored(t *testing.T) {
 	if err := unix.Setxattr(src, "user.citadel-root", []byte("kept"), 0); err != nil {
 		t.Skipf("xattrs not supported here: %v", err)
 	}
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestRestoreGoesOnPastAnUnreadablePack(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		writeRandom(t, filepath.Join(src, name), 300<<10, uint64(len(name)+int(name[0])))
 		before := packsBefore()
-		if _, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}}); err != nil {
+		if _, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}}); err != nil {
 			t.Fatal(err)
 		}
 		if name == "b" {

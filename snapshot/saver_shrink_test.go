@@ -22,7 +22,7 @@ func setReadHook(t *testing.T, hook func(path string, off int64)) {
 func snapshotSavedAsRead(t *testing.T, src string, want []byte) {
 	t.Helper()
 	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,25 +4,64 @@ import (
 	"context"
 	"io/fs"
 	"path/filepath"
+	"strings"
 )
 
 // scanTotals walks the sources concurrently with the snapshot to give the
-// progress display a total for its ETA.
-func scanTotals(ctx context.Context, sources []SourceSpec, p *Progress) {
+// progress display a total for its ETA. It honours the excludes; cache
+// tags and mount points it does not look for, so the total may be high.
+func scanTotals(ctx context.Context, sources []preparedSource, p *Progress) {
 	defer p.ScanDone.Store(true)
 	for _, s := range sources {
-		filepath.WalkDir(s.Path, func(path string, d fs.DirEntry, err error) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		for _, root := range scanRoots(s.spec) {
+			base := root
+			if len(s.spec.Paths) > 0 {
+				base = "/"
 			}
-			if err != nil || !d.Type().IsRegular() {
+			filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err != nil {
+					return nil
+				}
+				if rel := strings.TrimPrefix(strings.TrimPrefix(path, base), "/"); rel != "" && excluded(s.rules, rel, d.IsDir()) {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if !d.Type().IsRegular() {
+					return nil
+				}
+				if fi, err := d.Info(); err == nil {
+					p.TotalFiles.Add(1)
+					p.TotalBytes.Add(fi.Size())
+				}
 				return nil
-			}
-			if fi, err := d.Info(); err == nil {
-				p.TotalFiles.Add(1)
-				p.TotalBytes.Add(fi.Size())
-			}
-			return nil
-		})
+			})
+		}
 	}
+}
+
+// scanRoots lists the paths a spec names, globs expanded.
+func scanRoots(spec SourceSpec) []string {
+	if len(spec.Paths) == 0 {
+		return []string{spec.Path}
+	}
+	var out []string
+	if spec.Path != "" {
+		out = append(out, spec.Path)
+	}
+	for _, p := range spec.Paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			if hasGlobMeta(abs) {
+				m, _ := filepath.Glob(abs)
+				out = append(out, m...)
+			} else {
+				out = append(out, abs)
+			}
+		}
+	}
+	return out
 }

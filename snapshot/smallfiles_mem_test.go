@@ -27,7 +27,7 @@ func TestSmallFileReadsBoundedMemory(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(src, fmt.Sprintf("f%04d.conf", i)), b, 0o644)
 	}
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	src := t.TempDir()
 	makeSource(t, src)
 	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"data", src}}, Tags: []string{"daily"}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "data", Path: src}}, Tags: []string{"daily"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 
 	// The unchanged second snapshot (taken before anything reads the source
 	// and moves its atimes) reads nothing and stores nothing new.
-	res2, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"data", src}}})
+	res2, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "data", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestRebuildIndexRestoresIdentically(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "a"), bytes.Repeat([]byte("abc"), 100000), 0o644)
 	r, dir := newRepo(t)
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestForgetPruneReclaims(t *testing.T) {
 	src, data, s1 := snapshotRandomFile(t, r, "f", 3<<20, 7)
 	fillRandom(data, 8)
 	os.WriteFile(filepath.Join(src, "f"), data, 0o644)
-	s2, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	s2, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestUnreadableFileWarnsAndCompletes(t *testing.T) {
 	// A FIFO with no writer would block a naive reader; a directory we
 	// cannot list (as root, use a path that vanishes) exercises the warning.
 	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}, {"gone", filepath.Join(src, "missing")}}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}, {Label: "gone", Path: filepath.Join(src, "missing")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestFileReaderHolesAndRanges(t *testing.T) {
 	f.Truncate(12 << 20)
 	f.Close()
 	r, _ := newRepo(t)
-	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func snapshotRandomFile(t *testing.T, r *Repository, name string, size int, seed
 	if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{"d", src}}})
+	res, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
 	if err != nil {
 		t.Fatal(err)
 	}

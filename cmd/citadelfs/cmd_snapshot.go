@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -14,10 +15,14 @@ import (
 )
 
 type snapshotFlags struct {
-	sources []string
-	tags    []string
-	at      string
-	readAll bool
+	sources       []string
+	tags          []string
+	at            string
+	readAll       bool
+	excludes      []string
+	excludeFiles  []string
+	excludeCaches bool
+	oneFS         bool
 }
 
 var snapFlags snapshotFlags
@@ -26,11 +31,15 @@ func init() {
 	register(&command{
 		name:      "snapshot",
 		summary:   "take a deduplicated snapshot of the configured sources",
-		usage:     "[--source LABEL=PATH ...] [--tag TAG ...] [--time RFC3339] [--read-all]",
+		usage:     "[--source LABEL=PATH ...] [--exclude PATTERN ...] [--exclude-file FILE] [--exclude-caches] [--one-file-system] [--tag TAG ...] [--time RFC3339] [--read-all]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			snapFlags = snapshotFlags{}
-			fs.StringArrayVar(&snapFlags.sources, "source", nil, "LABEL=PATH to snapshot (repeatable; default: the config file's sources)")
+			fs.StringArrayVar(&snapFlags.sources, "source", nil, "LABEL=PATH to snapshot (repeatable; default: the config file's sources). One directory is the source's root; a file, a glob, or the same label repeated makes a source of paths kept under their absolute paths")
+			fs.StringArrayVar(&snapFlags.excludes, "exclude", nil, "leave out entries matching PATTERN (repeatable): no slash matches a name at any depth, a slash anchors it to the source root, ** spans directories, a trailing / matches directories only")
+			fs.StringArrayVar(&snapFlags.excludeFiles, "exclude-file", nil, "read exclude patterns from FILE, one a line; blank lines and # comments ignored (repeatable)")
+			fs.BoolVar(&snapFlags.excludeCaches, "exclude-caches", false, "leave out the contents of directories holding a valid CACHEDIR.TAG (the tag file is kept)")
+			fs.BoolVar(&snapFlags.oneFS, "one-file-system", false, "do not descend into mount points below a source root (each is recorded empty)")
 			fs.StringArrayVar(&snapFlags.tags, "tag", nil, "tag for the snapshot, e.g. daily (repeatable)")
 			fs.StringVar(&snapFlags.at, "time", "", "time the snapshot represents, RFC 3339 (default now)")
 			fs.BoolVar(&snapFlags.readAll, "read-all", false, "read every file again, not trusting unchanged size and times (e.g. weekly, for files written through mmap)")
@@ -62,16 +71,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q (sources are given with --source LABEL=PATH)", args[0])
 	}
-	var specs []snapshot.SourceSpec
-	for _, s := range snapFlags.sources {
-		label, path, ok := strings.Cut(s, "=")
-		if !ok || label == "" || path == "" {
-			return usagef("--source %q: want LABEL=PATH", s)
-		}
-		if err := snapshot.ValidLabel(label); err != nil {
-			return usagef("--source: %v", err)
-		}
-		specs = append(specs, snapshot.SourceSpec{Label: label, Path: env.absPath(path)})
+	specs, err := sourceSpecsFromFlags(env)
+	if err != nil {
+		return err
 	}
 	if len(specs) == 0 {
 		cfg, err := env.config()
@@ -84,6 +86,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if len(specs) == 0 {
 		return usagef("no sources: give --source LABEL=PATH or list sources in %s", env.global.configPath)
+	}
+	if err := applyExcludeFlags(env, specs); err != nil {
+		return err
 	}
 	var at time.Time
 	if snapFlags.at != "" {
@@ -161,4 +166,69 @@ func summarize(res *snapshot.Result) snapshotSummary {
 		sum.Compression = float64(sum.StoredBytes) / float64(sum.NewBytes)
 	}
 	return sum
+}
+
+// sourceSpecsFromFlags turns --source LABEL=PATH flags into specs. A label
+// given once with a directory is a directory source (the directory is the
+// root); a file, a glob, or a label repeated is a source of paths, whose
+// tree keeps their absolute paths.
+func sourceSpecsFromFlags(env *cmdEnv) ([]snapshot.SourceSpec, error) {
+	var specs []snapshot.SourceSpec
+	at := map[string]int{}
+	for _, s := range snapFlags.sources {
+		label, path, ok := strings.Cut(s, "=")
+		if !ok || label == "" || path == "" {
+			return nil, usagef("--source %q: want LABEL=PATH", s)
+		}
+		if err := snapshot.ValidLabel(label); err != nil {
+			return nil, usagef("--source: %v", err)
+		}
+		path = env.absPath(path)
+		i, seen := at[label]
+		if !seen {
+			at[label] = len(specs)
+			spec := snapshot.SourceSpec{Label: label, Path: path}
+			if strings.ContainsAny(path, "*?[") {
+				spec = snapshot.SourceSpec{Label: label, Paths: []string{path}}
+			}
+			specs = append(specs, spec)
+			continue
+		}
+		sp := &specs[i]
+		if sp.Path != "" {
+			sp.Paths = append(sp.Paths, sp.Path)
+			sp.Path = ""
+		}
+		sp.Paths = append(sp.Paths, path)
+	}
+	return specs, nil
+}
+
+// applyExcludeFlags adds --exclude, --exclude-file, --exclude-caches and
+// --one-file-system to every source and checks the result.
+func applyExcludeFlags(env *cmdEnv, specs []snapshot.SourceSpec) error {
+	excludes := append([]string(nil), snapFlags.excludes...)
+	for _, f := range snapFlags.excludeFiles {
+		b, err := os.ReadFile(env.absPath(f))
+		if err != nil {
+			return usagef("--exclude-file: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			excludes = append(excludes, line)
+		}
+	}
+	for i := range specs {
+		sp := &specs[i]
+		sp.Excludes = append(sp.Excludes, excludes...)
+		sp.ExcludeCaches = sp.ExcludeCaches || snapFlags.excludeCaches
+		sp.OneFileSystem = sp.OneFileSystem || snapFlags.oneFS
+		if err := sp.Validate(); err != nil {
+			return usagef("%s", strings.TrimPrefix(err.Error(), "snapshot: "))
+		}
+	}
+	return nil
 }
