@@ -25,6 +25,8 @@ const (
 	prefixAttempt  = 'r' // r<label>        -> last snapshot attempt of a source (JSON, owned by snapshot)
 	prefixCheck    = 'c' // c               -> last check run (JSON, owned by snapshot)
 	prefixCorrupt  = 'x' // x               -> corrupt reads through the mount (JSON, owned by snapshot)
+	// q<pack id><blob id> -> time u64 | reason: a damaged copy of a blob (quarantine.go)
+	prefixQuarantine = 'q'
 	// 'm' and 'a' belong to the monitor's history (see monitor package).
 )
 
@@ -447,7 +449,11 @@ func (r *Repo) RemovePack(id ID) error {
 	if err := os.Remove(PackPath(r.Dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("index: remove pack %s: %w", id.Short(), err)
 	}
-	return r.KV.Delete(append([]byte{prefixPack}, id[:]...), true)
+	if err := r.KV.Delete(append([]byte{prefixPack}, id[:]...), true); err != nil {
+		return err
+	}
+	// The damaged copies it held went with it.
+	return r.dropPackQuarantine(id)
 }
 
 // SnapshotKey is the Pebble key of a snapshot record.

@@ -291,5 +291,10 @@ func (r *Repo) ForgetMissingPacks() (packs []ID, blobs int, err error) {
 	if err := b.Commit(true); err != nil {
 		return nil, 0, err
 	}
+	for _, id := range packs {
+		if err := r.dropPackQuarantine(id); err != nil {
+			return nil, 0, err
+		}
+	}
 	return packs, len(gone), nil
 }

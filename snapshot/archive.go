@@ -154,7 +154,14 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	a := &archiver{r: r, ctx: ctx, cancel: cancel, saver: newBlobSaver(r), progress: req.Progress, warnFn: req.Warn, readAll: req.ReadAll,
+	saver, err := newBlobSaver(r)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(saver.heal); n > 0 && req.Warn != nil {
+		req.Warn(fmt.Sprintf("%d chunk(s) are quarantined as damaged; files that use them are read again, to store good copies", n))
+	}
+	a := &archiver{r: r, ctx: ctx, cancel: cancel, saver: saver, progress: req.Progress, warnFn: req.Warn, readAll: req.ReadAll,
 		fileCh: make(chan *fileJob, 64), chunkCh: make(chan *chunkJob, 2*r.opts.Workers)}
 	if a.progress == nil {
 		a.progress = &Progress{}

@@ -90,6 +90,16 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 		packIDs = append(packIDs, p)
 	}
 	slices.SortFunc(packIDs, func(a, b index.ID) int { return bytes.Compare(a[:], b[:]) })
+	// Copies found damaged before (by a check or a read) that the index
+	// still serves: damaged until a read-back finds them sound again.
+	quarantined, err := r.idx.QuarantinedInUse()
+	if err != nil {
+		return nil, err
+	}
+	var found []index.Damaged // damaged copies this check found, quarantined at the end
+	damaged := func(b index.BlobRef, why string) {
+		found = append(found, index.Damaged{Pack: b.Pack, Blob: b.ID, Time: start, Reason: why})
+	}
 	badPacks := map[index.ID]bool{}
 	for _, pack := range packIDs {
 		blobs := packBlobs[pack]
@@ -108,6 +118,7 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 			badPacks[pack] = true
 			for _, b := range blobs {
 				bad[b.ID] = "pack " + pack.Short() + " damaged"
+				damaged(b, "pack trailer: "+err.Error())
 			}
 			continue
 		}
@@ -119,6 +130,7 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 			if e, ok := inTrailer[b.ID]; !ok || e.Offset != b.Offset || e.Length != b.Length {
 				problem("blob %s: index and pack %s trailer disagree", b.ID.Short(), pack.Short())
 				bad[b.ID] = "index mismatch"
+				damaged(b, "index and pack trailer disagree")
 			}
 		}
 	}
@@ -140,15 +152,44 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			if err := r.verifyPack(p, packBlobs[p], dec, bad, problem); err != nil {
+			if err := r.verifyPack(p, packBlobs[p], dec, bad, problem, damaged); err != nil {
 				return nil, err
 			}
+			// Quarantined copies read back sound (the pack was put right
+			// by hand): in use again.
+			var sound []index.ID
+			for _, b := range packBlobs[p] {
+				if q, ok := quarantined[b.ID]; ok && q.Pack == p {
+					delete(quarantined, b.ID)
+					if _, isBad := bad[b.ID]; !isBad {
+						sound = append(sound, b.ID)
+					}
+				}
+			}
+			r.unquarantine(p, sound)
 			rep.PacksRead++
 			if o.Progress != nil {
 				o.Progress(i+1, len(packs))
 			}
 		}
 	}
+
+	// Quarantined copies not read back this time are still damaged.
+	qids := make([]index.ID, 0, len(quarantined))
+	for id := range quarantined {
+		qids = append(qids, id)
+	}
+	slices.SortFunc(qids, func(a, b index.ID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range qids {
+		if _, ok := bad[id]; ok {
+			continue
+		}
+		q := quarantined[id]
+		problem("chunk %s in pack %s is quarantined as damaged (found %s: %s); the next snapshot stores it again if a source still has it",
+			id.Short(), q.Pack.Short(), q.Time.Local().Format("2006-01-02T15:04:05"), q.Reason)
+		bad[id] = "quarantined as damaged"
+	}
+	r.quarantineFound(found)
 
 	// Structure: walk every snapshot.
 	snaps, err := r.Snapshots()
@@ -172,7 +213,8 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 	return rep, nil
 }
 
-func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.Decoder, bad map[index.ID]string, problem func(string, ...any)) error {
+func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.Decoder, bad map[index.ID]string,
+	problem func(string, ...any), damaged func(index.BlobRef, string)) error {
 	f, err := os.Open(index.PackPath(r.idx.Dir, p))
 	if err != nil {
 		problem("pack %s: %v", p.Short(), err)
@@ -192,17 +234,20 @@ func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.De
 		if _, err := f.ReadAt(buf, int64(b.Offset)); err != nil && err != io.EOF {
 			problem("pack %s: blob %s: %v", p.Short(), b.ID.Short(), err)
 			bad[b.ID] = "unreadable"
+			damaged(b, "unreadable: "+err.Error())
 			continue
 		}
 		plain, err = dec.Decode(plain[:0], buf, codec.ID(b.Codec), int(b.RawLength))
 		if err != nil {
 			problem("pack %s: blob %s does not decode: %v", p.Short(), b.ID.Short(), err)
 			bad[b.ID] = "does not decode"
+			damaged(b, "does not decode: "+err.Error())
 			continue
 		}
 		if index.Hash(plain) != b.ID {
 			problem("pack %s: blob %s fails its hash check", p.Short(), b.ID.Short())
 			bad[b.ID] = "hash mismatch"
+			damaged(b, "fails its hash check")
 		}
 	}
 	return nil

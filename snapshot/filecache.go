@@ -7,7 +7,8 @@ import (
 // The file-change cache maps label + path to the node recorded when the
 // file was last read. A file whose size, mtime, ctime, inode and device are
 // unchanged is not read again: its chunk list is reused, after checking
-// that every chunk is still in the index (prune may have removed some).
+// that every chunk is still in the index (prune may have removed some) and
+// not served from a quarantined copy (see index/quarantine.go).
 
 func (a *archiver) cachedContent(key []byte, n *Node) ([]ChunkRef, bool) {
 	if a.readAll { // Request.ReadAll: trust nothing, look nothing up
@@ -26,6 +27,9 @@ func (a *archiver) cachedContent(key []byte, n *Node) ([]ChunkRef, bool) {
 		return nil, false
 	}
 	for _, ch := range c.Content {
+		if a.saver.damaged(ch.ID) {
+			return nil, false // its only copy is damaged: read the file again
+		}
 		if ok, err := a.r.idx.HasBlob(ch.ID); err != nil || !ok {
 			return nil, false
 		}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -47,6 +48,30 @@ type PruneResult struct {
 	BlobsDeleted                int
 	BytesFreed                  int64
 	DryRun                      bool
+	// PacksKeptDamaged counts packs left in place, although mostly dead,
+	// because a live blob's only copy in them is damaged (quarantined).
+	PacksKeptDamaged int `json:",omitempty"`
+}
+
+func (res *PruneResult) count(blobs int, freed int64, whole bool) {
+	res.BlobsDeleted += blobs
+	res.BytesFreed += freed
+	if whole {
+		res.PacksDeleted++
+	} else {
+		res.PacksRepacked++
+	}
+}
+
+// holdsDamaged reports whether one of needed is served from the
+// quarantined copy in its pack.
+func holdsDamaged(needed []index.BlobRef, quarantined map[index.ID]index.Damaged) bool {
+	for _, b := range needed {
+		if q, ok := quarantined[b.ID]; ok && q.Pack == b.Pack {
+			return true
+		}
+	}
+	return false
 }
 
 // Prune deletes data no snapshot references. It walks the pack files on
@@ -65,6 +90,10 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 		return nil, err
 	}
 	onDisk, err := r.idx.ListPacks()
+	if err != nil {
+		return nil, err
+	}
+	quarantined, err := r.idx.QuarantinedInUse()
 	if err != nil {
 		return nil, err
 	}
@@ -121,24 +150,34 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 			// same id, which the removal below would then delete.)
 			continue
 		}
-		res.BlobsDeleted += len(entries) - len(needed)
-		res.BytesFreed += size - neededBytes
-		if len(needed) == 0 {
-			res.PacksDeleted++
-		} else {
-			res.PacksRepacked++
-		}
-		if dryRun {
+		if holdsDamaged(needed, quarantined) {
+			// A live blob's only copy here is damaged: rewriting the pack
+			// would lose it. The pack stays until a snapshot stores that
+			// chunk again or `repair packs` salvages the rest.
+			res.PacksKeptDamaged++
 			continue
 		}
+		if dryRun {
+			res.count(len(entries)-len(needed), size-neededBytes, len(needed) == 0)
+			continue
+		}
+		damagedHere := false
 		for _, b := range needed {
 			// Copy the blob as stored, after verifying it decodes to its id.
 			stored, err := r.idx.ReadStored(b, nil)
+			if err == nil {
+				err = r.verifyStored(b, stored)
+			}
+			if errors.Is(err, index.ErrCorrupt) || errors.Is(err, ErrCorrupt) {
+				// Damage no check had found yet: quarantine the copy
+				// and keep the pack (what was copied already is
+				// indexed in the new pack: two good copies).
+				r.quarantineFound([]index.Damaged{{Pack: p.ID, Blob: b.ID, Time: r.opts.Now(), Reason: OneLine(err.Error(), 200)}})
+				damagedHere = true
+				break
+			}
 			if err != nil {
 				return nil, fmt.Errorf("snapshot: prune: %w", err)
-			}
-			if err := r.verifyStored(b, stored); err != nil {
-				return nil, fmt.Errorf("snapshot: prune: refusing to repack a damaged blob: %w", err)
 			}
 			if pw == nil {
 				if pw, err = index.NewPackWriter(r.idx.Dir); err != nil {
@@ -154,6 +193,11 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 				}
 			}
 		}
+		if damagedHere {
+			res.PacksKeptDamaged++
+			continue
+		}
+		res.count(len(entries)-len(needed), size-neededBytes, len(needed) == 0)
 		if err := r.idx.DeleteBlobs(deadHere); err != nil {
 			return nil, err
 		}

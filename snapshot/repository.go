@@ -78,6 +78,10 @@ type Repository struct {
 	snapMu    sync.Mutex
 	snapCache []*Snapshot
 	snapGen   uint64
+
+	// quarantined holds the damaged copies this process has recorded
+	// (quarantineSeen -> true): see quarantine.
+	quarantined sync.Map
 }
 
 // Init creates a repository at dir.
@@ -273,7 +277,11 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	if err != nil {
 		r.cache.bufs.put(sbuf)
 		if errors.Is(err, index.ErrCorrupt) {
-			return nil, corruptError{fmt.Errorf("snapshot: chunk %s: %w", id.Short(), err)}
+			err = corruptError{fmt.Errorf("snapshot: chunk %s: %w", id.Short(), err)}
+			if !errors.Is(err, index.ErrPackMissing) {
+				r.noteDamagedRead(ref, err) // a short pack; a missing one is dropped by the next snapshot
+			}
+			return nil, err
 		}
 		// A failing disk or file system: an error, not a finding
 		// about the backup's bytes.
@@ -297,10 +305,14 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	// bytes never share memory with the stored ones.
 	r.cache.bufs.put(sbuf)
 	if err != nil {
-		return nil, corruptError{fmt.Errorf("snapshot: chunk %s in pack %s: %w", id.Short(), ref.Pack.Short(), err)}
+		err = corruptError{fmt.Errorf("snapshot: chunk %s in pack %s: %w", id.Short(), ref.Pack.Short(), err)}
+		r.noteDamagedRead(ref, err)
+		return nil, err
 	}
 	if index.Hash(plain) != id {
-		return nil, fmt.Errorf("snapshot: chunk %s in pack %s fails its hash check: %w", id.Short(), ref.Pack.Short(), ErrCorrupt)
+		err = fmt.Errorf("snapshot: chunk %s in pack %s fails its hash check: %w", id.Short(), ref.Pack.Short(), ErrCorrupt)
+		r.noteDamagedRead(ref, err)
+		return nil, err
 	}
 	return plain, nil
 }

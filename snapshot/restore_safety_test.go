@@ -23,7 +23,10 @@ import (
 // be b's hash: that is how a test plants corrupt data.
 func storeBlob(t *testing.T, r *Repository, typ index.BlobType, id index.ID, b []byte) {
 	t.Helper()
-	s := newBlobSaver(r)
+	s, err := newBlobSaver(r)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if isNew, err := s.Reserve(id); err != nil || !isNew {
 		t.Fatalf("reserve blob %s: new %v, %v", id.Short(), isNew, err)
 	}

@@ -24,6 +24,11 @@ type blobSaver struct {
 	pending map[index.ID]struct{}
 	inPack  []index.ID
 	packs   int
+	// heal holds the blobs the index serves from a quarantined (damaged)
+	// copy: they count as absent, so this run stores them again from the
+	// source and the index then points at the good copy. Read-only after
+	// newBlobSaver.
+	heal map[index.ID]index.Damaged
 
 	full     chan fullPack
 	finished chan struct{}
@@ -36,11 +41,22 @@ type fullPack struct {
 	ids []index.ID
 }
 
-func newBlobSaver(r *Repository) *blobSaver {
-	s := &blobSaver{r: r, target: r.opts.PackSize, pending: map[index.ID]struct{}{},
+func newBlobSaver(r *Repository) (*blobSaver, error) {
+	heal, err := r.idx.QuarantinedInUse()
+	if err != nil {
+		return nil, err
+	}
+	s := &blobSaver{r: r, target: r.opts.PackSize, pending: map[index.ID]struct{}{}, heal: heal,
 		full: make(chan fullPack, 2), finished: make(chan struct{})}
 	go s.finisher()
-	return s
+	return s, nil
+}
+
+// damaged reports whether the index serves id from a quarantined copy, so
+// that whatever uses it must be read from the source again.
+func (s *blobSaver) damaged(id index.ID) bool {
+	_, ok := s.heal[id]
+	return ok
 }
 
 func (s *blobSaver) finisher() {
@@ -78,9 +94,11 @@ func (s *blobSaver) Reserve(id index.ID) (bool, error) {
 		return false, nil
 	}
 	s.mu.Unlock()
-	has, err := s.r.idx.HasBlob(id)
-	if err != nil || has {
-		return false, err
+	if !s.damaged(id) {
+		has, err := s.r.idx.HasBlob(id)
+		if err != nil || has {
+			return false, err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,134 @@
+package snapshot
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"citadelfs/index"
+)
+
+// fileChunk returns the ref of the first chunk of label/name in s.
+func fileChunk(t *testing.T, r *Repository, s *Snapshot, label, name string) index.BlobRef {
+	t.Helper()
+	src, ok := s.Source(label)
+	if !ok {
+		t.Fatalf("snapshot %s has no source %s", s.ID.Short(), label)
+	}
+	tree, err := r.LoadTree(context.Background(), src.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tree.Nodes {
+		if n.Name == name && len(n.Content) > 0 {
+			ref, err := r.idx.Lookup(n.Content[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ref
+		}
+	}
+	t.Fatalf("no file %s with content in %s", name, label)
+	return index.BlobRef{}
+}
+
+func flipStored(t *testing.T, dir string, ref index.BlobRef) {
+	t.Helper()
+	f, err := os.OpenFile(index.PackPath(dir, ref.Pack), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 4)
+	off := int64(ref.Offset) + int64(ref.Length)/2
+	f.ReadAt(b, off)
+	for i := range b {
+		b[i] ^= 0x5a
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pack that is mostly dead but holds the only (damaged, quarantined)
+// copy of a live chunk: prune used to fail as a whole ("refusing to repack
+// a damaged blob"). It keeps that pack, says so, and drops it once a
+// snapshot has stored the chunk again and nothing in it is needed.
+func TestPruneKeepsPackWithDamagedLiveChunk(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := t.TempDir()
+	small, big := make([]byte, 200<<10), make([]byte, 700<<10)
+	fillRandom(small, 1)
+	fillRandom(big, 2)
+	os.WriteFile(filepath.Join(src, "small"), small, 0o644)
+	os.WriteFile(filepath.Join(src, "big"), big, 0o644)
+	both, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(src, "big"))
+	onlySmall, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := fileChunk(t, r, onlySmall.Snapshot, "d", "small")
+	if bigRef := fileChunk(t, r, both.Snapshot, "d", "big"); bigRef.Pack != ref.Pack {
+		t.Fatalf("small and big in different packs (%s, %s); the test needs them together", ref.Pack.Short(), bigRef.Pack.Short())
+	}
+	flipStored(t, dir, ref)
+	if rep, err := r.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.OK() {
+		t.Fatalf("check of a damaged chunk: %v %+v", err, rep)
+	}
+	if q, _ := r.idx.QuarantinedInUse(); len(q) != 1 {
+		t.Fatalf("after check: %d quarantined chunks in use, want 1", len(q))
+	}
+	if err := r.Forget(ctx, []index.ID{both.Snapshot.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// big is dead now: the pack is mostly dead, its one live chunk damaged.
+	res, err := r.Prune(ctx, false)
+	if err != nil {
+		t.Fatalf("prune over a damaged live chunk: %v", err)
+	}
+	if res.PacksKeptDamaged != 1 {
+		t.Fatalf("prune: %+v, want the damaged pack kept", res)
+	}
+	if _, err := os.Stat(index.PackPath(dir, ref.Pack)); err != nil {
+		t.Fatalf("prune removed the pack holding a live chunk's only copy: %v", err)
+	}
+
+	// The next snapshot (the file unchanged: the file-change cache must
+	// not skip it) stores the chunk again and heals the older snapshot.
+	heal, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := heal.Snapshot.Sources[0].Stats; st.NewChunks != 1 {
+		t.Fatalf("healing snapshot stored %d new chunks, want the damaged one again", st.NewChunks)
+	}
+	if got := fileChunk(t, r, onlySmall.Snapshot, "d", "small"); got.Pack == ref.Pack {
+		t.Fatalf("the chunk still points at the damaged pack %s", ref.Pack.Short())
+	}
+	if rep, err := r.Check(ctx, CheckOptions{ReadData: true}); err != nil || !rep.OK() {
+		t.Fatalf("check after healing: %v %+v", err, rep)
+	}
+	out := t.TempDir()
+	if _, err := r.Restore(ctx, onlySmall.Snapshot, nil, out, RestoreOptions{}); err != nil {
+		t.Fatalf("restore of the older snapshot after healing: %v", err)
+	}
+	// Nothing in the damaged pack is needed now: prune drops it, and its
+	// quarantine records with it.
+	if _, err := r.Prune(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(index.PackPath(dir, ref.Pack)); err == nil {
+		t.Fatalf("damaged pack %s still there once nothing in it is needed", ref.Pack.Short())
+	}
+	n := 0
+	r.idx.QuarantineRecords(func(index.Damaged) error { n++; return nil })
+	if n != 0 {
+		t.Fatalf("%d quarantine records left after the damaged pack went", n)
+	}
+}
