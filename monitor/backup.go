@@ -41,6 +41,10 @@ const (
 	CheckOK     = "ok"     // no problems found
 	CheckErrors = "errors" // corrupt or missing data found
 	CheckFailed = "failed" // the check could not run to the end
+	// CheckUnknown: the index was rebuilt without its old records, so
+	// earlier findings are lost; raises backup_corrupt until a full check
+	// passes.
+	CheckUnknown = "unknown"
 )
 
 // CheckState is the repository's record of its last check run.
@@ -49,7 +53,7 @@ type CheckState struct {
 	Time time.Time `json:"time"`
 	// Duration is how long it ran.
 	Duration time.Duration `json:"-"`
-	// Result is CheckOK, CheckErrors or CheckFailed.
+	// Result is CheckOK, CheckErrors, CheckFailed or CheckUnknown.
 	Result string `json:"result"`
 	// Errors is how many problems it found.
 	Errors int `json:"errors"`

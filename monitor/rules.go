@@ -256,6 +256,8 @@ func buildRules(c Config) []*ruleDef {
 						n += "s"
 					}
 					firing = append(firing, fmt.Sprintf("check at %s found %s: %s", at, n, lc.FirstError))
+				case CheckUnknown:
+					firing = append(firing, "integrity unknown: "+lc.FirstError)
 				case CheckOK:
 					quiet = append(quiet, "last check at "+at+" found no errors")
 				default:

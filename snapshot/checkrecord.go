@@ -23,7 +23,7 @@ type CheckRecord struct {
 	// packs read (0: all of them).
 	ReadData bool    `json:"read_data"`
 	Subset   float64 `json:"subset,omitempty"`
-	Result   string  `json:"result"` // CheckOK, CheckErrors, CheckFailed
+	Result   string  `json:"result"` // CheckOK, CheckErrors, CheckFailed, CheckUnknown
 	// Errors is how many problems the check found.
 	Errors int `json:"errors"`
 	// FirstError is the first problem found (CheckErrors) or why the check
@@ -36,6 +36,10 @@ const (
 	CheckOK     = "ok"     // no problems found
 	CheckErrors = "errors" // corrupt or missing data found (exit 4)
 	CheckFailed = "failed" // the check could not run to the end
+	// CheckUnknown is no check's result: `repair index` writes it when the
+	// old index, and with it earlier findings, could not be read, so that
+	// nothing claims the repository sound until a full check says so.
+	CheckUnknown = "unknown"
 )
 
 // MaxCheckError bounds CheckRecord.FirstError.
@@ -75,14 +79,14 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 // (or, for errors a check without --read-data found, another such check)
 // clears them.
 func (c *CheckRecord) replaces(prev *CheckRecord) bool {
-	if prev.Result != CheckErrors || c.Result == CheckErrors {
+	if prev.Result != CheckErrors && prev.Result != CheckUnknown || c.Result == CheckErrors {
 		return true
 	}
 	if c.Result != CheckOK {
 		return false
 	}
 	full := c.ReadData && c.Subset == 0
-	return full || (!c.ReadData && !prev.ReadData)
+	return full || (prev.Result == CheckErrors && !c.ReadData && !prev.ReadData)
 }
 
 // LastCheck returns the record of the last check run, nil if none ran

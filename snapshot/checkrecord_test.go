@@ -126,6 +126,7 @@ func TestCheckRecordReplaces(t *testing.T) {
 	failed := CheckRecord{Result: CheckFailed}
 	errFull := CheckRecord{Result: CheckErrors, ReadData: true, Errors: 1}
 	errStructural := CheckRecord{Result: CheckErrors, Errors: 1}
+	unknown := CheckRecord{Result: CheckUnknown}
 	for _, tc := range []struct {
 		name      string
 		new, prev CheckRecord
@@ -139,6 +140,11 @@ func TestCheckRecordReplaces(t *testing.T) {
 		{"structural pass keeps read errors", structural, errFull, false},
 		{"failed run keeps errors", failed, errStructural, false},
 		{"structural pass clears structural errors", structural, errStructural, true},
+		{"full pass clears unknown", full, unknown, true},
+		{"subset pass keeps unknown", subset, unknown, false},
+		{"structural pass keeps unknown", structural, unknown, false},
+		{"failed run keeps unknown", failed, unknown, false},
+		{"errors replace unknown", errStructural, unknown, true},
 	} {
 		if got := tc.new.replaces(&tc.prev); got != tc.want {
 			t.Errorf("%s: replaces = %v, want %v", tc.name, got, tc.want)

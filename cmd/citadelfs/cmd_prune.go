@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"citadelfs/index"
 	"citadelfs/snapshot"
 )
 
@@ -28,38 +27,6 @@ func init() {
 			}
 			defer release()
 			return doPrune(ctx, env, repo, pruneDryRun)
-		},
-	})
-	register(&command{
-		name:    "repair",
-		summary: "rebuild the index from the pack files ('repair index')",
-		usage:   "index",
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) != 1 || args[0] != "index" {
-				return usagef("usage: citadelfs repair index")
-			}
-			if env.daemon != nil {
-				return fmt.Errorf("stop the mount daemon before 'repair index' (it holds the index open)")
-			}
-			dir, err := env.repoPath()
-			if err != nil {
-				return err
-			}
-			res, err := index.RebuildIndex(dir, index.Options{InsecurePermissions: env.global.insecureRepo})
-			if err != nil {
-				return err
-			}
-			for _, d := range res.Damaged {
-				fmt.Fprintf(env.stderr, "warning: %s\n", d)
-			}
-			if env.global.json {
-				return writeJSON(env, res)
-			}
-			fmt.Fprintf(env.stdout, "index rebuilt from %d packs: %d blobs, %d snapshots\n", res.Packs, res.Blobs, res.Snapshots)
-			if len(res.Damaged) > 0 {
-				return withExit(exitDamaged, fmt.Errorf("%d packs or snapshots could not be read; run 'citadelfs check'", len(res.Damaged)))
-			}
-			return nil
 		},
 	})
 }

@@ -340,7 +340,7 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	}
 	for _, l := range b.labels {
 		if !seen[l] {
-			st.Sources = append(st.Sources, monitor.SourceState{Label: l})
+			st.Sources = append(st.Sources, monitor.SourceState{Label: l, LastSuccess: lastOK[l]})
 		}
 	}
 	if rs, err := repoStats(b.r); err == nil {

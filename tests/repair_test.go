@@ -1,0 +1,124 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sourceState is one entry of `monitor --once --json`'s backup.sources.
+type sourceState struct {
+	Label       string `json:"label"`
+	LastResult  string `json:"last_result"`
+	LastSuccess string `json:"last_success"`
+	LastTime    string `json:"last_time"`
+}
+
+// backupSources is what the monitor says of each source, by label.
+func backupSources(t *testing.T, repo string) map[string]sourceState {
+	t.Helper()
+	r := citadel(t, "monitor", "--once", "--json", "--repo", repo)
+	var doc struct {
+		Backup struct {
+			Sources []sourceState `json:"sources"`
+		} `json:"backup"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("monitor --once --json: %v\n%s", err, r)
+	}
+	out := map[string]sourceState{}
+	for _, s := range doc.Backup.Sources {
+		out[s.Label] = s
+	}
+	return out
+}
+
+func assertSourcesKnown(t *testing.T, repo, when string) {
+	t.Helper()
+	srcs := backupSources(t, repo)
+	for _, l := range labels {
+		s, ok := srcs[l]
+		if !ok || s.LastResult != "ok" || s.LastSuccess == "" || s.LastTime == "" {
+			t.Errorf("%s: source %s reads %+v (present %v); want its last snapshot", when, l, s, ok)
+		}
+	}
+}
+
+// TestRepairIndexKeepsRecords: `repair index` wiped the check record, the
+// corrupt-read record and the snapshot attempts, so backup_corrupt went
+// quiet while the damaged pack was still there and every source read
+// "never". It carries them over (and the quarantine) when the old index
+// can be read, and when it cannot, re-derives the attempts from the
+// snapshots and says integrity is unknown.
+func TestRepairIndexKeepsRecords(t *testing.T) {
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	repo := initRepo(t, dir)
+	takeSnapshot(t, repo, sourceFlags(src)...)
+	pack, size := largestPack(t, repo)
+	flip4(t, pack, size)
+	if r := citadel(t, "check", "--repo", repo, "--read-data"); r.code != 4 {
+		t.Fatalf("check of a damaged pack: exit %d, want 4\n%s", r.code, r)
+	}
+	before := repoStatus(t, repo)
+	if before.corrupt == nil || before.corrupt.State != "firing" {
+		t.Fatalf("backup_corrupt before the repair: %+v", before.corrupt)
+	}
+
+	r := mustCitadel(t, "repair", "index", "--repo", repo, "--json")
+	var res struct {
+		Carried, Quarantined int
+		OldIndex             string `json:"old_index"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Carried == 0 || res.Quarantined == 0 || res.OldIndex != "" {
+		t.Errorf("repair index --json: %+v %v\n%s", res, err, r)
+	}
+	after := repoStatus(t, repo)
+	if after.corrupt == nil || after.corrupt.State != "firing" || after.corrupt.Message != before.corrupt.Message {
+		t.Errorf("backup_corrupt after repair index: %+v, want still firing as before (%q)", after.corrupt, before.corrupt.Message)
+	}
+	if after.lastCheck == nil || *after.lastCheck != *before.lastCheck {
+		t.Errorf("last check after repair index: %+v, want %+v", after.lastCheck, before.lastCheck)
+	}
+	assertSourcesKnown(t, repo, "after repair index")
+	// The quarantine came along: a structural check still knows, and the
+	// next snapshot heals.
+	if r := citadel(t, "check", "--repo", repo); r.code != 4 || !strings.Contains(r.stdout, "quarantined") {
+		t.Errorf("structural check after repair index: want exit 4 naming the quarantined chunk\n%s", r)
+	}
+	takeSnapshot(t, repo, sourceFlags(src)...)
+	mustCitadel(t, "check", "--repo", repo, "--read-data")
+	// The rebuilt index serves the good copy, not the damaged one that is
+	// still in the old pack.
+	mustCitadel(t, "repair", "index", "--repo", repo)
+	mustCitadel(t, "check", "--repo", repo, "--read-data")
+	restoreEverySnapshotMatches(t, repo, src)
+
+	// The old index gone: what can be re-derived is, and integrity is
+	// unknown until a full check passes.
+	if err := os.RemoveAll(filepath.Join(repo, "index")); err != nil {
+		t.Fatal(err)
+	}
+	r = mustCitadel(t, "repair", "index", "--repo", repo)
+	if !strings.Contains(r.stdout, "integrity unknown") {
+		t.Errorf("repair index without the old index does not say integrity is unknown:\n%s", r)
+	}
+	st := repoStatus(t, repo)
+	if st.corrupt == nil || st.corrupt.State != "firing" || !strings.Contains(st.corrupt.Message, "integrity unknown") ||
+		st.lastCheck == nil || st.lastCheck.Result != "unknown" {
+		t.Errorf("backup_corrupt after rebuilding without the old index: %+v, last check %+v; want integrity unknown", st.corrupt, st.lastCheck)
+	}
+	assertSourcesKnown(t, repo, "after repair index without the old index")
+	// A structural check does not settle it; a full read-back does.
+	mustCitadel(t, "check", "--repo", repo)
+	if st := repoStatus(t, repo); st.lastCheck == nil || st.lastCheck.Result != "unknown" {
+		t.Errorf("a structural check cleared 'integrity unknown': %+v", st.lastCheck)
+	}
+	mustCitadel(t, "check", "--repo", repo, "--read-data")
+	if st := repoStatus(t, repo); st.corrupt != nil && st.corrupt.State == "firing" {
+		t.Errorf("backup_corrupt still firing after a full check passed: %+v", st.corrupt)
+	}
+	restoreEverySnapshotMatches(t, repo, src)
+}
