@@ -172,6 +172,14 @@ func (r *Repo) AdoptOrphanPacks() (int, error) {
 			}
 			continue
 		}
+		if q, err := r.PackQuarantine(p.ID); err != nil || len(q) > 0 {
+			// Known damaged: `repair packs` was dropping it (or prune
+			// found it bad). Its good blobs are indexed elsewhere.
+			if err != nil {
+				return adopted, err
+			}
+			continue
+		}
 		es, size, err := r.ReadPackTrailer(p.ID)
 		if err != nil {
 			continue

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +50,36 @@ func (r *Repo) DeleteBlobs(ids []ID) error {
 	b := r.KV.NewBatch()
 	for _, id := range ids {
 		b.Delete(blobKey(id))
+	}
+	return b.Commit(true)
+}
+
+// ReplacePack points the blobs salvaged from a damaged pack at the new
+// pack that holds them now (entries, already durable: PackWriter.Finish),
+// drops the blobs that could not be salvaged (lost) and the old pack's
+// record, all in one synced batch. The old pack file and its quarantine
+// records stay: the caller removes them after this (RemovePack), so a
+// crash in between leaves a pack that no index entry uses and that its
+// quarantine marks as damaged (AdoptOrphanPacks leaves it alone).
+func (r *Repo) ReplacePack(old, pack ID, entries []PackEntry, size uint64, lost []ID) error {
+	// A rewrite with the same id was renamed over the old file: an open
+	// handle would still read the damaged bytes.
+	r.packs.drop(old)
+	b := r.KV.NewBatch()
+	if len(entries) > 0 {
+		for _, e := range entries {
+			b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
+		}
+		var pv [12]byte
+		binary.LittleEndian.PutUint32(pv[0:], uint32(len(entries)))
+		binary.LittleEndian.PutUint64(pv[4:], size)
+		b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
+	}
+	for _, id := range lost {
+		b.Delete(blobKey(id))
+	}
+	if old != pack {
+		b.Delete(append([]byte{prefixPack}, old[:]...))
 	}
 	return b.Commit(true)
 }

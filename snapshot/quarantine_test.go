@@ -132,3 +132,47 @@ func TestPruneKeepsPackWithDamagedLiveChunk(t *testing.T) {
 		t.Fatalf("%d quarantine records left after the damaged pack went", n)
 	}
 }
+
+// repair packs killed after its index batch and before the old pack's
+// removal leaves that pack on disk, unindexed and still quarantined. The
+// next open must not adopt it (the lost chunk would be served from the
+// damaged copy again), and the next repair packs removes it.
+func TestRepairPacksInterruptedBeforeRemoval(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	_, _, res := snapshotRandomFile(t, r, "f.bin", 3<<20, 5)
+	ref := fileChunk(t, r, res.Snapshot, "d", "f.bin")
+	flipStored(t, dir, ref)
+	if rep, err := r.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.OK() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+	damaged, _ := os.ReadFile(index.PackPath(dir, ref.Pack))
+	records, _ := r.idx.PackQuarantine(ref.Pack)
+	rp, err := r.RepairPacks(ctx, nil, false)
+	if err != nil || rp.Lost != 1 {
+		t.Fatalf("repair packs: %+v %v", rp, err)
+	}
+	// The state a kill between ReplacePack and RemovePack leaves.
+	os.WriteFile(index.PackPath(dir, ref.Pack), damaged, 0o600)
+	r.idx.Quarantine(records)
+	r.Close()
+	os.WriteFile(filepath.Join(dir, "lock"), []byte(`{"pid":1}`), 0o600) // the holder died
+	r2, err := Open(dir, Options{PackSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if has, _ := r2.idx.HasBlob(ref.ID); has {
+		t.Fatalf("open adopted the damaged pack: lost chunk %s is served from it again", ref.ID.Short())
+	}
+	rp, err = r2.RepairPacks(ctx, nil, false)
+	if err != nil || len(rp.Packs) != 1 || rp.Packs[0].Pack != ref.Pack {
+		t.Fatalf("second repair packs: %+v %v", rp, err)
+	}
+	if _, err := os.Stat(index.PackPath(dir, ref.Pack)); err == nil {
+		t.Fatalf("the damaged pack is still there after the second repair")
+	}
+	if rep, _ := r2.Check(ctx, CheckOptions{ReadData: true}); len(rep.Problems) != 1 {
+		t.Fatalf("check after: %q, want just the lost chunk", rep.Problems)
+	}
+}

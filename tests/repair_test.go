@@ -2,8 +2,10 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -121,4 +123,114 @@ func TestRepairIndexKeepsRecords(t *testing.T) {
 		t.Errorf("backup_corrupt still firing after a full check passed: %+v", st.corrupt)
 	}
 	restoreEverySnapshotMatches(t, repo, src)
+}
+
+// packsOf lists the pack files of repo.
+func packsOf(t *testing.T, repo string) map[string]bool {
+	t.Helper()
+	ps, _ := filepath.Glob(filepath.Join(repo, "packs", "*", "*.pack"))
+	out := map[string]bool{}
+	for _, p := range ps {
+		out[filepath.Base(p)] = true
+	}
+	return out
+}
+
+// TestRepairPacks: `repair packs` salvages every readable blob of a
+// damaged pack into a new pack and drops the damaged one, from the index
+// and the disk; the blob it cannot salvage is reported with the files
+// that used it, and exits 4. --dry-run changes nothing.
+func TestRepairPacks(t *testing.T) {
+	t.Run("damage a source still has", func(t *testing.T) {
+		dir := t.TempDir()
+		src := smallCorpus(t, dir)
+		repo := initRepo(t, dir)
+		takeSnapshot(t, repo, sourceFlags(src)...)
+		pack, size := largestPack(t, repo)
+		flip4(t, pack, size)
+		if r := citadel(t, "check", "--repo", repo, "--read-data"); r.code != 4 {
+			t.Fatalf("check: exit %d, want 4\n%s", r.code, r)
+		}
+		affected := regexp.MustCompile(`(?m)^affected: .*?: ((models|configs|logs)/\S+)`).FindStringSubmatch(
+			citadel(t, "check", "--repo", repo, "--read-data").stdout)
+		if affected == nil {
+			t.Fatal("check names no affected file")
+		}
+
+		before := packsOf(t, repo)
+		r := citadel(t, "repair", "packs", "--dry-run", "--repo", repo)
+		if r.code != 4 || !strings.Contains(r.stdout, "would lose 1") || !strings.Contains(r.stdout, affected[1]) {
+			t.Fatalf("repair packs --dry-run: want exit 4, 'would lose 1' and %s named\n%s", affected[1], r)
+		}
+		if fmt.Sprint(packsOf(t, repo)) != fmt.Sprint(before) {
+			t.Fatalf("repair packs --dry-run changed the packs")
+		}
+		if r := citadel(t, "check", "--repo", repo); r.code != 4 {
+			t.Fatalf("after a dry run the quarantine must stand: check exit %d\n%s", r.code, r)
+		}
+
+		r = citadel(t, "repair", "packs", "--repo", repo, "--json")
+		var res struct {
+			Salvaged, Lost int
+			Packs          []struct {
+				Pack    string   `json:"pack"`
+				NewPack string   `json:"new_pack"`
+				Lost    []string `json:"lost"`
+			}
+			Affected []string
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 4 || res.Lost != 1 || res.Salvaged == 0 ||
+			len(res.Packs) != 1 || res.Packs[0].NewPack == "" || len(res.Affected) == 0 {
+			t.Fatalf("repair packs --json: exit %d, %+v %v\n%s", r.code, res, err, r)
+		}
+		if _, err := os.Stat(pack); err == nil {
+			t.Fatalf("the damaged pack %s is still on disk", filepath.Base(pack))
+		}
+		if !packsOf(t, repo)[res.Packs[0].NewPack+".pack"] {
+			t.Fatalf("new pack %s not on disk", res.Packs[0].NewPack)
+		}
+		// What was salvaged restores; the one lost chunk is missing, and
+		// said so, never wrong bytes.
+		r = citadel(t, "check", "--repo", repo, "--read-data")
+		if r.code != 4 || !strings.Contains(r.stdout, "not in the index") || !strings.Contains(r.stdout, affected[1]) {
+			t.Fatalf("check after repair packs: want the lost chunk and %s named\n%s", affected[1], r)
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		if r := citadel(t, "restore", "--repo", repo, "latest", out); r.code != 4 {
+			t.Fatalf("restore with a lost chunk: exit %d, want 4\n%s", r.code, r)
+		}
+		if n := assertPresentFilesMatch(t, src, out); n < 200 {
+			t.Errorf("only %d files restored after salvage", n)
+		}
+		// Nothing left to repair; the next snapshot stores the lost chunk
+		// again from the source, and every snapshot is whole.
+		if r := mustCitadel(t, "repair", "packs", "--repo", repo); !strings.Contains(r.stdout, "no damaged packs") {
+			t.Errorf("second repair packs:\n%s", r)
+		}
+		takeSnapshot(t, repo, sourceFlags(src)...)
+		mustCitadel(t, "check", "--repo", repo, "--read-data")
+		restoreEverySnapshotMatches(t, repo, src)
+	})
+
+	t.Run("pack with a healed bad copy", func(t *testing.T) {
+		dir := t.TempDir()
+		src := smallCorpus(t, dir)
+		repo := initRepo(t, dir)
+		takeSnapshot(t, repo, sourceFlags(src)...)
+		pack, size := largestPack(t, repo)
+		flip4(t, pack, size)
+		citadel(t, "check", "--repo", repo, "--read-data")
+		takeSnapshot(t, repo, sourceFlags(src)...) // stores the chunk again
+		// The pack still holds the bad copy (and live blobs): repair packs
+		// moves every live blob out and drops it, losing nothing.
+		r := mustCitadel(t, "repair", "packs", "--repo", repo)
+		if !strings.Contains(r.stdout, "0 lost") {
+			t.Errorf("repair packs of a healed pack:\n%s", r)
+		}
+		if _, err := os.Stat(pack); err == nil {
+			t.Errorf("the damaged pack %s is still on disk", filepath.Base(pack))
+		}
+		mustCitadel(t, "check", "--repo", repo, "--read-data")
+		restoreEverySnapshotMatches(t, repo, src)
+	})
 }

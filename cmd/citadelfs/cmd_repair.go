@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -16,15 +17,16 @@ var repairFlags struct {
 }
 
 // repairSubcommands are the forms of `citadelfs repair`.
-var repairSubcommands = map[string]func(ctx context.Context, env *cmdEnv) error{
+var repairSubcommands = map[string]func(ctx context.Context, env *cmdEnv, args []string) error{
 	"index": repairIndex,
+	"packs": repairPacks,
 }
 
 func init() {
 	register(&command{
 		name:      "repair",
-		summary:   "rebuild the index from the packs ('repair index')",
-		usage:     "index",
+		summary:   "rebuild the index ('repair index'), salvage damaged packs ('repair packs')",
+		usage:     "index | packs [PACK...] [--dry-run]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&repairFlags.dryRun, "dry-run", false, "only say what would change")
@@ -36,7 +38,7 @@ func init() {
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			if len(args) != 1 || repairSubcommands[args[0]] == nil {
+			if len(args) == 0 || repairSubcommands[args[0]] == nil || len(args) > 1 && args[0] != "packs" {
 				return usagef("usage: citadelfs repair %s", strings.Join(names, "|"))
 			}
 			if repairFlags.forget && args[0] != "snapshots" {
@@ -45,14 +47,14 @@ func init() {
 			if repairFlags.dryRun && args[0] == "index" {
 				return usagef("'repair index' has no --dry-run (it changes nothing until the rebuilt index is complete)")
 			}
-			return repairSubcommands[args[0]](ctx, env)
+			return repairSubcommands[args[0]](ctx, env, args[1:])
 		},
 	})
 }
 
 // repairIndex rebuilds the index from the packs, keeping the old index's
 // records (snapshot.RepairIndex).
-func repairIndex(ctx context.Context, env *cmdEnv) error {
+func repairIndex(ctx context.Context, env *cmdEnv, _ []string) error {
 	if env.daemon != nil {
 		return fmt.Errorf("stop the mount daemon before 'repair index' (it holds the index open)")
 	}
@@ -89,6 +91,65 @@ func repairIndex(ctx context.Context, env *cmdEnv) error {
 	}
 	if len(res.Damaged) > 0 {
 		return withExit(exitDamaged, fmt.Errorf("%d packs or snapshots could not be read; run 'citadelfs check'", len(res.Damaged)))
+	}
+	return nil
+}
+
+// repairPacks salvages damaged packs (snapshot.RepairPacks). Exit 4 when
+// blobs were (or, with --dry-run, would be) lost.
+func repairPacks(ctx context.Context, env *cmdEnv, packs []string) error {
+	repo, release, err := openRepo(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := repo.RepairPacks(ctx, packs, repairFlags.dryRun)
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return withExit(exitInterrupted, fmt.Errorf("interrupted; the packs repaired so far are done, the rest unchanged"))
+		}
+		return err
+	}
+	if env.global.json {
+		if err := writeJSON(env, res); err != nil {
+			return err
+		}
+	} else {
+		verb, lostVerb := "salvaged", "lost"
+		if res.DryRun {
+			verb, lostVerb = "would salvage", "would lose"
+		}
+		for _, p := range res.Packs {
+			line := fmt.Sprintf("pack %s (%s): %s %d blobs (%s)", p.Pack.Short(), p.Why, verb, p.Salvaged, humanBytes(p.SalvagedBytes))
+			if !p.NewPack.IsZero() {
+				line += " into pack " + p.NewPack.Short()
+			}
+			if len(p.Lost) > 0 {
+				var ids []string
+				for _, id := range p.Lost {
+					ids = append(ids, id.Short())
+				}
+				line += fmt.Sprintf(", %s %d: %s", lostVerb, len(p.Lost), strings.Join(ids, " "))
+			}
+			fmt.Fprintln(env.stdout, line)
+		}
+		for _, a := range res.Affected {
+			fmt.Fprintf(env.stdout, "affected: %s\n", a)
+		}
+		switch {
+		case len(res.Packs) == 0:
+			fmt.Fprintln(env.stdout, "no damaged packs known (run 'citadelfs check --read-data' to find damage)")
+		case res.DryRun:
+			fmt.Fprintf(env.stdout, "dry run: %d damaged packs; nothing changed\n", len(res.Packs))
+		default:
+			fmt.Fprintf(env.stdout, "repaired %d packs: %d blobs salvaged, %d lost\n", len(res.Packs), res.Salvaged, res.Lost)
+		}
+		if res.Lost > 0 {
+			fmt.Fprintln(env.stdout, "lost chunks are stored again by the next snapshot where a source still has them; 'citadelfs repair snapshots' rewrites the snapshots that still miss them")
+		}
+	}
+	if res.Lost > 0 {
+		return withExit(exitDamaged, errSilent)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ var exitTable = []struct {
 	{exitFatal, "fatal error (message says why)"},
 	{exitUsage, "bad flag, argument or configuration file"},
 	{exitPartial, "snapshot completed, but some files were unreadable or vanished (listed as warnings)"},
-	{exitDamaged, "check or restore found corrupt or missing data"},
+	{exitDamaged, "check, restore or repair found corrupt or missing data (repair: some of it could not be saved)"},
 	{exitCritical, "monitor/status: a critical alert is active"},
 	{exitNoRepo, "no repository at the given path"},
 	{exitLocked, "repository is locked by another process"},
