@@ -180,14 +180,13 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 		qids = append(qids, id)
 	}
 	slices.SortFunc(qids, func(a, b index.ID) int { return bytes.Compare(a[:], b[:]) })
+	var qPending []index.ID // reported once the walk says whether a snapshot uses them
 	for _, id := range qids {
 		if _, ok := bad[id]; ok {
 			continue
 		}
-		q := quarantined[id]
-		problem("chunk %s in pack %s is quarantined as damaged (found %s: %s); the next snapshot stores it again if a source still has it",
-			id.Short(), q.Pack.Short(), q.Time.Local().Format("2006-01-02T15:04:05"), q.Reason)
 		bad[id] = "quarantined as damaged"
+		qPending = append(qPending, id)
 	}
 	r.quarantineFound(found)
 
@@ -199,9 +198,10 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 	rep.Snapshots = len(snaps)
 	seenTrees := map[index.ID]bool{}
 	seenData := map[index.ID]bool{}
+	usedBad := map[index.ID]bool{}
 	for _, s := range snaps {
 		for _, src := range s.Sources {
-			w := &checkWalk{r: r, ctx: ctx, bad: bad, seenTrees: seenTrees, seenData: seenData, rep: rep,
+			w := &checkWalk{r: r, ctx: ctx, bad: bad, seenTrees: seenTrees, seenData: seenData, usedBad: usedBad, rep: rep,
 				where: fmt.Sprintf("snapshot %s %s: %s", s.ID.Short(), s.Time.Local().Format("2006-01-02T15:04:05"), src.Label)}
 			if err := w.walk(src.Tree, ""); err != nil {
 				return nil, err
@@ -210,6 +210,15 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 	}
 	rep.Trees = len(seenTrees)
 	rep.DataBlobs = len(seenData)
+	for _, id := range qPending {
+		q := quarantined[id]
+		if usedBad[id] {
+			problem("chunk %s in pack %s is quarantined as damaged (found %s: %s); the next snapshot stores it again if a source still has it",
+				id.Short(), q.Pack.Short(), q.Time.Local().Format("2006-01-02T15:04:05"), q.Reason)
+		} else {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("pack %s holds a damaged copy of blob %s that no snapshot uses; `repair packs` drops it", q.Pack.Short(), id.Short()))
+		}
+	}
 	return rep, nil
 }
 
@@ -258,12 +267,14 @@ type checkWalk struct {
 	ctx                 context.Context
 	bad                 map[index.ID]string
 	seenTrees, seenData map[index.ID]bool
+	usedBad             map[index.ID]bool // bad blobs a snapshot uses
 	rep                 *CheckReport
 	where               string
 }
 
 func (w *checkWalk) walk(tree index.ID, path string) error {
 	if why, ok := w.bad[tree]; ok {
+		w.usedBad[tree] = true
 		w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (directory: %s)", w.where, path, why))
 		return nil
 	}
@@ -295,6 +306,7 @@ func (w *checkWalk) walk(tree index.ID, path string) error {
 		case TypeFile:
 			for _, c := range n.Content {
 				if why, ok := w.bad[c.ID]; ok {
+					w.usedBad[c.ID] = true
 					w.rep.Affected = append(w.rep.Affected, fmt.Sprintf("%s/%s (%s)", w.where, p, why))
 					break
 				}

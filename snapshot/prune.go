@@ -17,6 +17,11 @@ import (
 func (r *Repository) Forget(ctx context.Context, ids []index.ID) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	return r.forgetLocked(ctx, ids)
+}
+
+// forgetLocked is Forget for a caller that holds writeMu.
+func (r *Repository) forgetLocked(ctx context.Context, ids []index.ID) error {
 	defer r.changed()
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"citadelfs/index"
 )
@@ -174,5 +177,91 @@ func TestRepairPacksInterruptedBeforeRemoval(t *testing.T) {
 	}
 	if rep, _ := r2.Check(ctx, CheckOptions{ReadData: true}); len(rep.Problems) != 1 {
 		t.Fatalf("check after: %q, want just the lost chunk", rep.Problems)
+	}
+}
+
+// A directory whose listing is damaged is kept empty and marked; a
+// snapshot of which nothing can be kept is left empty, and --forget
+// removes it without writing a repaired one.
+func TestRepairSnapshotsLostListings(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	a, b := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(a, "sub"), 0o755)
+	os.WriteFile(filepath.Join(a, "sub", "f"), []byte("in the damaged directory"), 0o644)
+	os.WriteFile(filepath.Join(a, "top"), []byte("beside it"), 0o644)
+	os.WriteFile(filepath.Join(b, "only"), []byte("the only file of the other source"), 0o644)
+	sa, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "a", Path: a}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "b", Path: b}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := r.LoadTree(ctx, sa.Snapshot.Sources[0].Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub index.ID
+	for _, n := range root.Nodes {
+		if n.Name == "sub" {
+			sub = n.Subtree
+		}
+	}
+	for _, id := range []index.ID{sub, sb.Snapshot.Sources[0].Tree} {
+		ref, err := r.idx.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flipStored(t, dir, ref)
+	}
+	r.cache = newBlobCache(64 << 20) // what a fresh process would see
+	if rep, err := r.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.OK() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+	res, err := r.RepairSnapshots(ctx, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Snapshots) != 2 || len(res.Forgotten) != 2 {
+		t.Fatalf("repair: %+v", res)
+	}
+	var repairedA index.ID
+	for _, s := range res.Snapshots {
+		switch s.Snapshot {
+		case sa.Snapshot.ID:
+			if s.Empty || s.Repaired.IsZero() || len(s.Paths) != 1 || s.Paths[0].Path != "a/sub/" || s.Paths[0].Kind != "directory" {
+				t.Fatalf("repair of the snapshot with a lost directory: %+v", s)
+			}
+			repairedA = s.Repaired
+		case sb.Snapshot.ID:
+			if !s.Empty || !s.Repaired.IsZero() {
+				t.Fatalf("repair of the snapshot whose only listing is lost: %+v", s)
+			}
+		}
+	}
+	snaps, _ := r.Snapshots()
+	if len(snaps) != 1 || snaps[0].ID != repairedA || !snaps[0].HasTag(RepairedTag) {
+		t.Fatalf("after repair --forget: %d snapshots, want only the repaired one", len(snaps))
+	}
+	out := t.TempDir()
+	if _, err := r.Restore(ctx, snaps[0], nil, out, RestoreOptions{}); err != nil {
+		t.Fatalf("restore of the repaired snapshot: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "a", "top")); string(got) != "beside it" {
+		t.Fatalf("a/top restored as %q", got)
+	}
+	ents, err := os.ReadDir(filepath.Join(out, "a", "sub"))
+	if err != nil || len(ents) != 0 {
+		t.Fatalf("a/sub: %v %v, want kept empty", ents, err)
+	}
+	v := make([]byte, 512)
+	n, err := unix.Getxattr(filepath.Join(out, "a", "sub"), RepairedXattr, v)
+	if err != nil || !strings.Contains(string(v[:n]), "listing lost") {
+		t.Fatalf("a/sub marker: %q %v", v[:max(n, 0)], err)
+	}
+	if rep, err := r.Check(ctx, CheckOptions{}); err != nil || !rep.OK() {
+		t.Fatalf("structural check after repair --forget: %v %+v", err, rep)
 	}
 }

@@ -19,6 +19,8 @@ type RepairPacksResult struct {
 	// Salvaged and Lost total the blobs over every pack.
 	Salvaged int `json:"salvaged"`
 	Lost     int `json:"lost"`
+	// Dropped totals the damaged blobs no snapshot used.
+	Dropped int `json:"dropped"`
 	// Affected names what uses a lost blob: "snapshot <id> <time>:
 	// <label>/<path>", as check does.
 	Affected []string `json:"affected"`
@@ -39,6 +41,9 @@ type PackRepair struct {
 	// where a source still has them; `repair snapshots` rewrites the
 	// snapshots that still miss them.
 	Lost []index.ID `json:"lost"`
+	// Dropped lists damaged blobs that no snapshot uses: dropped too,
+	// and no loss.
+	Dropped []index.ID `json:"dropped"`
 }
 
 // RepairPacks salvages damaged packs: every blob the index serves from
@@ -95,8 +100,25 @@ func (r *Repository) RepairPacks(ctx context.Context, packs []string, dryRun boo
 		}
 	}
 	if len(lost) > 0 {
-		if res.Affected, err = r.affectedBy(ctx, lost); err != nil {
+		var used map[index.ID]bool
+		if res.Affected, used, err = r.affectedBy(ctx, lost); err != nil {
 			return res, err
+		}
+		// A damaged blob no snapshot uses is no loss.
+		res.Lost = 0
+		for i := range res.Packs {
+			pr := &res.Packs[i]
+			var keep []index.ID
+			for _, id := range pr.Lost {
+				if used[id] {
+					keep = append(keep, id)
+				} else {
+					pr.Dropped = append(pr.Dropped, id)
+				}
+			}
+			pr.Lost = append(pr.Lost[:0], keep...)
+			res.Lost += len(pr.Lost)
+			res.Dropped += len(pr.Dropped)
 		}
 	}
 	return res, nil
@@ -155,7 +177,7 @@ func (r *Repository) damagedPacks(named []string) (map[index.ID]string, error) {
 
 // repairPack salvages one pack.
 func (r *Repository) repairPack(p index.ID, why string, served []index.BlobRef, dryRun bool) (*PackRepair, error) {
-	pr := &PackRepair{Pack: p, Why: OneLine(why, 200), Lost: []index.ID{}}
+	pr := &PackRepair{Pack: p, Why: OneLine(why, 200), Lost: []index.ID{}, Dropped: []index.ID{}}
 	indexed, err := r.idx.IsIndexedPack(p)
 	if err != nil {
 		return nil, err
@@ -253,19 +275,21 @@ func quarantinedIn(r *Repository, p index.ID) []index.ID {
 }
 
 // affectedBy names every file and directory of every snapshot that uses
-// one of the blobs in ids, as check does.
-func (r *Repository) affectedBy(ctx context.Context, ids map[index.ID]bool) ([]string, error) {
+// one of the blobs in ids, as check does, and returns those used.
+func (r *Repository) affectedBy(ctx context.Context, ids map[index.ID]bool) ([]string, map[index.ID]bool, error) {
 	snaps, err := r.Snapshots()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := []string{}
+	used := map[index.ID]bool{}
 	for _, s := range snaps {
 		for _, src := range s.Sources {
 			where := fmt.Sprintf("snapshot %s %s: %s", s.ID.Short(), s.Time.Local().Format("2006-01-02T15:04:05"), src.Label)
 			var walk func(tree index.ID, path string) error
 			walk = func(tree index.ID, path string) error {
 				if ids[tree] {
+					used[tree] = true
 					out = append(out, fmt.Sprintf("%s/%s (directory)", where, path))
 					return nil
 				}
@@ -279,6 +303,7 @@ func (r *Repository) affectedBy(ctx context.Context, ids map[index.ID]bool) ([]s
 				}
 				for _, part := range t.Parts {
 					if ids[part.ID] {
+						used[part.ID] = true
 						out = append(out, fmt.Sprintf("%s/%s (directory)", where, path))
 						return nil
 					}
@@ -293,6 +318,7 @@ func (r *Repository) affectedBy(ctx context.Context, ids map[index.ID]bool) ([]s
 					case TypeFile:
 						for _, c := range n.Content {
 							if ids[c.ID] {
+								used[c.ID] = true
 								out = append(out, fmt.Sprintf("%s/%s", where, path+n.Name))
 								break
 							}
@@ -302,9 +328,9 @@ func (r *Repository) affectedBy(ctx context.Context, ids map[index.ID]bool) ([]s
 				return nil
 			}
 			if err := walk(src.Tree, ""); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return out, nil
+	return out, used, nil
 }

@@ -234,3 +234,99 @@ func TestRepairPacks(t *testing.T) {
 		restoreEverySnapshotMatches(t, repo, src)
 	})
 }
+
+// TestRepairSnapshots: snapshots that use a chunk no copy of which is
+// left are rewritten: the damaged file kept truncated to its good prefix,
+// marked with an xattr and named, never zero-filled; --dry-run changes
+// nothing; --forget removes the originals. Afterwards every snapshot
+// restores, and with `repair packs` check --read-data passes.
+func TestRepairSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	repo := initRepo(t, dir)
+	takeSnapshot(t, repo, sourceFlags(src)...)
+	corpus(t, "-out", src, "-mutate", "day", "-seed", "2")
+	takeSnapshot(t, repo, sourceFlags(src)...)
+	before := listSnapshots(t, repo)
+	pack, size := largestPack(t, repo)
+	flip4(t, pack, size)
+	r := citadel(t, "check", "--repo", repo, "--read-data")
+	m := regexp.MustCompile(`(?m)^affected: snapshot \S+ \S+: ((models|configs|logs)/\S+)`).FindStringSubmatch(r.stdout)
+	if r.code != 4 || m == nil {
+		t.Fatalf("check: want exit 4 and an affected file\n%s", r)
+	}
+	damaged := m[1]
+
+	r = citadel(t, "repair", "snapshots", "--dry-run", "--repo", repo)
+	if r.code != 4 || !strings.Contains(r.stdout, "file "+damaged+": bytes ") || !strings.Contains(r.stdout, "nothing changed") {
+		t.Fatalf("repair snapshots --dry-run: want exit 4 naming %s\n%s", damaged, r)
+	}
+	if got := listSnapshots(t, repo); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Fatalf("dry run changed the snapshots:\n%v\nbefore:\n%v", got, before)
+	}
+
+	r = mustCitadel(t, "repair", "snapshots", "--forget", "--repo", repo, "--json")
+	var res struct {
+		Snapshots []struct {
+			Snapshot, Repaired string
+			Paths              []struct {
+				Path, Kind, Lost string
+				Kept             int64 `json:"kept_bytes"`
+				Size             int64
+			}
+		}
+		Forgotten []string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Snapshots) == 0 || len(res.Forgotten) != len(res.Snapshots) {
+		t.Fatalf("repair snapshots --json: %+v %v\n%s", res, err, r)
+	}
+	after := listSnapshots(t, repo)
+	if len(after) != len(before) {
+		t.Fatalf("%d snapshots after repair --forget, want %d (each replaced)", len(after), len(before))
+	}
+	repaired := map[string]bool{}
+	for _, s := range res.Snapshots {
+		repaired[s.Repaired] = true
+	}
+	for _, s := range after {
+		if repaired[s.ID] != strings.Contains(fmt.Sprint(s.Tags), "repaired") {
+			t.Errorf("snapshot %s: tags %v, repaired %v", s.ID[:8], s.Tags, repaired[s.ID])
+		}
+	}
+	// Every snapshot restores now; the damaged file is its good prefix,
+	// marked, and the rest of the newest is the source as it is.
+	for _, s := range after {
+		out := restore(t, repo, s.ID)
+		if s.ID != after[len(after)-1].ID {
+			continue
+		}
+		for _, l := range s.Sources {
+			if !strings.HasPrefix(damaged, l+"/") {
+				diffTrees(t, filepath.Join(src, l), filepath.Join(out, l))
+			}
+		}
+		got, err := os.ReadFile(filepath.Join(out, damaged))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(filepath.Join(src, damaged))
+		if len(got) >= len(want) || string(got) != string(want[:len(got)]) {
+			t.Errorf("%s restored as %d bytes, want a strict prefix of its %d bytes", damaged, len(got), len(want))
+		}
+		xs, err := readXattrs(filepath.Join(out, damaged))
+		if err != nil || !strings.Contains(xs["user.citadelfs.repaired"], "lost") {
+			t.Errorf("%s carries no repair marker: %v %v", damaged, xs, err)
+		}
+	}
+	// The snapshots no longer use the damaged chunk; repair packs drops
+	// it (no loss: nothing uses it), and a full check passes.
+	mustCitadel(t, "check", "--repo", repo)
+	r = mustCitadel(t, "repair", "packs", "--repo", repo)
+	if !strings.Contains(r.stdout, "0 lost") {
+		t.Errorf("repair packs after repair snapshots:\n%s", r)
+	}
+	mustCitadel(t, "check", "--repo", repo, "--read-data")
+	if r := mustCitadel(t, "repair", "snapshots", "--repo", repo); !strings.Contains(r.stdout, "no snapshot uses lost data") {
+		t.Errorf("second repair snapshots:\n%s", r)
+	}
+}

@@ -18,15 +18,16 @@ var repairFlags struct {
 
 // repairSubcommands are the forms of `citadelfs repair`.
 var repairSubcommands = map[string]func(ctx context.Context, env *cmdEnv, args []string) error{
-	"index": repairIndex,
-	"packs": repairPacks,
+	"index":     repairIndex,
+	"packs":     repairPacks,
+	"snapshots": repairSnapshots,
 }
 
 func init() {
 	register(&command{
 		name:      "repair",
-		summary:   "rebuild the index ('repair index'), salvage damaged packs ('repair packs')",
-		usage:     "index | packs [PACK...] [--dry-run]",
+		summary:   "rebuild the index, salvage damaged packs, rewrite snapshots that lost data",
+		usage:     "index | packs [PACK...] [--dry-run] | snapshots [--forget] [--dry-run]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&repairFlags.dryRun, "dry-run", false, "only say what would change")
@@ -131,6 +132,9 @@ func repairPacks(ctx context.Context, env *cmdEnv, packs []string) error {
 				}
 				line += fmt.Sprintf(", %s %d: %s", lostVerb, len(p.Lost), strings.Join(ids, " "))
 			}
+			if len(p.Dropped) > 0 {
+				line += fmt.Sprintf(", %d damaged that no snapshot uses dropped", len(p.Dropped))
+			}
 			fmt.Fprintln(env.stdout, line)
 		}
 		for _, a := range res.Affected {
@@ -149,6 +153,59 @@ func repairPacks(ctx context.Context, env *cmdEnv, packs []string) error {
 		}
 	}
 	if res.Lost > 0 {
+		return withExit(exitDamaged, errSilent)
+	}
+	return nil
+}
+
+// repairSnapshots rewrites snapshots that use lost data
+// (snapshot.RepairSnapshots). A dry run that finds damage exits 4, as a
+// check would; a repair that wrote its snapshots exits 0.
+func repairSnapshots(ctx context.Context, env *cmdEnv, _ []string) error {
+	repo, release, err := openRepo(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := repo.RepairSnapshots(ctx, repairFlags.dryRun, repairFlags.forget)
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return withExit(exitInterrupted, fmt.Errorf("interrupted; no repaired snapshot was committed"))
+		}
+		return err
+	}
+	if env.global.json {
+		if err := writeJSON(env, res); err != nil {
+			return err
+		}
+	} else {
+		for _, s := range res.Snapshots {
+			head := fmt.Sprintf("snapshot %s %s", s.Snapshot.Short(), s.Time.Local().Format("2006-01-02T15:04:05"))
+			switch {
+			case s.Empty && repairFlags.forget && !res.DryRun:
+				fmt.Fprintf(env.stdout, "%s: nothing could be kept; forgotten\n", head)
+			case s.Empty:
+				fmt.Fprintf(env.stdout, "%s: nothing could be kept (every source's listing is lost); --forget removes it\n", head)
+			case res.DryRun:
+				fmt.Fprintf(env.stdout, "%s: would be repaired\n", head)
+			default:
+				fmt.Fprintf(env.stdout, "%s: repaired as %s\n", head, s.Repaired.Short())
+			}
+			for _, p := range s.Paths {
+				fmt.Fprintf(env.stdout, "  %s %s: %s\n", p.Kind, p.Path, p.Lost)
+			}
+		}
+		switch {
+		case len(res.Snapshots) == 0:
+			fmt.Fprintln(env.stdout, "no snapshot uses lost data (run 'citadelfs check --read-data' first to find damage)")
+		case res.DryRun:
+			fmt.Fprintf(env.stdout, "dry run: %d snapshots would be rewritten; nothing changed\n", len(res.Snapshots))
+		default:
+			fmt.Fprintf(env.stdout, "%d snapshots repaired (tag %q; each damaged path marked with the %s xattr), %d originals forgotten\n",
+				len(res.Snapshots), snapshot.RepairedTag, snapshot.RepairedXattr, len(res.Forgotten))
+		}
+	}
+	if res.DryRun && len(res.Snapshots) > 0 {
 		return withExit(exitDamaged, errSilent)
 	}
 	return nil
