@@ -330,3 +330,31 @@ func TestRepairSnapshots(t *testing.T) {
 		t.Errorf("second repair snapshots:\n%s", r)
 	}
 }
+
+// Every form of repair refuses bad input with one line and exit 2, and a
+// missing repository with exit 10, changing nothing.
+func TestRepairBadInput(t *testing.T) {
+	dir := t.TempDir()
+	repo := initRepo(t, dir)
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		mentions []string
+	}{
+		{[]string{"repair"}, 2, []string{"index|packs|snapshots"}},
+		{[]string{"repair", "everything"}, 2, []string{"index|packs|snapshots"}},
+		{[]string{"repair", "index", "extra"}, 2, []string{"usage"}},
+		{[]string{"repair", "snapshots", "extra"}, 2, []string{"usage"}},
+		{[]string{"repair", "index", "--dry-run"}, 2, []string{"--dry-run"}},
+		{[]string{"repair", "packs", "--forget"}, 2, []string{"--forget"}},
+		{[]string{"repair", "packs", "zzzz"}, 1, []string{"no pack"}},
+		{[]string{"repair", "snapshots", "--bogus"}, 2, []string{"bogus"}},
+	} {
+		r := citadel(t, append(tc.args, "--repo", repo)...)
+		assertOneLineError(t, r, tc.code, tc.mentions...)
+	}
+	for _, sub := range []string{"index", "packs", "snapshots"} {
+		r := citadel(t, "repair", sub, "--repo", filepath.Join(dir, "nothing"))
+		assertOneLineError(t, r, 10)
+	}
+}

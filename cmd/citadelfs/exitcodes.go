@@ -16,7 +16,7 @@ const (
 	exitFatal       = 1
 	exitUsage       = 2
 	exitPartial     = 3 // snapshot completed, but some files could not be read
-	exitDamaged     = 4 // check or restore found corrupt or missing data
+	exitDamaged     = 4 // check, restore or repair found corrupt or missing data
 	exitCritical    = 5 // monitor/status: at least one critical condition
 	exitNoRepo      = 10
 	exitLocked      = 11
