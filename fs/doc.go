@@ -18,10 +18,11 @@
 //	status/<file>                  documents rendered at open (StatusSource)
 //
 // A snapshot's folder name never changes when others are taken or, while
-// the mount runs, forgotten: names come from commit order (Snapshot.Created)
-// and each view keeps the names of the one before (snapshotNames in
-// view.go). Among snapshots of one second, latest/ and the day folder show
-// the one committed last.
+// the mount runs, forgotten: names come from the order Tree.Snapshots
+// gives (commit order within a second) and each view keeps the names of
+// the one before (snapshotNames in view.go). fs does not order snapshots
+// itself: latest/ and the day folder show the last of a label in that
+// order, so the mount agrees with whatever else the engine calls latest.
 //
 // Everything above a source's root is virtual (view.go): one immutable view
 // is computed from Tree.Snapshots per Tree.Generation, and a virtual folder

@@ -15,11 +15,6 @@ type Snapshot struct {
 	ID string
 	// Time is the time the snapshot represents (the --time it was taken with).
 	Time time.Time
-	// Created is when the snapshot was committed (wall clock). Among
-	// snapshots of one second it decides which keeps the bare folder name
-	// and which one latest/ and the day folder show (see snapshotNames).
-	// Zero when unknown: ties then fall back to Time and ID.
-	Created time.Time
 	// Tags such as "daily", "weekly".
 	Tags []string
 	// Sources holds one root directory per source label ("models", ...).
@@ -87,10 +82,16 @@ type Xattr struct {
 // answers ENOENT); a cancelled ctx with ctx.Err() (EINTR); anything else is
 // logged once with the mount path and answered with EIO.
 type Tree interface {
-	// Snapshots lists every committed snapshot, oldest first. It is called
-	// often (each lookup in a top-level folder may call it), so an
-	// implementation keeps it cheap; Generation lets fs skip rebuilding its
-	// view when nothing changed.
+	// Snapshots lists every committed snapshot, oldest first, in the one
+	// order the caller's engine keeps (citadelfs: snapshot.Compare). fs
+	// decides nothing about it: the last snapshot with a label is what
+	// latest/<label> shows, the last of a local day with a label is the
+	// day folder's, and among the snapshots of one second the first keeps
+	// the bare folder name under snapshots/ (so the order within a second
+	// must be commit order, or names move when snapshots are taken).
+	// It is called often (each lookup in a top-level folder may call it),
+	// so an implementation keeps it cheap; Generation lets fs skip
+	// rebuilding its view when nothing changed.
 	Snapshots(ctx context.Context) ([]Snapshot, error)
 	// Generation changes whenever the set of snapshots changes.
 	Generation() uint64

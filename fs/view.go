@@ -78,32 +78,6 @@ func validName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
-// commitOrder sorts snapshots by second (as named), then by commit time,
-// then by Time and ID (for snapshots with no commit time). Within one
-// second the first is the one that keeps the bare folder name, and the
-// last is the one latest/ and the day folder show: the mount names times
-// to the second only, so among those it goes by commit order, never by id.
-func commitOrder(snaps []Snapshot) []int {
-	order := make([]int, len(snaps))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool {
-		x, y := &snaps[order[a]], &snaps[order[b]]
-		if sx, sy := x.Time.Truncate(time.Second), y.Time.Truncate(time.Second); !sx.Equal(sy) {
-			return sx.Before(sy)
-		}
-		if !x.Created.Equal(y.Created) {
-			return x.Created.Before(y.Created)
-		}
-		if !x.Time.Equal(y.Time) {
-			return x.Time.Before(y.Time)
-		}
-		return x.ID < y.ID
-	})
-	return order
-}
-
 // idDigits is how many leading digits of its id a snapshot's folder name
 // carries when another snapshot of the same second holds the bare name.
 const idDigits = 8
@@ -119,11 +93,12 @@ const idDigits = 8
 // snapshot keeps the name it was shown under for as long as the mount
 // runs, so forgetting the snapshot that held T does not rename the others
 // of its second under a reader copying out of them (a new mount names
-// them afresh). order is commitOrder's.
-func snapshotNames(snaps []Snapshot, order []int, loc *time.Location, prev map[string]string) []string {
+// them afresh). snaps is in Tree.Snapshots' order, in which the first of
+// a second is the one committed first.
+func snapshotNames(snaps []Snapshot, loc *time.Location, prev map[string]string) []string {
 	names := make([]string, len(snaps))
 	taken := map[string]bool{}
-	for _, i := range order {
+	for i := range snaps {
 		base := snaps[i].Time.In(loc).Format(timeLayout)
 		if n, ok := prev[snaps[i].ID]; ok && (n == base || strings.HasPrefix(n, base+".")) && !taken[n] {
 			names[i] = n
@@ -131,7 +106,7 @@ func snapshotNames(snaps []Snapshot, order []int, loc *time.Location, prev map[s
 		}
 	}
 	seen := map[string]bool{} // seconds with an earlier committed snapshot
-	for _, i := range order {
+	for i := range snaps {
 		base := snaps[i].Time.In(loc).Format(timeLayout)
 		first := !seen[base]
 		seen[base] = true
@@ -168,12 +143,11 @@ func suffixedName(base, id string, taken map[string]bool) string {
 // prev is the view it replaces (nil for the first), whose snapshot folder
 // names are kept.
 func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool, prev *view) *view {
-	order := commitOrder(snaps)
 	var prevNames map[string]string
 	if prev != nil {
 		prevNames = prev.snapNames
 	}
-	names := snapshotNames(snaps, order, loc, prevNames)
+	names := snapshotNames(snaps, loc, prevNames)
 
 	b := &viewBuilder{v: &view{gen: gen, dirs: map[string]*vdir{}, snapNames: make(map[string]string, len(snaps))}}
 	b.dir("")
@@ -183,7 +157,7 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 	if withStatus {
 		b.dir("").add(statusDir, ventry{status: true, isDir: true, mode: modeDir})
 	}
-	for _, i := range order {
+	for i := range snaps {
 		s := &snaps[i]
 		b.v.snapNames[s.ID] = names[i]
 		day := s.Time.In(loc).Format(dayLayout)
@@ -201,8 +175,9 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 			if !validName(src.Label) {
 				continue
 			}
-			// Snapshots come in commitOrder, so a later one replaces an
-			// earlier one of the same day in <day>/ and in latest/.
+			// Snapshots come oldest first (Tree.Snapshots), so a later
+			// one replaces an earlier one of the same day in <day>/ and
+			// in latest/: fs shows the order it is given.
 			for _, d := range append([]string{day, latestDir, snapDir}, tagDirs...) {
 				b.source(d, s, src)
 			}

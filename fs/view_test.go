@@ -18,28 +18,24 @@ func at(s string) time.Time {
 }
 
 // Ids of the two snapshots that share 2026-11-26T02:00:00 in viewFixture:
-// s2 was committed first, so its id order, Time order and commit order
-// all disagree with s3's.
+// s2 comes first (was committed first), so its id order and Time order
+// both disagree with the order the fixture gives.
 const (
 	idS2 = "5e2d9f0a77c1"
 	idS3 = "3c3b8e4f11d0"
 )
 
-// committed sets a snapshot's commit time.
-func committed(s Snapshot, created string) Snapshot {
-	s.Created = at(created)
-	return s
-}
-
-// viewFixture has two days, a second shared by two snapshots and tags.
+// viewFixture has two days, a second shared by two snapshots and tags,
+// in the order the engine gives them (snapshot.Compare: by second, then
+// commit order).
 func viewFixture() []Snapshot {
 	return []Snapshot{
-		committed(snap("s1", at("2026-11-25T02:00:00Z"), []string{"daily"}, map[string]*fnode{"models": dir("m1"), "configs": dir("c1")}), "2026-11-25T02:01:00Z"),
+		snap("s1", at("2026-11-25T02:00:00Z"), []string{"daily"}, map[string]*fnode{"models": dir("m1"), "configs": dir("c1")}),
 		// s3 was taken later with --time backdated into s2's second,
 		// before s2's own time.
-		committed(snap(idS2, at("2026-11-26T02:00:00.5Z"), []string{"daily", "bad/tag", ".."}, map[string]*fnode{"configs": dir("c2")}), "2026-11-26T02:00:01Z"),
-		committed(snap(idS3, at("2026-11-26T02:00:00.2Z"), nil, map[string]*fnode{"configs": dir("c3")}), "2026-11-26T02:00:07Z"),
-		committed(snap("s4", at("2026-11-26T03:15:00Z"), []string{"weekly"}, map[string]*fnode{"models": dir("m4")}), "2026-11-26T03:16:00Z"),
+		snap(idS2, at("2026-11-26T02:00:00.5Z"), []string{"daily", "bad/tag", ".."}, map[string]*fnode{"configs": dir("c2")}),
+		snap(idS3, at("2026-11-26T02:00:00.2Z"), nil, map[string]*fnode{"configs": dir("c3")}),
+		snap("s4", at("2026-11-26T03:15:00Z"), []string{"weekly"}, map[string]*fnode{"models": dir("m4")}),
 	}
 }
 
@@ -64,8 +60,8 @@ func TestBuildViewLayout(t *testing.T) {
 	for _, c := range []struct{ dir, label, snap string }{
 		{"2026-11-25", "models", "s1"},
 		{"2026-11-25", "configs", "s1"},
-		// Within one second the newest committed wins, not the later
-		// Time nor the higher id.
+		// Within one second the last given wins, not the later Time
+		// nor the higher id: fs shows the order it is given.
 		{"2026-11-26", "configs", idS3},
 		{"2026-11-26", "models", "s4"},
 		{"latest", "models", "s4"},
@@ -131,12 +127,13 @@ func TestSnapshotNamesStableWhenTiesAppear(t *testing.T) {
 	snaps := viewFixture()
 	for _, prev := range []bool{false, true} {
 		before := buildView(1, snaps, time.UTC, false, nil)
-		late := committed(snap("0b7e11aa42", at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"logs": dir("l5")}), "2026-11-26T04:00:00Z")
+		late := snap("0b7e11aa42", at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"logs": dir("l5")})
 		var p *view
 		if prev {
 			p = before
 		}
-		after := buildView(2, append(slices.Clone(snaps), late), time.UTC, false, p)
+		// Committed last, it is the last of its second (before s4).
+		after := buildView(2, slices.Insert(slices.Clone(snaps), 3, late), time.UTC, false, p)
 		a := snapshotFolders(t, after)
 		checkKept(t, snapshotFolders(t, before), a)
 		if a["2026-11-26T02:00:00.0b7e11aa"] != late.ID {
@@ -153,14 +150,14 @@ func TestSnapshotNamesStableWhenTiesAppear(t *testing.T) {
 // reader copied out of it, and its files went ENOENT mid-copy.
 func TestSnapshotNamesStableWhenForgotten(t *testing.T) {
 	const a, b, c, d = "aa00000000000001", "bb00000000000002", "cc00000000000003", "dd00000000000004"
-	mk := func(id, tm, created string) Snapshot {
-		return committed(snap(id, at(tm), nil, map[string]*fnode{"configs": dir(id)}), created)
+	mk := func(id, tm string) Snapshot {
+		return snap(id, at(tm), nil, map[string]*fnode{"configs": dir(id)})
 	}
 	tree := &fakeTree{}
-	// Committed in the order c, a, b: Time and id orders differ.
-	tree.add(mk(a, "2026-11-26T02:00:00.1Z", "2026-11-26T02:00:02Z"))
-	tree.add(mk(b, "2026-11-26T02:00:00.9Z", "2026-11-26T02:00:03Z"))
-	tree.add(mk(c, "2026-11-26T02:00:00.5Z", "2026-11-26T02:00:01Z"))
+	// Committed (given) in the order c, a, b: Time and id orders differ.
+	tree.add(mk(c, "2026-11-26T02:00:00.5Z"))
+	tree.add(mk(a, "2026-11-26T02:00:00.1Z"))
+	tree.add(mk(b, "2026-11-26T02:00:00.9Z"))
 	cache := &viewCache{tree: tree, loc: time.UTC}
 	get := func() map[string]string {
 		t.Helper()
@@ -186,7 +183,7 @@ func TestSnapshotNamesStableWhenForgotten(t *testing.T) {
 	}
 	// A new snapshot of the second does not take the freed bare name
 	// either: it would mean another snapshot than it did.
-	tree.add(mk(d, "2026-11-26T02:00:00.3Z", "2026-11-26T05:00:00Z"))
+	tree.add(mk(d, "2026-11-26T02:00:00.3Z"))
 	v3 := get()
 	checkKept(t, v2, v3)
 	if v3["2026-11-26T02:00:00.dd000000"] != d || v3["2026-11-26T02:00:00"] != "" {
@@ -203,12 +200,12 @@ func TestSnapshotNamesStableWhenForgotten(t *testing.T) {
 // Two snapshots whose ids share their first 8 digits: the later committed
 // one gets more digits, and the earlier one's name does not change.
 func TestSnapshotNamesSharedIDPrefix(t *testing.T) {
-	mk := func(id, created string) Snapshot {
-		return committed(snap(id, at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"configs": dir(id)}), created)
+	mk := func(id string) Snapshot {
+		return snap(id, at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"configs": dir(id)})
 	}
-	one := []Snapshot{mk("0000000000", "2026-11-26T02:00:01Z"), mk("abcdef0199", "2026-11-26T02:00:02Z")}
+	one := []Snapshot{mk("0000000000"), mk("abcdef0199")}
 	v1 := buildView(1, one, time.UTC, false, nil)
-	two := append(slices.Clone(one), mk("abcdef0123", "2026-11-26T02:00:03Z"))
+	two := append(slices.Clone(one), mk("abcdef0123"))
 	f2 := snapshotFolders(t, buildView(2, two, time.UTC, false, nil))
 	checkKept(t, snapshotFolders(t, v1), f2)
 	if f2["2026-11-26T02:00:00.abcdef01"] != "abcdef0199" || f2["2026-11-26T02:00:00.abcdef012"] != "abcdef0123" {

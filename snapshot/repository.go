@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,7 +124,7 @@ func (r *Repository) Generation() uint64 { return r.gen.Load() }
 
 func (r *Repository) changed() { r.gen.Add(1) }
 
-// Snapshots returns every snapshot ordered by time (then id). The result is
+// Snapshots returns every snapshot oldest first, in Compare's order. The result is
 // cached per generation and shared: callers must not modify it.
 func (r *Repository) Snapshots() ([]*Snapshot, error) {
 	gen := r.Generation()
@@ -146,12 +145,7 @@ func (r *Repository) Snapshots() ([]*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].ID.String() < out[j].ID.String()
-	})
+	slices.SortFunc(out, Compare)
 	r.snapCache, r.snapGen = out, gen
 	return out, nil
 }
@@ -159,7 +153,8 @@ func (r *Repository) Snapshots() ([]*Snapshot, error) {
 // ErrNoSnapshot: no snapshot matches.
 var ErrNoSnapshot = errors.New("no such snapshot")
 
-// FindSnapshot resolves "latest" or a unique hex id prefix.
+// FindSnapshot resolves "latest" (the last in Compare's order) or a unique
+// hex id prefix.
 func (r *Repository) FindSnapshot(ref string) (*Snapshot, error) {
 	snaps, err := r.Snapshots()
 	if err != nil {
@@ -202,14 +197,9 @@ func (r *Repository) LatestSources() ([]SourcePick, error) {
 		return nil, err
 	}
 	newest := map[string]*Snapshot{}
-	for _, s := range snaps {
+	for _, s := range snaps { // in Compare's order: the last of a label wins
 		for _, src := range s.Sources {
-			// The newest by time; of two in the same second, the one
-			// committed last (as the mount's latest/ picks).
-			cur := newest[src.Label]
-			if cur == nil || s.Time.After(cur.Time) || s.Time.Equal(cur.Time) && s.Created.After(cur.Created) {
-				newest[src.Label] = s
-			}
+			newest[src.Label] = s
 		}
 	}
 	if len(newest) == 0 {

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -81,7 +82,7 @@ type bucketRule struct {
 
 func applyGroup(snaps []*Snapshot, p Policy, loc *time.Location) []Decision {
 	sorted := append([]*Snapshot(nil), snaps...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Time.After(sorted[j].Time) }) // newest first
+	slices.SortFunc(sorted, func(a, b *Snapshot) int { return Compare(b, a) }) // newest first
 	rules := []*bucketRule{
 		{"last", p.Last, func(t time.Time) string { return t.String() + fmt.Sprint(t.UnixNano()) }},
 		{"hourly", p.Hourly, func(t time.Time) string { return t.Format("2006-01-02T15") }},

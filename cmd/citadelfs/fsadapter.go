@@ -53,9 +53,11 @@ func (t *fsTree) Snapshots(ctx context.Context) ([]cfs.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// In snapshot.Compare's order, which fs shows as it is given: the
+	// mount's latest/ is what restore, diff and forget call latest.
 	out := make([]cfs.Snapshot, 0, len(snaps))
 	for _, s := range snaps {
-		fsn := cfs.Snapshot{ID: s.ID.String(), Time: s.Time, Created: s.Created, Tags: s.Tags}
+		fsn := cfs.Snapshot{ID: s.ID.String(), Time: s.Time, Tags: s.Tags}
 		for _, src := range s.Sources {
 			h := &nodeHandle{snap: fsn.ID, label: src.Label, node: src.RootNode()}
 			fsn.Sources = append(fsn.Sources, cfs.SourceRoot{Label: src.Label, Root: toFSNode(h)})
