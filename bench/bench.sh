@@ -381,7 +381,7 @@ check_disk
 : >"$TSV"
 
 say "building corpusgen, generating -models-mb $MB"
-go build -C ../shared/corpusgen -o "$W/corpusgen" . || die "cannot build ../shared/corpusgen"
+go build -o "$W/corpusgen" ./cmd/corpusgen || die "cannot build ./cmd/corpusgen"
 t0=$(now_ns)
 "$W/corpusgen" -out "$SRC" -models-mb "$MB" >"$W/logs/corpusgen.log" 2>&1 || die "corpusgen failed, see $W/logs/corpusgen.log"
 say "corpus: $(du -sh "$SRC" | cut -f1) in $(secs "$t0" "$(now_ns)") s"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/bin/citadelfs
 D=$PWD/.demo
 rm -rf "$D"; mkdir -p "$D"
-go build -C ../shared/corpusgen -o "$D/corpusgen" .
+go build -o "$D/corpusgen" ./cmd/corpusgen
 echo "== generating a small AI-server tree (64 MiB of bf16 models, configs, logs)"
 "$D/corpusgen" -out "$D/src" -models-mb 64 -logs-mb 8 -configs 300 >/dev/null
 export CITADELFS_REPO=$D/repo

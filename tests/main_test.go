@@ -1,5 +1,5 @@
 // Package tests holds the end-to-end tests: they build the real citadelfs
-// binary and ../shared/corpusgen once (TestMain), then drive the binary
+// binary and the project's corpusgen (cmd/corpusgen) once (TestMain), then drive the binary
 // against real directories, real kill -9s, a real full tmpfs and real
 // FUSE mounts. Nothing here is mocked; a failure means the shipped binary
 // misbehaves.
@@ -44,7 +44,7 @@ func testMain(m *testing.M) int {
 	corpusgenBin = filepath.Join(dir, "corpusgen")
 	builds := []*exec.Cmd{
 		exec.Command("go", "build", "-o", citadelBin, "./cmd/citadelfs"),
-		exec.Command("go", "build", "-C", "../shared/corpusgen", "-o", corpusgenBin, "."),
+		exec.Command("go", "build", "-o", corpusgenBin, "./cmd/corpusgen"),
 	}
 	for _, c := range builds {
 		c.Dir = ".." // the repository root
