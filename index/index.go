@@ -97,6 +97,7 @@ func Open(dir string, o Options) (*Repo, error) {
 	// A rebuild that was killed leaves its unfinished index.new-*: the
 	// lock proves nobody is still building it.
 	removeRebuildLeftovers(dir)
+	upgradeConfig(dir, cfg)
 	kv, err := openIndexKV(dir, false)
 	if err != nil {
 		lock.Release()

@@ -33,6 +33,7 @@ const (
 	footerMagic = "CTDLEND1"
 	headerSize  = 16
 	footerSize  = 16
+	packVersion = 1
 	entrySize   = 1 + 1 + 32 + 8 + 4 + 4
 	// MaxBlobSize bounds one stored blob so a corrupt trailer cannot make a
 	// reader allocate gigabytes.
@@ -140,7 +141,7 @@ func NewPackWriter(repoDir string) (*PackWriter, error) {
 	go pw.flusher()
 	var hdr [headerSize]byte
 	copy(hdr[:], packMagic)
-	hdr[8] = 1
+	hdr[8] = packVersion
 	pw.write(hdr[:])
 	return pw, nil
 }
@@ -280,7 +281,7 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 	h := blake3.New(32, nil)
 	var hdr [headerSize]byte
 	copy(hdr[:], packMagic)
-	hdr[8] = 1
+	hdr[8] = packVersion
 	h.Write(hdr[:])
 	h.Write(trailer)
 	h.Write(foot[:])
@@ -370,8 +371,20 @@ func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
 	if _, err := r.ReadAt(hdr[:], 0); err != nil {
 		return nil, fmt.Errorf("index: read pack header: %w", err)
 	}
-	if string(hdr[:8]) != packMagic || hdr[8] != 1 {
-		return nil, fmt.Errorf("index: bad pack header: %w", ErrCorrupt)
+	if string(hdr[:8]) != packMagic {
+		return nil, fmt.Errorf("index: bad pack header magic: %w", ErrCorrupt)
+	}
+	if hdr[8] != packVersion {
+		return nil, fmt.Errorf("index: pack header says format version %d, want %d: %w", hdr[8], packVersion, ErrCorrupt)
+	}
+	// The reserved bytes are zero in every pack this format writes: a
+	// later version that uses them bumps the version byte. Anything else
+	// there is damage, and a header is so small that nothing else in it
+	// would notice.
+	for i, c := range hdr[9:] {
+		if c != 0 {
+			return nil, fmt.Errorf("index: pack header reserved byte %d is %#02x, want 0: %w", 9+i, c, ErrCorrupt)
+		}
 	}
 	var foot [footerSize]byte
 	if _, err := r.ReadAt(foot[:], size-footerSize); err != nil {
@@ -391,7 +404,26 @@ func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
 	if crc32.Checksum(trailer, crcTable) != binary.LittleEndian.Uint32(foot[4:]) {
 		return nil, fmt.Errorf("index: pack trailer checksum mismatch: %w", ErrCorrupt)
 	}
-	return parseTrailer(trailer, uint64(size-footerSize-tlen))
+	dataEnd := uint64(size - footerSize - tlen)
+	es, err := parseTrailer(trailer, dataEnd)
+	if err != nil {
+		return nil, err
+	}
+	// The trailer describes the whole file: the writer puts the blobs
+	// back to back after the header, so they tile [header, trailer)
+	// exactly. A gap or an overlap means the trailer (or the footer's
+	// length) is not the one written for these bytes.
+	next := uint64(headerSize)
+	for i, e := range es {
+		if e.Offset != next {
+			return nil, fmt.Errorf("index: pack trailer entry %d starts at %d, want %d (blobs are stored back to back): %w", i, e.Offset, next, ErrCorrupt)
+		}
+		next += uint64(e.Length)
+	}
+	if next != dataEnd {
+		return nil, fmt.Errorf("index: pack trailer describes %d bytes of blobs, the file holds %d: %w", next-headerSize, dataEnd-headerSize, ErrCorrupt)
+	}
+	return es, nil
 }
 
 func parseTrailer(trailer []byte, dataEnd uint64) ([]PackEntry, error) {

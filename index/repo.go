@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -38,6 +39,31 @@ type Config struct {
 	// Chunker parameters; changing them breaks dedup with older snapshots,
 	// so they are fixed at init.
 	Chunker ChunkerParams `json:"chunker"`
+	// Checksum is "blake3:" and the hex BLAKE3-256 of the canonical JSON
+	// of every other field (configChecksum): citadel.json is the one file
+	// a reader trusts before anything else, and JSON alone catches only
+	// the flips that break its syntax. Empty in files written before it
+	// existed (see upgradeConfig).
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// configChecksum is the checksum citadel.json must carry for cfg: over
+// encoding/json's compact rendering of cfg without its checksum, whose
+// field order is the struct's and whose numbers and times print one way.
+func configChecksum(cfg Config) string {
+	cfg.Checksum = ""
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		panic(err) // plain strings, numbers and a UTC time always marshal
+	}
+	return "blake3:" + Hash(data).String()
+}
+
+// encodeConfig renders citadel.json, checksum included.
+func encodeConfig(cfg Config) []byte {
+	cfg.Checksum = configChecksum(cfg)
+	data, _ := json.MarshalIndent(cfg, "", "  ")
+	return append(data, '\n')
 }
 
 // ChunkerParams are the content-defined chunking sizes in bytes.
@@ -90,10 +116,10 @@ func Init(dir string, cp ChunkerParams, now time.Time) (*Config, error) {
 	if err := kv.Close(); err != nil {
 		return nil, err
 	}
-	data, _ := json.MarshalIndent(cfg, "", "  ")
+	cfg.Checksum = configChecksum(*cfg)
 	// citadel.json goes last: a directory without it is not a repository,
 	// so an init killed halfway is simply retried.
-	if err := writeFileSync(filepath.Join(dir, configName), append(data, '\n'), 0o600); err != nil {
+	if err := writeFileSync(filepath.Join(dir, configName), encodeConfig(*cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("index: init: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
@@ -117,17 +143,86 @@ func ReadConfig(dir string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: read %s: %w", configName, err)
 	}
+	return parseConfig(dir, data)
+}
+
+// parseConfig checks citadel.json's bytes in the order that gives the
+// truest message: the version first (another version may lay the file
+// out differently, so its checksum is not ours to judge), then the
+// checksum, then the parameters' bounds.
+func parseConfig(dir string, data []byte) (*Config, error) {
+	path := filepath.Join(dir, configName)
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("index: %s is not valid JSON (%v): %w", path, err, ErrCorrupt)
+	}
+	// Unknown keys are refused: a flip inside a key's name ("chunker" to
+	// "chunkes", "checksum" to "checksuo") would otherwise drop the field
+	// silently, and with it the checksum.
 	var cfg Config
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("index: %s/%s is not valid JSON (%v): %w", dir, configName, err, ErrCorrupt)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	decErr := dec.Decode(&cfg)
+	if v.Version != FormatVersion {
+		if decErr == nil && cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg) {
+			return nil, fmt.Errorf("%s says format version %d, this binary reads version %d, and its checksum does not match: the file may be damaged (compare it with a copy): %w",
+				path, v.Version, FormatVersion, ErrVersion)
+		}
+		return nil, fmt.Errorf("%s: format version %d, this binary reads version %d: %w", dir, v.Version, FormatVersion, ErrVersion)
 	}
-	if cfg.Version != FormatVersion {
-		return nil, fmt.Errorf("%s: format version %d, this binary reads version %d: %w", dir, cfg.Version, FormatVersion, ErrVersion)
+	if decErr != nil {
+		return nil, fmt.Errorf("index: %s is not valid (%v): %w", path, decErr, ErrCorrupt)
 	}
-	if cfg.Hash != "blake3" || cfg.Chunker.Min <= 0 || cfg.Chunker.Avg < cfg.Chunker.Min || cfg.Chunker.Max < cfg.Chunker.Avg {
-		return nil, fmt.Errorf("index: %s/%s has invalid parameters: %w", dir, configName, ErrCorrupt)
+	if cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg) {
+		return nil, fmt.Errorf("index: %s fails its checksum: the file is damaged; restore it from a copy (its id is the repository's, its other fields are fixed at init): %w", path, ErrCorrupt)
+	}
+	if err := cfg.Chunker.check(); err != nil {
+		return nil, fmt.Errorf("index: %s: %v: %w", path, err, ErrCorrupt)
+	}
+	if cfg.Hash != "blake3" {
+		return nil, fmt.Errorf("index: %s: hash %q, want \"blake3\": %w", path, cfg.Hash, ErrCorrupt)
 	}
 	return &cfg, nil
+}
+
+// check bounds the chunker parameters before anything sizes a buffer by
+// them: a chunk is one blob, so no chunk may exceed MaxBlobSize, and a
+// reader allocates a few times Max per worker. The chunker's own rules
+// (its minimum and the power-of-two average) are chunker.Params.Validate,
+// checked where the chunker is set up (snapshot.Open).
+func (p ChunkerParams) check() error {
+	if p.Min <= 0 || p.Avg < p.Min || p.Max < p.Avg || p.Max > MaxBlobSize {
+		return fmt.Errorf("chunker sizes min=%d avg=%d max=%d are out of bounds (want 0 < min <= avg <= max <= %d)", p.Min, p.Avg, p.Max, MaxBlobSize)
+	}
+	return nil
+}
+
+// upgradeConfig gives a citadel.json written before checksums existed its
+// checksum, atomically (a temporary file, fsynced, renamed over it, the
+// directory fsynced), so a writer seals the file once and every later
+// open verifies it. Best effort: a full or read-only disk leaves the old
+// file, which stays valid, and the next writer tries again.
+func upgradeConfig(dir string, cfg *Config) {
+	if cfg.Checksum != "" {
+		return
+	}
+	tmp := filepath.Join(dir, configName+".tmp")
+	os.Remove(tmp) // a leftover of a writer killed here
+	sealed := *cfg
+	sealed.Checksum = configChecksum(sealed)
+	if err := writeFileSync(tmp, encodeConfig(sealed), 0o600); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, configName)); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	if syncDir(dir) == nil {
+		cfg.Checksum = sealed.Checksum
+	}
 }
 
 func writeFileSync(path string, data []byte, perm os.FileMode) error {

@@ -99,8 +99,15 @@ func Open(dir string, o Options) (*Repository, error) {
 		return nil, err
 	}
 	cp := idx.Config.Chunker
-	r := &Repository{idx: idx, opts: o, params: chunker.Params{Min: cp.Min, Avg: cp.Avg, Max: cp.Max, Seed: cp.Seed},
-		cache: newBlobCache(o.CacheBytes)}
+	params := chunker.Params{Min: cp.Min, Avg: cp.Avg, Max: cp.Max, Seed: cp.Seed}
+	// Before anything sizes a buffer by them: a citadel.json edited (or
+	// written by hand) with parameters the chunker cannot use is refused
+	// in one line, not met as an out-of-memory crash in the first snapshot.
+	if err := params.Validate(); err != nil {
+		idx.Close()
+		return nil, fmt.Errorf("%s/citadel.json: %v: %w", dir, err, ErrCorrupt)
+	}
+	r := &Repository{idx: idx, opts: o, params: params, cache: newBlobCache(o.CacheBytes)}
 	r.decoders.New = func() any { return codec.NewDecoder() }
 	r.gen.Store(1)
 	return r, nil

@@ -68,7 +68,9 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, index.ErrVersion):
 		return exitBadVersion
-	case errors.Is(err, snapshot.ErrCorrupt):
+	case errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, index.ErrCorrupt):
+		// index.ErrCorrupt reaches here from open: a damaged
+		// citadel.json, a missing or unreadable index.
 		return exitDamaged
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted

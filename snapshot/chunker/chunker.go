@@ -36,7 +36,7 @@ var Default = Params{Min: 512 << 10, Avg: 1 << 20, Max: 4 << 20, Seed: 0x6369746
 // Validate checks that the parameters make sense.
 func (p Params) Validate() error {
 	if p.Min < 64 || p.Avg <= p.Min || p.Max < p.Avg || p.Max > 64<<20 {
-		return fmt.Errorf("chunker: bad sizes min=%d avg=%d max=%d", p.Min, p.Avg, p.Max)
+		return fmt.Errorf("chunker: bad sizes min=%d avg=%d max=%d (want 64 <= min < avg <= max <= %d)", p.Min, p.Avg, p.Max, 64<<20)
 	}
 	if p.Avg&(p.Avg-1) != 0 {
 		return fmt.Errorf("chunker: average %d is not a power of two", p.Avg)
