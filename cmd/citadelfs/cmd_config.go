@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // `citadelfs config check` reads the configuration file as every other
@@ -39,7 +40,7 @@ func init() {
 type effectiveConfig struct {
 	File              string                     `json:"file"`
 	Repo              string                     `json:"repo"`
-	Sources           map[string]string          `json:"sources"`
+	Sources           map[string]any             `json:"sources"`
 	Mountpoint        string                     `json:"mountpoint"`
 	Retention         retentionConfig            `json:"retention"`
 	Schedule          map[string][]scheduleEntry `json:"schedule,omitempty"`
@@ -51,7 +52,11 @@ type effectiveConfig struct {
 }
 
 func printConfig(env *cmdEnv, c *config) error {
-	e := effectiveConfig{File: env.global.configPath, Repo: c.Repo, Sources: c.Sources, Mountpoint: c.Mountpoint,
+	srcs := map[string]any{}
+	for l, s := range c.Sources {
+		srcs[l] = s.jsonValue()
+	}
+	e := effectiveConfig{File: env.global.configPath, Repo: c.Repo, Sources: srcs, Mountpoint: c.Mountpoint,
 		Retention: c.Retention, Schedule: c.Schedule, VerifyAfterBackup: c.VerifyAfter, TestRestore: c.TestRestore,
 		ArchiveThreshold: c.ArchiveAfter, StorageThreshold: c.Monitor.BackupStorageThreshold, Warnings: c.Warnings}
 	if e.Warnings == nil {
@@ -68,7 +73,17 @@ func printConfig(env *cmdEnv, c *config) error {
 	fmt.Fprintf(w, "mountpoint:  %s\n", e.Mountpoint)
 	fmt.Fprintln(w, "sources:")
 	for _, l := range c.sourceLabels() {
-		fmt.Fprintf(w, "  %-10s %s\n", l, c.Sources[l])
+		src := c.Sources[l]
+		fmt.Fprintf(w, "  %-10s %s\n", l, src)
+		if len(src.Exclude) > 0 {
+			fmt.Fprintf(w, "    exclude  %s\n", strings.Join(src.Exclude, ", "))
+		}
+		if src.ExcludeCaches || src.OneFileSystem {
+			fmt.Fprintf(w, "    exclude_caches %v, one_file_system %v\n", src.ExcludeCaches, src.OneFileSystem)
+		}
+		if src.Retention != nil {
+			fmt.Fprintf(w, "    retention %s\n", src.Retention.describe())
+		}
 		for _, s := range c.Schedule[l] {
 			tag := s.Tag
 			if tag == "" {
@@ -77,8 +92,7 @@ func printConfig(env *cmdEnv, c *config) error {
 			fmt.Fprintf(w, "    schedule %-8s %s\n", tag, s.Cron)
 		}
 	}
-	r := e.Retention
-	fmt.Fprintf(w, "retention:   last %d, daily %d, weekly %d, monthly %d, yearly %d\n", r.Last, r.Daily, r.Weekly, r.Monthly, r.Yearly)
+	fmt.Fprintf(w, "retention:   %s\n", e.Retention.describe())
 	fmt.Fprintf(w, "verify after backup: %v; monthly test restore: %v\n", e.VerifyAfterBackup, e.TestRestore)
 	if e.StorageThreshold > 0 {
 		fmt.Fprintf(w, "storage threshold: %g\n", e.StorageThreshold)

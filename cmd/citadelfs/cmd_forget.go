@@ -22,7 +22,7 @@ func init() {
 	register(&command{
 		name:      "forget",
 		summary:   "remove snapshots by id or by retention policy (default keep 7 daily, 4 weekly, 12 monthly)",
-		usage:     "[ID ...] [--keep-daily N --keep-weekly N --keep-monthly N ...] [--prune] [--dry-run]",
+		usage:     "[ID ...] [--keep-within SPAN --keep-hourly N --keep-daily N --keep-weekly N --keep-monthly N ...] [--prune] [--dry-run]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			p := &forgetFlags.policy
@@ -33,6 +33,7 @@ func init() {
 			fs.IntVar(&p.Weekly, "keep-weekly", 0, "keep the newest snapshot of each of the last N ISO weeks")
 			fs.IntVar(&p.Monthly, "keep-monthly", 0, "keep the newest snapshot of each of the last N months")
 			fs.IntVar(&p.Yearly, "keep-yearly", 0, "keep the newest snapshot of each of the last N years")
+			fs.Var(&p.Within, "keep-within", "keep every snapshot within this span of each source's newest (30d, 2w, 12h, 1y6m)")
 			fs.StringArrayVar(&p.KeepTags, "keep-tag", nil, "keep every snapshot with this tag")
 			fs.BoolVar(&forgetFlags.prune, "prune", false, "prune unreferenced data afterwards")
 			fs.BoolVar(&forgetFlags.dryRun, "dry-run", false, "only say what would be removed")
@@ -67,14 +68,13 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	} else {
 		p := forgetFlags.policy
+		policyOf := func(string) snapshot.Policy { return p }
 		if p.Empty() {
 			cfg, err := env.config()
 			if err != nil {
 				return err
 			}
-			r := cfg.Retention
-			p = snapshot.Policy{Last: r.Last, Daily: r.Daily, Weekly: r.Weekly, Monthly: r.Monthly, Yearly: r.Yearly}
-			if err := p.Validate(); err != nil {
+			if policyOf, err = cfg.policies(); err != nil {
 				return usagef("retention in %s: %v", env.global.configPath, err)
 			}
 		} else if err := p.Validate(); err != nil {
@@ -84,7 +84,7 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		for _, d := range snapshot.ApplyPolicy(snaps, p, time.Local) {
+		for _, d := range snapshot.ApplySourcePolicies(snaps, policyOf, time.Local) {
 			s := d.Snapshot
 			verb := "keep  "
 			if !d.Keep {

@@ -209,7 +209,9 @@ func monitorConfigFor(env *cmdEnv, cfg *config, repo string) (monitor.Config, er
 	if mc.Paths == nil {
 		mc.Paths = monitor.DefaultPaths()
 		for _, l := range cfg.sourceLabels() {
-			mc.Paths = appendWatchPath(mc.Paths, cfg.Sources[l])
+			for _, d := range cfg.Sources[l].watchDirs() {
+				mc.Paths = appendWatchPath(mc.Paths, d)
+			}
 		}
 		mc.Paths = appendWatchPath(mc.Paths, repo)
 	}

@@ -81,7 +81,7 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		for _, l := range cfg.sourceLabels() {
-			specs = append(specs, snapshot.SourceSpec{Label: l, Path: cfg.Sources[l]})
+			specs = append(specs, cfg.Sources[l].spec(l))
 		}
 	}
 	if len(specs) == 0 {
@@ -175,10 +175,34 @@ func summarize(res *snapshot.Result) snapshotSummary {
 func sourceSpecsFromFlags(env *cmdEnv) ([]snapshot.SourceSpec, error) {
 	var specs []snapshot.SourceSpec
 	at := map[string]int{}
+	fromConfig := map[string]bool{}
 	for _, s := range snapFlags.sources {
 		label, path, ok := strings.Cut(s, "=")
+		if !ok && label != "" {
+			// --source LABEL: the configured source with its paths,
+			// excludes and options (what the generated units run).
+			if err := snapshot.ValidLabel(label); err != nil {
+				return nil, usagef("--source: %v", err)
+			}
+			cfg, err := env.config()
+			if err != nil {
+				return nil, err
+			}
+			src, ok := cfg.Sources[label]
+			if !ok {
+				return nil, usagef("--source %s: no source %q in %s (give LABEL=PATH, or one of: %s)", label, label,
+					env.global.configPath, strings.Join(cfg.sourceLabels(), ", "))
+			}
+			if _, seen := at[label]; seen {
+				return nil, usagef("--source %s: given twice", label)
+			}
+			at[label] = len(specs)
+			fromConfig[label] = true
+			specs = append(specs, src.spec(label))
+			continue
+		}
 		if !ok || label == "" || path == "" {
-			return nil, usagef("--source %q: want LABEL=PATH", s)
+			return nil, usagef("--source %q: want LABEL=PATH, or LABEL of a configured source", s)
 		}
 		if err := snapshot.ValidLabel(label); err != nil {
 			return nil, usagef("--source: %v", err)
@@ -195,6 +219,9 @@ func sourceSpecsFromFlags(env *cmdEnv) ([]snapshot.SourceSpec, error) {
 			continue
 		}
 		sp := &specs[i]
+		if fromConfig[label] {
+			return nil, usagef("--source %s=%s: %s is a configured source; give it by its label alone, or use another label", label, path, label)
+		}
 		if sp.Path != "" {
 			sp.Paths = append(sp.Paths, sp.Path)
 			sp.Path = ""

@@ -119,10 +119,10 @@ Description=citadelfs snapshot of %s (%s)
 Type=oneshot
 Nice=10
 IOSchedulingClass=idle
-ExecStart=%s --quiet --source %s=%s
+ExecStart=%s --quiet --source %s
 # exit 3: completed with unreadable files (logged above); not a failure of the unit
 SuccessExitStatus=3
-`, label, cfg.Sources[label], run("snapshot"), label, cfg.Sources[label])
+`, label, cfg.Sources[label], run("snapshot"), label)
 		u["citadelfs-snapshot-"+label+".timer"] = fmt.Sprintf(`[Unit]
 Description=citadelfs snapshot of %s
 

@@ -27,8 +27,9 @@ const defaultConfigPath = "/etc/citadelfs/config.yaml"
 type config struct {
 	// Repo is the repository directory.
 	Repo string `yaml:"repo"`
-	// Sources maps a label to a directory to snapshot.
-	Sources map[string]string `yaml:"sources"`
+	// Sources maps a label to a directory, or to the long form with
+	// paths, excludes and a retention of its own (config_sources.go).
+	Sources map[string]sourceConfig `yaml:"sources"`
 	// Mountpoint for `citadelfs mount` (default /mnt/citadel-snapshots).
 	Mountpoint string `yaml:"mountpoint"`
 	// Retention for forget/prune.
@@ -118,11 +119,48 @@ func (c *cronSpec) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type retentionConfig struct {
-	Daily   int `yaml:"daily"`
-	Weekly  int `yaml:"weekly"`
-	Monthly int `yaml:"monthly"`
-	Yearly  int `yaml:"yearly"`
-	Last    int `yaml:"last"`
+	Last    int `yaml:"last" json:"last,omitempty"`
+	Hourly  int `yaml:"hourly" json:"hourly,omitempty"`
+	Daily   int `yaml:"daily" json:"daily,omitempty"`
+	Weekly  int `yaml:"weekly" json:"weekly,omitempty"`
+	Monthly int `yaml:"monthly" json:"monthly,omitempty"`
+	Yearly  int `yaml:"yearly" json:"yearly,omitempty"`
+	// Within keeps every snapshot newer than this span before the newest
+	// one (30d, 2w, 12h, 1y6m): see snapshot.ParseWithin.
+	Within string `yaml:"within" json:"within,omitempty"`
+}
+
+// describe is r for config check: "within 30d, hourly 24, daily 7".
+func (r retentionConfig) describe() string {
+	var parts []string
+	if r.Within != "" {
+		parts = append(parts, "within "+r.Within)
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"last", r.Last}, {"hourly", r.Hourly}, {"daily", r.Daily}, {"weekly", r.Weekly}, {"monthly", r.Monthly}, {"yearly", r.Yearly}} {
+		if f.n != 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", f.name, f.n))
+		}
+	}
+	if len(parts) == 0 {
+		return "keep nothing by age"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// policy is the snapshot.Policy of r, or why it is not one.
+func (r retentionConfig) policy() (snapshot.Policy, error) {
+	p := snapshot.Policy{Last: r.Last, Hourly: r.Hourly, Daily: r.Daily, Weekly: r.Weekly, Monthly: r.Monthly, Yearly: r.Yearly}
+	if r.Within != "" {
+		w, err := snapshot.ParseWithin(r.Within)
+		if err != nil {
+			return p, err
+		}
+		p.Within = w
+	}
+	return p, p.Validate()
 }
 
 // configWarning is a key that is read but has no effect here, or a value
@@ -182,6 +220,14 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	}
 	if len(errs) == 0 {
 		errs = checkLabels(path, &root)
+	}
+	if len(errs) == 0 {
+		errs = checkSources(path, &root, c)
+	}
+	if len(errs) == 0 {
+		if _, err := c.Retention.policy(); err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: retention: %v", path, keyLine(&root, "retention"), err))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, usageError{errs.Error()}.withList(errs)
@@ -249,7 +295,12 @@ func checkKeys(path string, n *yaml.Node, t reflect.Type, prefix string, errs *c
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
+	if reflect.PointerTo(t).Implements(keyedUnmarshalerType) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		t = reflect.New(t).Interface().(keyedUnmarshaler).yamlKeys()
+	} else if reflect.PointerTo(t).Implements(unmarshalerType) {
 		return
 	}
 	switch t.Kind() {
@@ -436,12 +487,12 @@ func (c *config) normalize(root *yaml.Node) *config {
 		c.Repo = c.BackupRoot
 	}
 	if c.Sources == nil {
-		c.Sources = map[string]string{}
+		c.Sources = map[string]sourceConfig{}
 	}
 	for label, p := range map[string]string{"models": st.SourceModels, "configs": st.SourceConfigs, "logs": st.SourceLogs} {
 		if p != "" {
 			if _, ok := c.Sources[label]; !ok {
-				c.Sources[label] = p
+				c.Sources[label] = sourceConfig{Path: p}
 			}
 		}
 	}

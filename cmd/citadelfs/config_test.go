@@ -19,7 +19,7 @@ func TestConfigSeedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Repo != "/mnt/backup/citadel" || c.Sources["models"] != "/opt/models" || c.Sources["configs"] != "/etc/citadel" || c.Sources["logs"] != "/var/log/citadel" {
+	if c.Repo != "/mnt/backup/citadel" || c.Sources["models"].Path != "/opt/models" || c.Sources["configs"].Path != "/etc/citadel" || c.Sources["logs"].Path != "/var/log/citadel" {
 		t.Errorf("storage: repo %q sources %v", c.Repo, c.Sources)
 	}
 	if c.Retention != (retentionConfig{Daily: 7, Weekly: 4, Monthly: 12}) {
