@@ -95,7 +95,7 @@ func fillAttr(a *fuse.Attr, n Node, ino uint64) {
 	// them from the size.
 	a.Blksize = 4096
 	a.Blocks = uint64(max(n.Blocks, 0))
-	a.Nlink = max(n.Nlink, 1)
+	a.Nlink = max(n.Nlink, 1) // 0: not recorded (Node.Nlink)
 	a.Uid = n.UID
 	a.Gid = n.GID
 	a.Rdev = n.Rdev

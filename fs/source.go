@@ -42,8 +42,8 @@ type Node struct {
 	Size int64
 	// Mtime, Atime, Ctime as recorded (nanosecond precision).
 	Mtime, Atime, Ctime time.Time
-	// Nlink is the number of hard links the file had within its source
-	// (1 for most files; directories report 2 + subdirectories).
+	// Nlink is the link count as recorded (st_nlink of the source, for
+	// directories too); fs serves it unchanged, 0 (not recorded) as 1.
 	Nlink uint32
 	// Ino is a stable inode number: the same across lookups, listings and
 	// remounts for the same snapshot object; hardlinked files share it.

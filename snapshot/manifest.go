@@ -116,17 +116,20 @@ type RootMeta struct {
 	UID   uint32 `json:"uid"`
 	GID   uint32 `json:"gid"`
 	Mtime int64  `json:"mtime_ns"`
+	// Nlink of the source directory (Node.Nlink); absent in manifests
+	// written before it was kept.
+	Nlink uint32 `json:"nlink,omitempty"`
 	// Xattrs of the source directory itself (an ACL, a SELinux label);
 	// absent in manifests written before they were kept.
 	Xattrs []Xattr `json:"xattrs,omitempty"`
 }
 
 func rootMetaOf(n *Node) RootMeta {
-	return RootMeta{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.Mtime, Xattrs: n.Xattrs}
+	return RootMeta{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.Mtime, Nlink: n.Nlink, Xattrs: n.Xattrs}
 }
 
 // RootNode is the source's root directory as a Node.
 func (s *Source) RootNode() Node {
 	return Node{Name: s.Label, Type: TypeDir, Mode: s.Root.Mode, UID: s.Root.UID, GID: s.Root.GID,
-		Mtime: s.Root.Mtime, Subtree: s.Tree, Xattrs: s.Root.Xattrs}
+		Mtime: s.Root.Mtime, Nlink: s.Root.Nlink, Subtree: s.Tree, Xattrs: s.Root.Xattrs}
 }

@@ -14,7 +14,9 @@ func nodeFromStat(name string, st *unix.Stat_t) *Node {
 	case unix.S_IFDIR:
 		n.Type = TypeDir
 		n.Size = 0
-		n.Nlink = 0 // derived from the tree when served; keeps trees stable
+		// Nlink stays the source's (see Node.Nlink): it changes only
+		// when a subdirectory comes or goes, which changes the tree
+		// anyway, so unchanged trees stay byte-identical.
 	case unix.S_IFLNK:
 		n.Type = TypeSymlink
 	case unix.S_IFIFO:

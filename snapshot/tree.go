@@ -37,6 +37,13 @@ type Node struct {
 	// Inode and Dev are the source's; with Nlink > 1 they group hardlinks.
 	Inode uint64
 	Dev   uint64
+	// Nlink is the source's st_nlink, the one rule for every node type,
+	// directories included (2 + subdirectories on ext4 and xfs, 1 on
+	// btrfs), recorded once here and served as it is by the mount. It can
+	// count subdirectories the snapshot left out (--exclude, the parents
+	// of a source of paths), which find(1) takes as a reason to look, not
+	// to skip. 0 in trees written before directories kept theirs: the
+	// mount then shows 1, "not counted", as btrfs does.
 	Nlink uint32
 	Rdev  uint64
 	// Target of a symlink.

@@ -360,6 +360,34 @@ func TestMountCopyOutIsFaithful(t *testing.T) {
 	diffTrees(t, filepath.Join(src, "configs"), filepath.Join(mp, "snapshots", snaps[0].Name(), "configs"))
 	diffTrees(t, filepath.Join(src, "logs"), filepath.Join(mp, today, "logs"))
 
+	// Directories show the source's link count (stat -c %h), the source
+	// root included; the adapter used to say 1 for every one.
+	for _, l := range labels {
+		var dirs []string
+		filepath.WalkDir(filepath.Join(src, l), func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				rel, _ := filepath.Rel(filepath.Join(src, l), p)
+				dirs = append(dirs, rel)
+			}
+			return nil
+		})
+		statH := func(root string) []string {
+			args := []string{"-c", "%h %n"}
+			for _, d := range dirs {
+				args = append(args, filepath.Join(root, d))
+			}
+			r := runCmd(t, os.Environ(), "stat", args...)
+			if r.code != 0 {
+				t.Fatalf("stat: %s", r)
+			}
+			return strings.Split(strings.ReplaceAll(r.stdout, root, "<"+l+">"), "\n")
+		}
+		want, got := statH(filepath.Join(src, l)), statH(filepath.Join(mp, "latest", l))
+		if len(dirs) < 2 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("directory link counts (stat -c %%h) in the mount differ from the source:\n got %q\nwant %q", got, want)
+		}
+	}
+
 	for _, name := range []string{"repo", "snapshots", "backup"} {
 		data, err := os.ReadFile(filepath.Join(mp, "status", name))
 		if err != nil || len(data) == 0 {

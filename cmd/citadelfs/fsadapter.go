@@ -182,7 +182,6 @@ func toFSNode(h *nodeHandle) cfs.Node {
 	switch n.Type {
 	case snapshot.TypeDir:
 		out.Mode = unix.S_IFDIR | n.Mode&07777
-		out.Nlink = 1 // unknown without loading the subtree; find(1) copes with 1
 	case snapshot.TypeSymlink:
 		out.Size = int64(len(n.Target))
 	case snapshot.TypeFile:
@@ -191,9 +190,6 @@ func toFSNode(h *nodeHandle) cfs.Node {
 			data += c.Length
 		}
 		out.Blocks = (data + 511) / 512
-	}
-	if out.Nlink == 0 {
-		out.Nlink = 1
 	}
 	for _, x := range n.Xattrs {
 		out.Xattrs = append(out.Xattrs, cfs.Xattr{Name: x.Name, Value: x.Value})
