@@ -37,7 +37,7 @@ func TestReadStoredDirect(t *testing.T) {
 		}
 		return cs.Cache
 	}
-	pf, release, err := r.packs.acquire(id)
+	pf, release, err := r.Store.(*LocalStore).packs.acquire(id)
 	if err != nil {
 		t.Fatal(err)
 	}

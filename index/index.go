@@ -9,11 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Pebble key prefixes. One byte each; everything after is the key proper.
@@ -36,8 +32,10 @@ type Repo struct {
 	Dir    string
 	Config *Config
 	KV     *KV
-	lock   *Lock
-	packs  *packFiles
+	// Store holds the packs: every pack byte is read and written
+	// through it (LocalStore for a repository directory).
+	Store Store
+	lock  *Lock
 }
 
 // Options for Open.
@@ -54,6 +52,9 @@ type Options struct {
 	// InsecurePermissions skips CheckPermissions (default false: a
 	// repository other users can write is refused).
 	InsecurePermissions bool
+	// WrapStore, when set, wraps the repository's store (tests inject
+	// faults with FaultyStore; read-only opens could use ReadOnlyStore).
+	WrapStore func(Store) Store
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +68,15 @@ func (o Options) withDefaults() Options {
 		o.OpenPacks = 64
 	}
 	return o
+}
+
+// store is the store of repository directory dir, wrapped as o asks.
+func (o Options) store(dir string) Store {
+	var s Store = NewLocalStore(dir, o.OpenPacks)
+	if o.WrapStore != nil {
+		s = o.WrapStore(s)
+	}
+	return s
 }
 
 // Open takes the repository lock, checks citadel.json and opens Pebble.
@@ -103,7 +113,7 @@ func Open(dir string, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}
+	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir)}
 	if lock.Stale {
 		// The last holder was killed. A pack it renamed into place but
 		// had not yet indexed is complete and durable: adopt it, so the
@@ -129,7 +139,7 @@ func openReadOnly(dir string, cfg *Config, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, err
 	}
-	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, packs: newPackFiles(dir, o.OpenPacks)}, nil
+	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir)}, nil
 }
 
 // openIndexKV opens <dir>/index, never creating it: a repository whose
@@ -211,8 +221,10 @@ func (r *Repo) IsIndexedPack(id ID) (bool, error) {
 
 // Close closes the index and releases the lock.
 func (r *Repo) Close() error {
-	r.packs.closeAll()
-	err := r.KV.Close()
+	err := r.Store.Close()
+	if kerr := r.KV.Close(); err == nil {
+		err = kerr
+	}
 	if lerr := r.lock.Release(); err == nil {
 		err = lerr
 	}
@@ -323,76 +335,24 @@ func (r *Repo) CommitPack(pack ID, entries []PackEntry, size uint64) error {
 // ReadStored returns the stored (still encoded) bytes of a blob, read
 // into buf when it is large enough (the result may start inside buf).
 //
-// Blobs already in the page cache are copied from it. Others of at least
-// directReadMin bytes are read straight from the disk (O_DIRECT) into buf,
-// when buf is aligned and has room for the blob plus directAlign on each
-// side: reading a backup back (a restore, a cp -a out of the mount) then
-// neither evicts the server's own files (model weights) from the page
-// cache nor pays for filling it with pages nobody reads twice; the
-// decoded file is what the mount's readers get cached. Where O_DIRECT is
-// not possible (tmpfs) every read goes through the page cache.
+// The store decides how: LocalStore copies blobs already in the page
+// cache from it and reads others of at least directReadMin bytes straight
+// from the disk (O_DIRECT) into buf, when buf is aligned and has room for
+// the blob plus directAlign on each side (see readDirect).
 func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
-	pf, release, err := r.packs.acquire(ref.Pack)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	n := int(ref.Length)
-	off := int64(ref.Offset)
-	if b, ok := readDirect(pf, off, n, buf); ok {
+	b, err := r.Store.ReadRange(PackName(ref.Pack), int64(ref.Offset), int(ref.Length), buf)
+	switch {
+	case err == nil:
 		return b, nil
-	}
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	got, err := pf.f.ReadAt(buf, off)
-	if got == n {
-		return buf, nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
+	case isNotExist(err):
+		return nil, fmt.Errorf("index: pack %s is missing: %w", ref.Pack.Short(), errPackMissing)
+	case errors.Is(err, io.ErrUnexpectedEOF):
 		// The pack ends before the blob does: truncated.
 		return nil, fmt.Errorf("index: read blob %s from pack %s: short read: %w", ref.ID.Short(), ref.Pack.Short(), ErrCorrupt)
 	}
-	// The disk or the file system failed (EIO, ESTALE, ...): an error,
-	// but not a finding about the backup's bytes.
+	// The disk, the file system or the store failed (EIO, ESTALE, a
+	// 503, ...): an error, but not a finding about the backup's bytes.
 	return nil, fmt.Errorf("index: read blob %s from pack %s: %w", ref.ID.Short(), ref.Pack.Short(), err)
-}
-
-// directReadMin is the smallest blob read with O_DIRECT: small blobs
-// (config files) are read through the page cache, where their neighbours
-// in the pack come along.
-const directReadMin = 64 << 10
-
-// readDirect reads a blob that is not in the page cache with O_DIRECT. ok
-// is false when that does not apply or failed; the caller then reads the
-// ordinary way, which also reports the error if there is one.
-func readDirect(pf *packFile, off int64, n int, buf []byte) ([]byte, bool) {
-	if pf.direct == nil || n < directReadMin {
-		return nil, false
-	}
-	start := off &^ (directAlign - 1)
-	end := (off + int64(n) + directAlign - 1) &^ (directAlign - 1)
-	span := int(end - start)
-	if cap(buf) < span || uintptr(unsafe.Pointer(&buf[:1][0]))&(directAlign-1) != 0 {
-		return nil, false
-	}
-	// In the page cache already (read a moment ago, or by someone else):
-	// the ordinary read takes it from there. cachestat(2) asks without
-	// side effects (a RWF_NOWAIT read that misses starts readahead of the
-	// very pages this is meant to skip); without it (Linux < 6.5) every
-	// read is an ordinary one.
-	var cs unix.Cachestat_t
-	if err := unix.Cachestat(uint(pf.f.Fd()), &unix.CachestatRange{Off: uint64(start), Len: uint64(span)}, &cs, 0); err != nil ||
-		cs.Cache >= uint64(span)/directAlign {
-		return nil, false
-	}
-	got, err := unix.Pread(int(pf.direct.Fd()), buf[:span], start)
-	if err != nil || int64(got) < off+int64(n)-start {
-		return nil, false // at the end of a short pack got is less than span
-	}
-	skip := int(off - start)
-	return buf[skip : skip+n], true
 }
 
 // PackInfo describes a pack file on disk.
@@ -401,61 +361,41 @@ type PackInfo struct {
 	Size int64
 }
 
-// ListPacks walks packs/ and returns every complete pack file.
-func (r *Repo) ListPacks() ([]PackInfo, error) { return ListPackFiles(r.Dir) }
+// ListPacks lists every complete pack in the store.
+func (r *Repo) ListPacks() ([]PackInfo, error) { return ListStorePacks(r.Store) }
 
-// ListPackFiles is ListPacks for a repository that is not open.
+// ListPackFiles is ListPacks for a repository directory that is not open.
 func ListPackFiles(repoDir string) ([]PackInfo, error) {
-	var out []PackInfo
-	root := filepath.Join(repoDir, packsDir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() || !strings.HasSuffix(name, ".pack") {
-			return nil
-		}
-		id, perr := ParseID(strings.TrimSuffix(name, ".pack"))
-		if perr != nil {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		out = append(out, PackInfo{ID: id, Size: fi.Size()})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("index: list packs: %w", err)
-	}
-	return out, nil
+	return ListStorePacks(NewLocalStore(repoDir, 1))
 }
 
 // ReadPackTrailer reads the trailer of pack id.
 func (r *Repo) ReadPackTrailer(id ID) ([]PackEntry, int64, error) {
-	f, release, err := r.packs.get(id)
-	if err != nil {
-		return nil, 0, err
+	return ReadStoreTrailer(r.Store, id)
+}
+
+// ReadStoreTrailer reads the trailer of pack id in store s: a stat and
+// three ranged reads (header, footer, trailer), never the whole pack.
+func ReadStoreTrailer(s Store, id ID) ([]PackEntry, int64, error) {
+	name := PackName(id)
+	size, err := s.Stat(name)
+	if isNotExist(err) {
+		return nil, 0, fmt.Errorf("index: pack %s is missing: %w", id.Short(), errPackMissing)
 	}
-	defer release()
-	fi, err := f.Stat()
 	if err != nil {
 		return nil, 0, fmt.Errorf("index: stat pack %s: %w", id.Short(), err)
 	}
-	es, err := DecodeTrailer(f, fi.Size())
+	es, err := DecodeTrailer(readerAt{s, name}, size)
 	if err != nil {
 		return nil, 0, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}
-	return es, fi.Size(), nil
+	return es, size, nil
 }
 
 // RemovePack deletes a pack file and its index record. Callers must first
 // have removed (or re-pointed) every blob entry that refers to it.
 func (r *Repo) RemovePack(id ID) error {
-	r.packs.drop(id)
-	if err := os.Remove(PackPath(r.Dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := r.Store.Delete(PackName(id)); err != nil {
 		return fmt.Errorf("index: remove pack %s: %w", id.Short(), err)
 	}
 	if err := r.KV.Delete(append([]byte{prefixPack}, id[:]...), true); err != nil {
@@ -495,115 +435,6 @@ func FileCacheKey(source string) []byte { return append([]byte{prefixFile}, sour
 
 // FileCachePrefix bounds the whole file cache.
 func FileCachePrefix() []byte { return []byte{prefixFile} }
-
-// packFiles keeps a bounded set of open pack files for pread.
-type packFiles struct {
-	dir  string
-	max  int
-	mu   sync.Mutex
-	open map[ID]*packFile
-	tick uint64
-}
-
-type packFile struct {
-	f      *os.File
-	direct *os.File // the same file opened O_DIRECT; nil where refused
-	refs   int
-	used   uint64
-	dead   bool
-}
-
-func newPackFiles(dir string, max int) *packFiles {
-	return &packFiles{dir: dir, max: max, open: map[ID]*packFile{}}
-}
-
-func (p *packFiles) get(id ID) (*os.File, func(), error) {
-	pf, release, err := p.acquire(id)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pf.f, release, nil
-}
-
-func (p *packFiles) acquire(id ID) (*packFile, func(), error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.tick++
-	pf, ok := p.open[id]
-	if !ok {
-		f, err := os.Open(PackPath(p.dir, id))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("index: pack %s is missing: %w", id.Short(), errPackMissing)
-			}
-			return nil, nil, fmt.Errorf("index: open pack %s: %w", id.Short(), err)
-		}
-		pf = &packFile{f: f}
-		if fd, err := unix.Open(f.Name(), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECT, 0); err == nil {
-			pf.direct = os.NewFile(uintptr(fd), f.Name())
-		}
-		p.open[id] = pf
-	}
-	pf.refs++
-	pf.used = p.tick
-	// Only now: the new file is the most recently used, so it is never
-	// the one evicted (it was, with used still 0, and the caller got a
-	// closed file: false "corrupt data" once more than max packs were
-	// read).
-	p.evictLocked()
-	return pf, func() {
-		p.mu.Lock()
-		pf.refs--
-		if pf.dead && pf.refs == 0 {
-			pf.close()
-		}
-		p.mu.Unlock()
-	}, nil
-}
-
-func (pf *packFile) close() {
-	pf.f.Close()
-	if pf.direct != nil {
-		pf.direct.Close()
-	}
-}
-
-func (p *packFiles) evictLocked() {
-	for len(p.open) > p.max {
-		var oldID ID
-		var old *packFile
-		for id, pf := range p.open {
-			if old == nil || pf.used < old.used {
-				oldID, old = id, pf
-			}
-		}
-		p.dropLocked(oldID, old)
-	}
-}
-
-func (p *packFiles) dropLocked(id ID, pf *packFile) {
-	delete(p.open, id)
-	pf.dead = true
-	if pf.refs == 0 {
-		pf.close()
-	}
-}
-
-func (p *packFiles) drop(id ID) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if pf, ok := p.open[id]; ok {
-		p.dropLocked(id, pf)
-	}
-}
-
-func (p *packFiles) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, pf := range p.open {
-		p.dropLocked(id, pf)
-	}
-}
 
 // AttemptKey is where the last snapshot attempt of a source is recorded
 // (for the monitor's backup_failed and freshness rules).

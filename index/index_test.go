@@ -101,7 +101,7 @@ func TestTrailerCorruptionDetected(t *testing.T) {
 	data, _ := os.ReadFile(p)
 	data[len(data)-footerSize-3] ^= 1 // inside the trailer
 	os.WriteFile(p, data, 0o600)
-	r.packs.drop(id)
+	r.Store.(*LocalStore).packs.drop(id)
 	if _, _, err := r.ReadPackTrailer(id); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("flipped trailer byte: %v", err)
 	}
@@ -265,7 +265,7 @@ func TestStaleLockAdoptsOrphanPack(t *testing.T) {
 	}
 	dir := r.Dir
 	r.KV.Close()
-	r.packs.closeAll()
+	r.Store.Close()
 	r.lock.f.Close() // die holding the lock: the file still names us
 	r2, err := Open(dir, Options{})
 	if err != nil {

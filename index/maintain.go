@@ -62,9 +62,9 @@ func (r *Repo) DeleteBlobs(ids []ID) error {
 // crash in between leaves a pack that no index entry uses and that its
 // quarantine marks as damaged (AdoptOrphanPacks leaves it alone).
 func (r *Repo) ReplacePack(old, pack ID, entries []PackEntry, size uint64, lost []ID) error {
-	// A rewrite with the same id was renamed over the old file: an open
-	// handle would still read the damaged bytes.
-	r.packs.drop(old)
+	// (A rewrite with the same id replaced the old file; the store's
+	// Commit dropped any open handle that would still read the damaged
+	// bytes.)
 	b := r.KV.NewBatch()
 	if len(entries) > 0 {
 		for _, e := range entries {

@@ -3,17 +3,14 @@ package index
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
 	"lukechampine.com/blake3"
 )
 
@@ -100,9 +97,8 @@ type PackEntry struct {
 // background goroutine so Add is a memcpy. On file systems without
 // O_DIRECT (tmpfs) the same code writes through the page cache.
 type PackWriter struct {
-	dir     string
-	f       *os.File
-	direct  bool
+	w       ObjectWriter
+	direct  bool   // w wants aligned buffers (O_DIRECT)
 	buf     []byte // current aligned buffer, len = bytes in it
 	free    chan []byte
 	full    chan []byte
@@ -118,21 +114,23 @@ const (
 	directAlign  = 4096
 )
 
-// NewPackWriter starts a pack in <repo>/packs as a .partial temp file; it
-// gets its final name only once complete and durable.
+// NewPackWriter starts a pack in the repository directory repoDir (a
+// LocalStore): a packs/*.partial temp file that gets its final name only
+// once complete and durable.
 func NewPackWriter(repoDir string) (*PackWriter, error) {
-	dir := filepath.Join(repoDir, packsDir)
-	name := filepath.Join(dir, fmt.Sprintf("%d-%d.partial", os.Getpid(), packSeq.Add(1)))
-	direct := true
-	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_DIRECT, 0o600)
-	if errors.Is(err, unix.EINVAL) {
-		direct = false
-		fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-	}
+	return NewStorePackWriter(NewLocalStore(repoDir, 1))
+}
+
+// NewPackWriter starts a pack in the repository's store.
+func (r *Repo) NewPackWriter() (*PackWriter, error) { return NewStorePackWriter(r.Store) }
+
+// NewStorePackWriter starts a pack in store s.
+func NewStorePackWriter(s Store) (*PackWriter, error) {
+	w, err := s.Create()
 	if err != nil {
-		return nil, fmt.Errorf("index: new pack: %w", &os.PathError{Op: "create", Path: name, Err: err})
+		return nil, err
 	}
-	pw := &PackWriter{dir: dir, f: os.NewFile(uintptr(fd), name), direct: direct,
+	pw := &PackWriter{w: w, direct: w.Align() > 0,
 		free: make(chan []byte, packBufCount), full: make(chan []byte, packBufCount), flushed: make(chan error, 1)}
 	for i := 0; i < packBufCount; i++ {
 		pw.free <- packBufs.Get().([]byte)[:0]
@@ -180,18 +178,12 @@ func alignedBuffer(n int) []byte {
 // flusher writes full buffers in order and returns them to the free list.
 func (pw *PackWriter) flusher() {
 	var err error
-	direct := pw.direct // Finish pads by pw.direct; the padding is cut off either way
 	for b := range pw.full {
 		if err == nil {
-			_, err = pw.f.Write(b)
-			if errors.Is(err, unix.EINVAL) && direct {
-				// Some file systems accept O_DIRECT at open and refuse
-				// it at write: go on through the page cache.
-				direct = false
-				if fl, ferr := unix.FcntlInt(pw.f.Fd(), unix.F_GETFL, 0); ferr == nil {
-					unix.FcntlInt(pw.f.Fd(), unix.F_SETFL, fl&^unix.O_DIRECT)
-				}
-				_, err = pw.f.Write(b)
+			var n int
+			n, err = pw.w.Write(b)
+			if err == nil && n < len(b) {
+				err = io.ErrShortWrite
 			}
 		}
 		pw.free <- b[:0]
@@ -229,9 +221,10 @@ func (pw *PackWriter) Size() uint64 { return pw.off }
 // Count is the number of blobs added.
 func (pw *PackWriter) Count() int { return len(pw.entries) }
 
-// Finish writes the trailer, fsyncs the file, renames it to
-// packs/<xx>/<id>.pack and fsyncs the directory: only then may the index
-// refer to its blobs (the crash-safety order in DESIGN.md).
+// Finish writes the trailer and commits the pack to its store under
+// packs/<xx>/<id>.pack, durably (LocalStore: fsync, rename, fsync of the
+// directory): only then may the index refer to its blobs (the
+// crash-safety order in DESIGN.md).
 //
 // The pack id is the BLAKE3 hash of the header and trailer, which name
 // every blob by the hash of its content: unique per pack without hashing
@@ -264,20 +257,6 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 		pw.cleanup()
 		return ID{}, nil, fmt.Errorf("index: write pack: %w", err)
 	}
-	if err := pw.f.Truncate(int64(size)); err != nil {
-		pw.cleanup()
-		return ID{}, nil, fmt.Errorf("index: write pack: %w", err)
-	}
-	if err := pw.f.Sync(); err != nil {
-		pw.cleanup()
-		return ID{}, nil, fmt.Errorf("index: fsync pack: %w", err)
-	}
-	tmp := pw.f.Name()
-	if err := pw.f.Close(); err != nil {
-		os.Remove(tmp)
-		return ID{}, nil, fmt.Errorf("index: close pack: %w", err)
-	}
-	pw.f = nil
 	h := blake3.New(32, nil)
 	var hdr [headerSize]byte
 	copy(hdr[:], packMagic)
@@ -287,49 +266,24 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 	h.Write(foot[:])
 	var id ID
 	copy(id[:], h.Sum(nil))
-	final := PackPath(filepath.Dir(pw.dir), id)
-	if err := makeFanoutDir(filepath.Dir(final)); err != nil {
-		os.Remove(tmp)
+	w := pw.w
+	pw.w = nil
+	if err := w.Commit(PackName(id), int64(size)); err != nil {
 		return ID{}, nil, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return ID{}, nil, fmt.Errorf("index: rename pack: %w", err)
-	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		return ID{}, nil, fmt.Errorf("index: fsync pack dir: %w", err)
 	}
 	return id, pw.entries, nil
 }
 
-// makeFanoutDir makes packs/<xx> if it is new, and syncs packs/ so that
-// the new directory entry, and the pack about to be renamed into it,
-// survive a crash.
-func makeFanoutDir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("index: pack dir: %w", err)
-	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return fmt.Errorf("index: fsync packs dir: %w", err)
-	}
-	return nil
-}
-
 func (pw *PackWriter) cleanup() {
-	if pw.f != nil {
-		name := pw.f.Name()
-		pw.f.Close()
-		os.Remove(name)
-		pw.f = nil
+	if pw.w != nil {
+		pw.w.Abort()
+		pw.w = nil
 	}
 }
 
 // Abort discards the partial pack.
 func (pw *PackWriter) Abort() {
-	if pw.f == nil {
+	if pw.w == nil {
 		return
 	}
 	if !pw.stopped {

@@ -115,8 +115,8 @@ func RebuildIndexWith(dir string, o Options, ro RebuildOptions) (res *RebuildRes
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Dir: dir, KV: kv, packs: newPackFiles(dir, o.OpenPacks)}
-	defer r.packs.closeAll()
+	r := &Repo{Dir: dir, KV: kv, Store: o.store(dir)}
+	defer r.Store.Close()
 	packs, err := r.ListPacks()
 	if err != nil {
 		kv.Close()

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 
@@ -224,29 +222,25 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 
 func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.Decoder, bad map[index.ID]string,
 	problem func(string, ...any), damaged func(index.BlobRef, string)) error {
-	f, err := os.Open(index.PackPath(r.idx.Dir, p))
-	if err != nil {
+	if _, err := r.idx.Store.Stat(index.PackName(p)); err != nil {
 		problem("pack %s: %v", p.Short(), err)
 		for _, b := range blobs {
 			bad[b.ID] = "pack unreadable"
 		}
 		return nil
 	}
-	defer f.Close()
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Offset < blobs[j].Offset })
 	var buf, plain []byte
 	for _, b := range blobs {
-		if cap(buf) < int(b.Length) {
-			buf = make([]byte, b.Length)
-		}
-		buf = buf[:b.Length]
-		if _, err := f.ReadAt(buf, int64(b.Offset)); err != nil && err != io.EOF {
+		stored, err := r.idx.ReadStored(b, buf)
+		if err != nil {
 			problem("pack %s: blob %s: %v", p.Short(), b.ID.Short(), err)
 			bad[b.ID] = "unreadable"
 			damaged(b, "unreadable: "+err.Error())
 			continue
 		}
-		plain, err = dec.Decode(plain[:0], buf, codec.ID(b.Codec), int(b.RawLength))
+		buf = stored[:0]
+		plain, err = dec.Decode(plain[:0], stored, codec.ID(b.Codec), int(b.RawLength))
 		if err != nil {
 			problem("pack %s: blob %s does not decode: %v", p.Short(), b.ID.Short(), err)
 			bad[b.ID] = "does not decode"

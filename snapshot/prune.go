@@ -185,7 +185,7 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 				return nil, fmt.Errorf("snapshot: prune: %w", err)
 			}
 			if pw == nil {
-				if pw, err = index.NewPackWriter(r.idx.Dir); err != nil {
+				if pw, err = r.idx.NewPackWriter(); err != nil {
 					return nil, err
 				}
 			}

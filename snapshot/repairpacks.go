@@ -230,7 +230,7 @@ func (r *Repository) repairPack(p index.ID, why string, served []index.BlobRef, 
 			continue
 		}
 		if pw == nil {
-			if pw, err = index.NewPackWriter(r.idx.Dir); err != nil {
+			if pw, err = r.idx.NewPackWriter(); err != nil {
 				return nil, err
 			}
 		}

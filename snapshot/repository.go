@@ -35,6 +35,10 @@ type Options struct {
 	// InsecurePermissions opens a repository other users can write
 	// (index.Options.InsecurePermissions; default false: refused).
 	InsecurePermissions bool
+	// WrapStore wraps the repository's pack store
+	// (index.Options.WrapStore): tests inject faults with
+	// index.FaultyStore.
+	WrapStore func(index.Store) index.Store
 }
 
 func (o Options) withDefaults() Options {
@@ -94,7 +98,8 @@ func Init(dir string, o Options) error {
 // Open opens the repository at dir, taking its lock.
 func Open(dir string, o Options) (*Repository, error) {
 	o = o.withDefaults()
-	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions})
+	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
+		WrapStore: o.WrapStore})
 	if err != nil {
 		return nil, err
 	}

@@ -116,7 +116,7 @@ func (s *blobSaver) Add(t index.BlobType, codecID uint8, id index.ID, stored []b
 	}
 	s.mu.Lock()
 	if s.pw == nil {
-		pw, err := index.NewPackWriter(s.r.idx.Dir)
+		pw, err := s.r.idx.NewPackWriter()
 		if err != nil {
 			s.mu.Unlock()
 			return err
@@ -195,7 +195,7 @@ func (r *Repository) writeManifest(m *Manifest) (index.ID, error) {
 		return index.ID{}, err
 	}
 	id := index.Hash(b)
-	pw, err := index.NewPackWriter(r.idx.Dir)
+	pw, err := r.idx.NewPackWriter()
 	if err != nil {
 		return id, err
 	}
