@@ -18,8 +18,10 @@ type Config struct {
 
 	// Interval between collection cycles in the daemon (default 60s).
 	Interval time.Duration `yaml:"interval"`
-	// HistoryDir is the monitor's own Pebble directory, used when no
-	// repository index is shared with it (default /var/lib/citadelfs/monitor).
+	// HistoryDir is where a monitor with no repository index shared with
+	// it keeps history: the CLI opens one Pebble directory per repository
+	// below it, HistoryDir/<repository id> (default
+	// /var/lib/citadelfs/monitor; the CLI's is $CITADELFS_STATE_DIR/monitor).
 	HistoryDir string `yaml:"history_dir"`
 	// MetricsRetention is how long metric samples are kept (default 30 days).
 	MetricsRetention time.Duration `yaml:"metrics_retention"`

@@ -21,7 +21,8 @@ type Options struct {
 	Config Config
 	// KV stores history: one sample per cycle and every alert transition,
 	// trimmed to the configured retention. Pass the repository's index
-	// when it is open in this process, or OpenHistoryKV(Config.HistoryDir)
+	// when it is open in this process, or OpenHistoryKV of a directory
+	// below Config.HistoryDir
 	// otherwise. nil keeps no history (recent events then live in memory
 	// only). The monitor never closes it.
 	KV *index.KV

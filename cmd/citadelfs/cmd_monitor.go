@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -132,8 +134,9 @@ func (c *cliMonitor) close() {
 
 // newCLIMonitor builds the monitor a command runs: the config file's
 // monitor section, the repository's backup state when there is one, and
-// history in the monitor's own Pebble directory (the repository's index
-// belongs to the mount daemon while it runs). History is best-effort: a
+// history in the monitor's own Pebble directory for that repository (see
+// historyDirFor; the repository's index belongs to the mount daemon while
+// it runs). History is best-effort: a
 // monitor that cannot keep it still monitors.
 func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliMonitor, error) {
 	cfg, err := env.config()
@@ -173,14 +176,17 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 	if mode.kv != nil {
 		opts.KV = mode.kv
 	} else {
-		kv, err = monitor.OpenHistoryKV(mc.HistoryDir, !mode.writeHistory)
+		var dir string
+		if dir, err = historyDirFor(mc.HistoryDir, repo, repoErr); err == nil {
+			kv, err = monitor.OpenHistoryKV(dir, !mode.writeHistory)
+		}
 	}
 	switch {
 	case mode.kv != nil:
 	case err == nil:
 		c.kv, opts.KV, opts.HistoryReadOnly = kv, kv, !mode.writeHistory
 	case mode.writeHistory:
-		c.warnings = append(c.warnings, fmt.Sprintf("no history kept: %v (set monitor.history_dir)", err))
+		c.warnings = append(c.warnings, fmt.Sprintf("no history kept: %v (set monitor.history_dir or $%s)", err, stateDirEnv))
 		c.historyErr = err.Error()
 	default:
 		c.historyErr = err.Error()
@@ -199,6 +205,41 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 	return c, nil
 }
 
+// stateDirEnv names the host-wide state directory (default
+// defaultStateDir); the monitor keeps its history in its monitor/ unless
+// monitor.history_dir says otherwise. Tests point it into their temp dir.
+const (
+	stateDirEnv     = "CITADELFS_STATE_DIR"
+	defaultStateDir = "/var/lib/citadelfs"
+)
+
+// hostHistoryKey is the history of a monitor with no repository
+// configured: only host alerts (CPU, GPUs, models, units) go there.
+const hostHistoryKey = "host"
+
+var repoIDRe = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
+
+// historyDirFor is where a monitor outside the mount daemon keeps its
+// history: base/<repository id>, so two repositories on one host never
+// see each other's alerts, and base/host without a repository. It lives
+// outside the repository so that `monitor --once` never waits for the
+// repository lock a running snapshot holds; citadel.json is read without
+// the lock. A configured repository whose id cannot be read gets no
+// history (the error says why) rather than a share of another's.
+func historyDirFor(base, repo string, repoErr error) (string, error) {
+	if repoErr != nil {
+		return filepath.Join(base, hostHistoryKey), nil
+	}
+	rc, err := index.ReadConfig(repo)
+	if err != nil {
+		return "", fmt.Errorf("monitor: history: repository id unknown: %w", err)
+	}
+	if !repoIDRe.MatchString(rc.ID) {
+		return "", fmt.Errorf("monitor: history: repository %s has id %q, not a hex id", repo, rc.ID)
+	}
+	return filepath.Join(base, rc.ID), nil
+}
+
 // monitorConfigFor is the effective monitor configuration (defaults
 // applied, validated; a mistake is a usage error). When monitor.paths is
 // not set it watches, besides the seed's paths, the configured sources and
@@ -214,6 +255,15 @@ func monitorConfigFor(env *cmdEnv, cfg *config, repo string) (monitor.Config, er
 			}
 		}
 		mc.Paths = appendWatchPath(mc.Paths, repo)
+	}
+	if mc.HistoryDir == "" {
+		sd := os.Getenv(stateDirEnv)
+		if sd == "" {
+			sd = defaultStateDir
+		} else if !filepath.IsAbs(sd) {
+			return mc, usagef("$%s=%q is not an absolute path", stateDirEnv, sd)
+		}
+		mc.HistoryDir = filepath.Join(sd, "monitor")
 	}
 	mc = mc.WithDefaults()
 	if err := mc.Validate(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -279,5 +280,62 @@ func TestMonitorLoopServesMetrics(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("monitor loop did not stop")
+	}
+}
+
+// TestHistoryDirPerRepository: a monitor outside the mount daemon keeps
+// its history under <state>/monitor/<repository id> ($CITADELFS_STATE_DIR,
+// default /var/lib/citadelfs), or monitor.history_dir/<id>; without a
+// repository under .../host. It used to be one directory for every
+// repository on the host.
+func TestHistoryDirPerRepository(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	if code, _, stderr := runCLI(t, "init", "--repo", repo); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	var rc struct{ ID string }
+	data, _ := os.ReadFile(filepath.Join(repo, "citadel.json"))
+	if err := json.Unmarshal(data, &rc); err != nil || rc.ID == "" {
+		t.Fatalf("citadel.json: %v %s", err, data)
+	}
+	env := &cmdEnv{global: &globalFlags{configPath: filepath.Join(t.TempDir(), "none.yaml")}}
+	base := func() string {
+		t.Helper()
+		mc, err := monitorConfigFor(env, &config{}, repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mc.HistoryDir
+	}
+	t.Setenv(stateDirEnv, "")
+	if got := base(); got != "/var/lib/citadelfs/monitor" {
+		t.Errorf("default history base %s", got)
+	}
+	state := t.TempDir()
+	t.Setenv(stateDirEnv, state)
+	b := base()
+	if b != filepath.Join(state, "monitor") {
+		t.Errorf("$%s=%s: history base %s", stateDirEnv, state, b)
+	}
+	got, err := historyDirFor(b, repo, nil)
+	if want := filepath.Join(state, "monitor", rc.ID); err != nil || got != want {
+		t.Errorf("historyDirFor = %q, %v; want %q", got, err, want)
+	}
+	if got, err := historyDirFor(b, "", errors.New("no repository")); err != nil || got != filepath.Join(b, "host") {
+		t.Errorf("without a repository: %q, %v", got, err)
+	}
+	if _, err := historyDirFor(b, filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Errorf("a repository without citadel.json got a history dir")
+	}
+	// A crafted id cannot name a directory outside the base.
+	if err := os.WriteFile(filepath.Join(repo, "citadel.json"), bytes.Replace(data, []byte(rc.ID), []byte("../../etc"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := historyDirFor(b, repo, nil); err == nil {
+		t.Errorf("id ../../etc gave history dir %s", got)
+	}
+	t.Setenv(stateDirEnv, "relative")
+	if _, err := monitorConfigFor(env, &config{}, repo); exitCode(err) != exitUsage {
+		t.Errorf("relative $%s: %v, want a usage error", stateDirEnv, err)
 	}
 }
