@@ -27,6 +27,11 @@ var (
 	corpusgenBin string
 )
 
+// stateDir is $CITADELFS_STATE_DIR for every command (see testEnv): the
+// host-wide state a command keeps outside any repository (monitor
+// history) goes under TestMain's temp dir, never /var/lib/citadelfs.
+var stateDir string
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
@@ -42,6 +47,7 @@ func testMain(m *testing.M) int {
 	os.Chmod(dir, 0o755)
 	citadelBin = filepath.Join(dir, "citadelfs")
 	corpusgenBin = filepath.Join(dir, "corpusgen")
+	stateDir = filepath.Join(dir, "state")
 	builds := []*exec.Cmd{
 		exec.Command("go", "build", "-o", citadelBin, "./cmd/citadelfs"),
 		exec.Command("go", "build", "-o", corpusgenBin, "./cmd/corpusgen"),
@@ -72,8 +78,9 @@ func (r result) String() string {
 }
 
 // testEnv is the environment every command runs in: no repository from the
-// caller's environment, and UTC so that day and week boundaries in
-// retention are the ones the test computes.
+// caller's environment, host-wide state in a temp dir (stateDir), and UTC
+// so that day and week boundaries in retention are the ones the test
+// computes. A later entry of extraEnv overrides these.
 func testEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -82,7 +89,7 @@ func testEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, "TZ=UTC")
+	return append(env, "TZ=UTC", "CITADELFS_STATE_DIR="+stateDir)
 }
 
 // citadel runs the binary with args and returns what it did, whatever the

@@ -109,3 +109,38 @@ func TestMonitorHistoryPerRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestStateStaysInStateDir: with $CITADELFS_STATE_DIR set, the monitor's
+// history goes to <state>/monitor/<repository id> and nowhere under
+// /var/lib/citadelfs. The end-to-end tests used to write the host's
+// /var/lib/citadelfs/monitor, and a test's firing alert showed up in the
+// host's real `citadelfs status`.
+func TestStateStaysInStateDir(t *testing.T) {
+	state := t.TempDir()
+	env := []string{"CITADELFS_STATE_DIR=" + state}
+	repo, id := tinyRepo(t, env)
+	citadelEnv(t, env, "monitor", "--once", "--repo", repo)
+	if _, r := statusOf(t, env, "status", "--repo", repo); r.code != 0 && r.code != 5 {
+		t.Fatalf("status: %s", r)
+	}
+
+	hist := filepath.Join(state, "monitor", id)
+	ents, err := os.ReadDir(hist)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("no monitor history in %s (%v): it went elsewhere", hist, err)
+	}
+	top, _ := os.ReadDir(state)
+	if len(top) != 1 || top[0].Name() != "monitor" {
+		t.Errorf("state dir holds %v, want only monitor/", top)
+	}
+	host := filepath.Join("/var/lib/citadelfs/monitor", id)
+	if _, err := os.Lstat(host); err == nil {
+		t.Errorf("%s exists: the host's state was written", host)
+	}
+
+	// A relative state dir would land wherever the timer's cwd is.
+	r := citadelEnv(t, []string{"CITADELFS_STATE_DIR=rel/state"}, "monitor", "--once", "--repo", repo)
+	if r.code != 2 || !oneLine(r.stderr) || !strings.Contains(r.stderr, "CITADELFS_STATE_DIR") {
+		t.Fatalf("relative $CITADELFS_STATE_DIR: want exit 2 and one line naming it\n%s", r)
+	}
+}
