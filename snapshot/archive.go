@@ -70,6 +70,8 @@ type Request struct {
 	// Time is the time the snapshot represents (default: now).
 	Time time.Time
 	Host string
+	// System is recorded in the manifest as given (nil: not recorded).
+	System *SystemInfo
 	// Progress, if set, is updated as the snapshot runs.
 	Progress *Progress
 	// Warn receives each warning (unreadable, vanished, changed files).
@@ -179,7 +181,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 		chunkWorkers.Go(func() error { a.chunkWorker(); return nil })
 		fileWorkers.Go(func() error { a.fileWorker(); return nil })
 	}
-	m := &Manifest{Version: 1, Time: req.Time.UTC(), Host: req.Host, Tags: req.Tags, Program: "citadelfs"}
+	m := &Manifest{Version: 1, Time: req.Time.UTC(), Host: req.Host, Tags: req.Tags, Program: "citadelfs", System: req.System}
 	var walkErr error
 	for _, ps := range prepared {
 		src, err := a.saveSource(ps)

@@ -20,6 +20,19 @@ type Manifest struct {
 	Tags    []string  `json:"tags,omitempty"`
 	Sources []Source  `json:"sources"`
 	Program string    `json:"program"`
+	// System is what the host was running; absent in manifests written
+	// before it was recorded, and its fields empty where unknown.
+	System *SystemInfo `json:"system,omitempty"`
+}
+
+// SystemInfo is the software stack of the host a snapshot was taken on,
+// as the seed's backup-manifest.json recorded it. cmd probes it
+// (internal/sysprobe) and passes it in Request.System.
+type SystemInfo struct {
+	Kernel       string `json:"kernel,omitempty"`        // uname release
+	OSRelease    string `json:"os_release,omitempty"`    // /etc/os-release PRETTY_NAME
+	NVIDIADriver string `json:"nvidia_driver,omitempty"` // e.g. 550.54.14
+	CUDA         string `json:"cuda,omitempty"`          // highest CUDA version the driver supports, e.g. 12.4
 }
 
 // Source is one labelled source directory inside a snapshot.

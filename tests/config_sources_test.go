@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestConfigLongFormSource backs up the seed's system source as the example
@@ -154,4 +157,45 @@ retention: {hourly: 24}
 		t.Fatalf("--keep-within 1h:\n%s", r)
 	}
 	assertOneLineError(t, citadel(t, "forget", "--repo", repo, "--keep-within", "30s"), 2, `unknown unit "s"`)
+}
+
+// TestSnapshotRecordsSystem: the manifest records what the host ran, and
+// snapshots --json shows it.
+func TestSnapshotRecordsSystem(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+	repo := initRepo(t, dir)
+	takeSnapshot(t, repo, "--source", "d="+filepath.Join(dir, "f"))
+	r := mustCitadel(t, "snapshots", "--repo", repo, "--json")
+	var list []struct {
+		Host   string `json:"host"`
+		System *struct {
+			Kernel       string `json:"kernel"`
+			OSRelease    string `json:"os_release"`
+			NVIDIADriver string `json:"nvidia_driver"`
+			CUDA         string `json:"cuda"`
+		} `json:"system"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 {
+		t.Fatalf("%v\n%s", err, r)
+	}
+	var u unix.Utsname
+	unix.Uname(&u)
+	host, _ := os.Hostname()
+	s := list[0]
+	if s.Host != host || s.System == nil || s.System.Kernel != unix.ByteSliceToString(u.Release[:]) {
+		t.Fatalf("snapshots --json: %s", r.stdout)
+	}
+	if b, err := os.ReadFile("/etc/os-release"); err == nil && strings.Contains(string(b), "PRETTY_NAME") && s.System.OSRelease == "" {
+		t.Errorf("no os_release: %s", r.stdout)
+	}
+	// The driver as the kernel module reports it, where there is one.
+	if b, err := os.ReadFile("/proc/driver/nvidia/version"); err == nil {
+		if s.System.NVIDIADriver == "" || !strings.Contains(string(b), s.System.NVIDIADriver) {
+			t.Errorf("driver %q, /proc says %s", s.System.NVIDIADriver, b)
+		}
+	} else if s.System.NVIDIADriver != "" {
+		t.Errorf("a driver without /proc/driver/nvidia: %s", r.stdout)
+	}
+	t.Logf("recorded: %+v", *s.System)
 }

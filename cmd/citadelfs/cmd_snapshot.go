@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"citadelfs/internal/sysprobe"
 	"citadelfs/snapshot"
 )
 
@@ -105,7 +106,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	defer release()
 	prog := &snapshot.Progress{Start: time.Now()}
 	pl := startProgress(env, snapshotProgress(prog, "snapshot"))
+	sys := sysprobe.Probe(sysprobe.Options{})
 	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog, ReadAll: snapFlags.readAll,
+		Host: sys.Host, System: &snapshot.SystemInfo{Kernel: sys.Kernel, OSRelease: sys.OSRelease, NVIDIADriver: sys.NVIDIADriver, CUDA: sys.CUDA},
 		Warn: func(msg string) {
 			if !env.global.json {
 				env.warnf("%s", msg)

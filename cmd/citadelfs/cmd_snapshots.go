@@ -42,6 +42,7 @@ type snapshotJSON struct {
 	Time        time.Time                       `json:"time"`
 	Created     time.Time                       `json:"created"`
 	Host        string                          `json:"host"`
+	System      *snapshot.SystemInfo            `json:"system,omitempty"` // kernel, OS, NVIDIA driver, CUDA; absent in old snapshots
 	Tags        []string                        `json:"tags"`
 	Sources     []string                        `json:"sources"`
 	Bytes       int64                           `json:"bytes"`
@@ -53,7 +54,7 @@ type snapshotJSON struct {
 func snapshotListJSON(snaps []*snapshot.Snapshot) []snapshotJSON {
 	out := make([]snapshotJSON, 0, len(snaps))
 	for _, s := range snaps {
-		j := snapshotJSON{ID: s.ID.String(), Time: s.Time, Created: s.Created, Host: s.Host, Tags: s.Tags,
+		j := snapshotJSON{ID: s.ID.String(), Time: s.Time, Created: s.Created, Host: s.Host, Tags: s.Tags, System: s.System,
 			Stats: map[string]snapshot.SourceStats{}}
 		if j.Tags == nil {
 			j.Tags = []string{}
