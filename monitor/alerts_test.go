@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"citadelfs/index"
 )
 
 func transitions(evs []Event) []string {
@@ -277,9 +279,9 @@ func TestBackupRules(t *testing.T) {
 
 	src := &fakeBackup{}
 	src.set(&BackupState{Repo: t.TempDir(), RepoBytes: 12345, Sources: []SourceState{
-		{Label: "configs", LastTime: now.Add(-10 * time.Minute), LastResult: BackupOK, LastSuccess: now.Add(-10 * time.Minute), MaxAge: 30 * time.Minute},
-		{Label: "logs", LastTime: now.Add(-time.Hour), LastResult: BackupFailed, LastError: "disk full", LastSuccess: now.Add(-49 * time.Hour)},
-		{Label: "models", LastTime: now.Add(-2 * time.Hour), LastResult: BackupOK, LastSuccess: now.Add(-2 * time.Hour)},
+		{Label: "configs", LastTime: now.Add(-10 * time.Minute), LastResult: index.AttemptOK, LastSuccess: now.Add(-10 * time.Minute), MaxAge: 30 * time.Minute},
+		{Label: "logs", LastTime: now.Add(-time.Hour), LastResult: index.AttemptFailed, LastError: "disk full", LastSuccess: now.Add(-49 * time.Hour)},
+		{Label: "models", LastTime: now.Add(-2 * time.Hour), LastResult: index.AttemptOK, LastSuccess: now.Add(-2 * time.Hour)},
 		{Label: "new"},
 	}}, nil)
 	o := testOptions(clock, sys)

@@ -36,24 +36,14 @@ type BackupState struct {
 	LastCheck *CheckState
 }
 
-// Results of the last check.
-const (
-	CheckOK     = "ok"     // no problems found
-	CheckErrors = "errors" // corrupt or missing data found
-	CheckFailed = "failed" // the check could not run to the end
-	// CheckUnknown: the index was rebuilt without its old records, so
-	// earlier findings are lost; raises backup_corrupt until a full check
-	// passes.
-	CheckUnknown = "unknown"
-)
-
 // CheckState is the repository's record of its last check run.
 type CheckState struct {
 	// Time is when the check started.
 	Time time.Time `json:"time"`
 	// Duration is how long it ran.
 	Duration time.Duration `json:"-"`
-	// Result is CheckOK, CheckErrors, CheckFailed or CheckUnknown.
+	// Result is index.CheckOK, CheckErrors, CheckFailed or CheckUnknown
+	// (the words the check record is stored with).
 	Result string `json:"result"`
 	// Errors is how many problems it found.
 	Errors int `json:"errors"`
@@ -87,20 +77,14 @@ type IntegrityState struct {
 	LastError string    `json:"last_error,omitempty"`
 }
 
-// Results of a source's last snapshot.
-const (
-	BackupOK      = "ok"      // every file read and committed
-	BackupPartial = "partial" // committed, but some files were unreadable (exit 3)
-	BackupFailed  = "failed"  // nothing committed
-)
-
 // SourceState is one source's latest snapshot attempt.
 type SourceState struct {
 	// Label is the source's name in the config ("models").
 	Label string `json:"label"`
 	// LastTime is when the last attempt started (zero: never attempted).
 	LastTime time.Time `json:"last_time,omitzero"`
-	// LastResult is BackupOK, BackupPartial, BackupFailed, or "" for never.
+	// LastResult is index.AttemptOK, AttemptPartial, AttemptFailed (the
+	// words the attempt record is stored with), or "" for never.
 	LastResult string `json:"last_result"`
 	// LastError is the failure's one-line reason.
 	LastError string `json:"last_error,omitempty"`

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"citadelfs/index"
 )
 
 // A check that found errors raises backup_corrupt until a later check
@@ -28,7 +30,7 @@ func TestBackupCorruptFromLastCheck(t *testing.T) {
 	// The weekly check found two corrupt chunks, a day ago: critical at
 	// once, naming the check's time and first error.
 	at := clock.Now().Add(-24 * time.Hour).Truncate(time.Second)
-	bad := &CheckState{Time: at, Duration: 3 * time.Second, Result: CheckErrors, Errors: 2, ReadData: true, Subset: 0.1,
+	bad := &CheckState{Time: at, Duration: 3 * time.Second, Result: index.CheckErrors, Errors: 2, ReadData: true, Subset: 0.1,
 		FirstError: "pack 5e6f7a8b: blob 1a2b3c4d fails its hash check"}
 	src.set(&BackupState{Repo: repo, LastCheck: bad}, nil)
 	r = collect(t, m)
@@ -42,7 +44,7 @@ func TestBackupCorruptFromLastCheck(t *testing.T) {
 		}
 	}
 	lc := r.Backup.LastCheck
-	if lc == nil || lc.Result != CheckErrors || lc.Errors != 2 || !lc.ReadData || lc.DurationSeconds != 3 ||
+	if lc == nil || lc.Result != index.CheckErrors || lc.Errors != 2 || !lc.ReadData || lc.DurationSeconds != 3 ||
 		lc.AgeSeconds == nil || *lc.AgeSeconds != 86400 {
 		t.Fatalf("last_check %+v", lc)
 	}
@@ -61,7 +63,7 @@ func TestBackupCorruptFromLastCheck(t *testing.T) {
 	}
 
 	// A later check passes: resolved.
-	good := &CheckState{Time: clock.Now().Add(-time.Minute), Result: CheckOK, ReadData: true}
+	good := &CheckState{Time: clock.Now().Add(-time.Minute), Result: index.CheckOK, ReadData: true}
 	src.set(&BackupState{Repo: repo, LastCheck: good, Integrity: &IntegrityState{}}, nil)
 	r = collect(t, m)
 	if a := findAlert(r.Alerts, RuleBackupCorrupt, SubjectRepository); a != nil {
@@ -91,7 +93,7 @@ func TestBackupCorruptIgnoresCheckThatDidNotFinish(t *testing.T) {
 	clock, sys := newFakeClock(), &fakeSystem{}
 	sys.set(cpuAt(10), nil)
 	src := &fakeBackup{}
-	src.set(&BackupState{Repo: t.TempDir(), LastCheck: &CheckState{Time: clock.Now(), Result: CheckFailed,
+	src.set(&BackupState{Repo: t.TempDir(), LastCheck: &CheckState{Time: clock.Now(), Result: index.CheckFailed,
 		FirstError: "index: get: disk on fire"}}, nil)
 	o := testOptions(clock, sys)
 	o.Backup = src
@@ -99,7 +101,7 @@ func TestBackupCorruptIgnoresCheckThatDidNotFinish(t *testing.T) {
 	if a := findAlert(r.Alerts, RuleBackupCorrupt, SubjectRepository); a != nil {
 		t.Fatalf("check that did not finish: alert %+v", a)
 	}
-	if r.Backup.LastCheck == nil || r.Backup.LastCheck.Result != CheckFailed {
+	if r.Backup.LastCheck == nil || r.Backup.LastCheck.Result != index.CheckFailed {
 		t.Fatalf("last_check %+v", r.Backup.LastCheck)
 	}
 }
@@ -114,7 +116,7 @@ func TestBackupLastCheckMetrics(t *testing.T) {
 		}
 	}
 	at := now.Add(-time.Hour)
-	s.Backup.LastCheck = &CheckStatus{CheckState: CheckState{Time: at, Result: CheckErrors, Errors: 3, FirstError: "x"}}
+	s.Backup.LastCheck = &CheckStatus{CheckState: CheckState{Time: at, Result: index.CheckErrors, Errors: 3, FirstError: "x"}}
 	fams = parseProm(t, renderMetrics(s, nil))
 	if got := value(t, fams, "citadelfs_backup_last_check_timestamp_seconds", "repo", s.Backup.Repo); got != float64(at.Unix()) {
 		t.Errorf("last check timestamp = %v, want %v", got, at.Unix())

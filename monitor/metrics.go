@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"strconv"
+
+	"citadelfs/index"
 )
 
 // renderMetrics writes s and the active alerts in the Prometheus text
@@ -212,7 +214,7 @@ func backupMetrics(w *promWriter, b *BackupStatus) {
 			w.gauge("citadelfs_backup_last_snapshot_timestamp_seconds", "Start time of the source's last snapshot attempt.", float64(s.LastTime.UnixNano())/1e9, "source", s.Label)
 			w.gauge("citadelfs_backup_last_duration_seconds", "Duration of the source's last snapshot attempt.", s.LastDurationSeconds, "source", s.Label)
 		}
-		for _, r := range []string{BackupOK, BackupPartial, BackupFailed} {
+		for _, r := range []string{index.AttemptOK, index.AttemptPartial, index.AttemptFailed} {
 			if s.LastResult != "" {
 				w.gauge("citadelfs_backup_last_result", "Result of the source's last snapshot attempt (1 for the current one).", b2f(s.LastResult == r), "source", s.Label, "result", r)
 			}

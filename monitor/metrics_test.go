@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"citadelfs/index"
 )
 
 func parseProm(t testing.TB, b []byte) map[string]*dto.MetricFamily {
@@ -86,7 +88,7 @@ func richSample(now time.Time) *Sample {
 		Units: []UnitStatus{{Name: "citadelfs-mount.service", State: "active"}, {Name: "x.service", State: UnitUnknown}},
 		Backup: &BackupStatus{Configured: true, Repo: "/mnt/citadel-backup/repo", RepoBytes: u64(5 << 30),
 			FS: &FSUsage{Total: 100 << 30, Used: 87 << 30, Avail: 13 << 30, UsedPercent: 87},
-			Sources: []SourceStatus{{SourceState: SourceState{Label: "models", LastTime: now.Add(-time.Hour), LastResult: BackupOK, LastSuccess: now.Add(-time.Hour)},
+			Sources: []SourceStatus{{SourceState: SourceState{Label: "models", LastTime: now.Add(-time.Hour), LastResult: index.AttemptOK, LastSuccess: now.Add(-time.Hour)},
 				LastDurationSeconds: 300, AgeSeconds: f64(3600), MaxAgeSeconds: 93600}}},
 		Collectors: []CollectorResult{{Name: CollectorSystem, OK: true, Seconds: 0.01}, {Name: CollectorBackup, OK: false, Error: "x"}},
 	}

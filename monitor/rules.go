@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"citadelfs/index"
 )
 
 // Rule (alert) names.
@@ -193,7 +195,7 @@ func buildRules(c Config) []*ruleDef {
 					continue
 				}
 				msg := fmt.Sprintf("last snapshot %s failed: %s", src.LastTime.UTC().Format(time.RFC3339), src.LastError)
-				out = append(out, stateCheck(src.Label, src.LastResult == BackupFailed, msg))
+				out = append(out, stateCheck(src.Label, src.LastResult == index.AttemptFailed, msg))
 			}
 			return out
 		}},
@@ -250,15 +252,15 @@ func buildRules(c Config) []*ruleDef {
 			if lc != nil {
 				at := lc.Time.UTC().Format(time.RFC3339)
 				switch lc.Result {
-				case CheckErrors:
+				case index.CheckErrors:
 					n := strconv.Itoa(lc.Errors) + " error"
 					if lc.Errors != 1 {
 						n += "s"
 					}
 					firing = append(firing, fmt.Sprintf("check at %s found %s: %s", at, n, lc.FirstError))
-				case CheckUnknown:
+				case index.CheckUnknown:
 					firing = append(firing, "integrity unknown: "+lc.FirstError)
-				case CheckOK:
+				case index.CheckOK:
 					quiet = append(quiet, "last check at "+at+" found no errors")
 				default:
 					quiet = append(quiet, fmt.Sprintf("last check at %s did not finish: %s", at, lc.FirstError))

@@ -14,32 +14,25 @@ type Attempt struct {
 	Label    string        `json:"label"`
 	Start    time.Time     `json:"start"`
 	Duration time.Duration `json:"duration_ns"`
-	Result   string        `json:"result"` // ok, partial, failed
+	Result   string        `json:"result"` // index.AttemptOK, AttemptPartial, AttemptFailed
 	Error    string        `json:"error,omitempty"`
 	Snapshot string        `json:"snapshot,omitempty"`
 }
 
-// Attempt results.
-const (
-	ResultOK      = "ok"
-	ResultPartial = "partial"
-	ResultFailed  = "failed"
-)
-
 func (r *Repository) recordAttempts(specs []SourceSpec, res *Result, start time.Time, err error) {
 	b := r.idx.KV.NewBatch()
 	for _, s := range specs {
-		a := Attempt{Label: s.Label, Start: start, Duration: r.opts.Now().Sub(start), Result: ResultOK}
+		a := Attempt{Label: s.Label, Start: start, Duration: r.opts.Now().Sub(start), Result: index.AttemptOK}
 		switch {
 		case err != nil:
-			a.Result, a.Error = ResultFailed, err.Error()
+			a.Result, a.Error = index.AttemptFailed, err.Error()
 		default:
 			a.Snapshot = res.Snapshot.ID.String()
 			src, ok := res.Snapshot.Source(s.Label)
 			if !ok {
-				a.Result, a.Error = ResultFailed, "source could not be read"
+				a.Result, a.Error = index.AttemptFailed, "source could not be read"
 			} else if src.Stats.Unreadable > 0 || src.Stats.Changed > 0 {
-				a.Result = ResultPartial
+				a.Result = index.AttemptPartial
 			}
 		}
 		v, _ := json.Marshal(a)

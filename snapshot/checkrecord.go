@@ -23,24 +23,13 @@ type CheckRecord struct {
 	// packs read (0: all of them).
 	ReadData bool    `json:"read_data"`
 	Subset   float64 `json:"subset,omitempty"`
-	Result   string  `json:"result"` // CheckOK, CheckErrors, CheckFailed, CheckUnknown
+	Result   string  `json:"result"` // index.CheckOK, index.CheckErrors, index.CheckFailed, index.CheckUnknown
 	// Errors is how many problems the check found.
 	Errors int `json:"errors"`
-	// FirstError is the first problem found (CheckErrors) or why the check
-	// could not run (CheckFailed), on one line, at most MaxCheckError bytes.
+	// FirstError is the first problem found (index.CheckErrors) or why the check
+	// could not run (index.CheckFailed), on one line, at most MaxCheckError bytes.
 	FirstError string `json:"first_error,omitempty"`
 }
-
-// Check results.
-const (
-	CheckOK     = "ok"     // no problems found
-	CheckErrors = "errors" // corrupt or missing data found (exit 4)
-	CheckFailed = "failed" // the check could not run to the end
-	// CheckUnknown is no check's result: `repair index` writes it when the
-	// old index, and with it earlier findings, could not be read, so that
-	// nothing claims the repository sound until a full check says so.
-	CheckUnknown = "unknown"
-)
 
 // MaxCheckError bounds CheckRecord.FirstError.
 const MaxCheckError = 300
@@ -52,17 +41,17 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 	if err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)) {
 		return
 	}
-	c := CheckRecord{Time: start, Duration: r.opts.Now().Sub(start), ReadData: o.ReadData, Result: CheckOK}
+	c := CheckRecord{Time: start, Duration: r.opts.Now().Sub(start), ReadData: o.ReadData, Result: index.CheckOK}
 	if o.ReadData && o.sampled() {
 		c.Subset = o.Subset
 	}
 	switch {
 	case err != nil:
-		c.Result, c.FirstError = CheckFailed, OneLine(err.Error(), MaxCheckError)
+		c.Result, c.FirstError = index.CheckFailed, OneLine(err.Error(), MaxCheckError)
 	case !rep.OK():
-		c.Result, c.Errors, c.FirstError = CheckErrors, len(rep.Problems), OneLine(rep.Problems[0], MaxCheckError)
+		c.Result, c.Errors, c.FirstError = index.CheckErrors, len(rep.Problems), OneLine(rep.Problems[0], MaxCheckError)
 	}
-	if c.Result == CheckOK && o.ReadsAll() {
+	if c.Result == index.CheckOK && o.ReadsAll() {
 		r.clearCorruptReads()
 	}
 	if prev, _ := r.LastCheck(); prev != nil && !c.replaces(prev) {
@@ -79,14 +68,14 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 // (or, for errors a check without --read-data found, another such check)
 // clears them.
 func (c *CheckRecord) replaces(prev *CheckRecord) bool {
-	if prev.Result != CheckErrors && prev.Result != CheckUnknown || c.Result == CheckErrors {
+	if prev.Result != index.CheckErrors && prev.Result != index.CheckUnknown || c.Result == index.CheckErrors {
 		return true
 	}
-	if c.Result != CheckOK {
+	if c.Result != index.CheckOK {
 		return false
 	}
 	full := c.ReadData && c.Subset == 0
-	return full || (prev.Result == CheckErrors && !c.ReadData && !prev.ReadData)
+	return full || (prev.Result == index.CheckErrors && !c.ReadData && !prev.ReadData)
 }
 
 // LastCheck returns the record of the last check run, nil if none ran

@@ -38,7 +38,7 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 		t.Fatalf("check: %v %v", err, rep)
 	}
 	lc, err := r.LastCheck()
-	if err != nil || lc == nil || lc.Result != CheckOK || lc.Errors != 0 || lc.FirstError != "" || lc.ReadData ||
+	if err != nil || lc == nil || lc.Result != index.CheckOK || lc.Errors != 0 || lc.FirstError != "" || lc.ReadData ||
 		lc.Time.IsZero() || lc.Duration <= 0 {
 		t.Fatalf("after a passing check: %+v, %v", lc, err)
 	}
@@ -64,7 +64,7 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 	if err != nil || lc == nil {
 		t.Fatalf("after reopen: %+v, %v", lc, err)
 	}
-	if lc.Result != CheckErrors || lc.Errors != len(rep.Problems) || lc.FirstError != rep.Problems[0] || !lc.ReadData || lc.Subset != 0.99 {
+	if lc.Result != index.CheckErrors || lc.Errors != len(rep.Problems) || lc.FirstError != rep.Problems[0] || !lc.ReadData || lc.Subset != 0.99 {
 		t.Fatalf("record %+v, want errors %d first %q", lc, len(rep.Problems), rep.Problems[0])
 	}
 	failed := *lc
@@ -85,14 +85,14 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 	if rep, err := r.Check(ctx, CheckOptions{}); err != nil || rep.OK() || !strings.Contains(rep.Problems[0], "quarantined") {
 		t.Fatalf("structural check after a repair by hand: %v %+v; want the quarantined chunk named", err, rep)
 	}
-	if lc, _ := r.LastCheck(); lc == nil || lc.Result != CheckErrors {
+	if lc, _ := r.LastCheck(); lc == nil || lc.Result != index.CheckErrors {
 		t.Fatalf("structural check over a quarantined chunk recorded %+v", lc)
 	}
 	// A full read-back that passes lifts the quarantine and replaces it.
 	if rep, err := r.Check(ctx, CheckOptions{ReadData: true}); err != nil || !rep.OK() {
 		t.Fatalf("check after repair: %v %+v", err, rep)
 	}
-	if lc, _ := r.LastCheck(); lc == nil || lc.Result != CheckOK || lc.Errors != 0 || lc.FirstError != "" || !lc.Time.After(failed.Time) {
+	if lc, _ := r.LastCheck(); lc == nil || lc.Result != index.CheckOK || lc.Errors != 0 || lc.FirstError != "" || !lc.Time.After(failed.Time) {
 		t.Fatalf("after repair: %+v", lc)
 	}
 	if rep, err := r.Check(ctx, CheckOptions{}); err != nil || !rep.OK() {
@@ -120,13 +120,13 @@ func TestCheckRecordErrorIsOneBoundedLine(t *testing.T) {
 // Which record a new check run keeps: found errors stand until a check
 // covering them passes, and a check that could not run proves nothing.
 func TestCheckRecordReplaces(t *testing.T) {
-	structural := CheckRecord{Result: CheckOK}
-	full := CheckRecord{Result: CheckOK, ReadData: true}
-	subset := CheckRecord{Result: CheckOK, ReadData: true, Subset: 0.1}
-	failed := CheckRecord{Result: CheckFailed}
-	errFull := CheckRecord{Result: CheckErrors, ReadData: true, Errors: 1}
-	errStructural := CheckRecord{Result: CheckErrors, Errors: 1}
-	unknown := CheckRecord{Result: CheckUnknown}
+	structural := CheckRecord{Result: index.CheckOK}
+	full := CheckRecord{Result: index.CheckOK, ReadData: true}
+	subset := CheckRecord{Result: index.CheckOK, ReadData: true, Subset: 0.1}
+	failed := CheckRecord{Result: index.CheckFailed}
+	errFull := CheckRecord{Result: index.CheckErrors, ReadData: true, Errors: 1}
+	errStructural := CheckRecord{Result: index.CheckErrors, Errors: 1}
+	unknown := CheckRecord{Result: index.CheckUnknown}
 	for _, tc := range []struct {
 		name      string
 		new, prev CheckRecord

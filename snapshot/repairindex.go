@@ -25,7 +25,7 @@ type RepairIndexResult struct {
 // packs cannot give back. When the old index could not be read, it
 // re-derives what it can: each source's last attempt from its newest
 // snapshot's manifest (so the monitor does not say "never" of a source
-// with snapshots), and a check record of result CheckUnknown, so that
+// with snapshots), and a check record of result index.CheckUnknown, so that
 // backup_corrupt says integrity is unknown (earlier findings are lost)
 // until a full `check --read-data` passes.
 func RepairIndex(dir string, o Options) (*RepairIndexResult, error) {
@@ -46,9 +46,9 @@ func RepairIndex(dir string, o Options) (*RepairIndexResult, error) {
 		return res, err
 	}
 	if rr.OldIndex != "" {
-		if lc, _ := r.LastCheck(); lc == nil || lc.Result == CheckOK {
+		if lc, _ := r.LastCheck(); lc == nil || lc.Result == index.CheckOK {
 			now := o.Now()
-			c := CheckRecord{Time: now, Result: CheckUnknown,
+			c := CheckRecord{Time: now, Result: index.CheckUnknown,
 				FirstError: OneLine(fmt.Sprintf("index rebuilt from the packs at %s without the old index's records (%s): earlier check findings and corrupt reads are lost; run `citadelfs check --read-data`",
 					now.UTC().Format(time.RFC3339), rr.OldIndex), MaxCheckError)}
 			v, _ := json.Marshal(c)
@@ -97,10 +97,10 @@ func (r *Repository) deriveAttempts(res *RepairIndexResult) error {
 	for _, l := range order {
 		s := newest[l]
 		src, _ := s.Source(l)
-		a := Attempt{Label: l, Start: s.Time, Result: ResultOK, Snapshot: s.ID.String(),
+		a := Attempt{Label: l, Start: s.Time, Result: index.AttemptOK, Snapshot: s.ID.String(),
 			Duration: time.Duration(src.Stats.DurationMS) * time.Millisecond}
 		if src.Stats.Unreadable > 0 || src.Stats.Changed > 0 {
-			a.Result = ResultPartial
+			a.Result = index.AttemptPartial
 		}
 		v, _ := json.Marshal(a)
 		b.Put(index.AttemptKey(l), v)

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"citadelfs/index"
 	"citadelfs/monitor"
 )
 
@@ -337,5 +338,40 @@ func TestHistoryDirPerRepository(t *testing.T) {
 	t.Setenv(stateDirEnv, "relative")
 	if _, err := monitorConfigFor(env, &config{}, repo); exitCode(err) != exitUsage {
 		t.Errorf("relative $%s: %v, want a usage error", stateDirEnv, err)
+	}
+}
+
+// A real failed snapshot attempt, recorded by snapshot, fires the
+// monitor's backup_failed: the two meet only through the stored result
+// word (index.AttemptFailed), which both must use.
+func TestBackupFailedFromRealAttempt(t *testing.T) {
+	cfg, _ := monitorConfig(t, "", "")
+	repo := filepath.Join(t.TempDir(), "repo")
+	if code, _, stderr := runCLI(t, "init", "--repo", repo); code != exitOK {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	missing := filepath.Join(t.TempDir(), "gone")
+	if code, _, _ := runCLI(t, "snapshot", "--repo", repo, "--config", cfg, "--source", "logs="+missing); code == exitOK {
+		t.Fatal("snapshot of a missing source exited 0")
+	}
+	code, stdout, stderr := runCLI(t, "monitor", "--once", "--json", "--repo", repo, "--config", cfg)
+	if code != exitCritical {
+		t.Fatalf("monitor: exit %d, want %d\nstdout: %s\nstderr: %s", code, exitCritical, stdout, stderr)
+	}
+	var out onceOutput
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	var fired *monitor.Alert
+	for i, a := range out.Alerts {
+		if a.Rule == monitor.RuleBackupFailed && a.Subject == "logs" {
+			fired = &out.Alerts[i]
+		}
+	}
+	if fired == nil || fired.State != monitor.StateFiring || fired.Severity != monitor.SeverityCritical {
+		t.Fatalf("backup_failed for logs: %+v; alerts %+v", fired, out.Alerts)
+	}
+	if out.Backup == nil || len(out.Backup.Sources) != 1 || out.Backup.Sources[0].LastResult != index.AttemptFailed {
+		t.Errorf("backup sources %+v", out.Backup)
 	}
 }
