@@ -36,6 +36,9 @@ type config struct {
 	Retention retentionConfig `yaml:"retention"`
 	// Monitor configures collectors, alert rules and history.
 	Monitor monitor.Config `yaml:"monitor"`
+	// OwnSchedule is backup_config.backup_schedule in our own layout:
+	// label to a cron string or tag: cron pairs (docs/systemd.md).
+	OwnSchedule map[string]cronSpec `yaml:"schedule"`
 
 	// BackupConfig is the seed's layout.
 	BackupConfig seedConfig `yaml:"backup_config"`
@@ -404,18 +407,41 @@ func levenshtein(a, b string) int {
 }
 
 // checkLabels applies snapshot.ValidLabel to every label the file names:
-// the keys of sources: and backup_config.backup_schedule:.
+// the keys of sources:, schedule: and backup_config.backup_schedule:, and
+// the schedule tags below them (they name units and become --tag), and
+// checks each schedule's cron string converts to OnCalendar.
 func checkLabels(path string, root *yaml.Node) configErrors {
 	var errs configErrors
-	for _, key := range []string{"sources", "backup_config.backup_schedule"} {
+	for _, key := range []string{"sources", "schedule", "backup_config.backup_schedule"} {
 		n := nodeAt(root, key)
 		if n == nil || n.Kind != yaml.MappingNode {
 			continue
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
+			k, v := n.Content[i], n.Content[i+1]
 			if err := snapshot.ValidLabel(k.Value); err != nil {
 				errs = append(errs, fmt.Sprintf("%s:%d: %s: %v", path, k.Line, key, err))
+			}
+			if key == "sources" {
+				continue
+			}
+			if v.Kind == yaml.ScalarNode {
+				if _, err := cronToOnCalendar(v.Value); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:%d: %s.%s: %v", path, v.Line, key, k.Value, err))
+				}
+				continue
+			}
+			if v.Kind != yaml.MappingNode {
+				continue
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				tk, tv := v.Content[j], v.Content[j+1]
+				if err := snapshot.ValidLabel(tk.Value); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:%d: %s.%s: %v", path, tk.Line, key, k.Value, strings.Replace(err.Error(), "source label", "schedule tag", 1)))
+				}
+				if _, err := cronToOnCalendar(tv.Value); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:%d: %s.%s.%s: %v", path, tv.Line, key, k.Value, tk.Value, err))
+				}
 			}
 		}
 	}
@@ -520,9 +546,12 @@ func (c *config) normalize(root *yaml.Node) *config {
 			c.warn(root, "archive_not_applied", key, "archive_threshold %q is kept but not applied: there is no off-host repository to copy older snapshots to yet; snapshots older than it stay under the retention policy", v)
 		}
 	}
-	if len(bc.BackupSchedule) > 0 {
+	if len(bc.BackupSchedule) > 0 || len(c.OwnSchedule) > 0 {
 		c.Schedule = map[string][]scheduleEntry{}
 		for label, spec := range bc.BackupSchedule {
+			c.Schedule[label] = spec.entries
+		}
+		for label, spec := range c.OwnSchedule { // schedule: wins
 			c.Schedule[label] = spec.entries
 		}
 	}
@@ -560,6 +589,18 @@ func (c *config) normalize(root *yaml.Node) *config {
 	}
 	sort.Slice(c.Warnings, func(i, j int) bool { return c.Warnings[i].Line < c.Warnings[j].Line })
 	return c
+}
+
+// sourcePaths are the paths of the configured source label.
+func (c *config) sourcePaths(label string) []string {
+	s, ok := c.Sources[label]
+	switch {
+	case !ok:
+		return nil
+	case len(s.Paths) > 0:
+		return append([]string(nil), s.Paths...)
+	}
+	return []string{s.Path}
 }
 
 // sourceLabels returns the configured labels in order.

@@ -1,0 +1,436 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// unitParams are the absolute paths the units name.
+type unitParams struct {
+	bin, config, repo string
+	repoFlag          bool // pass --repo (it did not come from the config)
+}
+
+// Default times. A source without a schedule is snapshotted daily at
+// 02:00, with a weekly full read on Sunday at 03:00 (the seed's models
+// times); every source without an entry tagged weekly gets that weekly full
+// read too.
+const (
+	defaultDailyCron  = "0 2 * * *"
+	defaultWeeklyCron = "0 3 * * 0"
+	forgetOnCalendar  = "*-*-* 04:30:00"
+	checkOnCalendar   = "Sun *-*-* 05:00:00"
+	// testRestoreOnCalendar: the 2nd of the month, after the seed's
+	// monthly snapshot on the 1st at 04:00 has had a day to finish.
+	testRestoreOnCalendar = "*-*-02 06:00:00"
+)
+
+// snapshotTimer is one scheduled snapshot of one source.
+type snapshotTimer struct {
+	Label, Tag string
+	Cron       string // as written in the config (or the default)
+	OnCalendar string
+	// ReadAll: the weekly run reads every file again ("weekly full"),
+	// catching files changed through mmap with size and times unchanged.
+	ReadAll bool
+	// Default: not in the config.
+	Default bool
+}
+
+// unitBase is the unit name stem: citadelfs-snapshot-LABEL[-TAG].
+func (t snapshotTimer) unitBase() string {
+	if t.Tag == "" {
+		return "citadelfs-snapshot-" + t.Label
+	}
+	return "citadelfs-snapshot-" + t.Label + "-" + t.Tag
+}
+
+// snapshotTimers is every source's schedule from the config (cron strings
+// converted to OnCalendar), with the defaults filled in. A schedule for a
+// label that is not a source is returned as a warning.
+func snapshotTimers(cfg *config) ([]snapshotTimer, []string, error) {
+	var out []snapshotTimer
+	var warnings []string
+	for _, label := range cfg.sourceLabels() {
+		entries := cfg.Schedule[label]
+		def := len(entries) == 0
+		if def {
+			entries = []scheduleEntry{{Tag: "daily", Cron: defaultDailyCron}}
+		}
+		weekly := false
+		for _, e := range entries {
+			oc, err := cronToOnCalendar(e.Cron)
+			if err != nil {
+				return nil, nil, usagef("schedule of %s: %v", label, err)
+			}
+			t := snapshotTimer{Label: label, Tag: e.Tag, Cron: e.Cron, OnCalendar: oc, ReadAll: e.Tag == "weekly", Default: def}
+			weekly = weekly || t.ReadAll
+			out = append(out, t)
+		}
+		if !weekly {
+			oc, _ := cronToOnCalendar(defaultWeeklyCron)
+			out = append(out, snapshotTimer{Label: label, Tag: "weekly", Cron: defaultWeeklyCron, OnCalendar: oc, ReadAll: true, Default: true})
+		}
+	}
+	for label := range cfg.Schedule {
+		if _, ok := cfg.Sources[label]; !ok {
+			warnings = append(warnings, fmt.Sprintf("schedule for %q ignored: no source of that label is configured", label))
+		}
+	}
+	sort.Strings(warnings)
+	return out, warnings, nil
+}
+
+// systemdUnits renders every unit. Snapshot services are oneshots: while
+// the mount daemon runs they hand their work to it over its socket.
+func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error) {
+	for _, v := range []struct{ what, path string }{{"binary", p.bin}, {"config", p.config}, {"repository", p.repo}, {"mountpoint", cfg.Mountpoint}} {
+		if err := unitPathOK(v.what, v.path); err != nil {
+			return nil, nil, err
+		}
+	}
+	// systemd refuses an executable path with quotes or backslashes.
+	if strings.ContainsAny(p.bin, "\"'\\") {
+		return nil, nil, usagef("binary %q: systemd does not run a path with quotes or backslashes; install it elsewhere", p.bin)
+	}
+	for _, l := range cfg.sourceLabels() {
+		for _, sp := range cfg.sourcePaths(l) {
+			if err := unitPathOK("source "+l, sp); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	timers, warnings, err := snapshotTimers(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	// cmdline renders an ExecStart= line: flags follow the command name.
+	cmdline := func(cmd string, args ...string) string {
+		argv := []string{p.bin, cmd, "--config", p.config}
+		if p.repoFlag {
+			argv = append(argv, "--repo", p.repo)
+		}
+		return execLine(append(argv, args...))
+	}
+	u := map[string]string{}
+	add := func(name string, sections ...string) error {
+		if _, dup := u[name]; dup {
+			return usagef("two schedules make the unit %s: rename a label or a schedule tag", name)
+		}
+		u[name] = unitMarker + "\n" + strings.Join(sections, "\n")
+		return nil
+	}
+	net := "Wants=network-online.target\nAfter=network-online.target local-fs.target\n" +
+		"RequiresMountsFor=" + quotePath(p.repo) + "\n"
+
+	add("citadelfs-mount.service", `[Unit]
+Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mountpoint)+`, the repository's owner, the monitor
+`+net+`
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=`+cmdline("mount", cfg.Mountpoint)+`
+KillSignal=SIGTERM
+TimeoutStopSec=90s
+Restart=on-failure
+RestartSec=5s
+`+mountHardening()+`
+[Install]
+WantedBy=multi-user.target
+`)
+
+	rw := []string{p.repo}
+	for _, t := range timers {
+		args := []string{"--quiet", "--source", t.Label}
+		if t.Tag != "" {
+			args = append(args, "--tag", t.Tag)
+		}
+		if t.ReadAll {
+			args = append(args, "--read-all")
+		}
+		if cfg.VerifyAfter && commandHasFlag("snapshot", "verify") {
+			args = append(args, "--verify")
+		}
+		what := t.Tag
+		if what != "" {
+			what += " "
+		}
+		full := ""
+		if t.ReadAll {
+			full = ", every file read again"
+		}
+		paths := cfg.sourcePaths(t.Label)
+		descPaths := make([]string, len(paths))
+		for i, sp := range paths {
+			descPaths[i] = descr(sp)
+		}
+		if err := add(t.unitBase()+".service", `[Unit]
+Description=citadelfs `+what+`snapshot of `+t.Label+` (`+strings.Join(descPaths, " ")+`)`+full+`
+`+net+`After=citadelfs-mount.service
+
+[Service]
+Type=oneshot
+Nice=10
+IOSchedulingClass=idle
+ExecStart=`+cmdline("snapshot", args...)+`
+# exit 3: completed with unreadable files (logged above); not a failure of the unit
+SuccessExitStatus=3
+`+retryLocked+oneshotHardening(rw, snapshotCaps, protectHomeFor(append([]string{p.repo}, paths...)))); err != nil {
+			return nil, nil, err
+		}
+		src := "cron " + t.Cron
+		if t.Default {
+			src = "default " + t.Cron
+		}
+		if err := add(t.unitBase()+".timer", `[Unit]
+Description=citadelfs `+what+`snapshot of `+t.Label+full+`
+
+[Timer]
+# `+strings.ReplaceAll(src, "%", "%%")+`
+OnCalendar=`+t.OnCalendar+`
+Persistent=true
+RandomizedDelaySec=60
+
+[Install]
+WantedBy=timers.target
+`); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	r := cfg.Retention
+	add("citadelfs-forget.service", `[Unit]
+Description=citadelfs retention (`+fmt.Sprintf("keep %d daily, %d weekly, %d monthly", r.Daily, r.Weekly, r.Monthly)+`) and prune
+`+net+`After=citadelfs-mount.service
+
+[Service]
+Type=oneshot
+Nice=10
+ExecStart=`+cmdline("forget", "--quiet", "--prune")+`
+`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo})))
+	add("citadelfs-forget.timer", `[Unit]
+Description=citadelfs retention
+
+[Timer]
+OnCalendar=`+forgetOnCalendar+`
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`)
+	add("citadelfs-check.service", `[Unit]
+Description=citadelfs integrity check (a tenth of the data each week)
+`+net+`After=citadelfs-mount.service
+
+[Service]
+Type=oneshot
+Nice=15
+IOSchedulingClass=idle
+ExecStart=`+cmdline("check", "--quiet", "--read-data", "--subset", "10%")+`
+`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo})))
+	add("citadelfs-check.timer", `[Unit]
+Description=citadelfs weekly integrity check
+
+[Timer]
+OnCalendar=`+checkOnCalendar+`
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`)
+	// validation.test_restore_monthly: only with a binary that has the
+	// command, so the timer never runs something that is not there.
+	if cfg.TestRestore {
+		if _, ok := commands["test-restore"]; ok {
+			add("citadelfs-test-restore.service", `[Unit]
+Description=citadelfs monthly test restore (a sample of files restored to a temporary directory and compared)
+`+net+`After=citadelfs-mount.service
+
+[Service]
+Type=oneshot
+Nice=15
+IOSchedulingClass=idle
+ExecStart=`+cmdline("test-restore", "--quiet")+`
+`+retryLocked+oneshotHardening(rw, restoreCaps, protectHomeFor([]string{p.repo})))
+			add("citadelfs-test-restore.timer", `[Unit]
+Description=citadelfs monthly test restore
+
+[Timer]
+OnCalendar=`+testRestoreOnCalendar+`
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`)
+		} else {
+			warnings = append(warnings, "validation.test_restore_monthly: this binary has no test-restore command; no test-restore timer generated")
+		}
+	}
+	return u, warnings, nil
+}
+
+// retryLocked retries a oneshot that found the repository locked (exit 11:
+// another snapshot, a forget or a hand-run command holds it and no mount
+// daemon serialises them). Every other failure is final: retrying would
+// only record the same failed attempt again.
+const retryLocked = `# exit 11 (repository locked by another command): try again in 2 minutes
+Restart=on-failure
+RestartSec=2min
+RestartPreventExitStatus=1 2 4 5 10 12 130
+`
+
+// Capabilities of the oneshots (they run as root, whose other powers are
+// dropped). A snapshot must read every file (CAP_DAC_READ_SEARCH) and open
+// files it does not own with O_NOATIME (CAP_FOWNER). A test restore writes
+// files with their owners and modes back (CAP_CHOWN, CAP_FOWNER, CAP_FSETID
+// to keep setuid bits across the chown, CAP_DAC_OVERRIDE to write into the
+// read-only directories it restored). Forget and check need none: the
+// repository is root's.
+var (
+	snapshotCaps = []string{"CAP_DAC_READ_SEARCH", "CAP_FOWNER"}
+	restoreCaps  = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID"}
+)
+
+// oneshotHardening confines a oneshot: the whole file system read-only but
+// the repository (ProtectSystem=strict), its own /tmp, no devices, no
+// kernel tunables, modules, logs or cgroups, only unix sockets (the mount
+// daemon's control socket), no new namespaces, the system-service system
+// calls, and only caps of root's capabilities.
+func oneshotHardening(rw []string, caps []string, protectHome string) string {
+	var b strings.Builder
+	b.WriteString(`UMask=0077
+NoNewPrivileges=yes
+ProtectSystem=strict
+`)
+	for _, p := range rw {
+		// "-": a repository that is not there is citadelfs's to report
+		// (exit 10), not a namespace setup failure.
+		b.WriteString("ReadWritePaths=" + quotePath("-"+p) + "\n")
+	}
+	b.WriteString(`ProtectHome=` + protectHome + `
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateNetwork=yes
+PrivateIPC=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictAddressFamilies=AF_UNIX
+RestrictNamespaces=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RemoveIPC=yes
+KeyringMode=private
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+`)
+	// @privileged holds chown(2), which a restore needs.
+	if !slices.Contains(caps, "CAP_CHOWN") {
+		b.WriteString("SystemCallFilter=~@privileged\n")
+	}
+	b.WriteString(`SystemCallErrorNumber=EPERM
+CapabilityBoundingSet=` + strings.Join(caps, " ") + `
+AmbientCapabilities=
+`)
+	return b.String()
+}
+
+// mountHardening is what a FUSE daemon can have. Its mount must appear in
+// the host's mount namespace, and every sandboxing option that works by
+// remounting (ProtectSystem=, ProtectHome=, PrivateTmp=, PrivateDevices=,
+// ReadWritePaths=, ProtectKernelTunables=, ProtectKernelModules=,
+// ProtectKernelLogs=, ProtectControlGroups=, ProtectProc=) gives the
+// service a namespace of its own, where the mount would be invisible to
+// everyone else. Devices are not restricted: /dev/fuse and the GPUs the
+// monitor asks nvidia-smi about must stay reachable. The daemon mounts
+// (CAP_SYS_ADMIN) and runs the commands handed to it, snapshot and restore
+// included, so it keeps their capabilities; it serves --metrics-listen and
+// probes model servers over TCP, and reads unit states from systemd.
+func mountHardening() string {
+	return `UMask=0022
+NoNewPrivileges=yes
+CapabilityBoundingSet=CAP_SYS_ADMIN CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE CAP_FOWNER CAP_CHOWN CAP_FSETID CAP_MKNOD CAP_SETFCAP
+AmbientCapabilities=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+RestrictNamespaces=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+ProtectHostname=yes
+KeyringMode=private
+SystemCallArchitectures=native
+SystemCallFilter=@system-service @mount
+SystemCallErrorNumber=EPERM
+`
+}
+
+// protectHomeFor is ProtectHome= for a service that touches paths: hide
+// /home, /root and /run/user unless one of them is below those.
+func protectHomeFor(paths []string) string {
+	for _, p := range paths {
+		for _, h := range []string{"/home", "/root", "/run/user"} {
+			if within(p, h) {
+				return "read-only"
+			}
+		}
+	}
+	return "yes"
+}
+
+// commandHasFlag reports whether command cmd of this binary has --flag.
+func commandHasFlag(cmd, flag string) bool {
+	c, ok := commands[cmd]
+	if !ok {
+		return false
+	}
+	return newFlagSet(c, &globalFlags{}).Lookup(flag) != nil
+}
+
+// unitPathOK refuses what cannot be written into a unit file: a relative
+// path (systemd runs units from /) and control characters (a newline would
+// end the setting and start another).
+func unitPathOK(what, p string) error {
+	if !filepath.IsAbs(p) {
+		return usagef("%s %q: the units need an absolute path", what, p)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return usagef("%s %q: a path with control characters cannot go into a unit file", what, p)
+		}
+	}
+	return nil
+}
+
+// execLine quotes argv for ExecStart=: each word in double quotes with \
+// and " escaped, % (specifiers) as %%, and $ (environment variables) as $$
+// except in the executable's path, which systemd does not expand.
+func execLine(argv []string) string {
+	words := make([]string, len(argv))
+	for i, a := range argv {
+		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`).Replace(a)
+		if i > 0 {
+			q = strings.ReplaceAll(q, "$", "$$")
+		}
+		words[i] = `"` + q + `"`
+	}
+	return strings.Join(words, " ")
+}
+
+// quotePath quotes a path for ReadWritePaths= and RequiresMountsFor=
+// (unquoted and specifier-expanded, no environment variables).
+func quotePath(p string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`).Replace(p) + `"`
+}
+
+// descr is a path in Description=, where only specifiers are expanded.
+func descr(s string) string { return strings.ReplaceAll(s, "%", "%%") }
