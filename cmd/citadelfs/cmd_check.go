@@ -65,6 +65,7 @@ func init() {
 			if env.global.json {
 				if err := writeJSON(env, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "trees": rep.Trees,
 					"data_blobs": rep.DataBlobs, "packs": rep.Packs, "packs_read": rep.PacksRead,
+					"index_tables": rep.IndexTables, "index_keys": rep.IndexKeys,
 					"problems": nonNil(rep.Problems), "affected": nonNil(rep.Affected), "notes": nonNil(rep.Notes)}); err != nil {
 					return err
 				}
