@@ -107,6 +107,7 @@ func TestBadInput(t *testing.T) {
 		// restic's "-1 = unlimited" would keep nothing here: refused.
 		{"negative --keep-daily", []string{"forget", "--repo", repo, "--keep-daily", "-1"}, 2, []string{"--keep-daily -1"}},
 		{"--metrics-listen garbage", []string{"mount", "--repo", repo, "--metrics-listen", "999.1.1.1:99999", filepath.Join(dir, "mnt-never")}, 2, []string{"--metrics-listen"}},
+		{"monitor --metrics-listen typo", []string{"monitor", "--repo", repo, "--metrics-listen", "typo"}, 2, []string{"--metrics-listen"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

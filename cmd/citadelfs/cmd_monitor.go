@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -47,6 +44,9 @@ func runMonitor(ctx context.Context, env *cmdEnv, args []string) error {
 	if once && listen != "" {
 		return usagef("--metrics-listen serves the running monitor; it has no use with --once")
 	}
+	if err := checkListen(listen); err != nil {
+		return err
+	}
 	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: !once})
 	if err != nil {
 		return err
@@ -81,18 +81,12 @@ func runMonitor(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 
 	if listen != "" {
-		ln, err := net.Listen("tcp", listen)
+		addr, stop, err := serveMetrics("monitor", listen, cm.m.Handler())
 		if err != nil {
-			return fmt.Errorf("monitor: --metrics-listen: %w", err)
+			return err
 		}
-		srv := &http.Server{Handler: cm.m.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-		}()
-		fmt.Fprintf(env.stderr, "citadelfs monitor: serving http://%s/metrics\n", ln.Addr())
+		defer stop()
+		fmt.Fprintf(env.stderr, "citadelfs monitor: serving http://%s/metrics\n", addr)
 	}
 	fmt.Fprintf(env.stderr, "citadelfs monitor: collecting every %s\n", cm.m.Config().Interval)
 	return cm.m.Run(ctx)

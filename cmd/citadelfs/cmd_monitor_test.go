@@ -164,6 +164,14 @@ func TestMonitorUsageErrors(t *testing.T) {
 	if code, _, stderr := runCLI(t, "monitor", "--once", "--metrics-listen", "127.0.0.1:0", "--config", cfg); code != exitUsage {
 		t.Errorf("--once with --metrics-listen: exit %d (%s)", code, stderr)
 	}
+	// The address is checked as mount checks it (one checkListen): a
+	// typo was a failed listen, exit 1.
+	for _, bad := range []string{"typo", "999.1.1.1:99999", "127.0.0.1:http!"} {
+		code, _, stderr := runCLI(t, "monitor", "--metrics-listen", bad, "--config", cfg)
+		if code != exitUsage || !strings.Contains(stderr, "--metrics-listen") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("monitor --metrics-listen %q: exit %d, stderr %q; want exit 2 and one line", bad, code, stderr)
+		}
+	}
 	if code, _, _ := runCLI(t, "monitor", "extra", "--config", cfg); code != exitUsage {
 		t.Errorf("an argument: exit %d", code)
 	}

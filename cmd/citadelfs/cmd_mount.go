@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -175,17 +174,11 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	defer func() { stopMon(); <-monDone }()
 
 	if listen != "" && st.monitor != nil {
-		ln, err := net.Listen("tcp", listen)
+		_, stop, err := serveMetrics("mount", listen, st.monitor.Handler())
 		if err != nil {
-			return fmt.Errorf("mount: --metrics-listen: %w", err)
+			return err
 		}
-		hs := &http.Server{Handler: st.monitor.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			hs.Shutdown(sctx)
-		}()
+		defer stop()
 	}
 
 	fmt.Fprintf(env.stdout, "citadelfs: mounted %s at %s\n", repoDir, mp)
@@ -221,46 +214,6 @@ func checkMountpoint(mp, repo string) error {
 		return usagef("mountpoint %s is not a directory", mp)
 	}
 	return nil
-}
-
-// checkListen validates --metrics-listen before anything is mounted, so a
-// typo is a usage error (exit 2), not a failure after the mount is up.
-func checkListen(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usagef("--metrics-listen %q: %v (want HOST:PORT, e.g. 127.0.0.1:9464)", addr, err)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return usagef("--metrics-listen %q: port %q is not a number from 0 to 65535", addr, port)
-	}
-	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
-		return usagef("--metrics-listen %q: %q is not an IP address or host name", addr, host)
-	}
-	return nil
-}
-
-// validHostname reports whether h looks like a DNS name (letters, digits,
-// '-' and '.'); whether it resolves is for the listen to find out.
-func validHostname(h string) bool {
-	for _, r := range h {
-		if !(r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return strings.Trim(h, ".-") != "" && !isAllDigitsAndDots(h)
-}
-
-// isAllDigitsAndDots catches 999.1.1.1, which is no IP address and no name.
-func isAllDigitsAndDots(h string) bool {
-	for _, r := range h {
-		if r != '.' && (r < '0' || r > '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // realPath resolves symlinks in the longest existing prefix of p.
