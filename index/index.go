@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -36,6 +37,13 @@ type Repo struct {
 	// through it (LocalStore for a repository directory).
 	Store Store
 	lock  *Lock
+
+	readOnly bool
+	// The reserve (reserve.go): its size when it must be created, and
+	// whether this process gave its blocks back.
+	reserveMu       sync.Mutex
+	reserveSize     int64
+	reserveReleased bool
 }
 
 // Options for Open.
@@ -55,6 +63,12 @@ type Options struct {
 	// WrapStore, when set, wraps the repository's store (tests inject
 	// faults with FaultyStore; read-only opens could use ReadOnlyStore).
 	WrapStore func(Store) Store
+	// Reserve is the size of the reserve file (reserve.go) created when
+	// the repository has none. Default (0) defaultReserve.
+	Reserve int64
+	// KeepReserve never releases the reserve at open: for a command that
+	// only reads and opens read-only instead when the disk is full.
+	KeepReserve bool
 }
 
 func (o Options) withDefaults() Options {
@@ -66,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OpenPacks == 0 {
 		o.OpenPacks = 64
+	}
+	if o.Reserve <= 0 {
+		o.Reserve = -1 // holdReserve sizes it
 	}
 	return o
 }
@@ -109,11 +126,31 @@ func Open(dir string, o Options) (*Repo, error) {
 	removeRebuildLeftovers(dir)
 	upgradeConfig(dir, cfg)
 	kv, err := openIndexKV(dir, false)
+	released := false
+	if IsDiskFull(err) && !o.KeepReserve {
+		// Replaying Pebble's log writes a table: on a full disk the
+		// reserve gives it room, so forget and prune can free space.
+		if n, rerr := releaseReserve(dir); rerr == nil && n > 0 {
+			released = true
+			kv, err = openIndexKV(dir, false)
+		}
+	}
 	if err != nil {
 		lock.Release()
+		if IsDiskFull(err) {
+			err = fmt.Errorf("%w (no reserve left to give back: free space on the disk of %s)", err, dir)
+		}
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir)}
+	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir),
+		reserveSize: o.Reserve, reserveReleased: released}
+	if !released {
+		// Absent (a repository made before the reserve, or one whose
+		// reserve was deleted) or released by an earlier process: hold
+		// it now if there is room. Without room it stays released and
+		// EnsureReserve says so to whoever would write new data.
+		holdReserve(dir, o.Reserve)
+	}
 	if lock.Stale {
 		// The last holder was killed. A pack it renamed into place but
 		// had not yet indexed is complete and durable: adopt it, so the
@@ -139,7 +176,7 @@ func openReadOnly(dir string, cfg *Config, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, err
 	}
-	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir)}, nil
+	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir), readOnly: true}, nil
 }
 
 // openIndexKV opens <dir>/index, never creating it: a repository whose
@@ -221,6 +258,9 @@ func (r *Repo) IsIndexedPack(id ID) (bool, error) {
 
 // Close closes the index and releases the lock.
 func (r *Repo) Close() error {
+	if !r.readOnly {
+		r.closeReserve()
+	}
 	err := r.Store.Close()
 	if kerr := r.KV.Close(); err == nil {
 		err = kerr

@@ -81,8 +81,16 @@ const (
 	lockName   = "lock"
 )
 
-// Init creates a new repository at dir. dir may exist but must be empty.
+// Init creates a new repository at dir with the default reserve. dir may
+// exist but must be empty.
 func Init(dir string, cp ChunkerParams, now time.Time) (*Config, error) {
+	return InitWithReserve(dir, cp, now, -1)
+}
+
+// InitWithReserve creates a new repository at dir whose reserve file
+// (reserve.go) is reserve bytes; 0 makes it empty, which turns it off,
+// and a negative value picks the default (defaultReserve).
+func InitWithReserve(dir string, cp ChunkerParams, now time.Time, reserve int64) (*Config, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("index: init %s: %w", dir, err)
 	}
@@ -117,6 +125,13 @@ func Init(dir string, cp ChunkerParams, now time.Time) (*Config, error) {
 		return nil, err
 	}
 	cfg.Checksum = configChecksum(*cfg)
+	if reserve != 0 {
+		if err := holdReserve(dir, reserve); err != nil {
+			return nil, fmt.Errorf("index: init: %w", err)
+		}
+	} else if err := writeFileSync(filepath.Join(dir, reserveName), nil, 0o600); err != nil {
+		return nil, fmt.Errorf("index: init: %w", err)
+	}
 	// citadel.json goes last: a directory without it is not a repository,
 	// so an init killed halfway is simply retried.
 	if err := writeFileSync(filepath.Join(dir, configName), encodeConfig(*cfg), 0o600); err != nil {

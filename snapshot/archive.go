@@ -137,6 +137,12 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	defer r.writeMu.Unlock()
 
+	// New data must not eat the room that forget and prune need on a
+	// full disk: without the reserve, refuse before writing anything.
+	if err := r.idx.EnsureReserve(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+
 	// A pack lost since the last snapshot must not be deduplicated
 	// against: its chunks are stored again (see ForgetMissingPacks).
 	if packs, blobs, ferr := r.idx.ForgetMissingPacks(); ferr != nil {

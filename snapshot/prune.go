@@ -56,6 +56,9 @@ type PruneResult struct {
 	// PacksKeptDamaged counts packs left in place, although mostly dead,
 	// because a live blob's only copy in them is damaged (quarantined).
 	PacksKeptDamaged int `json:",omitempty"`
+	// RepackSkipped: the disk was too full to rewrite partly used packs
+	// even after the unused ones were deleted; only those were.
+	RepackSkipped bool `json:",omitempty"`
 }
 
 func (res *PruneResult) count(blobs int, freed int64, whole bool) {
@@ -87,9 +90,41 @@ func holdsDamaged(needed []index.BlobRef, quarantined map[index.ID]index.Damaged
 // dead index entries dropped → old pack file deleted, so every referenced
 // blob is always reachable. Packs whose trailer fails its checks are left
 // for `check` to report.
+//
+// On a full disk the rewrite has no room: prune then deletes the packs no
+// snapshot needs at all, which writes nothing but index deletions (the
+// reserve, see index/reserve.go, makes room for those), and tries the
+// rewrite again in the room that made. A pack the failed rewrite had
+// already written is indexed and complete: the second pass finds the old
+// pack's blobs indexed there and deletes it.
 func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	res, err := r.prune(ctx, dryRun, false)
+	if dryRun || !index.IsDiskFull(err) {
+		return res, err
+	}
+	whole, err := r.prune(ctx, false, true)
+	if err != nil {
+		return nil, err
+	}
+	res, err = r.prune(ctx, false, false)
+	if index.IsDiskFull(err) {
+		whole.RepackSkipped = true
+		return whole, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.PacksDeleted += whole.PacksDeleted
+	res.BlobsDeleted += whole.BlobsDeleted
+	res.BytesFreed += whole.BytesFreed
+	return res, nil
+}
+
+// prune is one pass of Prune, for a caller holding writeMu; wholeOnly
+// deletes only the packs no blob of which is needed, writing none.
+func (r *Repository) prune(ctx context.Context, dryRun, wholeOnly bool) (*PruneResult, error) {
 	live, err := r.liveBlobs(ctx)
 	if err != nil {
 		return nil, err
@@ -153,6 +188,9 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, erro
 			// are. (On a small pack the header and trailer alone can be
 			// half its size; rewriting it whole gives a pack with the
 			// same id, which the removal below would then delete.)
+			continue
+		}
+		if wholeOnly && len(needed) > 0 {
 			continue
 		}
 		if holdsDamaged(needed, quarantined) {

@@ -39,6 +39,14 @@ type Options struct {
 	// (index.Options.WrapStore): tests inject faults with
 	// index.FaultyStore.
 	WrapStore func(index.Store) index.Store
+	// Reserve is the size of the repository's reserve file, made by Init
+	// (or by Open when there is none): default (0) index.DefaultReserve,
+	// or less on a small file system; a negative value makes an empty one
+	// (no reserve).
+	Reserve int64
+	// KeepReserve never gives the reserve back at open
+	// (index.Options.KeepReserve).
+	KeepReserve bool
 }
 
 func (o Options) withDefaults() Options {
@@ -91,7 +99,14 @@ type Repository struct {
 func Init(dir string, o Options) error {
 	o = o.withDefaults()
 	p := chunker.Default
-	_, err := index.Init(dir, index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed}, o.Now())
+	reserve := o.Reserve
+	switch {
+	case reserve == 0:
+		reserve = -1 // the default
+	case reserve < 0:
+		reserve = 0 // none
+	}
+	_, err := index.InitWithReserve(dir, index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed}, o.Now(), reserve)
 	return err
 }
 
@@ -99,7 +114,7 @@ func Init(dir string, o Options) error {
 func Open(dir string, o Options) (*Repository, error) {
 	o = o.withDefaults()
 	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
-		WrapStore: o.WrapStore})
+		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve})
 	if err != nil {
 		return nil, err
 	}

@@ -45,5 +45,8 @@ func doPrune(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, dryRun
 	}
 	fmt.Fprintf(env.stdout, "prune: %s %s: %d packs deleted, %d repacked, %d blobs dropped\n",
 		verb, humanBytes(res.BytesFreed), res.PacksDeleted, res.PacksRepacked, res.BlobsDeleted)
+	if res.RepackSkipped {
+		env.warnf("the disk is too full to rewrite partly used packs; only unused packs were deleted (forget more snapshots, or free space, and prune again)")
+	}
 	return nil
 }

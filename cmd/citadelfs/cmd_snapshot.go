@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"citadelfs/index"
 	"citadelfs/internal/sysprobe"
 	"citadelfs/snapshot"
 )
@@ -118,6 +119,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return withExit(exitInterrupted, fmt.Errorf("interrupted; nothing of this snapshot was committed, data already written is reused next time"))
+		}
+		if index.IsDiskFull(err) {
+			return fmt.Errorf("%w; nothing of this snapshot was committed: free space with 'citadelfs forget --keep-last N --prune', which runs on a full disk", err)
 		}
 		return err
 	}

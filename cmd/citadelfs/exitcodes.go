@@ -21,6 +21,7 @@ const (
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitBadVersion  = 12
+	exitDiskFull    = 13 // no space left (the repository's disk, or a restore target)
 	exitInterrupted = 130
 )
 
@@ -37,6 +38,7 @@ var exitTable = []struct {
 	{exitNoRepo, "no repository at the given path"},
 	{exitLocked, "repository is locked by another process"},
 	{exitBadVersion, "repository format version not supported by this binary"},
+	{exitDiskFull, "disk full (the repository's, or a restore target's); nothing partial was committed, and forget --prune still runs"},
 	{exitInterrupted, "interrupted (SIGINT/SIGTERM); nothing partial was committed"},
 }
 
@@ -74,6 +76,8 @@ func exitCode(err error) int {
 		return exitDamaged
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
+	case index.IsDiskFull(err):
+		return exitDiskFull
 	}
 	return exitFatal
 }

@@ -28,12 +28,16 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	if env.flags != nil {
 		name = env.flags.Name()
 	}
-	r, err := snapshot.Open(dir, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo})
+	c := commands[strings.TrimPrefix(name, "citadelfs ")]
+	// A command that only reads never gives the reserve back: on a full
+	// disk it opens read-only instead (below).
+	keep := c != nil && c.readsOnly
+	r, err := snapshot.Open(dir, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo, KeepReserve: keep})
 	if errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EACCES) {
 		// A backup disk mounted read-only, or full, or a repository this
 		// user may read but not write: what only reads (listing,
 		// restoring, checking) still works, read-only.
-		if c := commands[strings.TrimPrefix(name, "citadelfs ")]; c != nil && c.readsOnly {
+		if keep {
 			ro, rerr := snapshot.Open(dir, snapshot.Options{Command: name, ReadOnly: true, InsecurePermissions: env.global.insecureRepo})
 			switch {
 			case rerr == nil:
