@@ -95,6 +95,12 @@ func monitorConfig(t *testing.T, dir string) string {
 // happens.
 func startMount(t *testing.T, repo, mp, config string, args ...string) *mountProc {
 	t.Helper()
+	return startMountEnv(t, nil, repo, mp, config, args...)
+}
+
+// startMountEnv is startMount with extraEnv (KEY=VALUE) added.
+func startMountEnv(t *testing.T, extraEnv []string, repo, mp, config string, args ...string) *mountProc {
+	t.Helper()
 	argv := append([]string{"mount", "--repo", repo, "--config", config}, args...)
 	argv = append(argv, mp)
 	m := &mountProc{mp: mp, repo: repo, stderr: &syncBuffer{}, exited: make(chan struct{}), notify: &syncBuffer{}}
@@ -115,7 +121,7 @@ func startMount(t *testing.T, repo, mp, config string, args ...string) *mountPro
 			m.notify.Write(append(buf[:n:n], '\n'))
 		}
 	}()
-	m.cmd.Env = append(testEnv(), "NOTIFY_SOCKET="+ns.LocalAddr().String())
+	m.cmd.Env = append(append(testEnv(), extraEnv...), "NOTIFY_SOCKET="+ns.LocalAddr().String())
 	m.cmd.Stderr = m.stderr
 	out, err := m.cmd.StdoutPipe()
 	if err != nil {

@@ -183,6 +183,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 
 	fmt.Fprintf(env.stdout, "citadelfs: mounted %s at %s\n", repoDir, mp)
 	sdNotify("READY=1\nSTATUS=serving " + repoDir + " at " + mp)
+	stopWatchdog := startWatchdog(mp, log)
 
 	select {
 	case <-ctx.Done():
@@ -190,6 +191,8 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	case <-served:
 		log.Warn("mount: unmounted from outside; stopping")
 	}
+	// No pings once stopping: systemd's stop timeout governs from here.
+	stopWatchdog()
 	sdNotify("STOPPING=1")
 	// Stop taking commands first: a snapshot finishing now must commit
 	// before the repository closes (deferred above, in reverse order).

@@ -133,6 +133,10 @@ Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mou
 Type=notify
 NotifyAccess=main
 ExecStart=`+cmdline("mount", cfg.Mountpoint)+`
+# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
+# time after its own mount answered a statfs; a hung FUSE server is
+# restarted instead of hanging every reader.
+WatchdogSec=60s
 KillSignal=SIGTERM
 TimeoutStopSec=90s
 Restart=on-failure
