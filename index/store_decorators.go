@@ -61,6 +61,9 @@ type Fault struct {
 	Delay time.Duration
 	// Corrupt flips one byte in what a read returns, with no error: the
 	// store handing back wrong bytes, which the hash checks must catch.
+	// On a write it flips one byte of what is written (the byte in the
+	// middle of the buffer), after the writer hashed it: a disk or
+	// controller storing wrong bytes, which verify-after-backup must catch.
 	Corrupt bool
 }
 
@@ -175,6 +178,14 @@ type faultyWriter struct {
 
 func (w *faultyWriter) Write(b []byte) (int, error) {
 	ft := w.f.hit(OpWrite, "")
+	if ft != nil && ft.Corrupt && len(b) > 0 {
+		// In place, so an aligned (O_DIRECT) buffer stays aligned; put
+		// back afterwards, as the caller may reuse it.
+		b[len(b)/2] ^= 0x40
+		n, err := w.ObjectWriter.Write(b)
+		b[len(b)/2] ^= 0x40
+		return n, err
+	}
 	if ft == nil || ft.Err == nil && !ft.Short {
 		return w.ObjectWriter.Write(b)
 	}

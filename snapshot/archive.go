@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"citadelfs/index"
 )
 
 // SourceSpec names what to snapshot under a label: one directory (Path),
@@ -99,6 +101,9 @@ type Result struct {
 	Snapshot *Snapshot
 	Warnings []string
 	Duration time.Duration
+	// Packs are the packs this snapshot wrote (data, trees, then the
+	// manifest's), for VerifyPacks.
+	Packs []index.ID
 }
 
 // ErrBusy: another writer holds the repository.
@@ -223,11 +228,12 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 		return nil, fmt.Errorf("snapshot: no source could be read (%d warnings)", len(a.warnings))
 	}
 	m.Created = r.opts.Now().UTC()
-	id, err := r.writeManifest(m)
+	id, mpack, err := r.writeManifestPack(m)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Snapshot: &Snapshot{ID: id, Manifest: *m}, Warnings: a.warnings, Duration: r.opts.Now().Sub(start)}, nil
+	packs := append(append([]index.ID(nil), a.saver.written...), mpack)
+	return &Result{Snapshot: &Snapshot{ID: id, Manifest: *m}, Warnings: a.warnings, Duration: r.opts.Now().Sub(start), Packs: packs}, nil
 }
 
 type archiver struct {

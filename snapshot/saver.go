@@ -24,6 +24,8 @@ type blobSaver struct {
 	pending map[index.ID]struct{}
 	inPack  []index.ID
 	packs   int
+	// written are the packs this run committed, for Result.Packs.
+	written []index.ID
 	// heal holds the blobs the index serves from a quarantined (damaged)
 	// copy: they count as absent, so this run stores them again from the
 	// source and the index then points at the good copy. Read-only after
@@ -152,6 +154,7 @@ func (s *blobSaver) commit(pw *index.PackWriter, ids []index.ID) error {
 		delete(s.pending, b)
 	}
 	s.packs++
+	s.written = append(s.written, id)
 	s.mu.Unlock()
 	return nil
 }
@@ -190,29 +193,35 @@ func (s *blobSaver) Abort() {
 // blob, and only then the snapshot record: the snapshot becomes visible
 // in one synced Pebble write, after everything it refers to is durable.
 func (r *Repository) writeManifest(m *Manifest) (index.ID, error) {
+	id, _, err := r.writeManifestPack(m)
+	return id, err
+}
+
+// writeManifestPack is writeManifest that also returns the manifest's pack.
+func (r *Repository) writeManifestPack(m *Manifest) (index.ID, index.ID, error) {
 	b, err := marshalManifest(m)
 	if err != nil {
-		return index.ID{}, err
+		return index.ID{}, index.ID{}, err
 	}
 	id := index.Hash(b)
 	pw, err := r.idx.NewPackWriter()
 	if err != nil {
-		return id, err
+		return id, index.ID{}, err
 	}
 	if err := pw.Add(index.SnapshotBlob, 0, id, b, len(b)); err != nil {
 		pw.Abort()
-		return id, err
+		return id, index.ID{}, err
 	}
 	pack, entries, err := pw.Finish()
 	if err != nil {
-		return id, err
+		return id, index.ID{}, err
 	}
 	if err := r.idx.CommitPack(pack, entries, pw.Size()); err != nil {
-		return id, err
+		return id, index.ID{}, err
 	}
 	if err := r.idx.PutSnapshot(id, b); err != nil {
-		return id, fmt.Errorf("snapshot: commit: %w", err)
+		return id, index.ID{}, fmt.Errorf("snapshot: commit: %w", err)
 	}
 	r.changed()
-	return id, nil
+	return id, pack, nil
 }

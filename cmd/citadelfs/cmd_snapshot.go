@@ -25,6 +25,7 @@ type snapshotFlags struct {
 	excludeFiles  []string
 	excludeCaches bool
 	oneFS         bool
+	verify        bool
 }
 
 var snapFlags snapshotFlags
@@ -33,7 +34,7 @@ func init() {
 	register(&command{
 		name:      "snapshot",
 		summary:   "take a deduplicated snapshot of the configured sources",
-		usage:     "[--source LABEL=PATH ...] [--exclude PATTERN ...] [--exclude-file FILE] [--exclude-caches] [--one-file-system] [--tag TAG ...] [--time RFC3339] [--read-all]",
+		usage:     "[--source LABEL=PATH ...] [--exclude PATTERN ...] [--exclude-file FILE] [--exclude-caches] [--one-file-system] [--tag TAG ...] [--time RFC3339] [--read-all] [--verify]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			snapFlags = snapshotFlags{}
@@ -45,6 +46,7 @@ func init() {
 			fs.StringArrayVar(&snapFlags.tags, "tag", nil, "tag for the snapshot, e.g. daily (repeatable)")
 			fs.StringVar(&snapFlags.at, "time", "", "time the snapshot represents, RFC 3339 (default now)")
 			fs.BoolVar(&snapFlags.readAll, "read-all", false, "read every file again, not trusting unchanged size and times (e.g. weekly, for files written through mmap)")
+			fs.BoolVar(&snapFlags.verify, "verify", false, "read back every pack the snapshot wrote and verify each blob (decode and hash); damage is exit 4 (default: validation.verify_after_backup)")
 		},
 		run: runSnapshot,
 	})
@@ -65,13 +67,30 @@ type snapshotSummary struct {
 	Dedup       float64                         `json:"dedup_ratio"`       // data bytes / new bytes (0 when nothing new)
 	Compression float64                         `json:"compression_ratio"` // stored bytes / new bytes
 	DurationSec float64                         `json:"duration_seconds"`
+	Verified    *verifySummary                  `json:"verified,omitempty"` // with --verify
 	Warnings    []string                        `json:"warnings"`
 	Sources     map[string]snapshot.SourceStats `json:"sources"`
+}
+
+// verifySummary is what --verify read back.
+type verifySummary struct {
+	Packs    int      `json:"packs"`
+	Blobs    int      `json:"blobs"`
+	Bytes    int64    `json:"bytes"`
+	Problems []string `json:"problems"`
 }
 
 func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q (sources are given with --source LABEL=PATH)", args[0])
+	}
+	verify := snapFlags.verify
+	if !verify {
+		cfg, err := env.config()
+		if err != nil {
+			return err
+		}
+		verify = cfg.VerifyAfter
 	}
 	specs, err := sourceSpecsFromFlags(env)
 	if err != nil {
@@ -126,6 +145,10 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	sum := summarize(res)
+	var verr error
+	if verify {
+		verr = verifySnapshot(ctx, env, repo, res, &sum)
+	}
 	if env.global.json {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
@@ -141,13 +164,42 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 			sum.ID[:8], sum.Files, humanBytes(sum.DataBytes), humanBytes(sum.ReadBytes), humanBytes(sum.NewBytes),
 			humanBytes(sum.StoredBytes), dedup, sum.DurationSec)
 	}
+	if len(res.Warnings) > 0 && !env.global.json {
+		fmt.Fprintf(env.stderr, "%d warnings (files not saved or changed while read); see above\n", len(res.Warnings))
+	}
+	if verr != nil {
+		return verr
+	}
 	if len(res.Warnings) > 0 {
-		if !env.global.json {
-			fmt.Fprintf(env.stderr, "%d warnings (files not saved or changed while read); see above\n", len(res.Warnings))
-		}
 		return withExit(exitPartial, errSilent)
 	}
 	return nil
+}
+
+// verifySnapshot reads back the packs res wrote. Damage is exit 4 with one
+// line naming the first problem; the snapshot stays (it is committed, and
+// the damaged chunks are quarantined, so the next snapshot stores them
+// again and heals it).
+func verifySnapshot(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, res *snapshot.Result, sum *snapshotSummary) error {
+	rep, err := repo.VerifyPacks(ctx, res.Packs)
+	if err != nil {
+		return fmt.Errorf("snapshot %s saved, but verifying its packs failed: %w", res.Snapshot.ID.Short(), err)
+	}
+	sum.Verified = &verifySummary{Packs: rep.Packs, Blobs: rep.Blobs, Bytes: rep.Bytes, Problems: rep.Problems}
+	if sum.Verified.Problems == nil {
+		sum.Verified.Problems = []string{}
+	}
+	if rep.OK() {
+		if !env.global.json {
+			fmt.Fprintf(env.stdout, "verified %d packs (%d blobs, %s) read back from the repository\n", rep.Packs, rep.Blobs, humanBytes(rep.Bytes))
+		}
+		return nil
+	}
+	for _, p := range rep.Problems[1:] {
+		env.warnf("verify: %s", p)
+	}
+	return withExit(exitDamaged, fmt.Errorf("snapshot %s saved, but %d of the %d packs it wrote read back damaged (%s); the damaged chunks are quarantined and the next snapshot stores them again: check the backup disk (dmesg, smartctl) and run it",
+		res.Snapshot.ID.Short(), rep.DamagedPacks, rep.Packs, rep.Problems[0]))
 }
 
 func summarize(res *snapshot.Result) snapshotSummary {

@@ -13,6 +13,11 @@ import (
 	"citadelfs/snapshot"
 )
 
+// testWrapStore, set only by this package's tests, wraps the pack store of
+// the repository a command opens (index.FaultyStore): how a test makes the
+// disk store a wrong byte between a snapshot's write and its --verify.
+var testWrapStore func(index.Store) index.Store
+
 // openRepo opens the repository for a command. Inside the mount daemon it
 // returns the daemon's already-open repository (Pebble admits one process)
 // and release does nothing.
@@ -32,7 +37,7 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	// A command that only reads never gives the reserve back: on a full
 	// disk it opens read-only instead (below).
 	keep := c != nil && c.readsOnly
-	r, err := snapshot.Open(dir, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo, KeepReserve: keep})
+	r, err := snapshot.Open(dir, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo, KeepReserve: keep, WrapStore: testWrapStore})
 	if errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EACCES) {
 		// A backup disk mounted read-only, or full, or a repository this
 		// user may read but not write: what only reads (listing,
