@@ -26,12 +26,25 @@ test-unit:
 test-e2e: build
 	$(GO) test -v -timeout 400s ./tests/...
 
-# Short fuzz runs of every decoder of on-disk bytes.
+# Short fuzz runs of every fuzzer in the tree, each anchored (go test
+# -fuzz takes a regexp and refuses one that matches two). FUZZERS lists
+# package:Name; the first step fails if a Fuzz* in the tree is missing
+# from it, so a new fuzzer cannot be left out. FUZZTIME=2s for a quick try.
+FUZZTIME ?= 20s
+FUZZERS := \
+	./snapshot/:FuzzDecodeTree ./snapshot/:FuzzDecodeManifest \
+	./snapshot/codec/:FuzzDecode ./snapshot/codec/:FuzzRoundTrip \
+	./snapshot/codec/:FuzzHuffFast ./snapshot/codec/:FuzzMerge2Split2 \
+	./index/:FuzzDecodeTrailer ./index/:FuzzDecodeBlobRef ./index/:FuzzDecodeDamaged
+
 fuzz:
-	$(GO) test -run=^$$ -fuzz=FuzzDecodeTree -fuzztime=20s ./snapshot/
-	$(GO) test -run=^$$ -fuzz=FuzzDecodeTrailer -fuzztime=20s ./index/
-	$(GO) test -run=^$$ -fuzz=FuzzDecodeBlobRef -fuzztime=10s ./index/
-	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=20s ./snapshot/codec/
+	@missing=$$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/^func //' | sort -u | \
+		while read f; do case " $(FUZZERS) " in *":$$f "*) ;; *) echo $$f;; esac; done); \
+	if [ -n "$$missing" ]; then echo "make fuzz: add to FUZZERS:" $$missing >&2; exit 1; fi
+	@set -e; for pf in $(FUZZERS); do \
+		echo "fuzz $${pf#*:} in $${pf%%:*}"; \
+		$(GO) test -run='^$$' -fuzz="^$${pf#*:}$$" -fuzztime=$(FUZZTIME) "$${pf%%:*}"; \
+	done
 
 # Side-by-side with restic and borg on a 2 GiB corpusgen tree (see bench/).
 bench: build
