@@ -109,7 +109,7 @@ func TestBackupCorruptIgnoresCheckThatDidNotFinish(t *testing.T) {
 func TestBackupLastCheckMetrics(t *testing.T) {
 	now := time.Date(2026, 11, 27, 4, 2, 11, 0, time.UTC)
 	s := richSample(now)
-	fams := parseProm(t, renderMetrics(s, nil))
+	fams := parseProm(t, metricsText(t, s, nil))
 	for _, name := range []string{"citadelfs_backup_last_check_timestamp_seconds", "citadelfs_backup_last_check_errors"} {
 		if _, ok := fams[name]; ok {
 			t.Errorf("%s present without a check record", name)
@@ -117,7 +117,7 @@ func TestBackupLastCheckMetrics(t *testing.T) {
 	}
 	at := now.Add(-time.Hour)
 	s.Backup.LastCheck = &CheckStatus{CheckState: CheckState{Time: at, Result: index.CheckErrors, Errors: 3, FirstError: "x"}}
-	fams = parseProm(t, renderMetrics(s, nil))
+	fams = parseProm(t, metricsText(t, s, nil))
 	if got := value(t, fams, "citadelfs_backup_last_check_timestamp_seconds", "repo", s.Backup.Repo); got != float64(at.Unix()) {
 		t.Errorf("last check timestamp = %v, want %v", got, at.Unix())
 	}

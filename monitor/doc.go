@@ -60,10 +60,13 @@
 // # Status files
 //
 // Monitor has StatusFiles and Render, the shape of fs.StatusSource:
-// alerts, alerts.json, metrics (Prometheus text format, node_exporter
-// names), metrics.json, health, gpus and models. Render reads only the
-// latest published sample and alert list, both immutable once published,
-// so every open renders a consistent document without I/O.
+// alerts, alerts.json, metrics (Prometheus text format: citadelfs_*
+// series only, through client_golang's registry with the process and Go
+// collectors; see prometheus.go for why), metrics.json, health, gpus and
+// models. Render reads only the latest published sample and alert list,
+// both immutable once published, so every open renders a consistent
+// document without collecting (metrics adds the process collector's read
+// of /proc/self, a few small files).
 //
 // # Errors
 //

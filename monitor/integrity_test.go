@@ -130,7 +130,7 @@ monitor:
 func TestBackupCorruptMetrics(t *testing.T) {
 	now := time.Date(2026, 11, 27, 4, 2, 11, 0, time.UTC)
 	s := richSample(now)
-	fams := parseProm(t, renderMetrics(s, nil))
+	fams := parseProm(t, metricsText(t, s, nil))
 	for _, name := range []string{"citadelfs_backup_corrupt_reads_total", "citadelfs_backup_last_corrupt_read_timestamp_seconds"} {
 		if _, ok := fams[name]; ok {
 			t.Errorf("%s present although reads are not watched", name)
@@ -140,7 +140,7 @@ func TestBackupCorruptMetrics(t *testing.T) {
 	// Watched, nothing corrupt: the counter is there at 0 (so rate() works
 	// from the start), the timestamp is absent.
 	s.Backup.Integrity = &IntegrityStatus{WindowSeconds: 86400}
-	fams = parseProm(t, renderMetrics(s, nil))
+	fams = parseProm(t, metricsText(t, s, nil))
 	if got := value(t, fams, "citadelfs_backup_corrupt_reads_total"); got != 0 {
 		t.Errorf("corrupt reads = %v, want 0", got)
 	}
@@ -151,7 +151,7 @@ func TestBackupCorruptMetrics(t *testing.T) {
 	last := now.Add(-90 * time.Second)
 	s.Backup.Integrity = &IntegrityStatus{IntegrityState: IntegrityState{CorruptReads: 7, CorruptFiles: 2, LastTime: last,
 		LastPath: "/latest/models/w \"odd\".bin", LastError: "corrupt data"}, AgeSeconds: f64(90), WindowSeconds: 86400}
-	fams = parseProm(t, renderMetrics(s, nil))
+	fams = parseProm(t, metricsText(t, s, nil))
 	if got := fams["citadelfs_backup_corrupt_reads_total"].GetType(); got != dto.MetricType_COUNTER {
 		t.Errorf("citadelfs_backup_corrupt_reads_total type %v, want counter", got)
 	}

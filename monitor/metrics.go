@@ -6,14 +6,17 @@ import (
 	"citadelfs/index"
 )
 
-// renderMetrics writes s and the active alerts in the Prometheus text
-// format. Host metrics carry node_exporter's names, labels and units, so
-// existing dashboards and rules work on them; what node_exporter has no
-// name for is citadelfs_*. Ratios are 0-1, times are seconds, sizes bytes.
-func renderMetrics(s *Sample, alerts []Alert) []byte {
+// renderMetrics turns s and the active alerts into const metrics for the
+// registry (see prometheus.go). Every series is citadelfs_*: the host
+// series keep node_exporter's label names and units (with snake_case
+// names), so a dashboard ports by changing the prefix, but never its
+// names, which would collide with a real node_exporter on the same host.
+// Rates are left to rate() over the counters; ratios are 0-1, times
+// seconds, sizes bytes.
+func renderMetrics(s *Sample, alerts []Alert) *promWriter {
 	w := newPromWriter()
 	if s == nil {
-		return w.bytes()
+		return w
 	}
 	w.gauge("citadelfs_monitor_last_sample_timestamp_seconds", "Time of the latest collection cycle.", float64(s.Time.UnixNano())/1e9)
 	for _, c := range s.Collectors {
@@ -44,15 +47,16 @@ func renderMetrics(s *Sample, alerts []Alert) []byte {
 			continue // absent series: the state is not known
 		}
 		for _, state := range []string{"activating", "active", "deactivating", "failed", "inactive"} {
-			w.gauge("node_systemd_unit_state", "Systemd unit state (1 for the current one).", b2f(u.State == state), "name", u.Name, "state", state)
+			w.gauge("citadelfs_systemd_unit_state", "Systemd unit state (1 for the current one).", b2f(u.State == state), "name", u.Name, "state", state)
 		}
 	}
 	if s.Backup != nil {
 		backupMetrics(w, s.Backup)
 	}
+	// Counts only: one series per alert would be Prometheus's own ALERTS
+	// under another name, and the alerts themselves go to Alertmanager.
 	counts := map[[2]string]int{}
 	for _, a := range alerts {
-		w.gauge("ALERTS", "Active alerts, as Prometheus names them.", 1, "alertname", a.Rule, "alertstate", a.State, "severity", a.Severity, "subject", a.Subject)
 		counts[[2]string{a.Severity, a.State}]++
 	}
 	for _, sev := range []string{SeverityCritical, SeverityWarning} {
@@ -60,7 +64,7 @@ func renderMetrics(s *Sample, alerts []Alert) []byte {
 			w.gauge("citadelfs_alerts", "Number of active alerts by severity and state.", float64(counts[[2]string{sev, state}]), "severity", sev, "state", state)
 		}
 	}
-	return w.bytes()
+	return w
 }
 
 func b2f(b bool) float64 {
@@ -72,46 +76,45 @@ func b2f(b bool) float64 {
 
 func systemMetrics(w *promWriter, st *SystemStats) {
 	if c := st.CPU; c != nil {
+		// Busy share is rate() of these; the monitor's own per-core and
+		// total percentages stay in metrics.json. A cpu="all" series next
+		// to the per-CPU ones would make sum() count every core twice.
 		for i, t := range c.Seconds {
 			cpu := strconv.Itoa(i)
 			for _, m := range []struct {
 				mode string
 				v    float64
 			}{{"user", t.User}, {"nice", t.Nice}, {"system", t.System}, {"idle", t.Idle}, {"iowait", t.Iowait}, {"irq", t.IRQ}, {"softirq", t.SoftIRQ}, {"steal", t.Steal}} {
-				w.counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", m.v, "cpu", cpu, "mode", m.mode)
+				w.counter("citadelfs_cpu_seconds_total", "Seconds the CPUs spent in each mode.", m.v, "cpu", cpu, "mode", m.mode)
 			}
-		}
-		w.gauge("citadelfs_cpu_usage_ratio", "Busy share of CPU time over the last rate window (cpu=\"all\": every core).", c.TotalPercent/100, "cpu", "all")
-		for i, p := range c.PerCore {
-			w.gauge("citadelfs_cpu_usage_ratio", "", p/100, "cpu", strconv.Itoa(i))
 		}
 	}
 	if l := st.Load; l != nil {
-		w.gauge("node_load1", "1m load average.", l.Load1)
-		w.gauge("node_load5", "5m load average.", l.Load5)
-		w.gauge("node_load15", "15m load average.", l.Load15)
+		w.gauge("citadelfs_load1", "1m load average.", l.Load1)
+		w.gauge("citadelfs_load5", "5m load average.", l.Load5)
+		w.gauge("citadelfs_load15", "15m load average.", l.Load15)
 	}
 	if m := st.Memory; m != nil {
-		w.gauge("node_memory_MemTotal_bytes", "Memory information field MemTotal_bytes.", float64(m.Total))
-		w.gauge("node_memory_MemAvailable_bytes", "Memory information field MemAvailable_bytes.", float64(m.Available))
-		w.gauge("node_memory_MemFree_bytes", "Memory information field MemFree_bytes.", float64(m.Free))
-		w.gauge("node_memory_Cached_bytes", "Memory information field Cached_bytes.", float64(m.Cached))
-		w.gauge("node_memory_Buffers_bytes", "Memory information field Buffers_bytes.", float64(m.Buffers))
+		w.gauge("citadelfs_memory_total_bytes", "Physical memory (MemTotal).", float64(m.Total))
+		w.gauge("citadelfs_memory_available_bytes", "Memory available for new work without swapping (MemAvailable).", float64(m.Available))
+		w.gauge("citadelfs_memory_free_bytes", "Unused memory (MemFree).", float64(m.Free))
+		w.gauge("citadelfs_memory_cached_bytes", "Page cache (Cached).", float64(m.Cached))
+		w.gauge("citadelfs_memory_buffers_bytes", "Block device buffers (Buffers).", float64(m.Buffers))
 	}
 	if sw := st.Swap; sw != nil {
-		w.gauge("node_memory_SwapTotal_bytes", "Memory information field SwapTotal_bytes.", float64(sw.Total))
-		w.gauge("node_memory_SwapFree_bytes", "Memory information field SwapFree_bytes.", float64(sw.Free))
+		w.gauge("citadelfs_swap_total_bytes", "Swap space (SwapTotal).", float64(sw.Total))
+		w.gauge("citadelfs_swap_free_bytes", "Unused swap space (SwapFree).", float64(sw.Free))
 	}
 	for _, m := range st.Mounts {
 		l := []string{"device", m.Device, "fstype", m.FSType, "mountpoint", m.Mountpoint}
-		w.gauge("node_filesystem_device_error", "Whether an error occurred while getting statistics for the given device.", b2f(m.Usage == nil), l...)
-		w.gauge("node_filesystem_readonly", "Filesystem read-only status.", b2f(m.ReadOnly), l...)
+		w.gauge("citadelfs_filesystem_device_error", "Whether an error occurred while getting statistics for the given device.", b2f(m.Usage == nil), l...)
+		w.gauge("citadelfs_filesystem_readonly", "Filesystem read-only status.", b2f(m.ReadOnly), l...)
 		if u := m.Usage; u != nil {
-			w.gauge("node_filesystem_size_bytes", "Filesystem size in bytes.", float64(u.Total), l...)
-			w.gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.", float64(u.Free), l...)
-			w.gauge("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", float64(u.Avail), l...)
-			w.gauge("node_filesystem_files", "Filesystem total file nodes.", float64(u.Files), l...)
-			w.gauge("node_filesystem_files_free", "Filesystem total free file nodes.", float64(u.FilesFree), l...)
+			w.gauge("citadelfs_filesystem_size_bytes", "Filesystem size in bytes.", float64(u.Total), l...)
+			w.gauge("citadelfs_filesystem_free_bytes", "Filesystem free space in bytes.", float64(u.Free), l...)
+			w.gauge("citadelfs_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", float64(u.Avail), l...)
+			w.gauge("citadelfs_filesystem_files", "Filesystem total file nodes.", float64(u.Files), l...)
+			w.gauge("citadelfs_filesystem_files_free", "Filesystem total free file nodes.", float64(u.FilesFree), l...)
 		}
 	}
 	for _, p := range st.Paths {
@@ -124,36 +127,21 @@ func systemMetrics(w *promWriter, st *SystemStats) {
 		}
 	}
 	for _, d := range st.Disks {
-		w.counter("node_disk_read_bytes_total", "The total number of bytes read successfully.", float64(d.ReadBytes), "device", d.Device)
-		w.counter("node_disk_written_bytes_total", "The total number of bytes written successfully.", float64(d.WrittenBytes), "device", d.Device)
-		w.counter("node_disk_reads_completed_total", "The total number of reads completed successfully.", float64(d.Reads), "device", d.Device)
-		w.counter("node_disk_writes_completed_total", "The total number of writes completed successfully.", float64(d.Writes), "device", d.Device)
-		w.counter("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", d.IOTimeSeconds, "device", d.Device)
-		if d.ReadBytesRate != nil {
-			w.gauge("citadelfs_disk_read_bytes_per_second", "Bytes read per second over the last rate window.", *d.ReadBytesRate, "device", d.Device)
-		}
-		if d.WriteBytesRate != nil {
-			w.gauge("citadelfs_disk_written_bytes_per_second", "Bytes written per second over the last rate window.", *d.WriteBytesRate, "device", d.Device)
-		}
-		if d.BusyPercentRate != nil {
-			w.gauge("citadelfs_disk_busy_ratio", "Share of the last rate window the device was doing I/O.", *d.BusyPercentRate/100, "device", d.Device)
-		}
+		w.counter("citadelfs_disk_read_bytes_total", "The total number of bytes read successfully.", float64(d.ReadBytes), "device", d.Device)
+		w.counter("citadelfs_disk_written_bytes_total", "The total number of bytes written successfully.", float64(d.WrittenBytes), "device", d.Device)
+		w.counter("citadelfs_disk_reads_completed_total", "The total number of reads completed successfully.", float64(d.Reads), "device", d.Device)
+		w.counter("citadelfs_disk_writes_completed_total", "The total number of writes completed successfully.", float64(d.Writes), "device", d.Device)
+		w.counter("citadelfs_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", d.IOTimeSeconds, "device", d.Device)
 	}
 	for _, n := range st.Network {
-		w.counter("node_network_receive_bytes_total", "Network device statistic receive_bytes.", float64(n.RxBytes), "device", n.Interface)
-		w.counter("node_network_transmit_bytes_total", "Network device statistic transmit_bytes.", float64(n.TxBytes), "device", n.Interface)
-		w.counter("node_network_receive_packets_total", "Network device statistic receive_packets.", float64(n.RxPackets), "device", n.Interface)
-		w.counter("node_network_transmit_packets_total", "Network device statistic transmit_packets.", float64(n.TxPackets), "device", n.Interface)
-		w.counter("node_network_receive_errs_total", "Network device statistic receive_errs.", float64(n.RxErrors), "device", n.Interface)
-		w.counter("node_network_transmit_errs_total", "Network device statistic transmit_errs.", float64(n.TxErrors), "device", n.Interface)
-		w.counter("node_network_receive_drop_total", "Network device statistic receive_drop.", float64(n.RxDrops), "device", n.Interface)
-		w.counter("node_network_transmit_drop_total", "Network device statistic transmit_drop.", float64(n.TxDrops), "device", n.Interface)
-		if n.RxBytesRate != nil {
-			w.gauge("citadelfs_network_receive_bytes_per_second", "Bytes received per second over the last rate window.", *n.RxBytesRate, "device", n.Interface)
-		}
-		if n.TxBytesRate != nil {
-			w.gauge("citadelfs_network_transmit_bytes_per_second", "Bytes sent per second over the last rate window.", *n.TxBytesRate, "device", n.Interface)
-		}
+		w.counter("citadelfs_network_receive_bytes_total", "Bytes received by the network device.", float64(n.RxBytes), "device", n.Interface)
+		w.counter("citadelfs_network_transmit_bytes_total", "Bytes sent by the network device.", float64(n.TxBytes), "device", n.Interface)
+		w.counter("citadelfs_network_receive_packets_total", "Packets received by the network device.", float64(n.RxPackets), "device", n.Interface)
+		w.counter("citadelfs_network_transmit_packets_total", "Packets sent by the network device.", float64(n.TxPackets), "device", n.Interface)
+		w.counter("citadelfs_network_receive_errs_total", "Receive errors of the network device.", float64(n.RxErrors), "device", n.Interface)
+		w.counter("citadelfs_network_transmit_errs_total", "Transmit errors of the network device.", float64(n.TxErrors), "device", n.Interface)
+		w.counter("citadelfs_network_receive_drop_total", "Received packets the network device dropped.", float64(n.RxDrops), "device", n.Interface)
+		w.counter("citadelfs_network_transmit_drop_total", "Outgoing packets the network device dropped.", float64(n.TxDrops), "device", n.Interface)
 	}
 }
 

@@ -4,15 +4,40 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"citadelfs/index"
 )
+
+// metricsText renders s and alerts as the monitor's sample collector does,
+// through a pedantic registry, which fails on what a scraper would reject
+// or silently mangle: inconsistent help or labels within a family,
+// duplicate series, invalid names.
+func metricsText(t testing.TB, s *Sample, alerts []Alert) []byte {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(sampleCollector{func() (*Sample, []Alert) { return s, alerts }})
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	b, err := gatherText(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func parseProm(t testing.TB, b []byte) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -99,7 +124,7 @@ func TestPrometheusOutputParses(t *testing.T) {
 	s := richSample(now)
 	alerts := []Alert{{Rule: RuleGPUTemperatureHigh, Severity: SeverityCritical, Subject: "gpu0", State: StateFiring},
 		{Rule: RuleStorageHigh, Severity: SeverityWarning, Subject: s.System.Paths[0].Path, State: StatePending}}
-	fams := parseProm(t, renderMetrics(s, alerts))
+	fams := parseProm(t, metricsText(t, s, alerts))
 
 	weird := s.System.Paths[0].Path
 	for _, c := range []struct {
@@ -107,22 +132,19 @@ func TestPrometheusOutputParses(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"node_cpu_seconds_total", []string{"cpu", "0", "mode", "user"}, 100},
-		{"node_cpu_seconds_total", []string{"cpu", "1", "mode", "idle"}, 880},
-		{"citadelfs_cpu_usage_ratio", []string{"cpu", "all"}, 0.425},
-		{"citadelfs_cpu_usage_ratio", []string{"cpu", "1"}, 0.45},
-		{"node_load1", nil, 1.5},
-		{"node_memory_MemAvailable_bytes", nil, 16 << 30},
-		{"node_memory_SwapTotal_bytes", nil, 8 << 30},
-		{"node_filesystem_avail_bytes", []string{"mountpoint", "/", "fstype", "ext4"}, 450},
-		{"node_filesystem_device_error", []string{"mountpoint", "/mnt/nfs"}, 1},
+		{"citadelfs_cpu_seconds_total", []string{"cpu", "0", "mode", "user"}, 100},
+		{"citadelfs_cpu_seconds_total", []string{"cpu", "1", "mode", "idle"}, 880},
+		{"citadelfs_load1", nil, 1.5},
+		{"citadelfs_memory_available_bytes", nil, 16 << 30},
+		{"citadelfs_swap_total_bytes", nil, 8 << 30},
+		{"citadelfs_filesystem_avail_bytes", []string{"mountpoint", "/", "fstype", "ext4"}, 450},
+		{"citadelfs_filesystem_device_error", []string{"mountpoint", "/mnt/nfs"}, 1},
 		{"citadelfs_path_filesystem_used_ratio", []string{"path", weird}, 0.8969},
 		{"citadelfs_path_present", []string{"path", "/opt/citadel"}, 0},
-		{"node_disk_written_bytes_total", []string{"device", "nvme0n1"}, 8192},
-		{"citadelfs_disk_read_bytes_per_second", []string{"device", "nvme0n1"}, 1024},
-		{"citadelfs_disk_busy_ratio", []string{"device", "nvme0n1"}, 0.125},
-		{"node_network_receive_bytes_total", []string{"device", "eth0"}, 1e6},
-		{"citadelfs_network_transmit_bytes_per_second", []string{"device", "eth0"}, 200},
+		{"citadelfs_disk_written_bytes_total", []string{"device", "nvme0n1"}, 8192},
+		{"citadelfs_disk_io_time_seconds_total", []string{"device", "nvme0n1"}, 0.5},
+		{"citadelfs_network_receive_bytes_total", []string{"device", "eth0"}, 1e6},
+		{"citadelfs_network_transmit_bytes_total", []string{"device", "eth0"}, 2e6},
 		{"citadelfs_gpus", nil, 1},
 		{"citadelfs_gpu_info", []string{"gpu", "0", "name", "NVIDIA H100 80GB HBM3", "driver_version", "550.54.15"}, 1},
 		{"citadelfs_gpu_temperature_celsius", []string{"uuid", "GPU-1234"}, 83},
@@ -134,15 +156,14 @@ func TestPrometheusOutputParses(t *testing.T) {
 		{"citadelfs_model_up", []string{"model", "hermes"}, 0},
 		{"citadelfs_model_metrics_endpoint_up", []string{"model", "mixtral"}, 0},
 		{"citadelfs_model_health_latency_seconds", []string{"model", "mixtral"}, 0.012},
-		{"node_systemd_unit_state", []string{"name", "citadelfs-mount.service", "state", "active"}, 1},
-		{"node_systemd_unit_state", []string{"name", "citadelfs-mount.service", "state", "failed"}, 0},
+		{"citadelfs_systemd_unit_state", []string{"name", "citadelfs-mount.service", "state", "active"}, 1},
+		{"citadelfs_systemd_unit_state", []string{"name", "citadelfs-mount.service", "state", "failed"}, 0},
 		{"citadelfs_backup_filesystem_used_ratio", nil, 0.87},
 		{"citadelfs_repository_size_bytes", nil, 5 << 30},
 		{"citadelfs_backup_last_success_timestamp_seconds", []string{"source", "models"}, float64(now.Add(-time.Hour).Unix())},
 		{"citadelfs_backup_last_result", []string{"source", "models", "result", "ok"}, 1},
 		{"citadelfs_backup_last_result", []string{"source", "models", "result", "failed"}, 0},
-		{"ALERTS", []string{"alertname", "gpu_temperature_high", "alertstate", "firing", "severity", "critical"}, 1},
-		{"ALERTS", []string{"subject", weird, "alertstate", "pending"}, 1},
+		{"citadelfs_alerts", []string{"severity", "warning", "state", "pending"}, 1},
 		{"citadelfs_alerts", []string{"severity", "critical", "state", "firing"}, 1},
 		{"citadelfs_alerts", []string{"severity", "warning", "state", "firing"}, 0},
 		{"citadelfs_monitor_collector_up", []string{"collector", "backup"}, 0},
@@ -152,14 +173,32 @@ func TestPrometheusOutputParses(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if got := fams["node_cpu_seconds_total"].GetType(); got != dto.MetricType_COUNTER {
-		t.Errorf("node_cpu_seconds_total type %v", got)
+	if got := fams["citadelfs_cpu_seconds_total"].GetType(); got != dto.MetricType_COUNTER {
+		t.Errorf("citadelfs_cpu_seconds_total type %v", got)
 	}
-	if got := fams["node_load1"].GetType(); got != dto.MetricType_GAUGE {
-		t.Errorf("node_load1 type %v", got)
+	if got := fams["citadelfs_load1"].GetType(); got != dto.MetricType_GAUGE {
+		t.Errorf("citadelfs_load1 type %v", got)
 	}
-	if f := fams["node_systemd_unit_state"]; len(f.Metric) != 5 {
-		t.Errorf("node_systemd_unit_state has %d series: the unknown unit must have none", len(f.Metric))
+	if f := fams["citadelfs_systemd_unit_state"]; len(f.Metric) != 5 {
+		t.Errorf("citadelfs_systemd_unit_state has %d series: the unknown unit must have none", len(f.Metric))
+	}
+	// Prometheus conventions: only citadelfs_* (node_* would collide with
+	// a real node_exporter, ALERTS is Prometheus's own), no precomputed
+	// rates beside their counters, no cpu="all" beside the per-CPU series.
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "citadelfs_") {
+			t.Errorf("series %s: only citadelfs_* belong to the sample", name)
+		}
+		if strings.HasSuffix(name, "_per_second") {
+			t.Errorf("series %s: a precomputed rate; export the counter", name)
+		}
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "cpu" && l.GetValue() == "all" {
+					t.Errorf("series %s has cpu=\"all\" beside the per-CPU series", name)
+				}
+			}
+		}
 	}
 }
 
@@ -177,7 +216,7 @@ func TestPrometheusOutputOfRealHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	fams := parseProm(t, b)
-	if value(t, fams, "node_memory_MemTotal_bytes") <= 0 {
+	if value(t, fams, "citadelfs_memory_total_bytes") <= 0 {
 		t.Errorf("no memory total")
 	}
 	if value(t, fams, "citadelfs_path_present", "path", "/nonexistent/citadel") != 0 {
@@ -186,8 +225,8 @@ func TestPrometheusOutputOfRealHost(t *testing.T) {
 	if value(t, fams, "citadelfs_path_filesystem_size_bytes", "path", o.Config.Paths[0]) <= 0 {
 		t.Errorf("temp dir's file system has no size")
 	}
-	if _, ok := fams["citadelfs_cpu_usage_ratio"]; !ok {
-		t.Errorf("no CPU usage after the rate window")
+	if _, ok := fams["citadelfs_cpu_seconds_total"]; !ok {
+		t.Errorf("no CPU seconds")
 	}
 
 	// metrics.json is the same sample.
@@ -199,7 +238,56 @@ func TestPrometheusOutputOfRealHost(t *testing.T) {
 	if err := json.Unmarshal(j, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.System == nil || s.System.Memory == nil || s.System.Memory.Total != uint64(value(t, fams, "node_memory_MemTotal_bytes")) {
+	if s.System == nil || s.System.Memory == nil || s.System.Memory.Total != uint64(value(t, fams, "citadelfs_memory_total_bytes")) {
 		t.Fatalf("metrics.json disagrees with metrics")
 	}
+}
+
+// promtoolCheck pipes b into `promtool check metrics`, which parses it and
+// lints it by Prometheus' naming conventions (counters end in _total, base
+// units, snake_case, help on every family). Without promtool (Debian's
+// prometheus package; .ci/run installs it) the test is skipped.
+func promtoolCheck(t *testing.T, b []byte) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (apt-get install prometheus): cannot lint the metrics")
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s\n--- metrics:\n%s", err, out, b)
+	}
+}
+
+// The whole exposition, as served: every series a GPU host with a
+// repository has (the rich sample), the build info, and the process and Go
+// collectors, through the registry and promhttp, then promtool's lint.
+func TestMetricsPassPromtool(t *testing.T) {
+	now := time.Date(2026, 11, 27, 4, 2, 11, 0, time.UTC)
+	s := richSample(now)
+	s.Backup.Integrity = &IntegrityStatus{IntegrityState: IntegrityState{CorruptReads: 2, CorruptFiles: 1, LastTime: now}}
+	s.Backup.LastCheck = &CheckStatus{CheckState: CheckState{Time: now, Result: index.CheckOK}}
+	alerts := []Alert{{Rule: RuleGPUTemperatureHigh, Severity: SeverityCritical, Subject: "gpu0", State: StateFiring}}
+	reg := newRegistry(func() (*Sample, []Alert) { return s, alerts })
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fams := parseProm(t, body)
+	for _, name := range []string{"citadelfs_build_info", "process_cpu_seconds_total", "go_goroutines", "citadelfs_gpu_xid_errors_total", "citadelfs_backup_last_check_errors"} {
+		if fams[name] == nil {
+			t.Errorf("no %s in the exposition", name)
+		}
+	}
+	_, _, goVersion := BuildInfo()
+	if value(t, fams, "citadelfs_build_info", "goversion", goVersion) != 1 || goVersion != runtime.Version() {
+		t.Errorf("citadelfs_build_info goversion %q, want %q", goVersion, runtime.Version())
+	}
+	promtoolCheck(t, body)
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"citadelfs/index"
 )
 
@@ -136,6 +138,8 @@ type Monitor struct {
 	busyMu sync.Mutex
 	busy   map[string]bool // collectors still running past their timeout
 
+	registry *prometheus.Registry // /metrics and status/metrics
+
 	mu     sync.RWMutex // guards the published state below
 	latest *Sample
 	alerts []Alert
@@ -176,6 +180,7 @@ func New(o Options) (*Monitor, error) {
 		engine: newEngine(buildRules(o.Config)),
 		busy:   map[string]bool{},
 	}
+	m.registry = newRegistry(m.snapshot)
 	if o.KV != nil {
 		m.hist = &history{kv: o.KV, readOnly: o.HistoryReadOnly}
 		now := o.Clock()
@@ -434,20 +439,4 @@ func (m *Monitor) Samples(from, to time.Time, fn func(*Sample) error) error {
 		return nil
 	}
 	return m.hist.samples(from, to, fn)
-}
-
-// Handler serves GET /metrics in the Prometheus text format, for
-// --metrics-listen.
-func (m *Monitor) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		b, err := m.Render(r.Context(), FileMetrics)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = w.Write(b)
-	})
-	return mux
 }

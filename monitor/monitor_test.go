@@ -249,7 +249,7 @@ func TestRunLoopAndMetricsHandler(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if value(t, parseProm(t, body), "citadelfs_cpu_usage_ratio", "cpu", "all") != 0.1 {
+	if value(t, parseProm(t, body), "citadelfs_monitor_collector_up", "collector", "system") != 1 {
 		t.Fatalf("served metrics:\n%s", body)
 	}
 	cancel()

@@ -2,111 +2,177 @@ package monitor
 
 import (
 	"bytes"
-	"math"
-	"strconv"
-	"strings"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
-// promWriter builds a Prometheus text exposition (format 0.0.4). The text
-// format requires all samples of one metric family to follow its HELP and
-// TYPE lines in one block, so samples are grouped by family as they are
-// added and written out at the end, families in first-use order.
+// The Prometheus exposition goes through client_golang's registry, not
+// hand-written text. The sample's series still come from one pass over the
+// latest Sample (renderMetrics, a custom collector that builds const
+// metrics), but the registry adds what a hand-written writer could not
+// give for free: the process and Go collectors, the exposition formats
+// promhttp negotiates (text, OpenMetrics, gzip), and Gather's consistency
+// checks (one help and one label set per family, no duplicate series),
+// which the tests run with a pedantic registry. The alternative, keeping
+// the hand-written text and appending promhttp's collectors' text to it,
+// would have meant two writers and no checks across them.
+
+// promWriter collects one sample's series as const metrics. Families are
+// described on first use (name, help, label names); a later sample of the
+// same family reuses that description, so the help text is given once.
 type promWriter struct {
-	families []*promFamily
-	byName   map[string]*promFamily
+	descs   map[string]*promDesc
+	metrics []prometheus.Metric
+	// err is the first inconsistent use of a family (a bug), reported by
+	// Collect as an invalid metric so that Gather names it.
+	err error
 }
 
-type promFamily struct {
-	name, help, typ string
-	body            bytes.Buffer
+type promDesc struct {
+	desc   *prometheus.Desc
+	labels []string
 }
 
-func newPromWriter() *promWriter { return &promWriter{byName: map[string]*promFamily{}} }
-
-func (w *promWriter) family(name, typ, help string) *promFamily {
-	f := w.byName[name]
-	if f == nil {
-		f = &promFamily{name: name, help: help, typ: typ}
-		w.byName[name] = f
-		w.families = append(w.families, f)
-	}
-	return f
-}
+func newPromWriter() *promWriter { return &promWriter{descs: map[string]*promDesc{}} }
 
 // gauge and counter add one sample. labels alternate name, value.
 func (w *promWriter) gauge(name, help string, v float64, labels ...string) {
-	w.family(name, "gauge", help).sample(name, v, labels)
+	w.add(name, help, prometheus.GaugeValue, v, labels)
 }
 
 func (w *promWriter) counter(name, help string, v float64, labels ...string) {
-	w.family(name, "counter", help).sample(name, v, labels)
+	w.add(name, help, prometheus.CounterValue, v, labels)
 }
 
-func (f *promFamily) sample(name string, v float64, labels []string) {
-	b := &f.body
-	b.WriteString(name)
-	if len(labels) > 0 {
-		b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(labels[i])
-			b.WriteString(`="`)
-			writeLabelValue(b, labels[i+1])
-			b.WriteByte('"')
+func (w *promWriter) add(name, help string, t prometheus.ValueType, v float64, labels []string) {
+	names := make([]string, 0, len(labels)/2)
+	values := make([]string, 0, len(labels)/2)
+	for i := 0; i+1 < len(labels); i += 2 {
+		names = append(names, labels[i])
+		values = append(values, labels[i+1])
+	}
+	d := w.descs[name]
+	if d == nil {
+		d = &promDesc{desc: prometheus.NewDesc(name, help, names, nil), labels: names}
+		w.descs[name] = d
+	} else if !slices.Equal(d.labels, names) {
+		if w.err == nil {
+			w.err = fmt.Errorf("monitor: metric %s used with labels %v and %v", name, d.labels, names)
 		}
-		b.WriteByte('}')
+		return
 	}
-	b.WriteByte(' ')
-	b.WriteString(formatFloat(v))
-	b.WriteByte('\n')
+	m, err := prometheus.NewConstMetric(d.desc, t, v, values...)
+	if err != nil {
+		if w.err == nil {
+			w.err = fmt.Errorf("monitor: metric %s: %w", name, err)
+		}
+		return
+	}
+	w.metrics = append(w.metrics, m)
 }
 
-// writeLabelValue escapes as the text format requires: backslash, double
-// quote and line feed.
-func writeLabelValue(b *bytes.Buffer, v string) {
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '\\':
-			b.WriteString(`\\`)
-		case '"':
-			b.WriteString(`\"`)
-		case '\n':
-			b.WriteString(`\n`)
-		default:
-			b.WriteByte(c)
+// sampleCollector exposes the latest published sample and alerts. It is
+// unchecked (Describe sends nothing): which series exist depends on the
+// host and changes from sample to sample.
+type sampleCollector struct {
+	snapshot func() (*Sample, []Alert)
+}
+
+func (sampleCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c sampleCollector) Collect(ch chan<- prometheus.Metric) {
+	s, alerts := c.snapshot()
+	w := renderMetrics(s, alerts)
+	for _, m := range w.metrics {
+		ch <- m
+	}
+	if w.err != nil {
+		ch <- prometheus.NewInvalidMetric(prometheus.NewDesc("citadelfs_invalid", "", nil, nil), w.err)
+	}
+}
+
+// BuildInfo is what citadelfs_build_info reports, from the binary's
+// embedded build information: the main module's version ("(devel)" for a
+// build from a source tree), the VCS revision when the build recorded one
+// ("unknown" otherwise, e.g. with -buildvcs=false), and the Go version.
+func BuildInfo() (version, revision, goVersion string) {
+	version, revision, goVersion = "unknown", "unknown", "unknown"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	if bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	if bi.GoVersion != "" {
+		goVersion = bi.GoVersion
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			revision = s.Value
 		}
 	}
+	return
 }
 
-var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+// newRegistry is the monitor's registry: its sample, the build info, and
+// the process and Go runtime collectors (process_*, go_*). Those two are
+// the ecosystem's standard names; they describe the citadelfs process
+// itself, not the host, so they cannot collide with node_exporter's.
+func newRegistry(snapshot func() (*Sample, []Alert)) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	version, revision, goVersion := BuildInfo()
+	reg.MustRegister(
+		sampleCollector{snapshot},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "citadelfs_build_info",
+			Help:        "The citadelfs binary's version, VCS revision and Go version (always 1).",
+			ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+		}, func() float64 { return 1 }),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
+	return reg
+}
 
-func formatFloat(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
+// gatherText renders g in the Prometheus text format (0.0.4). A gather
+// error (a collector's inconsistent series) leaves out what failed; the
+// rest is still rendered, as promhttp's ContinueOnError does for scrapes.
+func gatherText(g prometheus.Gatherer) ([]byte, error) {
+	fams, gerr := g.Gather()
+	var b bytes.Buffer
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return nil, fmt.Errorf("monitor: metrics: %w", err)
+		}
 	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	if gerr != nil && len(fams) == 0 {
+		return nil, fmt.Errorf("monitor: metrics: %w", gerr)
+	}
+	return b.Bytes(), nil
 }
 
-func (w *promWriter) bytes() []byte {
-	var out bytes.Buffer
-	for _, f := range w.families {
-		out.WriteString("# HELP ")
-		out.WriteString(f.name)
-		out.WriteByte(' ')
-		out.WriteString(helpEscaper.Replace(f.help))
-		out.WriteString("\n# TYPE ")
-		out.WriteString(f.name)
-		out.WriteByte(' ')
-		out.WriteString(f.typ)
-		out.WriteByte('\n')
-		out.Write(f.body.Bytes())
-	}
-	return out.Bytes()
+// Handler serves GET /metrics for --metrics-listen, through promhttp: the
+// format the scraper asks for (text or OpenMetrics), gzip when accepted,
+// and a partial answer rather than none when a series is inconsistent.
+func (m *Monitor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slogPrinter{m},
+	}))
+	return mux
 }
+
+// slogPrinter is promhttp's error log on the monitor's logger.
+type slogPrinter struct{ m *Monitor }
+
+func (p slogPrinter) Println(v ...any) { p.m.o.Logger.Warn("monitor: /metrics: " + fmt.Sprint(v...)) }

@@ -39,7 +39,7 @@ func (m *Monitor) Render(ctx context.Context, name string) ([]byte, error) {
 	case FileAlertsJSON:
 		return renderAlertsJSON(s, alerts)
 	case FileMetrics:
-		return renderMetrics(s, alerts), nil
+		return gatherText(m.registry)
 	case FileMetricsJSON:
 		return marshalDoc(s)
 	case FileHealth:

@@ -85,8 +85,8 @@ func TestMonitorStatusThroughMount(t *testing.T) {
 	if !ok || len(up.Metric) != 1 || up.Metric[0].GetGauge().GetValue() != 1 {
 		t.Fatalf("citadelfs_model_up = %v", up)
 	}
-	if _, ok := fams["node_load1"]; !ok {
-		t.Errorf("no node_load1 in status/metrics (have %d families)", len(fams))
+	if _, ok := fams["citadelfs_load1"]; !ok {
+		t.Errorf("no citadelfs_load1 in status/metrics (have %d families)", len(fams))
 	}
 	if strings.TrimSpace(status("alerts")) != "" {
 		t.Fatalf("alerts while healthy:\n%s", status("alerts"))
