@@ -19,19 +19,8 @@ import (
 // matches, OnCalendar only when both do), steps on weekdays, values out of
 // range, and anything else cron implementations disagree on (L, W, #, ?).
 func cronToOnCalendar(expr string) (string, error) {
-	e := strings.TrimSpace(expr)
-	switch strings.ToLower(e) {
-	case "@hourly":
-		e = "0 * * * *"
-	case "@daily", "@midnight":
-		e = "0 0 * * *"
-	case "@weekly":
-		e = "0 0 * * 0"
-	case "@monthly":
-		e = "0 0 1 * *"
-	case "@yearly", "@annually":
-		e = "0 0 1 1 *"
-	case "@reboot":
+	e := expandCronMacro(strings.TrimSpace(expr))
+	if strings.EqualFold(e, "@reboot") {
 		return "", fmt.Errorf("cron %q: @reboot has no calendar time; use a systemd unit WantedBy=multi-user.target instead", expr)
 	}
 	f := strings.Fields(e)
@@ -66,6 +55,25 @@ func cronToOnCalendar(expr string) (string, error) {
 		out = dow + " " + out
 	}
 	return out, nil
+}
+
+// expandCronMacro turns @hourly, @daily (@midnight), @weekly, @monthly and
+// @yearly (@annually) into their five fields; anything else is returned as
+// it is.
+func expandCronMacro(e string) string {
+	switch strings.ToLower(e) {
+	case "@hourly":
+		return "0 * * * *"
+	case "@daily", "@midnight":
+		return "0 0 * * *"
+	case "@weekly":
+		return "0 0 * * 0"
+	case "@monthly":
+		return "0 0 1 * *"
+	case "@yearly", "@annually":
+		return "0 0 1 1 *"
+	}
+	return e
 }
 
 var monthNames = map[string]int{"jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12}

@@ -307,9 +307,24 @@ func repoStats(r *snapshot.Repository) (*repoStat, error) {
 type repoBackupSource struct {
 	r      *snapshot.Repository
 	labels []string
+	// maxAge is each configured source's allowed age from its schedule
+	// (freshness.go), to which the last attempt's duration is added; nil
+	// leaves every source at monitor.backup_max_age.
+	maxAge map[string]time.Duration
 	// integrity is the mount's record of corrupt reads (nil outside the
 	// mount daemon, which reads the record the daemon stored).
 	integrity *integrityRecord
+}
+
+// allowedAge is label's MaxAge: its schedule's, plus how long its last
+// attempt took (a daily snapshot that runs for hours commits that much
+// later each day); 0 for a label without a schedule here.
+func (b *repoBackupSource) allowedAge(label string, lastDuration time.Duration) time.Duration {
+	a, ok := b.maxAge[label]
+	if !ok {
+		return 0
+	}
+	return a + max(lastDuration, 0)
 }
 
 func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupState, error) {
@@ -334,11 +349,11 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	for _, a := range atts {
 		seen[a.Label] = true
 		st.Sources = append(st.Sources, monitor.SourceState{Label: a.Label, LastTime: a.Start, LastResult: a.Result,
-			LastError: a.Error, LastDuration: a.Duration, LastSuccess: lastOK[a.Label]})
+			LastError: a.Error, LastDuration: a.Duration, LastSuccess: lastOK[a.Label], MaxAge: b.allowedAge(a.Label, a.Duration)})
 	}
 	for _, l := range b.labels {
 		if !seen[l] {
-			st.Sources = append(st.Sources, monitor.SourceState{Label: l, LastSuccess: lastOK[l]})
+			st.Sources = append(st.Sources, monitor.SourceState{Label: l, LastSuccess: lastOK[l], MaxAge: b.allowedAge(l, 0)})
 		}
 	}
 	if rs, err := repoStats(b.r); err == nil {
@@ -490,8 +505,10 @@ func init() {
 			return nil, nil, err
 		}
 		var labels []string
+		var maxAge map[string]time.Duration
 		if cfg, err := env.config(); err == nil {
 			labels = cfg.sourceLabels()
+			maxAge = sourceMaxAges(cfg, time.Now())
 		}
 		// In the mount daemon (its own monitor, or a command handed to
 		// it) the monitor sees the mount's corrupt reads.
@@ -499,6 +516,6 @@ func init() {
 		if env.daemon != nil {
 			integrity = env.daemon.integrity
 		}
-		return &repoBackupSource{r: repo, labels: labels, integrity: integrity}, release, nil
+		return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, integrity: integrity}, release, nil
 	}
 }
