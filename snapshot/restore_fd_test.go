@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/index"
 )
 
 // The entries restore does not open (symlinks, devices, fifos) get their
@@ -99,6 +101,38 @@ func TestRestoreSpecialFilesMetadata(t *testing.T) {
 		}
 		if x, ok := want[name]; ok && !slices.ContainsFunc(xb, func(e Xattr) bool { return e.Name == x }) {
 			t.Errorf("%s: restored without %s (has %q)", name, x, xb)
+		}
+	}
+}
+
+// A second restore, as non-root, over a directory the first left without
+// read permission (0300): restore opens directories to walk from them,
+// and must still get into this one, through its descriptor, not its name.
+func TestRestoreAgainOverUnreadableDirectory(t *testing.T) {
+	if rerunAsNobody(t) {
+		return
+	}
+	r, _ := newRepo(t)
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	data := []byte("inside")
+	id := index.Hash(data)
+	storeBlob(t, r, index.DataBlob, id, data)
+	file := storeTree(t, r, Node{Name: "f", Type: TypeFile, Mode: 0o100600, UID: uid, GID: gid, Size: int64(len(data)),
+		Content: []ChunkRef{{Offset: 0, Length: int64(len(data)), ID: id}}})
+	root := storeTree(t, r, Node{Name: "wx", Type: TypeDir, Mode: 0o40300, UID: uid, GID: gid, Subtree: file})
+	snap := oneSourceSnapshot(root, 0o40755, 0)
+	out := t.TempDir()
+	dir := filepath.Join(out, "s", "wx")
+	t.Cleanup(func() { os.Chmod(dir, 0o700) }) // so TempDir's removal can list it
+	for i := range 2 {
+		if _, err := r.Restore(context.Background(), snap, nil, out, RestoreOptions{}); err != nil {
+			t.Fatalf("restore %d: %v", i+1, err)
+		}
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o300 {
+			t.Fatalf("wx after restore %d: %v %v, want 0300", i+1, fi, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(got) != "inside" {
+			t.Fatalf("wx/f after restore %d: %q %v", i+1, got, err)
 		}
 	}
 }

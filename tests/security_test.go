@@ -103,3 +103,34 @@ func TestFakeDaemonIsRefused(t *testing.T) {
 		t.Fatalf("the fake daemon received %d bytes: %q", len(b), b)
 	}
 }
+
+// TestRestoreRefusesPlantedSymlink: a user who can write the restore
+// target put a symlink to a directory of root's where the snapshot has a
+// directory. Restore refuses it in one line, exit 1, and root's files
+// stay as they were; the rest of the guarantee (a directory swapped
+// during the restore) is TestRestoreRaceWithRenamer in snapshot/.
+func TestRestoreRefusesPlantedSymlink(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "d", "f"), []byte("from the snapshot\n"), 0o644)
+	repo := initRepo(t, dir)
+	s := takeSnapshot(t, repo, "--source", "s="+src)
+	outside := filepath.Join(dir, "outside")
+	os.Mkdir(outside, 0o700)
+	os.WriteFile(filepath.Join(outside, "f"), []byte("root's\n"), 0o600)
+	target := filepath.Join(dir, "target")
+	os.MkdirAll(filepath.Join(target, "s"), 0o755)
+	if err := os.Symlink(outside, filepath.Join(target, "s", "d")); err != nil {
+		t.Fatal(err)
+	}
+	assertOneLineError(t, citadel(t, "restore", "--repo", repo, s.ID, target), 1, "s/d", "not a directory", "refusing")
+	if b, _ := os.ReadFile(filepath.Join(outside, "f")); string(b) != "root's\n" {
+		t.Fatalf("restore wrote through the planted symlink: root's file now holds %q", b)
+	}
+	if fi, _ := os.Stat(outside); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("restore changed the mode of root's directory to %v", fi.Mode())
+	}
+}
