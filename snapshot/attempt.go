@@ -57,3 +57,14 @@ func (r *Repository) Attempts() ([]Attempt, error) {
 	}
 	return out, err
 }
+
+// ForgetAttempt removes label's attempt record (a label tried once by
+// mistake, or a source taken out of the config), so the monitor stops
+// reporting it; its snapshots stay. It reports whether there was one.
+func (r *Repository) ForgetAttempt(label string) (bool, error) {
+	ok, err := r.idx.KV.Has(index.AttemptKey(label))
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, r.idx.KV.Delete(index.AttemptKey(label), true)
+}

@@ -16,13 +16,14 @@ var forgetFlags struct {
 	policy        snapshot.Policy
 	prune, dryRun bool
 	fromConfig    bool
+	sources       []string
 }
 
 func init() {
 	register(&command{
 		name:      "forget",
 		summary:   "remove snapshots by id or by retention policy (default keep 7 daily, 4 weekly, 12 monthly)",
-		usage:     "[ID ...] [--keep-within SPAN --keep-hourly N --keep-daily N --keep-weekly N --keep-monthly N ...] [--prune] [--dry-run]",
+		usage:     "[ID ...] | --source LABEL ... | [--keep-within SPAN --keep-hourly N --keep-daily N --keep-weekly N --keep-monthly N ...] [--prune] [--dry-run]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			p := &forgetFlags.policy
@@ -37,6 +38,8 @@ func init() {
 			fs.StringArrayVar(&p.KeepTags, "keep-tag", nil, "keep every snapshot with this tag")
 			fs.BoolVar(&forgetFlags.prune, "prune", false, "prune unreferenced data afterwards")
 			fs.BoolVar(&forgetFlags.dryRun, "dry-run", false, "only say what would be removed")
+			forgetFlags.sources = nil
+			fs.StringArrayVar(&forgetFlags.sources, "source", nil, "forget LABEL's last snapshot attempt, so the monitor stops reporting the label (a typo, a retired source); its snapshots stay (repeatable; alone, without ids or --keep-*)")
 		},
 		run: runForget,
 	})
@@ -48,6 +51,9 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer release()
+	if len(forgetFlags.sources) > 0 {
+		return forgetAttempts(env, repo, args)
+	}
 	var remove []index.ID
 	if len(args) > 0 {
 		if !forgetFlags.policy.Empty() {
@@ -117,4 +123,47 @@ func sourceLabels(s *snapshot.Snapshot) []string {
 		out = append(out, src.Label)
 	}
 	return out
+}
+
+// forgetAttempts is forget --source: it removes labels' attempt records and
+// never a snapshot. Snapshots of a retired source are removed by id
+// (forget ID ...): one flag that deletes a source's history is too easy to
+// give by mistake, and a mistyped label has no snapshots anyway.
+func forgetAttempts(env *cmdEnv, repo *snapshot.Repository, args []string) error {
+	if len(args) > 0 || !forgetFlags.policy.Empty() || forgetFlags.prune {
+		return usagef("--source forgets a label's attempt record alone; give snapshot ids, --keep-* or --prune in another run")
+	}
+	for _, l := range forgetFlags.sources {
+		if err := snapshot.ValidLabel(l); err != nil {
+			return usagef("--source: %v", err)
+		}
+	}
+	for _, l := range forgetFlags.sources {
+		if forgetFlags.dryRun {
+			atts, err := repo.Attempts()
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, a := range atts {
+				found = found || a.Label == l
+			}
+			if found {
+				fmt.Fprintf(env.stdout, "dry run: would forget the attempts of %s\n", l)
+			} else {
+				fmt.Fprintf(env.stdout, "dry run: no attempt of %s recorded\n", l)
+			}
+			continue
+		}
+		ok, err := repo.ForgetAttempt(l)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Fprintf(env.stdout, "forgot the attempts of %s (its snapshots stay)\n", l)
+		} else {
+			fmt.Fprintf(env.stdout, "no attempt of %s recorded\n", l)
+		}
+	}
+	return nil
 }

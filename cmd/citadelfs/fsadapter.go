@@ -311,6 +311,12 @@ type repoBackupSource struct {
 	// (freshness.go), to which the last attempt's duration is added; nil
 	// leaves every source at monitor.backup_max_age.
 	maxAge map[string]time.Duration
+	// expireAfter: the attempt of a label the config does not have (a
+	// typo on the command line, a retired source) is reported for this
+	// long after it started, then no more; 0 never expires (no sources
+	// configured, so nothing to tell them from).
+	expireAfter time.Duration
+	now         func() time.Time
 	// integrity is the mount's record of corrupt reads (nil outside the
 	// mount daemon, which reads the record the daemon stored).
 	integrity *integrityRecord
@@ -346,7 +352,18 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	}
 	st := &monitor.BackupState{Repo: b.r.Dir()}
 	seen := map[string]bool{}
+	configured := map[string]bool{}
+	for _, l := range b.labels {
+		configured[l] = true
+	}
+	now := time.Now
+	if b.now != nil {
+		now = b.now
+	}
 	for _, a := range atts {
+		if b.expireAfter > 0 && len(configured) > 0 && !configured[a.Label] && now().Sub(a.Start) > b.expireAfter {
+			continue
+		}
 		seen[a.Label] = true
 		st.Sources = append(st.Sources, monitor.SourceState{Label: a.Label, LastTime: a.Start, LastResult: a.Result,
 			LastError: a.Error, LastDuration: a.Duration, LastSuccess: lastOK[a.Label], MaxAge: b.allowedAge(a.Label, a.Duration)})
@@ -506,9 +523,11 @@ func init() {
 		}
 		var labels []string
 		var maxAge map[string]time.Duration
+		var expire time.Duration
 		if cfg, err := env.config(); err == nil {
 			labels = cfg.sourceLabels()
 			maxAge = sourceMaxAges(cfg, time.Now())
+			expire = cfg.Monitor.WithDefaults().BackupMaxAge
 		}
 		// In the mount daemon (its own monitor, or a command handed to
 		// it) the monitor sees the mount's corrupt reads.
@@ -516,6 +535,6 @@ func init() {
 		if env.daemon != nil {
 			integrity = env.daemon.integrity
 		}
-		return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, integrity: integrity}, release, nil
+		return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, expireAfter: expire, integrity: integrity}, release, nil
 	}
 }
