@@ -36,7 +36,14 @@ type Repo struct {
 	// Store holds the packs: every pack byte is read and written
 	// through it (LocalStore for a repository directory).
 	Store Store
-	lock  *Lock
+	// CacheDir holds the index of a remote repository (IsRemote): a
+	// cache of what the store holds (remote.go). "" for a local one.
+	CacheDir string
+	// LastSync is what OpenStore's sync of the cache changed.
+	LastSync *SyncResult
+	rlock    *StoreLock // a remote repository's lock
+	remote   bool
+	lock     *Lock
 
 	readOnly bool
 	// The reserve (reserve.go): its size when it must be created, and
@@ -69,6 +76,16 @@ type Options struct {
 	// KeepReserve never releases the reserve at open: for a command that
 	// only reads and opens read-only instead when the disk is full.
 	KeepReserve bool
+	// For a remote repository (OpenStore): CacheDir is its local cache
+	// (default DefaultCacheRoot/<repository id>); Exclusive takes the
+	// exclusive lock (prune, repair) instead of a shared one (snapshot,
+	// forget, reads); LockTimes tune the lock's refresh and expiry.
+	CacheDir  string
+	Exclusive bool
+	LockTimes LockTimes
+	// RebuildCache removes the cache's index once the lock is held, so
+	// it is rebuilt from the store (repair index of a remote repository).
+	RebuildCache bool
 }
 
 func (o Options) withDefaults() Options {
@@ -258,14 +275,20 @@ func (r *Repo) IsIndexedPack(id ID) (bool, error) {
 
 // Close closes the index and releases the lock.
 func (r *Repo) Close() error {
-	if !r.readOnly {
+	if !r.readOnly && !r.remote { // a remote repository's disk is the store's
 		r.closeReserve()
 	}
 	err := r.Store.Close()
 	if kerr := r.KV.Close(); err == nil {
 		err = kerr
 	}
-	if lerr := r.lock.Release(); err == nil {
+	var lerr error
+	if r.remote {
+		lerr = r.rlock.Release()
+	} else {
+		lerr = r.lock.Release()
+	}
+	if err == nil {
 		err = lerr
 	}
 	return err
@@ -450,12 +473,28 @@ func SnapshotKey(id ID) []byte { return append([]byte{prefixSnapshot}, id[:]...)
 
 // PutSnapshot commits a snapshot record with Sync. This is the last write
 // of a snapshot: before it, nothing of the snapshot is visible.
+//
+// In a remote repository the snapshot is committed by its snapshots/<id>
+// object, put first: the cache's record follows it.
 func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
+	if r.remote {
+		if err := r.Store.Put(snapshotName(id), manifest); err != nil && !errors.Is(err, ErrObjectExists) {
+			return fmt.Errorf("index: commit snapshot %s: %w", id.Short(), err)
+		}
+	}
 	return r.KV.Put(SnapshotKey(id), manifest, true)
 }
 
 // DeleteSnapshot removes a snapshot record.
-func (r *Repo) DeleteSnapshot(id ID) error { return r.KV.Delete(SnapshotKey(id), true) }
+// In a remote repository its snapshots/<id> object goes first.
+func (r *Repo) DeleteSnapshot(id ID) error {
+	if r.remote {
+		if err := r.Store.Delete(snapshotName(id)); err != nil {
+			return fmt.Errorf("index: forget snapshot %s: %w", id.Short(), err)
+		}
+	}
+	return r.KV.Delete(SnapshotKey(id), true)
+}
 
 // Snapshots calls fn with every snapshot record.
 func (r *Repo) Snapshots(fn func(id ID, manifest []byte) error) error {

@@ -175,7 +175,7 @@ func fmtMiB(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) 
 // room for it: what would write new data must not start then (see
 // reserveName). Read-only repositories have nothing to hold.
 func (r *Repo) EnsureReserve() error {
-	if r.readOnly {
+	if r.readOnly || r.remote { // a store has no reserve file
 		return nil
 	}
 	r.reserveMu.Lock()
@@ -187,7 +187,7 @@ func (r *Repo) EnsureReserve() error {
 // a full disk (Pebble's flush at close, forget, prune) has room. Close
 // holds it again once there is room. It returns the bytes freed.
 func (r *Repo) ReleaseReserve() (int64, error) {
-	if r.readOnly {
+	if r.readOnly || r.remote {
 		return 0, nil
 	}
 	r.reserveMu.Lock()

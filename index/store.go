@@ -70,6 +70,11 @@ type ObjectWriter interface {
 // ErrObjectExists: Put found an object of that name.
 var ErrObjectExists = errors.New("object exists")
 
+// ErrStoreUnavailable: the store could not be reached, or refused the
+// request (a stopped RGW after its retries, throttling that did not end,
+// credentials it does not accept).
+var ErrStoreUnavailable = errors.New("store unavailable")
+
 // ErrReadOnlyStore: a write through a ReadOnlyStore.
 var ErrReadOnlyStore = errors.New("store is read-only")
 

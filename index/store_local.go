@@ -77,6 +77,13 @@ func (s *LocalStore) Create() (ObjectWriter, error) {
 	name := filepath.Join(s.dir, packsDir, fmt.Sprintf("%d-%d.partial", os.Getpid(), packSeq.Add(1)))
 	direct := true
 	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_DIRECT, 0o600)
+	if errors.Is(err, unix.ENOENT) {
+		// A store directory used as a remote repository's (tests) has
+		// no packs/ until its first pack.
+		if err = os.MkdirAll(filepath.Dir(name), 0o700); err == nil {
+			fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_DIRECT, 0o600)
+		}
+	}
 	if errors.Is(err, unix.EINVAL) {
 		direct = false
 		fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)

@@ -47,6 +47,16 @@ type Options struct {
 	// KeepReserve never gives the reserve back at open
 	// (index.Options.KeepReserve).
 	KeepReserve bool
+	// CacheDir and Exclusive are for a repository in a store (OpenStore):
+	// the local cache of its index (default
+	// index.DefaultCacheRoot/<repository id>), and whether to take the
+	// store's exclusive lock (prune, repair) instead of a shared one.
+	CacheDir  string
+	Exclusive bool
+	// RebuildCache throws the cache's index away and rebuilds it from
+	// the store (repair index of a remote repository); it takes the
+	// exclusive lock.
+	RebuildCache bool
 }
 
 func (o Options) withDefaults() Options {
@@ -110,14 +120,42 @@ func Init(dir string, o Options) error {
 	return err
 }
 
+// InitStore creates a repository in store s (an S3 bucket and prefix);
+// location names it in messages.
+func InitStore(s index.Store, location string, o Options) error {
+	o = o.withDefaults()
+	p := chunker.Default
+	_, err := index.InitStore(s, location, index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed}, o.Now())
+	return err
+}
+
 // Open opens the repository at dir, taking its lock.
 func Open(dir string, o Options) (*Repository, error) {
 	o = o.withDefaults()
-	idx, err := index.Open(dir, index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
-		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve})
+	idx, err := index.Open(dir, o.indexOptions())
 	if err != nil {
 		return nil, err
 	}
+	return newRepository(idx, o)
+}
+
+// OpenStore opens the repository in store s, its index a local cache
+// (index.OpenStore).
+func OpenStore(s index.Store, location string, o Options) (*Repository, error) {
+	o = o.withDefaults()
+	idx, err := index.OpenStore(s, location, o.indexOptions())
+	if err != nil {
+		return nil, err
+	}
+	return newRepository(idx, o)
+}
+
+func (o Options) indexOptions() index.Options {
+	return index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
+		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve, CacheDir: o.CacheDir, Exclusive: o.Exclusive || o.RebuildCache, RebuildCache: o.RebuildCache}
+}
+
+func newRepository(idx *index.Repo, o Options) (*Repository, error) {
 	cp := idx.Config.Chunker
 	params := chunker.Params{Min: cp.Min, Avg: cp.Avg, Max: cp.Max, Seed: cp.Seed}
 	// Before anything sizes a buffer by them: a citadel.json edited (or
@@ -125,7 +163,7 @@ func Open(dir string, o Options) (*Repository, error) {
 	// in one line, not met as an out-of-memory crash in the first snapshot.
 	if err := params.Validate(); err != nil {
 		idx.Close()
-		return nil, fmt.Errorf("%s/citadel.json: %v: %w", dir, err, ErrCorrupt)
+		return nil, fmt.Errorf("%s/citadel.json: %v: %w", idx.Dir, err, ErrCorrupt)
 	}
 	r := &Repository{idx: idx, opts: o, params: params, cache: newBlobCache(o.CacheBytes)}
 	r.decoders.New = func() any { return codec.NewDecoder() }

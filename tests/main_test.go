@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/internal/cephtest"
 )
 
 // Paths of the binaries TestMain builds.
@@ -60,7 +62,9 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	cephtest.Stop() // the Ceph an S3 test started, if any
+	return code
 }
 
 // cmdTimeout bounds every command a test runs, so a hang fails the test

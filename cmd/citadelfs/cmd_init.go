@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "init",
 		summary: "create a repository",
-		usage:   "[--repo DIR] [--reserve SIZE]",
+		usage:   "[--repo DIR|s3://BUCKET/PREFIX] [--reserve SIZE]",
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&initReserve, "reserve", "", "room kept in <repo>/reserve and given back when the disk is full, so forget --prune can always run (default 16MiB, at most 1/16 of the file system; 0: none)")
 		},
@@ -30,20 +30,33 @@ func init() {
 			if err != nil {
 				return err
 			}
-			dir = env.absPath(dir)
-			var reserve int64 // the default
-			if initReserve != "" {
-				n, err := parseSize(initReserve)
+			if isRemote(dir) {
+				s, err := env.remoteStore(dir)
 				if err != nil {
-					return usagef("--reserve %q: %v", initReserve, err)
+					return err
 				}
-				reserve = n
-				if n == 0 {
-					reserve = -1 // an empty reserve file: none
+				if err := s.MakeBucket(); err != nil {
+					return err
 				}
-			}
-			if err := snapshot.Init(dir, snapshot.Options{Reserve: reserve}); err != nil {
-				return err
+				if err := snapshot.InitStore(s, dir, snapshot.Options{}); err != nil {
+					return err
+				}
+			} else {
+				dir = env.absPath(dir)
+				var reserve int64 // the default
+				if initReserve != "" {
+					n, err := parseSize(initReserve)
+					if err != nil {
+						return usagef("--reserve %q: %v", initReserve, err)
+					}
+					reserve = n
+					if n == 0 {
+						reserve = -1 // an empty reserve file: none
+					}
+				}
+				if err := snapshot.Init(dir, snapshot.Options{Reserve: reserve}); err != nil {
+					return err
+				}
 			}
 			if env.global.json {
 				return json.NewEncoder(env.stdout).Encode(map[string]string{"repository": dir})

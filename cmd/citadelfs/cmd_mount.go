@@ -64,6 +64,9 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	repoDir, err := env.repoPath()
+	if err == nil && isRemote(repoDir) {
+		return usagef("mounting an s3:// repository is not supported yet (docs/s3.md); restore from it, or copy it to a local repository")
+	}
 	if err != nil {
 		return err
 	}

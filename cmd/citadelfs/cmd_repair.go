@@ -63,6 +63,9 @@ func repairIndex(ctx context.Context, env *cmdEnv, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if isRemote(dir) {
+		return repairRemoteIndex(env, dir)
+	}
 	res, err := snapshot.RepairIndex(dir, snapshot.Options{InsecurePermissions: env.global.insecureRepo})
 	if err != nil {
 		return err

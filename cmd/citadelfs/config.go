@@ -25,8 +25,12 @@ const defaultConfigPath = "/etc/citadelfs/config.yaml"
 // seed's file is read with a meaning or gives a named warning (docs/config.md
 // lists them); an unknown key is an error with its file and line.
 type config struct {
-	// Repo is the repository directory.
+	// Repo is the repository directory, or s3://bucket/prefix.
 	Repo string `yaml:"repo"`
+	// S3 says how to reach an s3:// repository; CacheDir is where its
+	// index is cached (docs/s3.md).
+	S3       s3Config `yaml:"s3"`
+	CacheDir string   `yaml:"cache_dir"`
 	// Sources maps a label to a directory, or to the long form with
 	// paths, excludes and a retention of its own (config_sources.go).
 	Sources map[string]sourceConfig `yaml:"sources"`

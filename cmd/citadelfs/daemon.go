@@ -137,8 +137,8 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 // the repository's lock.
 func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []string) (code int, handled bool) {
 	repo, err := env.repoPath()
-	if err != nil {
-		return 0, false // the command itself reports the missing repository
+	if err != nil || isRemote(repo) {
+		return 0, false // the command itself reports the missing repository; no daemon serves an s3:// one
 	}
 	repo, err = filepath.Abs(repo)
 	if err != nil {

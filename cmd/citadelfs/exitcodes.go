@@ -22,6 +22,7 @@ const (
 	exitLocked      = 11
 	exitBadVersion  = 12
 	exitDiskFull    = 13 // no space left (the repository's disk, or a restore target)
+	exitStore       = 14 // an s3:// repository's store could not be reached or refused
 	exitInterrupted = 130
 )
 
@@ -39,6 +40,7 @@ var exitTable = []struct {
 	{exitLocked, "repository is locked by another process"},
 	{exitBadVersion, "repository format version not supported by this binary"},
 	{exitDiskFull, "disk full (the repository's, or a restore target's); nothing partial was committed, and forget --prune still runs"},
+	{exitStore, "the repository's store (S3) could not be reached or refused the request, after retries; nothing partial was committed"},
 	{exitInterrupted, "interrupted (SIGINT/SIGTERM); nothing partial was committed"},
 }
 
@@ -70,6 +72,8 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, index.ErrVersion):
 		return exitBadVersion
+	case errors.Is(err, index.ErrStoreUnavailable):
+		return exitStore
 	case errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, index.ErrCorrupt):
 		// index.ErrCorrupt reaches here from open: a damaged
 		// citadel.json, a missing or unreadable index.

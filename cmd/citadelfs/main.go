@@ -63,6 +63,9 @@ type globalFlags struct {
 	quiet      bool
 	// insecureRepo opens a repository other users can write.
 	insecureRepo bool
+	// For an s3:// repository (remote.go).
+	cacheDir string
+	s3       s3Config
 }
 
 func main() {
@@ -136,6 +139,7 @@ func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
 	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	fs.BoolVar(&g.insecureRepo, "insecure-repo-permissions", false, "open a repository that users other than this one and root can write (unsafe as root)")
+	addRemoteFlags(fs, g)
 	if c.flags != nil {
 		c.flags(fs)
 	}

@@ -33,6 +33,13 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	if env.flags != nil {
 		name = env.flags.Name()
 	}
+	if isRemote(dir) {
+		r, err := openRemoteRepo(env, dir, name, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { r.Close() }, nil
+	}
 	c := commands[strings.TrimPrefix(name, "citadelfs ")]
 	// A command that only reads never gives the reserve back: on a full
 	// disk it opens read-only instead (below).

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"citadelfs/index/s3store"
+	"citadelfs/snapshot"
+)
+
+// s3Config is the config file's s3: section; the --s3-* flags override
+// it, and the AWS variables fill what neither gives (docs/s3.md).
+type s3Config struct {
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+	CAFile    string `yaml:"ca_file"`
+	Profile   string `yaml:"profile"`
+}
+
+func addRemoteFlags(fs *pflag.FlagSet, g *globalFlags) {
+	fs.StringVar(&g.cacheDir, "cache-dir", "", "local index cache of an s3:// repository (default /var/cache/citadelfs/<repository id>)")
+	fs.StringVar(&g.s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL for an s3:// repository (default $AWS_ENDPOINT_URL, then AWS)")
+	fs.StringVar(&g.s3.Region, "s3-region", "", "S3 region (default $AWS_REGION, then us-east-1)")
+	fs.BoolVar(&g.s3.PathStyle, "s3-path-style", false, "path-style S3 requests (default: automatic)")
+	fs.StringVar(&g.s3.CAFile, "s3-ca-file", "", "PEM file of the CAs to trust for an https S3 endpoint")
+}
+
+// isRemote reports whether loc names a repository in a store.
+func isRemote(loc string) bool { return strings.HasPrefix(loc, "s3://") }
+
+// remoteStore connects to the store an s3:// location names, with the
+// flags over the config file over the AWS variables. Credentials are
+// never taken from flags (they would show in ps and shell history).
+func (env *cmdEnv) remoteStore(loc string) (*s3store.Store, error) {
+	bucket, prefix, _, err := s3store.ParseURL(loc)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	cfg := s3store.Config{Bucket: bucket, Prefix: prefix}
+	if c, err := env.config(); err == nil && c != nil {
+		cfg.Endpoint, cfg.Region, cfg.PathStyle, cfg.CAFile, cfg.Profile = c.S3.Endpoint, c.S3.Region, c.S3.PathStyle, c.S3.CAFile, c.S3.Profile
+	}
+	g := env.global.s3
+	if g.Endpoint != "" {
+		cfg.Endpoint = g.Endpoint
+	}
+	if g.Region != "" {
+		cfg.Region = g.Region
+	}
+	if g.PathStyle {
+		cfg.PathStyle = true
+	}
+	if g.CAFile != "" {
+		cfg.CAFile = env.absPath(g.CAFile)
+	}
+	s, err := s3store.New(cfg)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return s, nil
+}
+
+// cacheDir is --cache-dir, then the config's cache_dir ("" for the
+// default under index.DefaultCacheRoot).
+func (env *cmdEnv) cacheDir() string {
+	if env.global.cacheDir != "" {
+		return env.absPath(env.global.cacheDir)
+	}
+	if c, err := env.config(); err == nil && c != nil && c.CacheDir != "" {
+		return c.CacheDir
+	}
+	return ""
+}
+
+// exclusiveCommands take a remote repository's exclusive lock; the rest
+// share it (snapshots from many hosts at once).
+func exclusiveCommand(name string) bool {
+	name = strings.TrimPrefix(name, "citadelfs ")
+	return name == "prune" || strings.HasPrefix(name, "repair")
+}
+
+// openRemoteRepo opens an s3:// repository for a command.
+func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snapshot.Repository, error) {
+	s, err := env.remoteStore(loc)
+	if err != nil {
+		return nil, err
+	}
+	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: exclusiveCommand(command) || rebuildCache,
+		RebuildCache: rebuildCache}
+	return snapshot.OpenStore(s, loc, o)
+}
+
+// repairRemoteIndex rebuilds an s3:// repository's cache from the store:
+// the pack trailers (ranged reads) and the snapshots/ objects.
+func repairRemoteIndex(env *cmdEnv, loc string) error {
+	r, err := openRemoteRepo(env, loc, "citadelfs repair index", true)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	res := r.Index().LastSync
+	for _, d := range res.Damaged {
+		env.warnf("%s", d)
+	}
+	if env.global.json {
+		return writeJSON(env, res)
+	}
+	fmt.Fprintf(env.stdout, "rebuilt the index cache of %s from %d packs: %d snapshots\n", loc, res.PacksAdded, res.SnapshotsAdded)
+	if len(res.Damaged) > 0 {
+		return withExit(exitDamaged, fmt.Errorf("%d packs or snapshots could not be read", len(res.Damaged)))
+	}
+	return nil
+}

@@ -1,0 +1,325 @@
+package index
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// A remote repository lives whole in a Store (an S3 bucket and prefix):
+//
+//	citadel.json            the config, put once, if absent, by InitStore
+//	packs/<xx>/<id>.pack    the packs, content-named, put if absent
+//	snapshots/<id>          a snapshot's manifest: the snapshot exists
+//	                        while this object does (put last by a snapshot,
+//	                        deleted by forget)
+//	locks/<random>          lock objects (StoreLock)
+//
+// Its Pebble index is only a cache on this host (Options.CacheDir): it
+// can be deleted at any time, and OpenStore brings it up to date with the
+// store on every open (syncCache): packs another host wrote are indexed
+// from their trailers (three ranged reads each), packs another host's
+// prune deleted are dropped, and snapshots follow the snapshots/ objects.
+
+const (
+	snapshotsPrefix = "snapshots/"
+	cacheRepoFile   = "repository"
+)
+
+// DefaultCacheRoot is where a remote repository's cache lives when
+// Options.CacheDir is not given: <root>/<repository id>.
+const DefaultCacheRoot = "/var/cache/citadelfs"
+
+// InitStore creates a repository in store s (location names it in
+// messages: s3://bucket/prefix). It writes citadel.json only, if absent.
+func InitStore(s Store, location string, cp ChunkerParams, now time.Time) (*Config, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("index: init: %w", err)
+	}
+	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: now.UTC(), Hash: "blake3", Chunker: cp}
+	cfg.Checksum = configChecksum(*cfg)
+	err := s.Put(configName, encodeConfig(*cfg))
+	if errors.Is(err, ErrObjectExists) {
+		return nil, fmt.Errorf("index: init %s: a repository already exists there", location)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: init %s: %w", location, err)
+	}
+	return cfg, nil
+}
+
+// ReadStoreConfig reads and validates citadel.json from store s.
+func ReadStoreConfig(s Store, location string) (*Config, error) {
+	size, err := s.Stat(configName)
+	if isNotExist(err) {
+		return nil, fmt.Errorf("%s has no %s: %w (create one with 'citadelfs init --repo %s')", location, configName, ErrNoRepository, location)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: read %s/%s: %w", location, configName, err)
+	}
+	if size > 1<<20 {
+		return nil, fmt.Errorf("index: %s/%s is %d bytes, not a citadelfs config: %w", location, configName, size, ErrCorrupt)
+	}
+	data, err := s.ReadRange(configName, 0, int(size), nil)
+	if err != nil {
+		return nil, fmt.Errorf("index: read %s/%s: %w", location, configName, err)
+	}
+	return parseConfig(location, data)
+}
+
+// OpenStore opens the repository in store s: citadel.json from the store,
+// a lock object in the store (shared, or Options.Exclusive), and the
+// local cache index, made or brought up to date from the store.
+func OpenStore(s Store, location string, o Options) (*Repo, error) {
+	o = o.withDefaults()
+	if o.WrapStore != nil {
+		s = o.WrapStore(s)
+	}
+	if o.ReadOnly {
+		s = NewReadOnlyStore(s)
+	}
+	cfg, err := ReadStoreConfig(s, location)
+	if err != nil {
+		return nil, err
+	}
+	cache := o.CacheDir
+	if cache == "" {
+		cache = filepath.Join(DefaultCacheRoot, cfg.ID)
+	}
+	if err := prepareCache(cache, cfg, location); err != nil {
+		return nil, err
+	}
+	var lock *StoreLock
+	if !o.ReadOnly {
+		lock, err = AcquireStoreLock(s, o.Exclusive, o.Command, o.Now, o.LockTimes)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if o.RebuildCache {
+		if err := os.RemoveAll(filepath.Join(cache, indexDir)); err != nil {
+			lock.Release()
+			return nil, fmt.Errorf("index: cache %s: %w", cache, err)
+		}
+	}
+	kv, err := OpenKV(filepath.Join(cache, indexDir), KVOptions{})
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("index: cache %s: %w", cache, err)
+	}
+	r := &Repo{Dir: location, Config: cfg, KV: kv, Store: s, rlock: lock, remote: true, CacheDir: cache}
+	if r.LastSync, err = r.SyncCache(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// prepareCache makes the cache directory and checks it is this
+// repository's: a cache of another repository would make this one look
+// as if it held that one's blobs.
+func prepareCache(dir string, cfg *Config, location string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("index: cache %s: %w", dir, err)
+	}
+	p := filepath.Join(dir, cacheRepoFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if id := strings.TrimSpace(strings.SplitN(string(b), " ", 2)[0]); id != cfg.ID {
+			return fmt.Errorf("index: cache %s belongs to repository %s, not to %s (%s); give this one a --cache-dir of its own", dir, id, cfg.ID, location)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("index: cache %s: %w", dir, err)
+	}
+	// A directory with anything else in it is not a cache we made.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name() != indexDir {
+			return fmt.Errorf("index: cache %s is not empty and holds no citadelfs cache; give a --cache-dir of its own", dir)
+		}
+	}
+	return writeFileSync(p, []byte(cfg.ID+" "+location+"\n"), 0o600)
+}
+
+// IsRemote reports whether the repository lives in a store other than a
+// local directory (its index is a cache).
+func (r *Repo) IsRemote() bool { return r.remote }
+
+func snapshotName(id ID) string { return snapshotsPrefix + id.String() }
+
+// SyncResult says what SyncCache changed in the cache.
+type SyncResult struct {
+	PacksAdded, PacksDropped         int
+	SnapshotsAdded, SnapshotsDropped int
+	// Damaged names packs whose trailer could not be read.
+	Damaged []string
+}
+
+// SyncCache brings a remote repository's cache index up to date with
+// the store. It is idempotent, and a sync that is cut short leaves a
+// consistent cache (each pack is one batch) that the next one finishes.
+// Its cost is one listing of packs/ and snapshots/, plus three small
+// ranged reads for each pack the cache does not know yet.
+func (r *Repo) SyncCache() (*SyncResult, error) {
+	res := &SyncResult{}
+	inStore, err := r.ListPacks()
+	if err != nil {
+		return nil, err
+	}
+	present := make(map[ID]int64, len(inStore))
+	for _, p := range inStore {
+		present[p.ID] = p.Size
+	}
+	// Packs gone from the store (another host's prune): their blobs go
+	// first, so that a blob it moved to a new pack is indexed there next.
+	missing := map[ID]bool{}
+	if err := r.IndexedPacks(func(id ID, _ int, _ uint64) error {
+		if _, ok := present[id]; !ok {
+			missing[id] = true
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		b := r.KV.NewBatch()
+		if err := r.Blobs(func(ref BlobRef) error {
+			if missing[ref.Pack] {
+				b.Delete(blobKey(ref.ID))
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		for id := range missing {
+			b.Delete(append([]byte{prefixPack}, id[:]...))
+		}
+		if err := b.Commit(true); err != nil {
+			return nil, err
+		}
+		res.PacksDropped = len(missing)
+	}
+	var fresh []PackInfo
+	for _, p := range inStore {
+		if ok, err := r.IsIndexedPack(p.ID); err != nil {
+			return nil, err
+		} else if !ok {
+			fresh = append(fresh, p)
+		}
+	}
+	trailers := readTrailers(r.Store, fresh, 8)
+	for i, p := range fresh {
+		t := trailers[i]
+		if t.err != nil {
+			res.Damaged = append(res.Damaged, fmt.Sprintf("%s: %v", p.ID.Short(), t.err))
+			continue
+		}
+		var keep []PackEntry
+		for _, e := range t.entries {
+			if ok, err := r.HasBlob(e.ID); err != nil {
+				return nil, err
+			} else if !ok {
+				keep = append(keep, e)
+			}
+		}
+		if err := r.commitRebuiltPack(p.ID, keep, len(t.entries), uint64(t.size)); err != nil {
+			return nil, err
+		}
+		res.PacksAdded++
+	}
+	if err := r.syncSnapshots(res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+type trailerResult struct {
+	entries []PackEntry
+	size    int64
+	err     error
+}
+
+// readTrailers reads the trailers of packs with n in flight: a new host's
+// first sync reads every pack's, and each is three round trips.
+func readTrailers(s Store, packs []PackInfo, n int) []trailerResult {
+	out := make([]trailerResult, len(packs))
+	sem := make(chan struct{}, n)
+	done := make(chan struct{})
+	for i := range packs {
+		go func() {
+			sem <- struct{}{}
+			es, size, err := ReadStoreTrailer(s, packs[i].ID)
+			out[i] = trailerResult{es, size, err}
+			<-sem
+			done <- struct{}{}
+		}()
+	}
+	for range packs {
+		<-done
+	}
+	return out
+}
+
+// syncSnapshots makes the cache's snapshot records those of the store's
+// snapshots/ objects.
+func (r *Repo) syncSnapshots(res *SyncResult) error {
+	inStore := map[ID]bool{}
+	if err := r.Store.List(snapshotsPrefix, func(name string, size int64) error {
+		id, err := ParseID(strings.TrimPrefix(name, snapshotsPrefix))
+		if err == nil {
+			inStore[id] = true
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index: list snapshots: %w", err)
+	}
+	var gone []ID
+	if err := r.Snapshots(func(id ID, _ []byte) error {
+		if !inStore[id] {
+			gone = append(gone, id)
+		} else {
+			delete(inStore, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range gone {
+		if err := r.KV.Delete(SnapshotKey(id), true); err != nil {
+			return err
+		}
+		res.SnapshotsDropped++
+	}
+	for id := range inStore {
+		name := snapshotName(id)
+		size, err := r.Store.Stat(name)
+		if err != nil {
+			return fmt.Errorf("index: snapshot %s: %w", id.Short(), err)
+		}
+		if size > MaxBlobSize {
+			res.Damaged = append(res.Damaged, fmt.Sprintf("snapshot %s: %d bytes", id.Short(), size))
+			continue
+		}
+		data, err := r.Store.ReadRange(name, 0, int(size), nil)
+		if err != nil {
+			return fmt.Errorf("index: snapshot %s: %w", id.Short(), err)
+		}
+		if Hash(data) != id {
+			res.Damaged = append(res.Damaged, fmt.Sprintf("snapshot %s fails its hash check", id.Short()))
+			continue
+		}
+		if err := r.KV.Put(SnapshotKey(id), data, true); err != nil {
+			return err
+		}
+		res.SnapshotsAdded++
+	}
+	return nil
+}

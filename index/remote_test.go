@@ -1,0 +1,191 @@
+package index_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"citadelfs/index"
+)
+
+// A remote repository over a LocalStore standing in for the bucket (the
+// real RGW runs the same in s3store's tests).
+func newRemote(t *testing.T) (index.Store, string) {
+	t.Helper()
+	s := index.NewLocalStore(t.TempDir(), 8)
+	t.Cleanup(func() { s.Close() })
+	if _, err := index.InitStore(s, "fake://bucket", index.ChunkerParams{Min: 1, Avg: 2, Max: 4}, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	return s, "fake://bucket"
+}
+
+func openRemote(t *testing.T, s index.Store, cache string, o index.Options) *index.Repo {
+	t.Helper()
+	o.CacheDir = cache
+	r, err := index.OpenStore(s, "fake://bucket", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// commitBlobAndSnapshot stores blob in a pack and a snapshot manifest
+// that names it, as a snapshot does.
+func commitBlobAndSnapshot(t *testing.T, r *index.Repo, blob, manifest []byte) {
+	t.Helper()
+	pw, err := r.NewPackWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.Add(index.DataBlob, 0, index.Hash(blob), blob, len(blob))
+	pw.Add(index.SnapshotBlob, 0, index.Hash(manifest), manifest, len(manifest))
+	id, es, err := pw.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CommitPack(id, es, pw.Size()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PutSnapshot(index.Hash(manifest), manifest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func snapshotCount(t *testing.T, r *index.Repo) int {
+	t.Helper()
+	n := 0
+	if err := r.Snapshots(func(index.ID, []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The cache is only a cache: deleted, it is rebuilt from the store on the
+// next open; a second host (its own cache) sees the first one's blobs and
+// snapshots, and a forget on one is a forget on both.
+func TestRemoteCacheRebuiltAndShared(t *testing.T) {
+	s, _ := newRemote(t)
+	cacheA, cacheB := t.TempDir(), t.TempDir()
+	a := openRemote(t, s, cacheA, index.Options{})
+	blob, manifest := []byte("model weights"), []byte(`{"host":"a"}`)
+	commitBlobAndSnapshot(t, a, blob, manifest)
+	a.Close()
+
+	os.RemoveAll(filepath.Join(cacheA, "index"))
+	a = openRemote(t, s, cacheA, index.Options{})
+	if ok, _ := a.HasBlob(index.Hash(blob)); !ok || snapshotCount(t, a) != 1 {
+		t.Fatalf("after deleting the cache: blob %v, %d snapshots", ok, snapshotCount(t, a))
+	}
+	ref, _ := a.Lookup(index.Hash(blob))
+	if got, err := a.ReadStored(ref, nil); err != nil || string(got) != string(blob) {
+		t.Fatalf("read from the rebuilt cache: %q %v", got, err)
+	}
+
+	b := openRemote(t, s, cacheB, index.Options{})
+	if ok, _ := b.HasBlob(index.Hash(blob)); !ok || snapshotCount(t, b) != 1 {
+		t.Fatalf("second host: blob %v, %d snapshots", ok, snapshotCount(t, b))
+	}
+	if err := b.DeleteSnapshot(index.Hash(manifest)); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	a.Close()
+	a = openRemote(t, s, cacheA, index.Options{})
+	defer a.Close()
+	if n := snapshotCount(t, a); n != 0 {
+		t.Fatalf("a snapshot forgotten on host b is still listed on host a (%d)", n)
+	}
+}
+
+// A pack another host's prune deleted leaves this host's cache when it
+// next opens: its blobs are no longer found, so they are stored again.
+func TestRemoteSyncDropsDeletedPacks(t *testing.T) {
+	s, _ := newRemote(t)
+	cache := t.TempDir()
+	r := openRemote(t, s, cache, index.Options{})
+	blob := []byte("chunk")
+	commitBlobAndSnapshot(t, r, blob, []byte("m"))
+	ref, _ := r.Lookup(index.Hash(blob))
+	r.Close()
+	if err := s.Delete(index.PackName(ref.Pack)); err != nil {
+		t.Fatal(err)
+	}
+	r = openRemote(t, s, cache, index.Options{})
+	defer r.Close()
+	if ok, _ := r.HasBlob(index.Hash(blob)); ok {
+		t.Fatal("a blob of a deleted pack is still in the cache")
+	}
+}
+
+// A cache directory of another repository is refused.
+func TestRemoteCacheOfAnotherRepositoryRefused(t *testing.T) {
+	s1, _ := newRemote(t)
+	s2, _ := newRemote(t)
+	cache := t.TempDir()
+	openRemote(t, s1, cache, index.Options{}).Close()
+	if _, err := index.OpenStore(s2, "fake://other", index.Options{CacheDir: cache}); err == nil {
+		t.Fatal("opened a repository with another repository's cache")
+	}
+}
+
+// Shared locks admit each other; an exclusive one excludes and is
+// excluded; a lock not refreshed within its expiry is ignored; a released
+// lock leaves no object.
+func TestStoreLocks(t *testing.T) {
+	s, _ := newRemote(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	sh1, err := index.AcquireStoreLock(s, false, "snapshot", clock, index.LockTimes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh2, err := index.AcquireStoreLock(s, false, "snapshot", clock, index.LockTimes{})
+	if err != nil {
+		t.Fatalf("a second shared lock: %v", err)
+	}
+	if _, err := index.AcquireStoreLock(s, true, "prune", clock, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("exclusive over shared: %v, want ErrLocked", err)
+	}
+	sh1.Release()
+	sh2.Release()
+	ex, err := index.AcquireStoreLock(s, true, "prune", clock, index.LockTimes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := index.AcquireStoreLock(s, false, "snapshot", clock, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("shared over exclusive: %v, want ErrLocked", err)
+	}
+	// The holder dies (no release, no refresh): after the expiry the
+	// fleet goes on.
+	later := func() time.Time { return now.Add(31 * time.Minute) }
+	sh, err := index.AcquireStoreLock(s, false, "snapshot", later, index.LockTimes{})
+	if err != nil {
+		t.Fatalf("over an expired exclusive lock: %v", err)
+	}
+	// A refresh keeps a lock alive past the expiry of its first object.
+	if err := sh.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	sh.Release()
+	ex.Release()
+	n := 0
+	s.List("locks/", func(string, int64) error { n++; return nil })
+	if n != 0 {
+		t.Fatalf("%d lock objects left after release", n)
+	}
+}
+
+// OpenStore takes an exclusive lock when asked: a second opener fails
+// with ErrLocked until it is closed.
+func TestOpenStoreExclusive(t *testing.T) {
+	s, _ := newRemote(t)
+	r := openRemote(t, s, t.TempDir(), index.Options{Exclusive: true})
+	if _, err := index.OpenStore(s, "fake://bucket", index.Options{CacheDir: t.TempDir()}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("open beside a prune: %v, want ErrLocked", err)
+	}
+	r.Close()
+	openRemote(t, s, t.TempDir(), index.Options{}).Close()
+}

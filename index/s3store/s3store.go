@@ -1,0 +1,356 @@
+// Package s3store is an index.Store in an S3 bucket (Ceph's RADOS
+// Gateway, AWS S3, MinIO, ...), for repositories named s3://bucket/prefix.
+//
+// # Client
+//
+// minio-go/v7: one module with a small dependency tree (aws-sdk-go-v2
+// brings a dozen modules for the same five calls), a credential chain that
+// reads the standard AWS variables and ~/.aws/credentials with profiles,
+// path-style addressing chosen automatically for non-AWS endpoints, and
+// bounded retries with backoff on 5xx, throttling and reset connections.
+// restic's S3 backend uses it too.
+//
+// # Objects
+//
+// Every object is written with one single-part PUT carrying
+// If-None-Match: *, so two hosts never overwrite each other (RGW 16.2
+// honours the condition on single-part uploads only, not on multipart
+// ones). A pack is held in memory until it is complete (32 MiB by
+// default) and then PUT whole; a 412 answer for a pack means another host
+// stored the same content under the same name, which is success. Reads
+// are ranged GETs of exactly the bytes asked for.
+//
+// # Credentials
+//
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), then
+// the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or
+// ~/.aws/credentials) under AWS_PROFILE (default "default"). They are held
+// in memory only: never printed, logged or written into the repository.
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"citadelfs/index"
+)
+
+// Config says where the bucket is and how to reach it.
+type Config struct {
+	Bucket string
+	// Prefix is prepended to every object name ("" or ending in "/").
+	Prefix string
+	// Endpoint is the S3 URL (http://127.0.0.1:7480); default
+	// $AWS_ENDPOINT_URL, then AWS S3 itself.
+	Endpoint string
+	// Region (default $AWS_REGION, then us-east-1).
+	Region string
+	// PathStyle forces path-style requests (http://host/bucket/key);
+	// default: path style for endpoints other than AWS's.
+	PathStyle bool
+	// CAFile is a PEM bundle of the CAs to trust for an https endpoint,
+	// in place of the system's.
+	CAFile string
+	// Profile names the profile in the shared credentials file (default
+	// $AWS_PROFILE, then "default").
+	Profile string
+	// Timeout bounds one request's wait for an answer (default 60 s);
+	// Retries is how many times a failed request is tried (default 5).
+	Timeout time.Duration
+	Retries int
+}
+
+// ParseURL splits s3://bucket/prefix. ok is false for anything that is
+// not an s3:// URL (a local path).
+func ParseURL(u string) (bucket, prefix string, ok bool, err error) {
+	rest, ok := strings.CutPrefix(u, "s3://")
+	if !ok {
+		return "", "", false, nil
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", true, fmt.Errorf("s3store: %q names no bucket (want s3://bucket/prefix)", u)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return bucket, prefix, true, nil
+}
+
+// Store is a bucket and prefix as an index.Store.
+type Store struct {
+	c      *minio.Core
+	bucket string
+	prefix string
+	retry  int
+}
+
+// New connects (lazily: no request is made) to the bucket cfg names.
+func New(cfg Config) (*Store, error) {
+	ep := cfg.Endpoint
+	if ep == "" {
+		ep = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	if ep == "" {
+		ep = "https://s3.amazonaws.com"
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("s3store: endpoint %q is not an http(s) URL", ep)
+	}
+	region := cfg.Region
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 5
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialQuickAck(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: cfg.Timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3store: CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("s3store: CA file %s holds no PEM certificate", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	profile := cfg.Profile
+	if profile == "" {
+		profile = os.Getenv("AWS_PROFILE")
+	}
+	creds := credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.FileAWSCredentials{Profile: profile},
+	})
+	lookup := minio.BucketLookupAuto
+	if cfg.PathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	c, err := minio.NewCore(u.Host, &minio.Options{Creds: creds, Secure: u.Scheme == "https", Transport: tr,
+		Region: region, BucketLookup: lookup, MaxRetries: cfg.Retries})
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	return &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix, retry: cfg.Retries}, nil
+}
+
+// dialQuickAck dials connections that ask the kernel, before each read,
+// to ACK at once. RGW writes a small answer's headers and body in two
+// segments with Nagle on, so the body waits for the ACK of the headers,
+// which Linux delays by 40 ms: every ranged GET under 64 KiB took 45 ms
+// here (a restore of small files: seconds per hundred), against 2 ms.
+// TCP_QUICKACK does not stick, so it is set again before every read.
+func dialQuickAck(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			return c, nil
+		}
+		raw, err := tc.SyscallConn()
+		if err != nil {
+			return c, nil
+		}
+		return &quickAckConn{TCPConn: tc, raw: raw}, nil
+	}
+}
+
+type quickAckConn struct {
+	*net.TCPConn
+	raw syscall.RawConn
+}
+
+func (c *quickAckConn) Read(b []byte) (int, error) {
+	c.raw.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
+	})
+	return c.TCPConn.Read(b)
+}
+
+// MakeBucket creates the bucket if it does not exist (init).
+func (s *Store) MakeBucket() error {
+	ctx := context.Background()
+	ok, err := s.c.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return s.wrap("bucket "+s.bucket, err)
+	}
+	if ok {
+		return nil
+	}
+	if err := s.c.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{}); err != nil {
+		if code := minio.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" {
+			return nil
+		}
+		return s.wrap("make bucket "+s.bucket, err)
+	}
+	return nil
+}
+
+func (s *Store) key(name string) string { return s.prefix + name }
+
+// wrap maps S3 answers to the index.Store errors and names the object.
+func (s *Store) wrap(what string, err error) error {
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == "NoSuchKey" || resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket":
+		return fmt.Errorf("s3store: %s: %w", what, fs.ErrNotExist)
+	case resp.Code == "InvalidRange" || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("s3store: %s: %w", what, io.ErrUnexpectedEOF)
+	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
+		return fmt.Errorf("s3store: %s: %w", what, index.ErrObjectExists)
+	case resp.Code == "NoSuchBucket":
+		return fmt.Errorf("s3store: %s: bucket %s does not exist: %w", what, s.bucket, index.ErrNoRepository)
+	case resp.Code != "":
+		return fmt.Errorf("s3store: %s: %s (%s): %w", what, resp.Code, resp.Message, index.ErrStoreUnavailable)
+	}
+	return fmt.Errorf("s3store: %s: %w: %w", what, index.ErrStoreUnavailable, err)
+}
+
+// Put stores data under name with a conditional single-part PUT.
+func (s *Store) Put(name string, data []byte) error {
+	opts := minio.PutObjectOptions{DisableMultipart: true, SendContentMd5: true, ContentType: "application/octet-stream"}
+	opts.SetMatchETagExcept("*")
+	_, err := s.c.PutObject(context.Background(), s.bucket, s.key(name), bytes.NewReader(data), int64(len(data)), "", "", opts)
+	if err != nil {
+		return s.wrap("put "+name, err)
+	}
+	return nil
+}
+
+// Create buffers a pack in memory; Commit PUTs it.
+func (s *Store) Create() (index.ObjectWriter, error) { return &writer{s: s}, nil }
+
+type writer struct {
+	s   *Store
+	buf bytes.Buffer
+}
+
+func (w *writer) Write(b []byte) (int, error) { return w.buf.Write(b) }
+func (w *writer) Align() int                  { return 0 }
+func (w *writer) Abort()                      { w.buf = bytes.Buffer{} }
+
+func (w *writer) Commit(name string, size int64) error {
+	if size > int64(w.buf.Len()) {
+		return fmt.Errorf("s3store: commit %s: %d bytes written, %d committed", name, w.buf.Len(), size)
+	}
+	err := w.s.Put(name, w.buf.Bytes()[:size])
+	w.buf = bytes.Buffer{}
+	if errors.Is(err, index.ErrObjectExists) {
+		return nil // the same content, stored by another writer
+	}
+	return err
+}
+
+// ReadRange is one ranged GET.
+func (s *Store) ReadRange(name string, off int64, n int, buf []byte) ([]byte, error) {
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if n == 0 {
+		if _, err := s.Stat(name); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var opts minio.GetObjectOptions
+	if err := opts.SetRange(off, off+int64(n)-1); err != nil {
+		return nil, fmt.Errorf("s3store: read %s: %w", name, err)
+	}
+	body, info, _, err := s.c.GetObject(context.Background(), s.bucket, s.key(name), opts)
+	if err != nil {
+		return nil, s.wrap("read "+name, err)
+	}
+	defer body.Close()
+	got, err := io.ReadFull(body, buf)
+	if got == n {
+		return buf, nil
+	}
+	if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		if info.Size >= 0 && off+int64(n) > info.Size || got < n {
+			return nil, fmt.Errorf("s3store: read %s: %d of %d bytes at %d: %w", name, got, n, off, io.ErrUnexpectedEOF)
+		}
+	}
+	return nil, s.wrap("read "+name, err)
+}
+
+// Stat is a HEAD.
+func (s *Store) Stat(name string) (int64, error) {
+	info, err := s.c.StatObject(context.Background(), s.bucket, s.key(name), minio.StatObjectOptions{})
+	if err != nil {
+		return 0, s.wrap("stat "+name, err)
+	}
+	return info.Size, nil
+}
+
+// List pages through the keys under prefix.
+func (s *Store) List(prefix string, fn func(name string, size int64) error) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for obj := range s.c.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(prefix), Recursive: true}) {
+		if obj.Err != nil {
+			return s.wrap("list "+prefix, obj.Err)
+		}
+		name, ok := strings.CutPrefix(obj.Key, s.prefix)
+		if !ok || strings.HasSuffix(name, "/") {
+			continue
+		}
+		if err := fn(name, obj.Size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes an object; S3 answers a missing one with success.
+func (s *Store) Delete(name string) error {
+	if err := s.c.RemoveObject(context.Background(), s.bucket, s.key(name), minio.RemoveObjectOptions{}); err != nil {
+		if errors.Is(s.wrap("", err), fs.ErrNotExist) {
+			return nil
+		}
+		return s.wrap("delete "+name, err)
+	}
+	return nil
+}
+
+// Close releases idle connections.
+func (s *Store) Close() error { return nil }

@@ -1,0 +1,178 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"citadelfs/index"
+	"citadelfs/index/s3store"
+	"citadelfs/internal/cephtest"
+)
+
+// s3Repo is a repository in a fresh bucket of the real RGW, and how to
+// run the binary against it from one host (its own cache dir).
+type s3Repo struct {
+	url, endpoint string
+	env           []string
+	store         *s3store.Store
+}
+
+func newS3Repo(t *testing.T) *s3Repo {
+	t.Helper()
+	e := cephtest.Need(t)
+	bucket := cephtest.Bucket(t)
+	r := &s3Repo{url: "s3://" + bucket + "/fleet", endpoint: e.Endpoint,
+		env: []string{"AWS_ACCESS_KEY_ID=" + e.AccessKey, "AWS_SECRET_ACCESS_KEY=" + e.SecretKey, "AWS_REGION=us-east-1"}}
+	t.Setenv("AWS_ACCESS_KEY_ID", e.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", e.SecretKey)
+	s, err := s3store.New(s3store.Config{Bucket: bucket, Prefix: "fleet/", Endpoint: e.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.store = s
+	return r
+}
+
+// run runs the binary against the repository with cache as its cache.
+func (r *s3Repo) run(t *testing.T, cache string, args ...string) result {
+	t.Helper()
+	argv := append([]string{args[0], "--repo", r.url, "--s3-endpoint", r.endpoint, "--cache-dir", cache}, args[1:]...)
+	return citadelEnv(t, r.env, argv...)
+}
+
+func (r *s3Repo) must(t *testing.T, cache string, args ...string) result {
+	t.Helper()
+	res := r.run(t, cache, args...)
+	if res.code != 0 {
+		t.Fatalf("citadelfs %s: %s", strings.Join(args, " "), res)
+	}
+	return res
+}
+
+// bucketBytes is what the repository's packs take in the bucket.
+func (r *s3Repo) bucketBytes(t *testing.T) int64 {
+	t.Helper()
+	packs, err := index.ListStorePacks(r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range packs {
+		n += p.Size
+	}
+	return n
+}
+
+// The corpus snapshotted into RGW restores identical; with the cache
+// deleted it is rebuilt from the bucket on the next command and restores
+// identical again; repair index rebuilds it too; check --read-data passes;
+// and no credential is written into the bucket or the cache.
+func TestS3SnapshotRestoreAndCacheRebuild(t *testing.T) {
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	cache := filepath.Join(dir, "cache")
+	r.must(t, cache, "init")
+	if res := r.run(t, cache, "init"); res.code == 0 || !oneLine(res.stderr) {
+		t.Fatalf("a second init over the repository: %s", res)
+	}
+	res := r.must(t, cache, append([]string{"snapshot", "--json"}, sourceFlags(src)...)...)
+	var s snapSummary
+	if err := json.Unmarshal([]byte(res.stdout), &s); err != nil || s.ID == "" {
+		t.Fatalf("snapshot --json: %v\n%s", err, res)
+	}
+	restoreAndCompare := func(step string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "restore")
+		r.must(t, cache, "restore", "latest", out)
+		for _, l := range labels {
+			assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
+		}
+	}
+	restoreAndCompare("first restore")
+
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	var snaps []snapInfo
+	if err := json.Unmarshal([]byte(r.must(t, cache, "snapshots", "--json").stdout), &snaps); err != nil || len(snaps) != 1 || snaps[0].ID != s.ID {
+		t.Fatalf("snapshots after the cache was deleted: %v %+v", err, snaps)
+	}
+	restoreAndCompare("after the cache was deleted")
+
+	if out := r.must(t, cache, "repair", "index").stdout; !strings.Contains(out, "1 snapshots") {
+		t.Fatalf("repair index: %s", out)
+	}
+	restoreAndCompare("after repair index")
+	if res := r.run(t, cache, "check", "--read-data"); res.code != 0 {
+		t.Fatalf("check --read-data: %s", res)
+	}
+
+	// An unchanged second snapshot from a new host (its own, empty cache)
+	// uploads nearly nothing: the chunks are found through the bucket.
+	before := r.bucketBytes(t)
+	r.must(t, filepath.Join(dir, "cache-b"), append([]string{"snapshot"}, sourceFlags(src)...)...)
+	if grown := r.bucketBytes(t) - before; grown > before/50 {
+		t.Fatalf("a second host's snapshot of the same tree grew the bucket by %d of %d bytes", grown, before)
+	}
+
+	secret := []byte(strings.TrimPrefix(r.env[1], "AWS_SECRET_ACCESS_KEY="))
+	if err := r.store.List("", func(name string, size int64) error {
+		if size > 1<<20 {
+			return nil
+		}
+		b, err := r.store.ReadRange(name, 0, int(size), nil)
+		if err == nil && strings.Contains(string(b), string(secret)) {
+			t.Errorf("object %s holds the secret key", name)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(cache, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), string(secret)) {
+				t.Errorf("cache file %s holds the secret key", p)
+			}
+		}
+		return nil
+	})
+}
+
+// Prune of a remote repository is exclusive and frees what forget left:
+// the bucket shrinks, the kept snapshot restores.
+func TestS3ForgetPrune(t *testing.T) {
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	cache := filepath.Join(dir, "cache")
+	r.must(t, cache, "init")
+	first := r.must(t, cache, append([]string{"snapshot", "--json"}, sourceFlags(src, "models")...)...)
+	var s1 snapSummary
+	json.Unmarshal([]byte(first.stdout), &s1)
+	corpus(t, "-out", src, "-mutate", "finetune", "-seed", "3")
+	r.must(t, cache, append([]string{"snapshot"}, sourceFlags(src, "models")...)...)
+	before := r.bucketBytes(t)
+	r.must(t, cache, "forget", s1.ID)
+	r.must(t, cache, "prune")
+	if after := r.bucketBytes(t); after >= before {
+		t.Fatalf("prune freed nothing: %d -> %d bytes", before, after)
+	}
+	out := filepath.Join(t.TempDir(), "restore")
+	r.must(t, cache, "restore", "latest", out)
+	assertSameTree(t, filepath.Join(src, "models"), filepath.Join(out, "models"))
+	if res := r.run(t, cache, "check", "--read-data"); res.code != 0 {
+		t.Fatalf("check --read-data after prune: %s", res)
+	}
+}
+
+// A store nobody answers at is one line and exit 14, never a hang.
+func TestS3Unreachable(t *testing.T) {
+	cephtest.Need(t)
+	res := citadelEnv(t, []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"},
+		"snapshots", "--repo", "s3://nobucket/x", "--s3-endpoint", "http://127.0.0.1:1", "--cache-dir", t.TempDir())
+	assertOneLineError(t, res, 14)
+}
