@@ -88,6 +88,9 @@ type SourceState struct {
 	LastResult string `json:"last_result"`
 	// LastError is the failure's one-line reason.
 	LastError string `json:"last_error,omitempty"`
+	// LastSnapshot is the id of the snapshot the last attempt committed
+	// ("" when it committed none).
+	LastSnapshot string `json:"last_snapshot,omitempty"`
 	// LastDuration is how long the last attempt took.
 	LastDuration time.Duration `json:"-"`
 	// LastSuccess is when the last committed snapshot (ok or partial) was

@@ -62,11 +62,17 @@
 // Monitor has StatusFiles and Render, the shape of fs.StatusSource:
 // alerts, alerts.json, metrics (Prometheus text format: citadelfs_*
 // series only, through client_golang's registry with the process and Go
-// collectors; see prometheus.go for why), metrics.json, health, gpus and
-// models. Render reads only the latest published sample and alert list,
-// both immutable once published, so every open renders a consistent
-// document without collecting (metrics adds the process collector's read
-// of /proc/self, a few small files).
+// collectors; see prometheus.go for why), metrics.json, health, gpus,
+// models and backup. Render reads only the latest published sample and
+// alert list, both immutable once published, so every open renders a
+// consistent document without collecting (metrics adds the process
+// collector's read of /proc/self, a few small files); backup alone asks
+// the BackupSource afresh (records in the index, one statfs), so a
+// snapshot just committed shows at once.
+//
+// Text that two places show is formatted here once: WriteBackup is both
+// status/backup and the BACKUPS section of `citadelfs status`, GPUCellsOf
+// both status/gpus' and the GPUS section's numbers.
 //
 // # Errors
 //

@@ -29,7 +29,7 @@ func TestStatusFiles(t *testing.T) {
 	m := mustNew(t, o)
 	ctx := context.Background()
 
-	if got := m.StatusFiles(); !sameStrings(got, []string{"alerts", "alerts.json", "metrics", "metrics.json", "health", "gpus", "models"}) {
+	if got := m.StatusFiles(); !sameStrings(got, []string{"alerts", "alerts.json", "metrics", "metrics.json", "health", "gpus", "models", "backup"}) {
 		t.Fatalf("status files %v", got)
 	}
 	// Before the first cycle every file still renders.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"text/tabwriter"
@@ -20,9 +21,10 @@ const (
 	FileHealth      = "health"
 	FileGPUs        = "gpus"
 	FileModels      = "models"
+	FileBackup      = "backup"
 )
 
-var statusFiles = []string{FileAlerts, FileAlertsJSON, FileMetrics, FileMetricsJSON, FileHealth, FileGPUs, FileModels}
+var statusFiles = []string{FileAlerts, FileAlertsJSON, FileMetrics, FileMetricsJSON, FileHealth, FileGPUs, FileModels, FileBackup}
 
 // StatusFiles lists the status files the monitor renders. With Render it
 // makes Monitor an fs.StatusSource (by shape; monitor does not import fs).
@@ -30,8 +32,20 @@ func (m *Monitor) StatusFiles() []string { return append([]string(nil), statusFi
 
 // Render produces one whole status document from the latest sample and
 // alert state. It does no collection and no I/O, so it is fast enough for
-// every open() of a status file. An unknown name wraps fs.ErrNotExist.
+// every open() of a status file, except backup: that one asks the
+// BackupSource afresh (it reads the repository's records, as status/repo
+// does), so a snapshot just committed shows at once. An unknown name
+// wraps fs.ErrNotExist.
 func (m *Monitor) Render(ctx context.Context, name string) ([]byte, error) {
+	if name == FileBackup {
+		st, err := m.backup.collect(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: backup state: %w", err)
+		}
+		var b bytes.Buffer
+		WriteBackup(&b, st, "", "", nil)
+		return b.Bytes(), nil
+	}
 	s, alerts := m.snapshot()
 	switch name {
 	case FileAlerts:
@@ -144,8 +158,9 @@ func renderGPUs(s *Sample) []byte {
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GPU\tNAME\tUTIL\tMEMORY\tTEMP\tPOWER\tECC\tXID\tPROCS\tTHROTTLE")
 	for _, g := range s.GPUs.Devices {
+		c := GPUCellsOf(g)
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.Index, g.Name,
-			optPct(g.UtilizationPercent), gpuMem(&g), optUnit(g.TemperatureC, "%.0fC"), gpuPower(&g),
+			c.Util, c.Memory, c.Temp, c.Power,
 			optCount(g.ECCUncorrected), optCount(g.XIDErrors), len(g.Processes), orDash(strings.Join(g.Throttle, ",")))
 	}
 	tw.Flush()
@@ -211,8 +226,6 @@ func orDash(s string) string {
 	return s
 }
 
-func optPct(p *float64) string { return optUnit(p, "%.0f%%") }
-
 func optUnit(p *float64, format string) string {
 	if p == nil {
 		return "-"
@@ -227,22 +240,84 @@ func optCount(p *uint64) string {
 	return fmt.Sprint(*p)
 }
 
-func gpuMem(g *GPU) string {
-	pct, ok := g.MemoryPercent()
-	if !ok {
-		return "-"
-	}
-	return fmt.Sprintf("%s/%s (%.0f%%)", FormatBytes(*g.MemoryUsed), FormatBytes(*g.MemoryTotal), pct)
+// GPUCells is one GPU's numbers as text, the one formatting of them:
+// status/gpus and `citadelfs status` both print these. A value the
+// driver did not give is "-".
+type GPUCells struct {
+	Util   string // "87%"
+	Memory string // "70.0GiB/80.0GiB (88%)"
+	Temp   string // "85C", as nvidia-smi writes it
+	Power  string // "310/400W", or "310W" without a limit
 }
 
-func gpuPower(g *GPU) string {
+// GPUCellsOf formats g.
+func GPUCellsOf(g GPU) GPUCells {
+	c := GPUCells{Util: optUnit(g.UtilizationPercent, "%.0f%%"), Memory: "-", Temp: optUnit(g.TemperatureC, "%.0fC"), Power: "-"}
+	if pct, ok := g.MemoryPercent(); ok {
+		c.Memory = fmt.Sprintf("%s/%s (%.0f%%)", FormatBytes(*g.MemoryUsed), FormatBytes(*g.MemoryTotal), pct)
+	}
 	switch {
 	case g.PowerWatts == nil:
-		return "-"
 	case g.PowerLimitWatts == nil:
-		return fmt.Sprintf("%.0fW", *g.PowerWatts)
+		c.Power = fmt.Sprintf("%.0fW", *g.PowerWatts)
+	default:
+		c.Power = fmt.Sprintf("%.0f/%.0fW", *g.PowerWatts, *g.PowerLimitWatts)
 	}
-	return fmt.Sprintf("%.0f/%.0fW", *g.PowerWatts, *g.PowerLimitWatts)
+	return c
+}
+
+// WriteBackup renders the backup state, the one text form of it:
+// status/backup is these lines, and `citadelfs status` prints them as its
+// BACKUPS section with indent "  " and word colouring result words (nil:
+// none). b nil means the collector failed, with collectorErr saying why.
+func WriteBackup(w io.Writer, b *BackupStatus, indent, collectorErr string, word func(string) string) {
+	if word == nil {
+		word = func(s string) string { return s }
+	}
+	switch {
+	case b == nil:
+		fmt.Fprintf(w, "%sbackup state unknown: the collector failed: %s\n", indent, collectorErr)
+		return
+	case !b.Configured:
+		fmt.Fprintf(w, "%s%s\n", indent, b.Reason)
+		return
+	}
+	line := indent + "repository " + b.Repo
+	if b.RepoBytes != nil {
+		line += ", " + FormatBytes(*b.RepoBytes)
+	}
+	if b.FS != nil {
+		line += fmt.Sprintf(", file system %.1f%% used (%s free)", b.FS.UsedPercent, FormatBytes(b.FS.Avail))
+	} else if b.FSError != "" {
+		line += ", " + b.FSError
+	}
+	fmt.Fprintln(w, line)
+	if len(b.Sources) == 0 {
+		fmt.Fprintf(w, "%sno sources configured or snapshotted\n", indent)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%sSOURCE\tRESULT\tLAST ATTEMPT\tSNAPSHOT\tLAST SUCCESS\tERROR\n", indent)
+	for _, src := range b.Sources {
+		result := src.LastResult
+		if result == "" {
+			result = "never"
+		}
+		when := "-"
+		if !src.LastTime.IsZero() {
+			when = src.LastTime.Local().Format("2006-01-02 15:04") + fmt.Sprintf(" (took %s)", time.Duration(src.LastDurationSeconds*float64(time.Second)).Round(time.Second))
+		}
+		snap := src.LastSnapshot
+		if len(snap) > 8 {
+			snap = snap[:8]
+		}
+		age := "never"
+		if src.AgeSeconds != nil {
+			age = time.Duration(*src.AgeSeconds*float64(time.Second)).Round(time.Minute).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", indent, src.Label, word(result), when, orDash(snap), age, orDash(src.LastError))
+	}
+	tw.Flush()
 }
 
 // FormatBytes prints n in binary units: 512B, 1.5KiB, 37.2GiB.

@@ -247,7 +247,8 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 	default:
 		t := tw()
 		for _, d := range g.Devices {
-			fmt.Fprintf(t, "  %d\t%s\tutil %s\tmem %s\t%s\t%s\n", d.Index, d.Name, statusPct(d.UtilizationPercent), statusGPUMemory(d), statusTemp(d.TemperatureC), statusPower(d))
+			c := monitor.GPUCellsOf(d)
+			fmt.Fprintf(t, "  %d\t%s\tutil %s\tmem %s\t%s\t%s\n", d.Index, d.Name, c.Util, c.Memory, c.Temp, c.Power)
 		}
 		t.Flush()
 	}
@@ -298,70 +299,6 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 	}
 
 	section("BACKUPS")
-	switch b := s.Backup; {
-	case b == nil:
-		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+failed[monitor.CollectorBackup]))
-	case !b.Configured:
-		fmt.Fprintf(w, "  %s\n", b.Reason)
-	default:
-		line := "  repository " + b.Repo
-		if b.RepoBytes != nil {
-			line += ", " + monitor.FormatBytes(*b.RepoBytes)
-		}
-		if b.FS != nil {
-			line += fmt.Sprintf(", file system %.1f%% used (%s free)", b.FS.UsedPercent, monitor.FormatBytes(b.FS.Avail))
-		} else if b.FSError != "" {
-			line += ", " + p.c(ansiRed, b.FSError)
-		}
-		fmt.Fprintln(w, line)
-		t := tw()
-		for _, src := range b.Sources {
-			result := src.LastResult
-			if result == "" {
-				result = "never"
-			}
-			when := "-"
-			if !src.LastTime.IsZero() {
-				when = src.LastTime.Local().Format("2006-01-02 15:04") + fmt.Sprintf(" (took %s)", time.Duration(src.LastDurationSeconds*float64(time.Second)).Round(time.Second))
-			}
-			age := "no successful snapshot"
-			if src.AgeSeconds != nil {
-				age = "last success " + time.Duration(*src.AgeSeconds*float64(time.Second)).Round(time.Minute).String() + " ago"
-			}
-			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\n", src.Label, p.word(result), when, age, src.LastError)
-		}
-		t.Flush()
-	}
-}
-
-func statusPct(v *float64) string {
-	if v == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f%%", *v)
-}
-
-func statusGPUMemory(d monitor.GPU) string {
-	pc, ok := d.MemoryPercent()
-	if !ok {
-		return "-"
-	}
-	return fmt.Sprintf("%s/%s (%.0f%%)", monitor.FormatBytes(*d.MemoryUsed), monitor.FormatBytes(*d.MemoryTotal), pc)
-}
-
-func statusTemp(c *float64) string {
-	if c == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f°C", *c)
-}
-
-func statusPower(d monitor.GPU) string {
-	switch {
-	case d.PowerWatts == nil:
-		return "-"
-	case d.PowerLimitWatts == nil:
-		return fmt.Sprintf("%.0fW", *d.PowerWatts)
-	}
-	return fmt.Sprintf("%.0f/%.0fW", *d.PowerWatts, *d.PowerLimitWatts)
+	// The same lines as status/backup in the mount.
+	monitor.WriteBackup(w, s.Backup, "  ", failed[monitor.CollectorBackup], p.word)
 }

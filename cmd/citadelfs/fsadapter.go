@@ -197,14 +197,15 @@ func toFSNode(h *nodeHandle) cfs.Node {
 	return out
 }
 
-// repoStatus renders status/snapshots, status/repo and status/backup.
+// repoStatus renders status/snapshots and status/repo (status/backup is
+// the monitor's, rendered as citadelfs status renders it).
 type repoStatus struct {
 	r *snapshot.Repository
 }
 
 func newRepoStatus(r *snapshot.Repository) cfs.StatusSource { return &repoStatus{r: r} }
 
-func (s *repoStatus) StatusFiles() []string { return []string{"snapshots", "repo", "backup"} }
+func (s *repoStatus) StatusFiles() []string { return []string{"snapshots", "repo"} }
 
 func (s *repoStatus) Render(ctx context.Context, name string) ([]byte, error) {
 	var b bytes.Buffer
@@ -231,23 +232,6 @@ func (s *repoStatus) Render(ctx context.Context, name string) ([]byte, error) {
 		fmt.Fprintf(tw, "packs\t%d\n", st.Packs)
 		fmt.Fprintf(tw, "chunks\t%d\n", st.Blobs)
 		fmt.Fprintf(tw, "free space\t%s of %s\n", humanBytes(st.Free), humanBytes(st.Total))
-		tw.Flush()
-	case "backup":
-		atts, err := s.r.Attempts()
-		if err != nil {
-			return nil, err
-		}
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SOURCE\tLAST\tAGE\tDURATION\tRESULT\tSNAPSHOT\tERROR")
-		now := time.Now()
-		for _, a := range atts {
-			snap := a.Snapshot
-			if len(snap) > 8 {
-				snap = snap[:8]
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Label, a.Start.Local().Format(time.DateTime),
-				now.Sub(a.Start).Round(time.Second), a.Duration.Round(time.Millisecond), a.Result, snap, a.Error)
-		}
 		tw.Flush()
 	default:
 		return nil, fmt.Errorf("citadelfs: no status file %q", name)
@@ -366,7 +350,7 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 		}
 		seen[a.Label] = true
 		st.Sources = append(st.Sources, monitor.SourceState{Label: a.Label, LastTime: a.Start, LastResult: a.Result,
-			LastError: a.Error, LastDuration: a.Duration, LastSuccess: lastOK[a.Label], MaxAge: b.allowedAge(a.Label, a.Duration)})
+			LastError: a.Error, LastSnapshot: a.Snapshot, LastDuration: a.Duration, LastSuccess: lastOK[a.Label], MaxAge: b.allowedAge(a.Label, a.Duration)})
 	}
 	for _, l := range b.labels {
 		if !seen[l] {
