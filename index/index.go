@@ -24,6 +24,7 @@ const (
 	prefixCorrupt  = 'x' // x               -> corrupt reads through the mount (JSON, owned by snapshot)
 	// q<pack id><blob id> -> time u64 | reason: a damaged copy of a blob (quarantine.go)
 	prefixQuarantine = 'q'
+	// e -> the last background failure of Pebble (JSON, kvhealth.go)
 	// 'm' and 'a' belong to the monitor's history (see monitor package).
 )
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,8 +21,14 @@ import (
 // index package never import Pebble: keys and values are plain byte slices
 // and every write that must survive a crash says so with Sync.
 type KV struct {
-	db  *pebble.DB
-	dir string
+	db       *pebble.DB
+	dir      string
+	readOnly bool
+	// h is what Pebble reported in the background (kvhealth.go); every
+	// write is bounded by stallTimeout and gives up when interrupt closes.
+	h            *kvHealth
+	stallTimeout time.Duration
+	interrupt    atomic.Pointer[<-chan struct{}]
 	// closed fences off calls made after Close (a command outliving the
 	// daemon's shutdown grace, a read racing the stop): they get ErrClosed
 	// instead of a nil Pebble. active counts calls in progress, which
@@ -66,11 +71,22 @@ type KVOptions struct {
 	// file, for a caller that holds a lock of its own which keeps writers
 	// out (the repository's shared flock, see readOnlyFS).
 	SkipPebbleLock bool
+	// StallTimeout bounds one write (see kvhealth.go). Default
+	// DefaultStallTimeout.
+	StallTimeout time.Duration
+	// Logf receives the one line logged about a background failure.
+	// Default: standard error, prefixed "citadelfs: ".
+	Logf func(string)
+	// tune adjusts Pebble's options (tests: small thresholds).
+	tune func(*pebble.Options)
 }
 
 func (o KVOptions) withDefaults() KVOptions {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 16 << 20
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	return o
 }
@@ -80,17 +96,41 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 	o = o.withDefaults()
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
+	kv := &KV{dir: dir, readOnly: o.ReadOnly, h: newKVHealth(o.Logf), stallTimeout: o.StallTimeout}
+	var err error
 	opts := &pebble.Options{
 		Cache:            cache,
 		MemTableSize:     8 << 20,
 		ReadOnly:         o.ReadOnly,
 		ErrorIfNotExists: o.MustExist,
-		Logger:           quietLogger{},
+		Logger:           pebbleLogger{kv.h},
+		EventListener:    kv.eventListener(),
 	}
 	if o.ReadOnly && o.SkipPebbleLock {
 		opts.FS = readOnlyFS{vfs.Default}
 	}
-	db, err := pebble.Open(dir, opts)
+	if o.tune != nil {
+		o.tune(opts)
+	}
+	// Open replays the WAL and may write (a flush, a new MANIFEST): if
+	// Pebble gives up meanwhile, its goroutine parks in Fatalf and the
+	// open returns the error instead.
+	type opened struct {
+		db  *pebble.DB
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		db, err := pebble.Open(dir, opts)
+		ch <- opened{db, err}
+	}()
+	var db *pebble.DB
+	select {
+	case r := <-ch:
+		db, err = r.db, r.err
+	case <-kv.h.down:
+		return nil, kv.h.fatalErr()
+	}
 	if errors.Is(err, pebble.ErrDBDoesNotExist) {
 		// MustExist: an index directory with no database in it.
 		return nil, fmt.Errorf("index: open pebble %s: %w", dir, fs.ErrNotExist)
@@ -98,11 +138,14 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 	if err != nil {
 		return nil, kvErr("open pebble "+dir, err)
 	}
-	return &KV{db: db, dir: dir}, nil
+	kv.db = db
+	return kv, nil
 }
 
-// Close waits for calls in progress, then flushes and closes the
-// database. Calls after it fail with ErrClosed.
+// Close waits for calls in progress, then closes the database. Calls
+// after it fail with ErrClosed. After Pebble gave up, or with a write
+// abandoned inside it, the database is left as it is (closing it would
+// wait on that write); everything synced is on disk either way.
 func (kv *KV) Close() error {
 	if kv == nil || kv.closed.Swap(true) {
 		return nil
@@ -110,11 +153,25 @@ func (kv *KV) Close() error {
 	for kv.active.Load() > 0 {
 		time.Sleep(time.Millisecond)
 	}
-	err := kv.db.Close()
-	if err != nil {
-		return fmt.Errorf("index: close: %w", err)
+	if err := kv.h.fatalErr(); err != nil {
+		return err
 	}
-	return nil
+	if err := kv.h.writeErr(); err != nil && kv.h.inflight.Load() > 0 {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- kv.db.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("index: close: %w", err)
+		}
+		return nil
+	case <-kv.h.down:
+		return kv.h.fatalErr()
+	case <-time.After(kv.stallTimeout):
+		return fmt.Errorf("index: close did not finish in %s (a flush or compaction is not finishing); everything synced is on disk", kv.stallTimeout)
+	}
 }
 
 // Get returns a copy of the value stored at key, or ErrNotFound.
@@ -158,10 +215,9 @@ func (kv *KV) Put(key, value []byte, sync bool) error {
 		return err
 	}
 	defer kv.leave()
-	if err := kv.db.Set(key, value, writeOpts(sync)); err != nil {
-		return fmt.Errorf("index: put: %w", err)
-	}
-	return nil
+	b := kv.db.NewBatch()
+	_ = b.Set(key, value, nil)
+	return kv.write(b, sync)
 }
 
 // Delete removes key.
@@ -170,10 +226,9 @@ func (kv *KV) Delete(key []byte, sync bool) error {
 		return err
 	}
 	defer kv.leave()
-	if err := kv.db.Delete(key, writeOpts(sync)); err != nil {
-		return fmt.Errorf("index: delete: %w", err)
-	}
-	return nil
+	b := kv.db.NewBatch()
+	_ = b.Delete(key, nil)
+	return kv.write(b, sync)
 }
 
 // DeleteRange removes every key in [start, end) with one range tombstone, so
@@ -183,10 +238,9 @@ func (kv *KV) DeleteRange(start, end []byte, sync bool) error {
 		return err
 	}
 	defer kv.leave()
-	if err := kv.db.DeleteRange(start, end, writeOpts(sync)); err != nil {
-		return fmt.Errorf("index: delete range: %w", err)
-	}
-	return nil
+	b := kv.db.NewBatch()
+	_ = b.DeleteRange(start, end, nil)
+	return kv.write(b, sync)
 }
 
 // Scan calls fn for every key in [lower, upper) in order. The slices passed
@@ -262,15 +316,21 @@ func (b *Batch) Len() int { return int(b.b.Count()) }
 
 // Commit applies the batch atomically; sync makes it durable first.
 func (b *Batch) Commit(sync bool) error {
-	defer b.b.Close()
 	if err := b.kv.enter(); err != nil {
+		b.b.Close()
 		return err
 	}
 	defer b.kv.leave()
-	if err := b.b.Commit(writeOpts(sync)); err != nil {
-		return fmt.Errorf("index: commit batch: %w", err)
+	return b.kv.write(b.b, sync)
+}
+
+// write commits b, bounded (commitBounded), unless writes are refused.
+func (kv *KV) write(b *pebble.Batch, sync bool) error {
+	if err := kv.h.writeErr(); err != nil {
+		b.Close()
+		return err
 	}
-	return nil
+	return kv.commitBounded(b, sync)
 }
 
 // PrefixEnd returns the smallest key greater than every key with prefix p.
@@ -300,23 +360,6 @@ func writeOpts(sync bool) *pebble.WriteOptions {
 type readOnlyFS struct{ vfs.FS }
 
 func (readOnlyFS) Lock(string) (io.Closer, error) { return io.NopCloser(nil), nil }
-
-// quietLogger keeps Pebble's informational chatter off the user's terminal.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
-
-// Fatalf is Pebble giving up on the database, typically a write-ahead log
-// write that failed (a full disk): it must not return. A panic would end
-// the process with a Go stack trace and exit 2, the code for a bad flag;
-// this says it in one line and exits 1 (fatal error). Every write synced
-// before is on disk, and the repository lock goes with the process.
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	fmt.Fprintf(os.Stderr, "citadelfs: index: %s (the index keeps everything synced before this; fix the cause, e.g. free space, and run the command again)\n",
-		strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " "))
-	os.Exit(1)
-}
 
 // VerifyStats is what Verify read.
 type VerifyStats struct {
@@ -416,7 +459,7 @@ func validateTable(path string) error {
 // the remedy: the index holds nothing the packs cannot give back but the
 // records `repair index` carries over when it can read them.
 func kvErr(op string, err error) error {
-	if errors.Is(err, pebble.ErrCorruption) || errors.Is(err, ErrCorrupt) {
+	if isCorruption(err) {
 		return corruptErr(op, err)
 	}
 	return fmt.Errorf("index: %s: %w", op, err)

@@ -1,12 +1,8 @@
 package index
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
@@ -62,26 +58,5 @@ func TestKVClosedFence(t *testing.T) {
 	}
 	if err := kv.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
-	}
-}
-
-// Pebble's fatal error ends the process with one line and exit 1.
-func TestPebbleFatalIsOneLineExit1(t *testing.T) {
-	if os.Getenv("CITADELFS_TEST_FATAL") == "1" {
-		quietLogger{}.Fatalf("pebble: fatal commit error: write %s:\n%v", "index/000023.log", "no space left on device")
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPebbleFatalIsOneLineExit1$")
-	cmd.Env = append(os.Environ(), "CITADELFS_TEST_FATAL=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("exit: %v, want code 1", err)
-	}
-	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], "no space left on device") {
-		t.Fatalf("stderr %q: want one line naming the cause", stderr.String())
 	}
 }

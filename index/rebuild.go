@@ -52,7 +52,8 @@ func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
 // packs, snapshots), and the quarantine, which is filtered (see
 // RebuildIndexWith).
 func carriedPrefix(c byte) bool {
-	return c != prefixBlob && c != prefixPack && c != prefixSnapshot && c != prefixQuarantine
+	return c != prefixBlob && c != prefixPack && c != prefixSnapshot && c != prefixQuarantine &&
+		c != prefixProblem // about the old index's tables, which go
 }
 
 // RebuildIndexWith throws away <repo>/index and rebuilds it from pack

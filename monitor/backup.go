@@ -34,6 +34,19 @@ type BackupState struct {
 	// (nil: no check recorded). A check that found errors raises
 	// backup_corrupt until a later check passes.
 	LastCheck *CheckState
+	// IndexProblem is the last background failure of the repository's
+	// Pebble index (a flush or compaction that failed), kept until a
+	// check that verifies the whole index clears it (nil: none). It
+	// raises backup_corrupt.
+	IndexProblem *IndexProblemState
+}
+
+// IndexProblemState is a background failure of the index.
+type IndexProblemState struct {
+	Time  time.Time `json:"time,omitzero"`
+	Error string    `json:"error"`
+	// Corrupt says Pebble found damage; `repair index` is the remedy.
+	Corrupt bool `json:"corrupt,omitempty"`
 }
 
 // CheckState is the repository's record of its last check run.
@@ -166,6 +179,10 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 			cs.AgeSeconds = &age
 		}
 		out.LastCheck = cs
+	}
+	if p := st.IndexProblem; p != nil {
+		cp := *p
+		out.IndexProblem = &cp
 	}
 	return out, nil
 }

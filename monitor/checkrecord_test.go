@@ -125,3 +125,40 @@ func TestBackupLastCheckMetrics(t *testing.T) {
 		t.Errorf("last check errors = %v, want 3", got)
 	}
 }
+
+// A background failure of the index (a compaction that failed) raises
+// backup_corrupt, with the remedy for damage or for a passing cause, and
+// it is gone once the record is (a check that verified the index).
+func TestBackupCorruptFromIndexProblem(t *testing.T) {
+	clock, sys := newFakeClock(), &fakeSystem{}
+	sys.set(cpuAt(10), nil)
+	src := &fakeBackup{}
+	repo := t.TempDir()
+	ok := &CheckState{Time: clock.Now().Add(-time.Hour), Result: index.CheckOK}
+	src.set(&BackupState{Repo: repo, LastCheck: ok}, nil)
+	o := testOptions(clock, sys)
+	o.Backup = src
+	m := mustNew(t, o)
+	if a := findAlert(collect(t, m).Alerts, RuleBackupCorrupt, SubjectRepository); a != nil && a.State == StateFiring {
+		t.Fatalf("no problem: alert %+v", a)
+	}
+	for _, c := range []struct {
+		corrupt bool
+		remedy  string
+	}{{true, "repair index"}, {false, "citadelfs check"}} {
+		ip := &IndexProblemState{Time: clock.Now().Add(-time.Minute), Error: "pebble: could not open table 000005: checksum mismatch", Corrupt: c.corrupt}
+		src.set(&BackupState{Repo: repo, LastCheck: ok, IndexProblem: ip}, nil)
+		r := collect(t, m)
+		a := findAlert(r.Alerts, RuleBackupCorrupt, SubjectRepository)
+		if a == nil || a.State != StateFiring || !strings.Contains(a.Message, "000005") || !strings.Contains(a.Message, c.remedy) {
+			t.Fatalf("index problem (corrupt %v): alert %+v", c.corrupt, a)
+		}
+		if r.Backup.IndexProblem == nil || r.Backup.IndexProblem.Error != ip.Error {
+			t.Fatalf("backup.index_problem %+v", r.Backup.IndexProblem)
+		}
+	}
+	src.set(&BackupState{Repo: repo, LastCheck: ok}, nil)
+	if a := findAlert(collect(t, m).Alerts, RuleBackupCorrupt, SubjectRepository); a != nil && a.State == StateFiring {
+		t.Fatalf("after the record is cleared: alert %+v, want it resolved", a)
+	}
+}

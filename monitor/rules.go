@@ -220,12 +220,19 @@ func buildRules(c Config) []*ruleDef {
 			if s.Backup == nil || !s.Backup.Configured {
 				return nil
 			}
-			in, lc := s.Backup.Integrity, s.Backup.LastCheck
-			if in == nil && lc == nil {
+			in, lc, ip := s.Backup.Integrity, s.Backup.LastCheck, s.Backup.IndexProblem
+			if in == nil && lc == nil && ip == nil {
 				return nil
 			}
 			var firing []string
 			var quiet []string
+			if ip != nil {
+				remedy := "run `citadelfs check`, which verifies every table"
+				if ip.Corrupt {
+					remedy = "run `citadelfs repair index`"
+				}
+				firing = append(firing, fmt.Sprintf("index background failure at %s: %s; %s", ip.Time.UTC().Format(time.RFC3339), ip.Error, remedy))
+			}
 			if in != nil {
 				window := time.Duration(in.WindowSeconds * float64(time.Second))
 				switch {

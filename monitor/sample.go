@@ -287,6 +287,8 @@ type BackupStatus struct {
 	Integrity *IntegrityStatus `json:"integrity,omitempty"`
 	// LastCheck is the repository's last check run (nil: none recorded).
 	LastCheck *CheckStatus `json:"last_check,omitempty"`
+	// IndexProblem is the index's last background failure (nil: none).
+	IndexProblem *IndexProblemState `json:"index_problem,omitempty"`
 }
 
 // CheckStatus is the last check run as the monitor saw it.

@@ -80,6 +80,21 @@ func (r *Repository) Check(ctx context.Context, o CheckOptions) (rep *CheckRepor
 	if err != nil {
 		return nil, err
 	}
+	// Every table reads sound now. A background failure recorded earlier
+	// that was damage still counts: the damaged table may have been
+	// compacted away since, with what it held (Pebble 1.1 drops a bad
+	// block's keys when it compacts), so only `repair index`, which
+	// rebuilds from the packs, clears it. Any other (a flush on a full
+	// disk) left nothing behind. A read-only repository keeps the record
+	// for a writer's check.
+	if p, err := r.idx.KV.Problem(); err != nil {
+		return nil, err
+	} else if p != nil && p.Corrupt {
+		problem("index: a background compaction found damage at %s (%s); records in that table may be lost: run `citadelfs repair index` to rebuild the index from the packs",
+			p.Time.Local().Format("2006-01-02T15:04:05"), p.Error)
+		return rep, nil
+	}
+	_ = r.idx.KV.ClearProblem()
 
 	// Packs: what the index says against what is on disk.
 	onDisk, err := r.idx.ListPacks()

@@ -381,6 +381,13 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 		st.LastCheck = &monitor.CheckState{Time: lc.Time, Duration: lc.Duration, Result: lc.Result, Errors: lc.Errors,
 			FirstError: lc.FirstError, ReadData: lc.ReadData, Subset: lc.Subset}
 	}
+	ip, err := b.r.Index().KV.Problem()
+	if err != nil {
+		return nil, err
+	}
+	if ip != nil {
+		st.IndexProblem = &monitor.IndexProblemState{Time: ip.Time, Error: ip.Error, Corrupt: ip.Corrupt}
+	}
 	return st, nil
 }
 

@@ -63,6 +63,8 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	if err != nil {
 		return nil, nil, err
 	}
+	// A write waiting in a Pebble write stall gives up on SIGTERM/SIGINT.
+	r.Index().KV.SetInterrupt(ctx.Done())
 	return r, func() { r.Close() }, nil
 }
 
