@@ -182,7 +182,7 @@ IOSchedulingClass=idle
 ExecStart=`+cmdline("snapshot", args...)+`
 # exit 3: completed with unreadable files (logged above); not a failure of the unit
 SuccessExitStatus=3
-`+retryLocked+oneshotHardening(rw, snapshotCaps, protectHomeFor(append([]string{p.repo}, paths...)))); err != nil {
+`+retryLocked+oneshotHardening(rw, snapshotCaps, protectHomeFor(append([]string{p.repo}, paths...)), true)); err != nil {
 			return nil, nil, err
 		}
 		src := "cron " + t.Cron
@@ -214,7 +214,7 @@ Description=citadelfs retention (`+fmt.Sprintf("keep %d daily, %d weekly, %d mon
 Type=oneshot
 Nice=10
 ExecStart=`+cmdline("forget", "--quiet", "--prune")+`
-`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo})))
+`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo}), false))
 	add("citadelfs-forget.timer", `[Unit]
 Description=citadelfs retention
 
@@ -234,7 +234,7 @@ Type=oneshot
 Nice=15
 IOSchedulingClass=idle
 ExecStart=`+cmdline("check", "--quiet", "--read-data", "--subset", "10%")+`
-`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo})))
+`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo}), false))
 	add("citadelfs-check.timer", `[Unit]
 Description=citadelfs weekly integrity check
 
@@ -258,7 +258,7 @@ Type=oneshot
 Nice=15
 IOSchedulingClass=idle
 ExecStart=`+cmdline("test-restore", "--quiet")+`
-`+retryLocked+oneshotHardening(rw, restoreCaps, protectHomeFor([]string{p.repo})))
+`+retryLocked+oneshotHardening(rw, restoreCaps, protectHomeFor([]string{p.repo}), false))
 			add("citadelfs-test-restore.timer", `[Unit]
 Description=citadelfs monthly test restore
 
@@ -303,7 +303,12 @@ var (
 // kernel tunables, modules, logs or cgroups, only unix sockets (the mount
 // daemon's control socket), no new namespaces, the system-service system
 // calls, and only caps of root's capabilities.
-func oneshotHardening(rw []string, caps []string, protectHome string) string {
+//
+// gpu keeps the NVIDIA devices reachable (and every other device closed):
+// a snapshot records the driver and CUDA versions in its manifest through
+// NVML, which opens /dev/nvidiactl; PrivateDevices= would leave only the
+// version in /proc/driver/nvidia/version.
+func oneshotHardening(rw []string, caps []string, protectHome string, gpu bool) string {
 	var b strings.Builder
 	b.WriteString(`UMask=0077
 NoNewPrivileges=yes
@@ -316,8 +321,13 @@ ProtectSystem=strict
 	}
 	b.WriteString(`ProtectHome=` + protectHome + `
 PrivateTmp=yes
-PrivateDevices=yes
-PrivateNetwork=yes
+`)
+	if gpu {
+		b.WriteString("DevicePolicy=closed\nDeviceAllow=char-nvidia* rw\n")
+	} else {
+		b.WriteString("PrivateDevices=yes\n")
+	}
+	b.WriteString(`PrivateNetwork=yes
 PrivateIPC=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
