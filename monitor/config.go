@@ -50,6 +50,10 @@ type Config struct {
 	BackupCorruptWindow time.Duration `yaml:"backup_corrupt_window"`
 	// Thresholds tunes each alert rule; see Rule.
 	Thresholds Thresholds `yaml:"thresholds"`
+	// Alerting is where the running monitor sends its alerts: the
+	// configuration file's top-level `alerting:` section, which the CLI
+	// copies here (it is about delivery, not sampling).
+	Alerting AlertingConfig `yaml:"-"`
 }
 
 // Thresholds holds one Rule per alert rule. Fields left zero take the
@@ -176,6 +180,7 @@ func (c Config) WithDefaults() Config {
 	if c.BackupCorruptWindow == 0 {
 		c.BackupCorruptWindow = 24 * time.Hour
 	}
+	c.Alerting = c.Alerting.WithDefaults()
 	d := DefaultThresholds()
 	if c.Thresholds.BackupStorage.Threshold == 0 {
 		// The seed's storage_threshold key sets it; the clear point keeps
@@ -241,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.MetricsRetention < c.Interval || c.AlertRetention < c.Interval {
 		return fmt.Errorf("monitor: config: retention shorter than the interval")
+	}
+	if err := c.Alerting.Validate(); err != nil {
+		return fmt.Errorf("monitor: config: alerting: %w", err)
 	}
 	if c.BackupCorruptWindow < 0 {
 		return fmt.Errorf("monitor: config: backup_corrupt_window must be positive")

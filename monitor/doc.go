@@ -44,6 +44,14 @@
 // Rules are driven by Options.Clock only, never by the wall clock, so
 // tests step time by hand.
 //
+// # Alert delivery
+//
+// While Run runs, every cycle's firing and resolved alerts go to the
+// Alertmanagers (API v2, the whole state, re-sent every resend_interval
+// with endsAt ahead) and webhooks (a JSON array of the transitions) of
+// Config.Alerting, from one goroutine and bounded queue per target, with
+// retries and backoff; a cycle never waits for a delivery. See notify.go.
+//
 // # History
 //
 // Samples ("m/" keys) and alert events ("a/" keys) go into an index.KV —

@@ -73,6 +73,12 @@ type Options struct {
 	Hostname string
 	// RecentEvents is how many alert events are kept in memory (default 200).
 	RecentEvents int
+	// AlertingClient delivers alerts to Config.Alerting's targets
+	// (default: an http.Client that honours $HTTPS_PROXY and friends).
+	AlertingClient *http.Client
+	// AlertingRetry is the first delay before a failed delivery is tried
+	// again; it doubles up to a minute (default 1s).
+	AlertingRetry time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -118,6 +124,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RecentEvents == 0 {
 		o.RecentEvents = 200
 	}
+	if o.AlertingClient == nil {
+		o.AlertingClient = &http.Client{}
+	}
 	return o, nil
 }
 
@@ -131,9 +140,10 @@ type Monitor struct {
 	backup  *backupCollector
 	hist    *history
 
-	collectMu sync.Mutex // one cycle at a time; guards engine, lastTrim
+	collectMu sync.Mutex // one cycle at a time; guards engine, lastTrim, notifier
 	engine    *engine
 	lastTrim  time.Time
+	notifier  *notifier // while Run delivers alerts
 
 	busyMu sync.Mutex
 	busy   map[string]bool // collectors still running past their timeout
@@ -227,6 +237,9 @@ func (m *Monitor) Close() error {
 // A failing cycle is logged and the loop goes on; Run returns nil when ctx
 // is cancelled.
 func (m *Monitor) Run(ctx context.Context) error {
+	if m.cfg.Alerting.Enabled() {
+		defer m.startAlerting(ctx)()
+	}
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -238,6 +251,23 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// startAlerting starts delivering alerts to the configured targets (see
+// notify.go) after every cycle, until ctx ends; the returned function
+// waits for the delivery goroutines to stop.
+func (m *Monitor) startAlerting(ctx context.Context) (wait func()) {
+	n := newNotifier(m.cfg.Alerting, m.o.AlertingClient, m.o.Logger, m.o.AlertingRetry)
+	n.start(ctx)
+	m.collectMu.Lock()
+	m.notifier = n
+	m.collectMu.Unlock()
+	return func() {
+		m.collectMu.Lock()
+		m.notifier = nil
+		m.collectMu.Unlock()
+		n.wait()
 	}
 }
 
@@ -327,6 +357,9 @@ func (m *Monitor) CollectOnce(ctx context.Context) (*Report, error) {
 	m.latest, m.alerts = s, alerts
 	m.recent = lastN(append(m.recent, events...), m.o.RecentEvents)
 	m.mu.Unlock()
+	if m.notifier != nil {
+		m.notifier.observe(now, s, alerts, events)
+	}
 	return &Report{Health: HealthOf(alerts, false), Alerts: alerts, Events: events, Sample: s}, nil
 }
 

@@ -241,6 +241,7 @@ func historyDirFor(base, repo string, repoErr error) (string, error) {
 // from this too.
 func monitorConfigFor(env *cmdEnv, cfg *config, repo string) (monitor.Config, error) {
 	mc := cfg.Monitor
+	mc.Alerting = cfg.Alerting
 	if mc.Paths == nil {
 		mc.Paths = monitor.DefaultPaths()
 		for _, l := range cfg.sourceLabels() {

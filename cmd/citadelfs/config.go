@@ -40,6 +40,9 @@ type config struct {
 	Retention retentionConfig `yaml:"retention"`
 	// Monitor configures collectors, alert rules and history.
 	Monitor monitor.Config `yaml:"monitor"`
+	// Alerting is where the running monitor (mount, monitor) sends its
+	// alerts: Alertmanager and webhooks (docs/monitor.md).
+	Alerting monitor.AlertingConfig `yaml:"alerting"`
 	// OwnSchedule is backup_config.backup_schedule in our own layout:
 	// label to a cron string or tag: cron pairs (docs/systemd.md).
 	OwnSchedule map[string]cronSpec `yaml:"schedule"`
@@ -234,6 +237,18 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	if len(errs) == 0 {
 		if _, err := c.Retention.policy(); err != nil {
 			errs = append(errs, fmt.Sprintf("%s:%d: retention: %v", path, keyLine(&root, "retention"), err))
+		}
+	}
+	if len(errs) == 0 {
+		if err := c.Alerting.Validate(); err != nil {
+			// The line of the key the error names, else of alerting:.
+			line := keyLine(&root, "alerting")
+			key, _, _ := strings.Cut(err.Error(), "[")
+			key, _, _ = strings.Cut(key, " ")
+			if l := keyLine(&root, "alerting."+key); l > 0 {
+				line = l
+			}
+			errs = append(errs, fmt.Sprintf("%s:%d: alerting: %v", path, line, err))
 		}
 	}
 	if len(errs) > 0 {

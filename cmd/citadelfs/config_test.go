@@ -100,6 +100,9 @@ func TestConfigErrors(t *testing.T) {
 		{"no suggestion", "zzzzzz: 1\n", `^F:1: unknown key "zzzzzz"$`},
 		{"wrong type", "retention:\n  daily: many\n", `^F:2: "many" is not a whole number$`},
 		{"wrong bool", strings.Replace(string(seed), "verify_after_backup: true", "verify_after_backup: often", 1), `^F:31: "often" is not true or false$`},
+		{"alerting typo", "alerting:\n  alertmanagers: [http://127.0.0.1:9093]\n", `^F:2: unknown key "alertmanagers" in alerting \(did you mean "alertmanager"\?\)$`},
+		{"alerting bad url", "alerting:\n  webhook:\n    - http://ok.example/hook\n  alertmanager: [127.0.0.1:9093]\n", `^F:4: alerting: alertmanager\[0\] "127.0.0.1:9093" is not an http:// or https:// URL$`},
+		{"alerting not under monitor", "monitor:\n  alerting:\n    webhook: [http://x/]\n", `^F:2: unknown key "alerting" in monitor`},
 		{"bad schedule", "backup_config:\n  backup_schedule:\n    models:\n      daily: [1]\n", `^F:4: schedule "daily" must be a cron string`},
 	}
 	for _, tc := range cases {
