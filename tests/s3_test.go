@@ -176,3 +176,62 @@ func TestS3Unreachable(t *testing.T) {
 		"snapshots", "--repo", "s3://nobucket/x", "--s3-endpoint", "http://127.0.0.1:1", "--cache-dir", t.TempDir())
 	assertOneLineError(t, res, 14)
 }
+
+// Two hosts (two caches, --host a and --host b) share one bucket: each
+// snapshot records its host, snapshots lists both, the second host's
+// snapshot of overlapping models uploads only what is new, and each
+// restores. A bad --host is one line and exit 2.
+func TestS3TwoHosts(t *testing.T) {
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
+	r.must(t, cacheA, "init")
+	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(src, "models")...)...)
+	after1 := r.bucketBytes(t)
+	// Host b has the same models plus one of its own.
+	srcB := filepath.Join(dir, "src-b")
+	runCmd(t, os.Environ(), "cp", "-a", src, srcB)
+	corpus(t, "-out", srcB, "-mutate", "new-model", "-seed", "5")
+	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "models")...)...)
+	newBytes := dirBytes(t, filepath.Join(srcB, "models")) - dirBytes(t, filepath.Join(src, "models"))
+	if newBytes <= 0 {
+		t.Fatalf("set-up: host b has no new model (%d bytes)", newBytes)
+	}
+	grown := r.bucketBytes(t) - after1
+	t.Logf("host a stored %d bytes; host b's new model is %d bytes, the bucket grew by %d", after1, newBytes, grown)
+	if grown > newBytes+newBytes/5+(1<<20) {
+		t.Fatalf("host b's snapshot grew the bucket by %d bytes; its new model is %d", grown, newBytes)
+	}
+	var snaps []struct {
+		ID   string `json:"id"`
+		Host string `json:"host"`
+	}
+	json.Unmarshal([]byte(r.must(t, cacheA, "snapshots", "--json").stdout), &snaps)
+	hosts := map[string]string{}
+	for _, s := range snaps {
+		hosts[s.Host] = s.ID
+	}
+	if len(snaps) != 2 || hosts["a"] == "" || hosts["b"] == "" {
+		t.Fatalf("snapshots from host a: %+v, want one of a and one of b", snaps)
+	}
+	for h, want := range map[string]string{"a": src, "b": srcB} {
+		out := filepath.Join(t.TempDir(), "restore")
+		r.must(t, cacheA, "restore", hosts[h], out)
+		assertSameTree(t, filepath.Join(want, "models"), filepath.Join(out, "models"))
+	}
+	res := r.run(t, cacheA, append([]string{"snapshot", "--host", "bad host"}, sourceFlags(src, "models")...)...)
+	assertOneLineError(t, res, 2, "--host")
+}
+
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}

@@ -26,6 +26,7 @@ type snapshotFlags struct {
 	excludeCaches bool
 	oneFS         bool
 	verify        bool
+	host          string
 }
 
 var snapFlags snapshotFlags
@@ -34,7 +35,7 @@ func init() {
 	register(&command{
 		name:      "snapshot",
 		summary:   "take a deduplicated snapshot of the configured sources",
-		usage:     "[--source LABEL=PATH ...] [--exclude PATTERN ...] [--exclude-file FILE] [--exclude-caches] [--one-file-system] [--tag TAG ...] [--time RFC3339] [--read-all] [--verify]",
+		usage:     "[--source LABEL=PATH ...] [--exclude PATTERN ...] [--exclude-file FILE] [--exclude-caches] [--one-file-system] [--tag TAG ...] [--time RFC3339] [--read-all] [--verify] [--host NAME]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			snapFlags = snapshotFlags{}
@@ -46,6 +47,7 @@ func init() {
 			fs.StringArrayVar(&snapFlags.tags, "tag", nil, "tag for the snapshot, e.g. daily (repeatable)")
 			fs.StringVar(&snapFlags.at, "time", "", "time the snapshot represents, RFC 3339 (default now)")
 			fs.BoolVar(&snapFlags.readAll, "read-all", false, "read every file again, not trusting unchanged size and times (e.g. weekly, for files written through mmap)")
+			fs.StringVar(&snapFlags.host, "host", "", "host name recorded in the snapshot (default the hostname): several hosts share an s3:// repository")
 			fs.BoolVar(&snapFlags.verify, "verify", false, "read back every pack the snapshot wrote and verify each blob (decode and hash); damage is exit 4 (default: validation.verify_after_backup)")
 		},
 		run: runSnapshot,
@@ -119,6 +121,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		at = t
 	}
+	if snapFlags.host != "" && !validHost(snapFlags.host) {
+		return usagef("--host %q: want 1 to 64 letters, digits, '.', '-' or '_'", snapFlags.host)
+	}
 	repo, release, err := openRepo(ctx, env)
 	if err != nil {
 		return err
@@ -127,6 +132,9 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	prog := &snapshot.Progress{Start: time.Now()}
 	pl := startProgress(env, snapshotProgress(prog, "snapshot"))
 	sys := sysprobe.Probe(sysprobe.Options{})
+	if snapFlags.host != "" {
+		sys.Host = snapFlags.host
+	}
 	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog, ReadAll: snapFlags.readAll,
 		Host: sys.Host, System: &snapshot.SystemInfo{Kernel: sys.Kernel, OSRelease: sys.OSRelease, NVIDIADriver: sys.NVIDIADriver, CUDA: sys.CUDA},
 		Warn: func(msg string) {
@@ -317,4 +325,18 @@ func applyExcludeFlags(env *cmdEnv, specs []snapshot.SourceSpec) error {
 		}
 	}
 	return nil
+}
+
+// validHost accepts a host name as snapshots record it: what hostname(1)
+// prints, and nothing a listing or a path could misread.
+func validHost(h string) bool {
+	if len(h) == 0 || len(h) > 64 || h[0] == '.' || h[0] == '-' {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
