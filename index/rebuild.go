@@ -40,6 +40,10 @@ type RebuildOptions struct {
 	// than one pack that nothing else decides. Default nil: the first
 	// copy found is kept.
 	Verify func(ref BlobRef, stored []byte) error
+	// Stop, when set, is asked before each pack: a non-nil error (the
+	// command's context ended) stops the rebuild, which then leaves the
+	// old index in place.
+	Stop func() error
 }
 
 // RebuildIndex is RebuildIndexWith without options.
@@ -126,6 +130,12 @@ func RebuildIndexWith(dir string, o Options, ro RebuildOptions) (res *RebuildRes
 	present := map[ID]bool{}
 	pick := &copyChooser{r: r, old: old, quarantined: oldQ, verify: ro.Verify}
 	for _, p := range packs {
+		if ro.Stop != nil {
+			if err := ro.Stop(); err != nil {
+				kv.Close()
+				return nil, err
+			}
+		}
 		es, size, err := r.ReadPackTrailer(p.ID)
 		if err != nil {
 			res.Damaged = append(res.Damaged, fmt.Sprintf("%s: %v", p.ID.Short(), err))

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -29,9 +30,15 @@ type RepairIndexResult struct {
 // backup_corrupt says integrity is unknown (earlier findings are lost)
 // until a full `check --read-data` passes.
 func RepairIndex(dir string, o Options) (*RepairIndexResult, error) {
+	return RepairIndexContext(context.Background(), dir, o)
+}
+
+// RepairIndexContext is RepairIndex stopping when ctx ends (before the new
+// index is swapped in: the old one then stays as it was).
+func RepairIndexContext(ctx context.Context, dir string, o Options) (*RepairIndexResult, error) {
 	o = o.withDefaults()
 	rr, err := index.RebuildIndexWith(dir, index.Options{Command: "repair index", Now: o.Now, InsecurePermissions: o.InsecurePermissions},
-		index.RebuildOptions{Verify: verifyStoredBlob})
+		index.RebuildOptions{Verify: verifyStoredBlob, Stop: ctx.Err})
 	if err != nil {
 		return nil, err
 	}

@@ -143,7 +143,9 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	served := make(chan struct{})
 	go func() { srv.Wait(); close(served) }()
-	// Whatever happens from here, the mountpoint must not be left dead.
+	// Whatever happens from here, the mountpoint must not be left dead,
+	// not even when the stop outlives its grace (signals.go).
+	defer onHardExit(func() { unix.Unmount(mp, unix.MNT_DETACH) })()
 	unmounted := false
 	defer func() {
 		if !unmounted {

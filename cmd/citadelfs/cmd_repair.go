@@ -66,8 +66,11 @@ func repairIndex(ctx context.Context, env *cmdEnv, _ []string) error {
 	if isRemote(dir) {
 		return repairRemoteIndex(env, dir)
 	}
-	res, err := snapshot.RepairIndex(dir, snapshot.Options{InsecurePermissions: env.global.insecureRepo})
+	res, err := snapshot.RepairIndexContext(ctx, dir, snapshot.Options{InsecurePermissions: env.global.insecureRepo})
 	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return withExit(exitInterrupted, fmt.Errorf("interrupted; the old index is unchanged"))
+		}
 		return err
 	}
 	for _, d := range res.Damaged {

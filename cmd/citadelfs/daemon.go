@@ -198,8 +198,9 @@ func dialDaemon(path string) (*net.UnixConn, error) {
 }
 
 // interruptGrace is how long an interrupted client waits for the daemon to
-// report how the command ended.
-const interruptGrace = 15 * time.Second
+// report how the command ended: within the client's own stopGrace, after
+// which it exits anyway (signals.go).
+const interruptGrace = stopGrace - time.Second
 
 // clientLoop copies the daemon's streams until the exit frame. On ctx's
 // end it shuts its writing half, which cancels the command in the daemon,

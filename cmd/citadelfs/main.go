@@ -5,15 +5,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 )
@@ -69,7 +68,8 @@ type globalFlags struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	theStopper = newStopper(os.Stderr, os.Exit)
+	ctx := theStopper.ctx
 	// CITADELFS_CPUPROFILE=file writes a CPU profile, for the bench and for
 	// chasing a slow snapshot on a real server.
 	if p := os.Getenv("CITADELFS_CPUPROFILE"); p != "" {
@@ -95,7 +95,6 @@ func main() {
 			f.Close()
 		}
 	}
-	stop()
 	os.Exit(code)
 }
 
@@ -122,12 +121,21 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	env.isTerminal = isTerminal(os.Stderr)
+	if theStopper != nil {
+		theStopper.setCommand(c.name, commandGrace(c.name))
+	}
 	if c.delegable {
 		if code, handled := delegateToDaemon(ctx, env, c, args); handled {
 			return code
 		}
 	}
 	err := c.run(ctx, env, env.flags.Args())
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && exitCode(err) == exitFatal {
+		// Stopped by SIGINT/SIGTERM (signals.go) where the command has
+		// no message of its own: every loop stops between steps that
+		// commit whole, so nothing is half done.
+		err = withExit(exitInterrupted, errors.New("interrupted; nothing partial was committed"))
+	}
 	return reportError(stderr, c.name, err)
 }
 
