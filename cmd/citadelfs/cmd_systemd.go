@@ -76,13 +76,38 @@ func runSystemd(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !filepath.IsAbs(repo) {
+	remote := isRemote(repo)
+	if !remote && !filepath.IsAbs(repo) {
 		return usagef("repository %q: the units need an absolute path", repo)
 	}
-	p := unitParams{bin: filepath.Clean(bin), config: filepath.Clean(cfgPath), repo: filepath.Clean(repo),
+	if !remote {
+		repo = filepath.Clean(repo)
+	}
+	p := unitParams{bin: filepath.Clean(bin), config: filepath.Clean(cfgPath), repo: repo, remote: remote,
 		// --repo goes into the units only when it did not come from the
 		// config: systemd does not pass $CITADELFS_REPO on.
 		repoFlag: env.global.repo != "" || os.Getenv("CITADELFS_REPO") != ""}
+	if remote {
+		// The index cache: the config's cache_dir or --cache-dir, else
+		// systemd's CacheDirectory=citadelfs (/var/cache/citadelfs, the
+		// default root). Flags given here go into the units too.
+		p.cacheDir = env.cacheDir()
+		if env.global.cacheDir != "" {
+			p.flags = append(p.flags, "--cache-dir", p.cacheDir)
+		}
+		g := env.global.s3
+		for _, f := range []struct{ name, v string }{{"--s3-endpoint", g.Endpoint}, {"--s3-region", g.Region}, {"--s3-ca-file", g.CAFile}} {
+			if f.v != "" {
+				if f.name == "--s3-ca-file" {
+					f.v = env.absPath(f.v)
+				}
+				p.flags = append(p.flags, f.name, f.v)
+			}
+		}
+		if g.PathStyle {
+			p.flags = append(p.flags, "--s3-path-style")
+		}
+	}
 	units, warnings, err := systemdUnits(p, cfg)
 	if err != nil {
 		return err

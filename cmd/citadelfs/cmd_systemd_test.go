@@ -380,6 +380,16 @@ func TestSystemdAnalyze(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, units := installUnitsFor(t, seedFixture, bin)
+	analyzeUnits(t, sa, dir, units)
+	// An s3:// repository: the oneshots reach the network, still <= 4.0.
+	s3cfg := filepath.Join(t.TempDir(), "s3.yaml")
+	os.WriteFile(s3cfg, []byte("repo: s3://backups/citadel\nsources:\n  models: /opt/models\n"), 0o600)
+	dir, units = installUnitsFor(t, s3cfg, bin)
+	analyzeUnits(t, sa, dir, units)
+}
+
+func analyzeUnits(t *testing.T, sa, dir string, units map[string]string) {
+	t.Helper()
 	var files []string
 	for n := range units {
 		files = append(files, filepath.Join(dir, n))
@@ -434,5 +444,40 @@ func TestSnapshotConfiguredLabel(t *testing.T) {
 		if code := runMain(t.Context(), append([]string{"snapshot", "--config", cfg}, args...), &o, &e); code != exitUsage {
 			t.Errorf("%v: exit %d: %s", args, code, e.String())
 		}
+	}
+}
+
+// An s3:// repository: no mount service (not supported yet), oneshots on
+// the network with the index cache writable and credentials reachable,
+// and the --s3-* / --cache-dir flags given to systemd passed on.
+func TestSystemdS3Repo(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("repo: s3://backups/citadel\nsources:\n  models: /opt/models\n"), 0o600)
+	_, units := installUnitsFor(t, cfg, "/usr/bin/citadelfs", "--s3-endpoint", "https://rgw.example:7480")
+	if _, ok := units["citadelfs-mount.service"]; ok {
+		t.Error("mount service for an s3:// repository")
+	}
+	snap := units["citadelfs-snapshot-models-daily.service"]
+	for _, want := range []string{"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n", "CacheDirectory=citadelfs\n", "ProtectHome=read-only\n",
+		"EnvironmentFile=-" + dir + "/s3.env\n"} {
+		if !strings.Contains(snap, want) {
+			t.Errorf("snapshot unit lacks %q:\n%s", want, snap)
+		}
+	}
+	for _, not := range []string{"PrivateNetwork=yes", "RequiresMountsFor=", "ReadWritePaths="} {
+		if strings.Contains(snap, not) {
+			t.Errorf("snapshot unit has %q:\n%s", not, snap)
+		}
+	}
+	argv := strings.Join(execArgs(t, units)["citadelfs-snapshot-models-daily.service"], " ")
+	if !strings.Contains(argv, "--s3-endpoint https://rgw.example:7480") {
+		t.Errorf("argv: %s", argv)
+	}
+	_, units = installUnitsFor(t, cfg, "/usr/bin/citadelfs", "--cache-dir", "/srv/cache")
+	snap = units["citadelfs-snapshot-models-daily.service"]
+	if !strings.Contains(snap, `ReadWritePaths="-/srv/cache"`) || strings.Contains(snap, "CacheDirectory=") ||
+		!strings.Contains(strings.Join(execArgs(t, units)["citadelfs-snapshot-models-daily.service"], " "), "--cache-dir /srv/cache") {
+		t.Errorf("--cache-dir:\n%s", snap)
 	}
 }

@@ -12,6 +12,12 @@ import (
 type unitParams struct {
 	bin, config, repo string
 	repoFlag          bool // pass --repo (it did not come from the config)
+	// remote: repo is s3://; cacheDir is its index cache ("" for
+	// CacheDirectory=citadelfs); flags are the --cache-dir and --s3-*
+	// flags systemd was given, passed on.
+	remote   bool
+	cacheDir string
+	flags    []string
 }
 
 // Default times. A source without a schedule is snapshotted daily at
@@ -87,9 +93,20 @@ func snapshotTimers(cfg *config) ([]snapshotTimer, []string, error) {
 // systemdUnits renders every unit. Snapshot services are oneshots: while
 // the mount daemon runs they hand their work to it over its socket.
 func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error) {
-	for _, v := range []struct{ what, path string }{{"binary", p.bin}, {"config", p.config}, {"repository", p.repo}, {"mountpoint", cfg.Mountpoint}} {
+	paths := []struct{ what, path string }{{"binary", p.bin}, {"config", p.config}, {"mountpoint", cfg.Mountpoint}}
+	if !p.remote {
+		paths = append(paths, struct{ what, path string }{"repository", p.repo})
+	} else if p.cacheDir != "" {
+		paths = append(paths, struct{ what, path string }{"cache directory", p.cacheDir})
+	}
+	for _, v := range paths {
 		if err := unitPathOK(v.what, v.path); err != nil {
 			return nil, nil, err
+		}
+	}
+	for _, a := range append([]string{p.repo}, p.flags...) {
+		if strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, nil, usagef("%q: control characters cannot go into a unit file", a)
 		}
 	}
 	// systemd refuses an executable path with quotes or backslashes.
@@ -113,6 +130,7 @@ func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error
 		if p.repoFlag {
 			argv = append(argv, "--repo", p.repo)
 		}
+		argv = append(argv, p.flags...)
 		return execLine(append(argv, args...))
 	}
 	u := map[string]string{}
@@ -123,10 +141,38 @@ func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error
 		u[name] = unitMarker + "\n" + strings.Join(sections, "\n")
 		return nil
 	}
-	net := "Wants=network-online.target\nAfter=network-online.target local-fs.target\n" +
-		"RequiresMountsFor=" + quotePath(p.repo) + "\n"
+	net := "Wants=network-online.target\nAfter=network-online.target local-fs.target\n"
+	if !p.remote {
+		net += "RequiresMountsFor=" + quotePath(p.repo) + "\n"
+	} else if p.cacheDir != "" {
+		net += "RequiresMountsFor=" + quotePath(p.cacheDir) + "\n"
+	}
+	// sandbox is the oneshots' confinement for this repository: a local
+	// one is the only place they write; an s3:// one is reached over TCP
+	// with credentials from the environment file or root's ~/.aws, and
+	// its index cache is written locally.
+	sandbox := func(caps []string, gpu bool, paths ...string) string {
+		sb := sandboxOpts{caps: caps, gpu: gpu}
+		if p.remote {
+			sb.network = true
+			sb.envFile = filepath.Join(filepath.Dir(p.config), "s3.env")
+			if p.cacheDir != "" {
+				sb.rw = []string{p.cacheDir}
+			} else {
+				sb.cacheDirectory = true
+			}
+			sb.protectHome = "read-only"
+		} else {
+			sb.rw = []string{p.repo}
+			sb.protectHome = protectHomeFor(append([]string{p.repo}, paths...))
+		}
+		return oneshotHardening(sb)
+	}
 
-	add("citadelfs-mount.service", `[Unit]
+	if p.remote {
+		warnings = append(warnings, "no citadelfs-mount.service: mounting an s3:// repository is not supported yet (docs/s3.md)")
+	} else {
+		add("citadelfs-mount.service", `[Unit]
 Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mountpoint)+`, the repository's owner, the monitor
 `+net+`
 [Service]
@@ -145,8 +191,8 @@ RestartSec=5s
 [Install]
 WantedBy=multi-user.target
 `)
+	}
 
-	rw := []string{p.repo}
 	for _, t := range timers {
 		args := []string{"--quiet", "--source", t.Label}
 		if t.Tag != "" {
@@ -182,7 +228,7 @@ IOSchedulingClass=idle
 ExecStart=`+cmdline("snapshot", args...)+`
 # exit 3: completed with unreadable files (logged above); not a failure of the unit
 SuccessExitStatus=3
-`+retryLocked+oneshotHardening(rw, snapshotCaps, protectHomeFor(append([]string{p.repo}, paths...)), true)); err != nil {
+`+retryLocked+sandbox(snapshotCaps, true, paths...)); err != nil {
 			return nil, nil, err
 		}
 		src := "cron " + t.Cron
@@ -214,7 +260,7 @@ Description=citadelfs retention (`+fmt.Sprintf("keep %d daily, %d weekly, %d mon
 Type=oneshot
 Nice=10
 ExecStart=`+cmdline("forget", "--quiet", "--prune")+`
-`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo}), false))
+`+retryLocked+sandbox(nil, false))
 	add("citadelfs-forget.timer", `[Unit]
 Description=citadelfs retention
 
@@ -234,7 +280,7 @@ Type=oneshot
 Nice=15
 IOSchedulingClass=idle
 ExecStart=`+cmdline("check", "--quiet", "--read-data", "--subset", "10%")+`
-`+retryLocked+oneshotHardening(rw, nil, protectHomeFor([]string{p.repo}), false))
+`+retryLocked+sandbox(nil, false))
 	add("citadelfs-check.timer", `[Unit]
 Description=citadelfs weekly integrity check
 
@@ -258,7 +304,7 @@ Type=oneshot
 Nice=15
 IOSchedulingClass=idle
 ExecStart=`+cmdline("test-restore", "--quiet")+`
-`+retryLocked+oneshotHardening(rw, restoreCaps, protectHomeFor([]string{p.repo}), false))
+`+retryLocked+sandbox(restoreCaps, false))
 			add("citadelfs-test-restore.timer", `[Unit]
 Description=citadelfs monthly test restore
 
@@ -280,10 +326,11 @@ WantedBy=timers.target
 // another snapshot, a forget or a hand-run command holds it and no mount
 // daemon serialises them). Every other failure is final: retrying would
 // only record the same failed attempt again.
-const retryLocked = `# exit 11 (repository locked by another command): try again in 2 minutes
+const retryLocked = `# exit 11 (repository locked by another command) or 14 (the S3 store out
+# of reach): try again in 2 minutes
 Restart=on-failure
 RestartSec=2min
-RestartPreventExitStatus=1 2 4 5 10 12 130
+RestartPreventExitStatus=1 2 4 5 10 12 13 130
 `
 
 // Capabilities of the oneshots (they run as root, whose other powers are
@@ -298,37 +345,63 @@ var (
 	restoreCaps  = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID"}
 )
 
+// sandboxOpts is what one oneshot may reach.
+type sandboxOpts struct {
+	rw          []string // written besides its /tmp (the repository, or an s3:// cache)
+	caps        []string // the capability bounding set
+	protectHome string   // yes or read-only
+	// gpu keeps the NVIDIA devices reachable (every other device closed):
+	// a snapshot records the driver and CUDA versions in its manifest
+	// through NVML, which opens /dev/nvidiactl; PrivateDevices= would
+	// leave only the version in /proc/driver/nvidia/version.
+	gpu bool
+	// network: an s3:// repository, reached over TCP (AF_INET, AF_INET6),
+	// with AWS_* credentials from envFile when it is there.
+	network bool
+	envFile string
+	// cacheDirectory: systemd creates /var/cache/citadelfs (the default
+	// cache root of an s3:// repository) writable.
+	cacheDirectory bool
+}
+
 // oneshotHardening confines a oneshot: the whole file system read-only but
 // the repository (ProtectSystem=strict), its own /tmp, no devices, no
 // kernel tunables, modules, logs or cgroups, only unix sockets (the mount
-// daemon's control socket), no new namespaces, the system-service system
-// calls, and only caps of root's capabilities.
-//
-// gpu keeps the NVIDIA devices reachable (and every other device closed):
-// a snapshot records the driver and CUDA versions in its manifest through
-// NVML, which opens /dev/nvidiactl; PrivateDevices= would leave only the
-// version in /proc/driver/nvidia/version.
-func oneshotHardening(rw []string, caps []string, protectHome string, gpu bool) string {
+// daemon's control socket) unless the repository is in S3, no new
+// namespaces, the system-service system calls, and only o.caps of root's
+// capabilities.
+func oneshotHardening(o sandboxOpts) string {
 	var b strings.Builder
+	if o.envFile != "" {
+		b.WriteString("# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY... (docs/s3.md); else root's ~/.aws\n")
+		b.WriteString("EnvironmentFile=-" + descr(o.envFile) + "\n")
+	}
 	b.WriteString(`UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
 `)
-	for _, p := range rw {
+	for _, p := range o.rw {
 		// "-": a repository that is not there is citadelfs's to report
 		// (exit 10), not a namespace setup failure.
 		b.WriteString("ReadWritePaths=" + quotePath("-"+p) + "\n")
 	}
-	b.WriteString(`ProtectHome=` + protectHome + `
+	if o.cacheDirectory {
+		b.WriteString("CacheDirectory=citadelfs\nCacheDirectoryMode=0700\n")
+	}
+	b.WriteString(`ProtectHome=` + o.protectHome + `
 PrivateTmp=yes
 `)
-	if gpu {
+	if o.gpu {
 		b.WriteString("DevicePolicy=closed\nDeviceAllow=char-nvidia* rw\n")
 	} else {
 		b.WriteString("PrivateDevices=yes\n")
 	}
-	b.WriteString(`PrivateNetwork=yes
-PrivateIPC=yes
+	families := "AF_UNIX AF_INET AF_INET6"
+	if !o.network {
+		b.WriteString("PrivateNetwork=yes\n")
+		families = "AF_UNIX"
+	}
+	b.WriteString(`PrivateIPC=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
@@ -336,7 +409,7 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
-RestrictAddressFamilies=AF_UNIX
+RestrictAddressFamilies=` + families + `
 RestrictNamespaces=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
@@ -348,11 +421,11 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 `)
 	// @privileged holds chown(2), which a restore needs.
-	if !slices.Contains(caps, "CAP_CHOWN") {
+	if !slices.Contains(o.caps, "CAP_CHOWN") {
 		b.WriteString("SystemCallFilter=~@privileged\n")
 	}
 	b.WriteString(`SystemCallErrorNumber=EPERM
-CapabilityBoundingSet=` + strings.Join(caps, " ") + `
+CapabilityBoundingSet=` + strings.Join(o.caps, " ") + `
 AmbientCapabilities=
 `)
 	return b.String()
