@@ -276,17 +276,12 @@ func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.De
 			continue
 		}
 		buf = stored[:0]
-		plain, err = dec.Decode(plain[:0], stored, codec.ID(b.Codec), int(b.RawLength))
-		if err != nil {
-			problem("pack %s: blob %s does not decode: %v", p.Short(), b.ID.Short(), err)
-			bad[b.ID] = "does not decode"
-			damaged(b, "does not decode: "+err.Error())
-			continue
-		}
-		if index.Hash(plain) != b.ID {
-			problem("pack %s: blob %s fails its hash check", p.Short(), b.ID.Short())
-			bad[b.ID] = "hash mismatch"
-			damaged(b, "fails its hash check")
+		plain, err = decodeVerified(dec, plain[:0], b, stored)
+		var bd *blobDamage
+		if errors.As(err, &bd) {
+			problem("pack %s: blob %s %s", p.Short(), b.ID.Short(), bd.what())
+			bad[b.ID] = bd.reason()
+			damaged(b, bd.what())
 		}
 	}
 	return nil

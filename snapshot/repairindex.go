@@ -119,12 +119,6 @@ func (r *Repository) deriveAttempts(res *RepairIndexResult) error {
 // verifyStoredBlob decodes a stored blob and checks its hash: which copy
 // of a blob found in several packs a rebuilt index serves.
 func verifyStoredBlob(ref index.BlobRef, stored []byte) error {
-	plain, err := codec.NewDecoder().Decode(nil, stored, codec.ID(ref.Codec), int(ref.RawLength))
-	if err != nil {
-		return err
-	}
-	if index.Hash(plain) != ref.ID {
-		return fmt.Errorf("blob %s fails its hash check: %w", ref.ID.Short(), ErrCorrupt)
-	}
-	return nil
+	_, err := decodeVerified(codec.NewDecoder(), nil, ref, stored)
+	return err
 }

@@ -347,7 +347,7 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 		dst = r.cache.bufs.get(int(ref.RawLength))
 	}
 	dec := r.decoders.Get().(*codec.Decoder)
-	plain, err := dec.Decode(dst, stored, codec.ID(ref.Codec), int(ref.RawLength))
+	plain, err := decodeVerified(dec, dst, ref, stored)
 	r.decoders.Put(dec)
 	if len(plain) > 0 && cap(dst) >= len(plain) && &plain[0] == &dst[:1][0] {
 		// Decoded in place. Codecs may cap their result at its length
@@ -360,12 +360,7 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	// bytes never share memory with the stored ones.
 	r.cache.bufs.put(sbuf)
 	if err != nil {
-		err = corruptError{fmt.Errorf("snapshot: chunk %s in pack %s: %w", id.Short(), ref.Pack.Short(), err)}
-		r.noteDamagedRead(ref, err)
-		return nil, err
-	}
-	if index.Hash(plain) != id {
-		err = fmt.Errorf("snapshot: chunk %s in pack %s fails its hash check: %w", id.Short(), ref.Pack.Short(), ErrCorrupt)
+		err = fmt.Errorf("snapshot: %w", err)
 		r.noteDamagedRead(ref, err)
 		return nil, err
 	}
