@@ -162,8 +162,11 @@ func installUnits(env *cmdEnv, dir string, units map[string]string, names []stri
 			}
 		}
 	}
-	fmt.Fprintln(env.stdout, "now: systemctl daemon-reload && systemctl enable --now citadelfs-mount.service "+
-		strings.Join(timerNames(names), " "))
+	enable := timerNames(names)
+	if _, ok := units["citadelfs-mount.service"]; ok {
+		enable = append([]string{"citadelfs-mount.service"}, enable...)
+	}
+	fmt.Fprintln(env.stdout, "now: systemctl daemon-reload && systemctl enable --now "+strings.Join(enable, " "))
 	if len(stale) > 0 {
 		fmt.Fprintln(env.stdout, "and: systemctl stop "+strings.Join(timerNames(stale), " ")+" (still loaded until the reload)")
 	}

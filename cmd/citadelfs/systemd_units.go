@@ -376,7 +376,10 @@ func oneshotHardening(o sandboxOpts) string {
 		b.WriteString("# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY... (docs/s3.md); else root's ~/.aws\n")
 		b.WriteString("EnvironmentFile=-" + descr(o.envFile) + "\n")
 	}
-	b.WriteString(`UMask=0077
+	// UMask 0022, as for a hand-run command and the mount daemon: packs
+	// written by a timer must be as readable as the others (a user who may
+	// read the repository lists and restores read-only).
+	b.WriteString(`UMask=0022
 NoNewPrivileges=yes
 ProtectSystem=strict
 `)
