@@ -48,6 +48,9 @@ type Config struct {
 	// latest read of repository data that failed its hash check (default
 	// 24h: long enough that a nightly look at the alerts sees it).
 	BackupCorruptWindow time.Duration `yaml:"backup_corrupt_window"`
+	// GPUXIDWindow is how long gpu_xid keeps firing after the latest
+	// critical XID event (default 24h, as backup_corrupt_window).
+	GPUXIDWindow time.Duration `yaml:"gpu_xid_window"`
 	// Thresholds tunes each alert rule; see Rule.
 	Thresholds Thresholds `yaml:"thresholds"`
 	// Alerting is where the running monitor sends its alerts: the
@@ -71,6 +74,10 @@ type Thresholds struct {
 	BackupStale    Rule `yaml:"backup_stale"`    // backup_stale: per source, last success too old
 	BackupCorrupt  Rule `yaml:"backup_corrupt"`  // backup_corrupt: repository data failed its hash check on a read, within backup_corrupt_window, or the last check found errors
 	CollectorError Rule `yaml:"collector_error"` // collector_error: per collector, it keeps failing
+	// GPU health with dcgm-exporter's meaning (docs/monitor.md).
+	GPUXID          Rule `yaml:"gpu_xid"`           // gpu_xid: per GPU, a critical XID event within gpu_xid_window
+	GPUECC          Rule `yaml:"gpu_ecc"`           // gpu_ecc_dbe: per GPU, uncorrectable (double-bit) ECC errors since the driver loaded, above threshold (default 0)
+	GPUPagesPending Rule `yaml:"gpu_pages_pending"` // gpu_pages_pending: per GPU, retired pages or remapped rows pending (or a remap failed)
 }
 
 // Rule tunes one alert rule.
@@ -128,7 +135,8 @@ func dur(d time.Duration) *time.Duration { return &d }
 // memory > 85% warning, storage > 85% warning, GPU memory > 90% warning,
 // GPU temperature > 80 °C critical, model unhealthy critical, unit failed
 // critical, backup failed critical, backup stale warning, backup corrupt
-// critical. The pending
+// critical; beyond the seed, for its GPUs, XID and double-bit ECC critical,
+// pages pending warning. The pending
 // durations keep a single busy minute from paging anyone; state rules about
 // things that do not recover by themselves fire at once.
 func DefaultThresholds() Thresholds {
@@ -145,6 +153,10 @@ func DefaultThresholds() Thresholds {
 		BackupStale:    Rule{For: dur(0), Severity: SeverityWarning},
 		BackupCorrupt:  Rule{For: dur(0), Severity: SeverityCritical},
 		CollectorError: Rule{For: dur(10 * time.Minute), Severity: SeverityWarning},
+		// A GPU's own report of a fault does not recover by itself.
+		GPUXID:          Rule{For: dur(0), Severity: SeverityCritical},
+		GPUECC:          Rule{For: dur(0), Severity: SeverityCritical},
+		GPUPagesPending: Rule{For: dur(0), Severity: SeverityWarning},
 	}
 }
 
@@ -179,6 +191,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BackupCorruptWindow == 0 {
 		c.BackupCorruptWindow = 24 * time.Hour
+	}
+	if c.GPUXIDWindow == 0 {
+		c.GPUXIDWindow = 24 * time.Hour
 	}
 	c.Alerting = c.Alerting.WithDefaults()
 	d := DefaultThresholds()
@@ -232,6 +247,9 @@ func (t *Thresholds) pairs(d *Thresholds) []rulePair {
 		{"backup_stale", RuleBackupStale, &t.BackupStale, &d.BackupStale},
 		{"backup_corrupt", RuleBackupCorrupt, &t.BackupCorrupt, &d.BackupCorrupt},
 		{"collector_error", RuleCollectorError, &t.CollectorError, &d.CollectorError},
+		{"gpu_xid", RuleGPUXID, &t.GPUXID, &d.GPUXID},
+		{"gpu_ecc", RuleGPUECCDBE, &t.GPUECC, &d.GPUECC},
+		{"gpu_pages_pending", RuleGPUPagesPending, &t.GPUPagesPending, &d.GPUPagesPending},
 	}
 }
 
@@ -249,6 +267,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Alerting.Validate(); err != nil {
 		return fmt.Errorf("monitor: config: alerting: %w", err)
+	}
+	if c.GPUXIDWindow < 0 {
+		return fmt.Errorf("monitor: config: gpu_xid_window must be positive")
 	}
 	if c.BackupCorruptWindow < 0 {
 		return fmt.Errorf("monitor: config: backup_corrupt_window must be positive")

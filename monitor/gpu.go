@@ -59,11 +59,12 @@ type nvmlSource struct {
 	watched map[string]bool
 	xids    map[string]uint64
 	lastXID map[string]uint64
+	xidTime map[string]time.Time
 }
 
 // NewNVMLSource returns the NVML-backed GPUSource.
 func NewNVMLSource(o NVMLOptions) GPUSource {
-	return &nvmlSource{o: o.withDefaults(), watched: map[string]bool{}, xids: map[string]uint64{}, lastXID: map[string]uint64{}}
+	return &nvmlSource{o: o.withDefaults(), watched: map[string]bool{}, xids: map[string]uint64{}, lastXID: map[string]uint64{}, xidTime: map[string]time.Time{}}
 }
 
 // noGPUReasons are Init results that mean "this machine has no usable
@@ -141,7 +142,7 @@ func (s *nvmlSource) GPUs(ctx context.Context) (*GPUStats, error) {
 			c, last := s.xids[g.UUID], s.lastXID[g.UUID]
 			g.XIDErrors = &c
 			if c > 0 {
-				g.LastXID = &last
+				g.LastXID, g.LastXIDTime = &last, s.xidTime[g.UUID]
 			}
 		}
 	}
@@ -197,6 +198,16 @@ func (s *nvmlSource) device(i int, d nvml.Device) GPU {
 	if e, ret := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC); ok("ecc", ret) {
 		g.ECCUncorrected = &e
 	}
+	// Page retirement (before Ampere) and row remapping (Ampere, Hopper):
+	// a GPU supports one or the other, and says NOT_SUPPORTED to the other.
+	if st, ret := d.GetRetiredPagesPendingStatus(); ok("retired pages", ret) {
+		p := st == nvml.FEATURE_ENABLED
+		g.RetiredPagesPending = &p
+	}
+	if corr, unc, pending, failed, ret := d.GetRemappedRows(); ok("remapped rows", ret) {
+		g.RowRemapPending, g.RowRemapFailed = &pending, &failed
+		g.RemappedRowsCorrectable, g.RemappedRowsUncorrectable = &corr, &unc
+	}
 	reasons, ret := d.GetCurrentClocksEventReasons()
 	if ret == nvml.ERROR_FUNCTION_NOT_FOUND || ret == nvml.ERROR_NOT_SUPPORTED {
 		reasons, ret = d.GetCurrentClocksThrottleReasons() // drivers before r535
@@ -228,6 +239,7 @@ func (s *nvmlSource) drainXID() {
 		if uuid, ret := e.Device.GetUUID(); ret == nvml.SUCCESS {
 			s.xids[uuid]++
 			s.lastXID[uuid] = e.EventData
+			s.xidTime[uuid] = s.o.Clock().UTC()
 		}
 	}
 }

@@ -10,15 +10,22 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 )
 
 // gpuReading is what the test makes mock GPU i report.
 type gpuReading struct {
 	util, temp, powerMW, limitMW uint32
 	usedMiB                      uint64
-	ecc                          nvml.Return // SUCCESS: 0 errors; otherwise returned as is
+	ecc                          nvml.Return // SUCCESS: eccCount errors; otherwise returned as is
+	eccCount                     uint64
 	throttle                     uint64
-	procs                        []nvml.ProcessInfo
+	// Row remapping (Ampere, Hopper): pending, failed, correctable and
+	// uncorrectable rows. Page retirement is not supported on either.
+	remapPending, remapFailed bool
+	remapCorr, remapUnc       int
+	procs                     []nvml.ProcessInfo
 }
 
 // dgx returns go-nvml's DGX A100 fixture (8 x A100-SXM4-40GB) with the
@@ -26,13 +33,19 @@ type gpuReading struct {
 // queue the test controls.
 func dgx(t testing.TB, r func(i int) gpuReading) (*dgxa100.Server, *xidQueue) {
 	t.Helper()
-	srv := dgxa100.New()
+	return dgxOf(t, dgxa100.New(), r)
+}
+
+// dgxOf fills srv (dgxa100 or dgxh100, both go-nvml's mock server) as dgx
+// does.
+func dgxOf(t testing.TB, srv *server.Server, r func(i int) gpuReading) (*server.Server, *xidQueue) {
+	t.Helper()
 	q := &xidQueue{}
 	srv.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) {
 		return &mock.EventSet{WaitFunc: q.wait, FreeFunc: func() nvml.Return { return nvml.SUCCESS }}, nvml.SUCCESS
 	}
 	for i, d := range srv.Devices {
-		dev := d.(*dgxa100.Device)
+		dev := d.(*server.Device)
 		rd := r(i)
 		dev.MemoryInfo.Used = rd.usedMiB << 20
 		dev.MemoryInfo.Free = dev.MemoryInfo.Total - dev.MemoryInfo.Used
@@ -47,7 +60,16 @@ func dgx(t testing.TB, r func(i int) gpuReading) (*dgxa100.Server, *xidQueue) {
 		}
 		dev.GetPowerUsageFunc = func() (uint32, nvml.Return) { return rd.powerMW, nvml.SUCCESS }
 		dev.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return rd.limitMW, nvml.SUCCESS }
-		dev.GetTotalEccErrorsFunc = func(nvml.MemoryErrorType, nvml.EccCounterType) (uint64, nvml.Return) { return 0, rd.ecc }
+		dev.GetTotalEccErrorsFunc = func(typ nvml.MemoryErrorType, counter nvml.EccCounterType) (uint64, nvml.Return) {
+			if typ != nvml.MEMORY_ERROR_TYPE_UNCORRECTED || counter != nvml.VOLATILE_ECC {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			return rd.eccCount, rd.ecc
+		}
+		dev.GetRetiredPagesPendingStatusFunc = func() (nvml.EnableState, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+		dev.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) {
+			return rd.remapCorr, rd.remapUnc, rd.remapPending, rd.remapFailed, nvml.SUCCESS
+		}
 		dev.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return rd.throttle, nvml.SUCCESS }
 		dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return rd.procs, nvml.SUCCESS }
 		dev.RegisterEventsFunc = func(types uint64, _ nvml.EventSet) nvml.Return {
@@ -260,5 +282,100 @@ func TestRealNVML(t *testing.T) {
 		if !strings.HasPrefix(string(body), "no GPUs found") || len(r.Alerts) != 0 {
 			t.Fatalf("status/gpus %q alerts %v", body, r.Alerts)
 		}
+	}
+}
+
+// The seed's hardware (8 x H100 SXM5 80GB, go-nvml's dgxh100 fixture):
+// GPU faults raise rules with dcgm-exporter's meaning. GPU 1 gets a
+// critical XID (79, fallen off the bus), GPU 2 double-bit ECC errors,
+// GPU 3 a pending row remap, GPU 4 a failed one; the others stay quiet.
+// gpu_xid resolves gpu_xid_window after the event; the others hold while
+// the GPU reports them.
+func TestGPUFaultRulesOnDGXH100(t *testing.T) {
+	srv, q := dgxOf(t, dgxh100.New(), func(i int) gpuReading {
+		r := gpuReading{util: 50, temp: 50, powerMW: 300000, limitMW: 700000, usedMiB: 1024, ecc: nvml.SUCCESS, remapCorr: 1}
+		switch i {
+		case 2:
+			r.eccCount = 3
+		case 3:
+			r.remapPending, r.remapUnc = true, 1
+		case 4:
+			r.remapFailed = true
+		}
+		return r
+	})
+	clock, sys := newFakeClock(), &fakeSystem{}
+	sys.set(cpuAt(10), nil)
+	o := testOptions(clock, sys)
+	o.GPUs = NewNVMLSource(NVMLOptions{Lib: srv, Clock: clock.Now})
+	m := mustNew(t, o)
+	collect(t, m) // registers the XID events
+	if len(q.registered) != 8 {
+		t.Fatalf("%d H100s registered for XID events", len(q.registered))
+	}
+	q.push(srv.Devices[1], 79)
+	clock.Advance(time.Minute)
+	xidAt := clock.Now()
+	r := collect(t, m)
+
+	want := map[[2]string]string{
+		{RuleGPUXID, "gpu1"}:          SeverityCritical,
+		{RuleGPUECCDBE, "gpu2"}:       SeverityCritical,
+		{RuleGPUPagesPending, "gpu3"}: SeverityWarning,
+		{RuleGPUPagesPending, "gpu4"}: SeverityWarning,
+	}
+	for k, sev := range want {
+		a := findAlert(r.Alerts, k[0], k[1])
+		if a == nil || a.State != StateFiring || a.Severity != sev {
+			t.Errorf("%s %s: %+v, want firing %s", k[0], k[1], a, sev)
+		}
+	}
+	if len(r.Alerts) != len(want) {
+		t.Errorf("alerts %+v, want only the faulty GPUs", r.Alerts)
+	}
+	if a := findAlert(r.Alerts, RuleGPUXID, "gpu1"); a == nil || !strings.Contains(a.Message, "XID 79") || !strings.Contains(a.Message, "H100") {
+		t.Errorf("xid message %+v", a)
+	}
+	if a := findAlert(r.Alerts, RuleGPUECCDBE, "gpu2"); a == nil || a.Value == nil || *a.Value != 3 || !strings.Contains(a.Message, "double-bit") {
+		t.Errorf("ecc alert %+v", a)
+	}
+	if a := findAlert(r.Alerts, RuleGPUPagesPending, "gpu3"); a == nil || !strings.Contains(a.Message, "remapped rows pending") {
+		t.Errorf("remap pending %+v", a)
+	}
+	if a := findAlert(r.Alerts, RuleGPUPagesPending, "gpu4"); a == nil || !strings.Contains(a.Message, "remap failed") {
+		t.Errorf("remap failed %+v", a)
+	}
+
+	fams := parseProm(t, metricsText(t, m.Latest(), r.Alerts))
+	if v := value(t, fams, "citadelfs_gpu_last_xid", "gpu", "1"); v != 79 {
+		t.Errorf("citadelfs_gpu_last_xid = %v", v)
+	}
+	if v := value(t, fams, "citadelfs_gpu_last_xid_timestamp_seconds", "gpu", "1"); v != float64(xidAt.Unix()) {
+		t.Errorf("citadelfs_gpu_last_xid_timestamp_seconds = %v, want %d", v, xidAt.Unix())
+	}
+	if v := value(t, fams, "citadelfs_gpu_ecc_uncorrected_errors_total", "gpu", "2"); v != 3 {
+		t.Errorf("ecc = %v", v)
+	}
+	if value(t, fams, "citadelfs_gpu_row_remap_pending", "gpu", "3") != 1 || value(t, fams, "citadelfs_gpu_row_remap_failed", "gpu", "4") != 1 ||
+		value(t, fams, "citadelfs_gpu_remapped_rows", "gpu", "3", "cause", "uncorrectable") != 1 {
+		t.Errorf("row remap series wrong")
+	}
+	if _, ok := fams["citadelfs_gpu_retired_pages_pending"]; ok {
+		t.Errorf("H100 has no page retirement: the series must be absent")
+	}
+
+	// An XID is an event: the alert resolves gpu_xid_window after it.
+	clock.Advance(m.Config().GPUXIDWindow - time.Minute)
+	r = collect(t, m)
+	if a := findAlert(r.Alerts, RuleGPUXID, "gpu1"); a == nil || a.State != StateFiring {
+		t.Fatalf("gpu_xid resolved before its window: %+v", a)
+	}
+	clock.Advance(2 * time.Minute)
+	r = collect(t, m)
+	if a := findAlert(r.Alerts, RuleGPUXID, "gpu1"); a != nil {
+		t.Fatalf("gpu_xid still active after its window: %+v", a)
+	}
+	if findAlert(r.Alerts, RuleGPUECCDBE, "gpu2") == nil {
+		t.Fatalf("gpu_ecc_dbe resolved while the GPU still reports its errors")
 	}
 }

@@ -177,6 +177,19 @@ func gpuMetrics(w *promWriter, g *GPUStats) {
 		if d.XIDErrors != nil {
 			w.counter("citadelfs_gpu_xid_errors_total", "Critical XID events seen since the monitor started.", float64(*d.XIDErrors), id...)
 		}
+		if d.LastXID != nil {
+			w.gauge("citadelfs_gpu_last_xid", "Code of the latest critical XID event (dcgm-exporter's DCGM_FI_DEV_XID_ERRORS).", float64(*d.LastXID), id...)
+			w.gauge("citadelfs_gpu_last_xid_timestamp_seconds", "When the monitor read the latest critical XID event.", float64(d.LastXIDTime.UnixNano())/1e9, id...)
+		}
+		if d.RetiredPagesPending != nil {
+			w.gauge("citadelfs_gpu_retired_pages_pending", "Whether memory pages wait to be retired at the next driver reload.", b2f(*d.RetiredPagesPending), id...)
+		}
+		if d.RowRemapPending != nil {
+			w.gauge("citadelfs_gpu_row_remap_pending", "Whether memory rows wait to be remapped at the next GPU reset.", b2f(*d.RowRemapPending), id...)
+			w.gauge("citadelfs_gpu_row_remap_failed", "Whether a memory row remap failed.", b2f(*d.RowRemapFailed), id...)
+			w.gauge("citadelfs_gpu_remapped_rows", "Memory rows remapped, by the kind of error that caused it.", float64(*d.RemappedRowsCorrectable), append(id, "cause", "correctable")...)
+			w.gauge("citadelfs_gpu_remapped_rows", "", float64(*d.RemappedRowsUncorrectable), append(id, "cause", "uncorrectable")...)
+		}
 		for _, r := range d.Throttle {
 			w.gauge("citadelfs_gpu_throttle_reason", "Active clock throttle reasons (1 each).", 1, "gpu", strconv.Itoa(d.Index), "uuid", d.UUID, "reason", r)
 		}

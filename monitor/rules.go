@@ -23,6 +23,9 @@ const (
 	RuleBackupStale        = "backup_stale"
 	RuleBackupCorrupt      = "backup_corrupt"
 	RuleCollectorError     = "collector_error"
+	RuleGPUXID             = "gpu_xid"
+	RuleGPUECCDBE          = "gpu_ecc_dbe"
+	RuleGPUPagesPending    = "gpu_pages_pending"
 )
 
 // SubjectRepository is the subject of backup_corrupt: the repository as a
@@ -161,6 +164,63 @@ func buildRules(c Config) []*ruleDef {
 				v := *g.TemperatureC
 				out = append(out, check{subject: subject, value: v, threshold: t.GPUTemperature.Threshold, clear: t.GPUTemperature.Clear,
 					message: fmt.Sprintf("%s at %.0f°C (threshold %g°C)", g.Name, v, t.GPUTemperature.Threshold)})
+			}
+			return out
+		}},
+		// GPU faults with dcgm-exporter's meaning: any critical XID,
+		// double-bit (uncorrectable) ECC errors, retired pages or
+		// remapped rows pending. A GPU that cannot report one (no XID
+		// events, ECC off, no page retirement) has no subject here.
+		{name: RuleGPUXID, collector: CollectorGPU, cfg: t.GPUXID, checks: func(s *Sample) []check {
+			var out []check
+			for _, g := range s.GPUs.Devices {
+				if g.XIDErrors == nil {
+					continue
+				}
+				subject := "gpu" + strconv.Itoa(g.Index)
+				recent := g.LastXID != nil && !g.LastXIDTime.IsZero() && s.Time.Sub(g.LastXIDTime) < c.GPUXIDWindow
+				msg := fmt.Sprintf("%s: no critical XID event in the last %s", g.Name, shortDuration(c.GPUXIDWindow))
+				if recent {
+					msg = fmt.Sprintf("%s: XID %d at %s (%d critical XID events since the monitor started); see NVIDIA's XID catalog, drain and reset the GPU",
+						g.Name, *g.LastXID, g.LastXIDTime.UTC().Format(time.RFC3339), *g.XIDErrors)
+				}
+				out = append(out, stateCheck(subject, recent, msg))
+			}
+			return out
+		}},
+		{name: RuleGPUECCDBE, collector: CollectorGPU, cfg: t.GPUECC, checks: func(s *Sample) []check {
+			var out []check
+			for _, g := range s.GPUs.Devices {
+				if g.ECCUncorrected == nil {
+					continue
+				}
+				n := float64(*g.ECCUncorrected)
+				out = append(out, check{subject: "gpu" + strconv.Itoa(g.Index), value: n, threshold: t.GPUECC.Threshold, clear: t.GPUECC.Clear,
+					message: fmt.Sprintf("%s: %d uncorrectable (double-bit) ECC errors since the driver loaded; drain the GPU and reset it", g.Name, *g.ECCUncorrected)})
+			}
+			return out
+		}},
+		{name: RuleGPUPagesPending, collector: CollectorGPU, cfg: t.GPUPagesPending, checks: func(s *Sample) []check {
+			var out []check
+			for _, g := range s.GPUs.Devices {
+				if g.RetiredPagesPending == nil && g.RowRemapPending == nil {
+					continue
+				}
+				var why []string
+				if g.RetiredPagesPending != nil && *g.RetiredPagesPending {
+					why = append(why, "retired pages pending (applied at the next driver reload)")
+				}
+				if g.RowRemapPending != nil && *g.RowRemapPending {
+					why = append(why, "remapped rows pending (applied at the next GPU reset)")
+				}
+				if g.RowRemapFailed != nil && *g.RowRemapFailed {
+					why = append(why, "a row remap failed (the GPU needs service)")
+				}
+				msg := g.Name + ": no retired pages or remapped rows pending"
+				if len(why) > 0 {
+					msg = g.Name + ": " + strings.Join(why, "; ")
+				}
+				out = append(out, stateCheck("gpu"+strconv.Itoa(g.Index), len(why) > 0, msg))
 			}
 			return out
 		}},

@@ -201,12 +201,29 @@ type GPU struct {
 	TemperatureC             *float64 `json:"temperature_celsius,omitempty"`
 	PowerWatts               *float64 `json:"power_watts,omitempty"`
 	PowerLimitWatts          *float64 `json:"power_limit_watts,omitempty"`
-	// ECCUncorrected counts uncorrected ECC errors since the driver loaded.
+	// ECCUncorrected counts uncorrected (double-bit) ECC errors since the
+	// driver loaded: NVML's volatile uncorrected total, dcgm-exporter's
+	// DCGM_FI_DEV_ECC_DBE_VOL_TOTAL.
 	ECCUncorrected *uint64 `json:"ecc_uncorrected_errors,omitempty"`
 	// XIDErrors counts critical XID events this monitor has seen since it
-	// started; LastXID is the most recent XID code.
-	XIDErrors *uint64 `json:"xid_errors,omitempty"`
-	LastXID   *uint64 `json:"last_xid,omitempty"`
+	// started; LastXID is the most recent XID code and LastXIDTime when
+	// the monitor read it.
+	XIDErrors   *uint64   `json:"xid_errors,omitempty"`
+	LastXID     *uint64   `json:"last_xid,omitempty"`
+	LastXIDTime time.Time `json:"last_xid_time,omitzero"`
+	// RetiredPagesPending says memory pages wait to be retired at the next
+	// driver reload (dcgm-exporter's DCGM_FI_DEV_RETIRED_PENDING); nil
+	// where the GPU has no page retirement (Hopper remaps rows instead).
+	RetiredPagesPending *bool `json:"retired_pages_pending,omitempty"`
+	// RowRemapPending says memory rows wait to be remapped at the next GPU
+	// reset (DCGM_FI_DEV_ROW_REMAP_PENDING); RowRemapFailed that a remap
+	// failed (DCGM_FI_DEV_ROW_REMAP_FAILURE); the counts are the rows
+	// remapped for correctable and uncorrectable errors. nil where the GPU
+	// has no row remapping.
+	RowRemapPending           *bool `json:"row_remap_pending,omitempty"`
+	RowRemapFailed            *bool `json:"row_remap_failed,omitempty"`
+	RemappedRowsCorrectable   *int  `json:"remapped_rows_correctable,omitempty"`
+	RemappedRowsUncorrectable *int  `json:"remapped_rows_uncorrectable,omitempty"`
 	// Throttle names the active clock throttle reasons.
 	Throttle  []string     `json:"throttle_reasons,omitempty"`
 	Processes []GPUProcess `json:"processes,omitempty"`
