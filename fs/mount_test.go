@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/internal/testutil"
 )
 
 // mountFixture mounts the fixture tree for real. It needs root (mount(2)
@@ -29,12 +31,7 @@ func mountFixture(t *testing.T, f *fixture) string {
 
 func mountFixtureServer(t *testing.T, f *fixture) (string, *Server) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
+	testutil.NeedFUSE(t)
 	dir := t.TempDir()
 	srv, err := Mount(dir, Options{
 		Tree:     f.tree,

@@ -13,15 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"citadelfs/index"
+	"citadelfs/internal/testutil"
 )
 
 // The entries restore does not open (symlinks, devices, fifos) get their
 // owner, mode, times and xattrs through their directory's descriptor, and
 // ACLs survive as the xattrs they are.
 func TestRestoreSpecialFilesMetadata(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for device nodes, chown and trusted xattrs")
-	}
+	testutil.NeedRoot(t, "for device nodes, chown and trusted xattrs")
 	ctx := context.Background()
 	src := t.TempDir()
 	must := func(err error) {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/internal/testutil"
 )
 
 // renamerEnv, when set ("DIR OUTSIDE"), makes TestRestoreRaceWithRenamer
@@ -31,9 +33,7 @@ func TestRestoreRaceWithRenamer(t *testing.T) {
 		renameLoop(dir, outside)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the restore runs as root, the renamer as uid 65534")
-	}
+	testutil.NeedRoot(t, "(the restore runs as root, the renamer as uid 65534)")
 	ctx := context.Background()
 	// The snapshot: s/a/b/c/d, 40 small files in each of a, b, c and d.
 	src := t.TempDir()

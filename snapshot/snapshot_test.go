@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"citadelfs/index"
+	"citadelfs/internal/testutil"
 )
 
 // makeSource writes a small tree with every edge case a restore must keep.
@@ -166,9 +167,7 @@ func newRepo(t *testing.T) (*Repository, string) {
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
-	}
+	testutil.NeedRoot(t, "to chown")
 	ctx := context.Background()
 	src := t.TempDir()
 	makeSource(t, src)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/internal/testutil"
 )
 
 func writeFiles(t *testing.T, root string, files map[string]string) {
@@ -290,9 +292,7 @@ func TestSnapshotExcludeCaches(t *testing.T) {
 }
 
 func TestSnapshotOneFileSystem(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
+	testutil.NeedRoot(t, "to mount a tmpfs")
 	r, _ := newRepo(t)
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{"top.txt": "t", "mnt/.keep": "", "bind/.keep": "", "other/x": "x"})

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"citadelfs/internal/testutil"
 )
 
 // startAlertmanager runs Debian's prometheus-alertmanager binary on
@@ -37,7 +39,7 @@ func startAlertmanager(t *testing.T) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=")
 	cmd.Stdout, cmd.Stderr = out, out

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"citadelfs/internal/testutil"
 )
 
 // assertOneLineError checks the contract for every refusal: the documented
@@ -134,18 +136,9 @@ func TestBadInput(t *testing.T) {
 // root-only file (chmod 000 would not stop root): the snapshot completes
 // without it, exits 3 and names it.
 func TestUnreadableFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make a file another user cannot read")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
-	dir := t.TempDir()
-	// nobody must reach everything below the temp dir.
-	for d := dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	testutil.NeedRoot(t, "to make a file another user cannot read")
+	setpriv := testutil.Setpriv(t)
+	dir := testutil.NobodyDir(t)
 	src := filepath.Join(dir, "src")
 	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
 	os.WriteFile(filepath.Join(src, "readable.txt"), []byte("everyone\n"), 0o644)
@@ -156,8 +149,7 @@ func TestUnreadableFile(t *testing.T) {
 		t.Fatalf("chown: %v %s", err, out)
 	}
 
-	r := runCmd(t, testEnv(), setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-		citadelBin, "snapshot", "--repo", repo, "--source", "data="+src)
+	r := runCmd(t, testEnv(), setpriv, testutil.AsNobody(citadelBin, "snapshot", "--repo", repo, "--source", "data="+src)...)
 	if r.code != 3 {
 		t.Fatalf("snapshot with an unreadable file: exit %d, want 3\n%s", r.code, r)
 	}
@@ -225,9 +217,7 @@ func TestSpecialFiles(t *testing.T) {
 // work (opened read-only, with a warning), and a snapshot fails with one
 // line.
 func TestReadOnlyRepository(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a read-only bind mount")
-	}
+	testutil.NeedRoot(t, "for a read-only bind mount")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	os.MkdirAll(src, 0o755)

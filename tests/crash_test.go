@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"citadelfs/internal/testutil"
 )
 
 // packFiles counts committed packs and left-over .partial pack files.
@@ -223,9 +225,7 @@ func TestCrashKill9(t *testing.T) {
 // than fits: the snapshot must fail with one line saying the disk is full,
 // and the repository must stay consistent and usable.
 func TestFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
+	testutil.NeedRoot(t, "to mount a tmpfs")
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "tmpfs")
 	if err := os.Mkdir(mnt, 0o755); err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/internal/testutil"
 )
 
 // loopExt4 mounts a fresh ext4 file system of sizeMiB on a loop device
@@ -19,9 +21,7 @@ import (
 // loop devices, no mkfs.ext4).
 func loopExt4(t *testing.T, dir string, sizeMiB int) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a loop device")
-	}
+	testutil.NeedRoot(t, "to mount a loop device")
 	img := filepath.Join(dir, "disk.img")
 	mnt := filepath.Join(dir, "disk")
 	if err := os.Mkdir(mnt, 0o755); err != nil {

@@ -2,7 +2,9 @@
 // binary and the project's corpusgen (cmd/corpusgen) once (TestMain), then drive the binary
 // against real directories, real kill -9s, a real full tmpfs and real
 // FUSE mounts. Nothing here is mocked; a failure means the shipped binary
-// misbehaves.
+// misbehaves. What the host must offer (root, /dev/fuse, setpriv, a
+// directory nobody can reach) is checked by internal/testutil, shared with
+// the unit tests of cmd, fs, snapshot and index.
 package tests
 
 import (

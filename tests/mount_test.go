@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/internal/testutil"
 )
 
 // End-to-end tests of `citadelfs mount`: the built binary serves a real
@@ -32,39 +34,15 @@ type mountProc struct {
 	cmd    *exec.Cmd
 	mp     string
 	repo   string
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	exited chan struct{}
 	err    error // Wait's result, valid after exited is closed
 	// notify collects what the daemon sent to $NOTIFY_SOCKET (systemd).
-	notify *syncBuffer
+	notify *testutil.SyncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func needMount(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mount tests need root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
-}
+// needMount skips a test that mounts unless it can (testutil.NeedFUSE).
+func needMount(t *testing.T) { t.Helper(); testutil.NeedFUSE(t) }
 
 // monitorConfig writes a configuration that keeps the daemon's monitor
 // history inside the test's directory and returns its path.
@@ -103,7 +81,7 @@ func startMountEnv(t *testing.T, extraEnv []string, repo, mp, config string, arg
 	t.Helper()
 	argv := append([]string{"mount", "--repo", repo, "--config", config}, args...)
 	argv = append(argv, mp)
-	m := &mountProc{mp: mp, repo: repo, stderr: &syncBuffer{}, exited: make(chan struct{}), notify: &syncBuffer{}}
+	m := &mountProc{mp: mp, repo: repo, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{}), notify: &testutil.SyncBuffer{}}
 	m.cmd = exec.Command(citadelBin, argv...)
 	// Stand in for systemd's notify socket.
 	ns, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "notify"), Net: "unixgram"})
@@ -243,10 +221,7 @@ func fileFDs(t *testing.T, pid int) int {
 func mountFixture(t *testing.T) (src, repo, mp, config string, m *mountProc) {
 	t.Helper()
 	needMount(t)
-	dir := t.TempDir()
-	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	dir := testutil.NobodyDir(t)
 	src = filepath.Join(dir, "src")
 	corpus(t, "-out", src, "-models-mb", "8", "-logs-mb", "2", "-configs", "200")
 	addEdgeCases(t, src)
@@ -433,12 +408,9 @@ func largestFile(t *testing.T, dir string) string {
 
 func TestMountPermissionsAndReadOnly(t *testing.T) {
 	src, _, mp, _, _ := mountFixture(t)
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
+	setpriv := testutil.Setpriv(t)
 	nobody := func(args ...string) result {
-		return runCmd(t, testEnv(), setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, args...)...)
+		return runCmd(t, testEnv(), setpriv, testutil.AsNobody(args[0], args[1:]...)...)
 	}
 	secret := filepath.Join(mp, "latest", "configs", "citadel-ai.env")
 	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 {

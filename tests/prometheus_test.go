@@ -10,12 +10,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"citadelfs/internal/testutil"
 )
 
 // monitorProc is a running `citadelfs monitor` (the foreground loop).
 type monitorProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	exited chan struct{}
 }
 
@@ -26,7 +28,7 @@ var servingRe = regexp.MustCompile(`serving http://(\S+)/metrics`)
 // printed, and that address.
 func startMonitor(t *testing.T, args ...string) (*monitorProc, string) {
 	t.Helper()
-	p := &monitorProc{stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &monitorProc{stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(citadelBin, append([]string{"monitor"}, args...)...)
 	p.cmd.Env = testEnv()
 	p.cmd.Stderr = p.stderr

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"citadelfs/internal/testutil"
 )
 
 // TestPlantedLockAndWritableRepository: a user who can write the
@@ -41,17 +43,9 @@ func TestPlantedLockAndWritableRepository(t *testing.T) {
 // arguments and working directory and printed what it answered, with its
 // exit code. The client now checks the server's SO_PEERCRED first.
 func TestFakeDaemonIsRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a server as another user")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
-	dir := t.TempDir()
-	for d := dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	testutil.NeedRoot(t, "to run a server as another user")
+	setpriv := testutil.Setpriv(t)
+	dir := testutil.NobodyDir(t)
 	fake := filepath.Join(dir, "fakedaemon")
 	build := exec.Command("go", "build", "-o", fake, "./tests/testdata/fakedaemon")
 	build.Dir = ".."
@@ -69,7 +63,7 @@ func TestFakeDaemonIsRefused(t *testing.T) {
 	os.Mkdir(logDir, 0o755)
 	os.Chmod(logDir, 0o777)
 	log := filepath.Join(logDir, "received")
-	srv := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", fake, filepath.Join(repo, "daemon.sock"), log)
+	srv := exec.Command(setpriv, testutil.AsNobody(fake, filepath.Join(repo, "daemon.sock"), log)...)
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

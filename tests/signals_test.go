@@ -9,19 +9,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"citadelfs/internal/testutil"
 )
 
 // running is a citadelfs process a test signals.
 type running struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
-	stdout *syncBuffer
+	stderr *testutil.SyncBuffer
+	stdout *testutil.SyncBuffer
 	exited chan struct{}
 }
 
 func startCitadel(t *testing.T, env []string, args ...string) *running {
 	t.Helper()
-	p := &running{cmd: exec.Command(citadelBin, args...), stderr: &syncBuffer{}, stdout: &syncBuffer{}, exited: make(chan struct{})}
+	p := &running{cmd: exec.Command(citadelBin, args...), stderr: &testutil.SyncBuffer{}, stdout: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = append(testEnv(), env...)
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
 	if err := p.cmd.Start(); err != nil {

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"citadelfs/index"
+	"citadelfs/internal/testutil"
 	"citadelfs/monitor"
 )
 
@@ -227,29 +227,11 @@ func TestStatusCommand(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the command and read by the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestMonitorLoopServesMetrics(t *testing.T) {
 	cfg, _ := monitorConfig(t, "mixtral: "+modelPort(t, 200), "  interval: 1s\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runMain(ctx, []string{"monitor", "--metrics-listen", "127.0.0.1:0", "--config", cfg}, &stdout, &stderr)

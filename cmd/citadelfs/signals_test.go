@@ -6,14 +6,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"citadelfs/internal/testutil"
 )
 
 // stopped runs a stopper on a channel of fake signals; exit records the
 // code and the line printed instead of exiting.
-func stopped(t *testing.T, grace time.Duration) (*stopper, chan os.Signal, chan int, *syncBuffer) {
+func stopped(t *testing.T, grace time.Duration) (*stopper, chan os.Signal, chan int, *testutil.SyncBuffer) {
 	sigs := make(chan os.Signal, 2)
 	codes := make(chan int, 1)
-	w := &syncBuffer{}
+	w := &testutil.SyncBuffer{}
 	s := stopperOn(sigs, w, func(c int) { codes <- c })
 	s.setCommand("snapshot", grace)
 	return s, sigs, codes, w
