@@ -3,7 +3,7 @@ export CGO_CFLAGS := -Wno-deprecated-declarations
 GO ?= go
 BIN := bin/citadelfs
 
-.PHONY: build test test-unit test-e2e bench demo fuzz vet clean install uninstall
+.PHONY: bench-s3 build test test-unit test-e2e bench demo fuzz vet clean install uninstall
 
 # make install [DESTDIR=/staging] [PREFIX=/usr/local]: the binary, the
 # example config (also as the config when there is none yet) and the
@@ -60,6 +60,10 @@ fuzz:
 bench: build
 	bash bench/bench.sh
 
+# citadelfs vs restic against one RGW (docs/s3.md); starts Ceph if none is named.
+bench-s3: build
+	bash bench/s3.sh
+
 # One command on a fresh machine: build, make a small demo corpus, snapshot,
 # list, restore, verify, and show the mount if FUSE is available.
 demo: build
@@ -90,4 +94,4 @@ uninstall:
 	@echo "kept $(DESTDIR)$(CONFDIR)/config.yaml and the repository; run systemctl daemon-reload"
 
 clean:
-	rm -rf bin .demo .bench
+	rm -rf bin .demo .bench .bench-s3

@@ -1,0 +1,76 @@
+// Command s3put is bench/s3.sh's reference: the sizes of the citadelfs and
+// restic buckets, and the time to PUT the bytes citadelfs stored (its packs,
+// read back first, then PUT to a fresh bucket, 4 in flight, single-part as
+// citadelfs does): the physical floor for the initial snapshot.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"citadelfs/index/s3store"
+)
+
+func store(bucket, prefix string) *s3store.Store {
+	s, err := s3store.New(s3store.Config{Bucket: bucket, Prefix: prefix, Endpoint: os.Getenv("EP")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return s
+}
+
+func size(s *s3store.Store) (n int64, objs int) {
+	s.List("", func(_ string, sz int64) error { n += sz; objs++; return nil })
+	return
+}
+
+func main() {
+	cfs := store(os.Getenv("CB"), "r/")
+	restic := store(os.Getenv("RB"), "")
+	cn, co := size(cfs)
+	rn, ro := size(restic)
+	var names []string
+	var sizes []int64
+	cfs.List("packs/", func(name string, sz int64) error {
+		names, sizes = append(names, name), append(sizes, sz)
+		return nil
+	})
+	data := make([][]byte, len(names))
+	for i, n := range names {
+		b, err := cfs.ReadRange(n, 0, int(sizes[i]), nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		data[i] = b
+	}
+	dst := store(os.Getenv("CB")+"-put", "")
+	if err := dst.MakeBucket(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	var total int64
+	for i := range names {
+		total += int64(len(data[i]))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := dst.Put(strings.ReplaceAll(names[i], "/", "_"), data[i]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(t0)
+	fmt.Printf("citadelfs bucket %d bytes in %d objects; restic bucket %d bytes in %d objects; raw PUT of citadelfs's %d pack bytes: %.2f s (%.0f MiB/s)",
+		cn, co, rn, ro, total, d.Seconds(), float64(total)/d.Seconds()/(1<<20))
+}
