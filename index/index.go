@@ -15,13 +15,14 @@ import (
 
 // Pebble key prefixes. One byte each; everything after is the key proper.
 const (
-	prefixBlob     = 'b' // b<blob id>      -> BlobRef (blobRefSize bytes)
-	prefixPack     = 'p' // p<pack id>      -> blob count u32 | size u64
-	prefixSnapshot = 's' // s<snapshot id>  -> manifest bytes (a copy of the pack blob)
-	prefixFile     = 'f' // f<source key>   -> file-change cache entry (owned by snapshot)
-	prefixAttempt  = 'r' // r<label>        -> last snapshot attempt of a source (JSON, owned by snapshot)
-	prefixCheck    = 'c' // c               -> last check run (JSON, owned by snapshot)
-	prefixCorrupt  = 'x' // x               -> corrupt reads through the mount (JSON, owned by snapshot)
+	prefixBlob        = 'b' // b<blob id>      -> BlobRef (blobRefSize bytes)
+	prefixPack        = 'p' // p<pack id>      -> blob count u32 | size u64
+	prefixSnapshot    = 's' // s<snapshot id>  -> manifest bytes (a copy of the pack blob)
+	prefixFile        = 'f' // f<source key>   -> file-change cache entry (owned by snapshot)
+	prefixAttempt     = 'r' // r<label>        -> last snapshot attempt of a source (JSON, owned by snapshot)
+	prefixCheck       = 'c' // c               -> last check run (JSON, owned by snapshot)
+	prefixCorrupt     = 'x' // x               -> corrupt reads through the mount (JSON, owned by snapshot)
+	prefixTestRestore = 't' // t            -> last test restore (JSON, owned by snapshot)
 	// q<pack id><blob id> -> time u64 | reason: a damaged copy of a blob (quarantine.go)
 	prefixQuarantine = 'q'
 	// e -> the last background failure of Pebble (JSON, kvhealth.go)
@@ -526,6 +527,10 @@ func AttemptPrefix() []byte { return []byte{prefixAttempt} }
 // CheckKey is where the outcome of the last check run is recorded (for the
 // monitor's backup_corrupt rule). There is one: each run replaces it.
 func CheckKey() []byte { return []byte{prefixCheck} }
+
+// TestRestoreKey is where the outcome of the last test restore is recorded
+// (for the monitor's test_restore rule). There is one: each run replaces it.
+func TestRestoreKey() []byte { return []byte{prefixTestRestore} }
 
 // CorruptReadsKey is where reads through the mount that found corrupt data
 // are recorded, so that a restarted daemon still alerts about them. There

@@ -39,6 +39,12 @@ type BackupState struct {
 	// check that verifies the whole index clears it (nil: none). It
 	// raises backup_corrupt.
 	IndexProblem *IndexProblemState
+	// LastTestRestore is the outcome of the last `citadelfs test-restore`
+	// (nil: none recorded); TestRestoreExpected says the config asks for
+	// one a month (validation.test_restore_monthly), so a record older
+	// than test_restore_max_age raises test_restore.
+	LastTestRestore     *TestRestoreState
+	TestRestoreExpected bool
 }
 
 // IndexProblemState is a background failure of the index.
@@ -47,6 +53,21 @@ type IndexProblemState struct {
 	Error string    `json:"error"`
 	// Corrupt says Pebble found damage; `repair index` is the remedy.
 	Corrupt bool `json:"corrupt,omitempty"`
+}
+
+// TestRestoreState is the repository's record of its last test restore.
+type TestRestoreState struct {
+	Time time.Time `json:"time"`
+	// Result uses the check words: index.CheckOK, CheckErrors (damaged
+	// files found), CheckFailed (it could not run).
+	Result     string `json:"result"`
+	Files      int    `json:"files"`
+	Bytes      int64  `json:"bytes"`
+	Errors     int    `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+	// SourceDiffers counts files whose source changed under an unchanged
+	// mtime (a note, not damage).
+	SourceDiffers int `json:"source_differs,omitempty"`
 }
 
 // CheckState is the repository's record of its last check run.
@@ -123,6 +144,9 @@ type backupCollector struct {
 	maxAge time.Duration
 	// corruptWindow is how long after a corrupt read backup_corrupt fires.
 	corruptWindow time.Duration
+	// testRestoreMaxAge is the age of the last test restore at which
+	// test_restore fires, when one is expected.
+	testRestoreMaxAge time.Duration
 }
 
 func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
@@ -183,6 +207,15 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 	if p := st.IndexProblem; p != nil {
 		cp := *p
 		out.IndexProblem = &cp
+	}
+	if st.LastTestRestore != nil || st.TestRestoreExpected {
+		ts := &TestRestoreStatus{Expected: st.TestRestoreExpected, MaxAgeSeconds: b.testRestoreMaxAge.Seconds()}
+		if c := st.LastTestRestore; c != nil {
+			ts.Last = c
+			age := max(now.Sub(c.Time).Seconds(), 0)
+			ts.AgeSeconds = &age
+		}
+		out.TestRestore = ts
 	}
 	return out, nil
 }

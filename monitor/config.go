@@ -51,6 +51,10 @@ type Config struct {
 	// GPUXIDWindow is how long gpu_xid keeps firing after the latest
 	// critical XID event (default 24h, as backup_corrupt_window).
 	GPUXIDWindow time.Duration `yaml:"gpu_xid_window"`
+	// TestRestoreMaxAge is the age of the last test restore at which
+	// test_restore fires, when validation.test_restore_monthly asks for
+	// one (default 840h, 35 days: a monthly timer plus slack).
+	TestRestoreMaxAge time.Duration `yaml:"test_restore_max_age"`
 	// Thresholds tunes each alert rule; see Rule.
 	Thresholds Thresholds `yaml:"thresholds"`
 	// Alerting is where the running monitor sends its alerts: the
@@ -73,6 +77,7 @@ type Thresholds struct {
 	BackupFailed   Rule `yaml:"backup_failed"`   // backup_failed: per source, last snapshot failed
 	BackupStale    Rule `yaml:"backup_stale"`    // backup_stale: per source, last success too old
 	BackupCorrupt  Rule `yaml:"backup_corrupt"`  // backup_corrupt: repository data failed its hash check on a read, within backup_corrupt_window, or the last check found errors
+	TestRestore    Rule `yaml:"test_restore"`    // test_restore: the last test restore found damage or could not run, or (monthly expected) is older than test_restore_max_age
 	CollectorError Rule `yaml:"collector_error"` // collector_error: per collector, it keeps failing
 	// GPU health with dcgm-exporter's meaning (docs/monitor.md).
 	GPUXID          Rule `yaml:"gpu_xid"`           // gpu_xid: per GPU, a critical XID event within gpu_xid_window
@@ -131,6 +136,9 @@ func DefaultPaths() []string {
 
 func dur(d time.Duration) *time.Duration { return &d }
 
+// DefaultTestRestoreMaxAge is test_restore_max_age's default: 35 days.
+const DefaultTestRestoreMaxAge = 35 * 24 * time.Hour
+
 // DefaultThresholds are the seed's alert thresholds: CPU > 90% warning,
 // memory > 85% warning, storage > 85% warning, GPU memory > 90% warning,
 // GPU temperature > 80 °C critical, model unhealthy critical, unit failed
@@ -152,6 +160,7 @@ func DefaultThresholds() Thresholds {
 		BackupFailed:   Rule{For: dur(0), Severity: SeverityCritical},
 		BackupStale:    Rule{For: dur(0), Severity: SeverityWarning},
 		BackupCorrupt:  Rule{For: dur(0), Severity: SeverityCritical},
+		TestRestore:    Rule{For: dur(0), Severity: SeverityCritical},
 		CollectorError: Rule{For: dur(10 * time.Minute), Severity: SeverityWarning},
 		// A GPU's own report of a fault does not recover by itself.
 		GPUXID:          Rule{For: dur(0), Severity: SeverityCritical},
@@ -196,6 +205,9 @@ func (c Config) WithDefaults() Config {
 		c.GPUXIDWindow = 24 * time.Hour
 	}
 	c.Alerting = c.Alerting.WithDefaults()
+	if c.TestRestoreMaxAge == 0 {
+		c.TestRestoreMaxAge = DefaultTestRestoreMaxAge
+	}
 	d := DefaultThresholds()
 	if c.Thresholds.BackupStorage.Threshold == 0 {
 		// The seed's storage_threshold key sets it; the clear point keeps
@@ -246,6 +258,7 @@ func (t *Thresholds) pairs(d *Thresholds) []rulePair {
 		{"backup_failed", RuleBackupFailed, &t.BackupFailed, &d.BackupFailed},
 		{"backup_stale", RuleBackupStale, &t.BackupStale, &d.BackupStale},
 		{"backup_corrupt", RuleBackupCorrupt, &t.BackupCorrupt, &d.BackupCorrupt},
+		{"test_restore", RuleTestRestore, &t.TestRestore, &d.TestRestore},
 		{"collector_error", RuleCollectorError, &t.CollectorError, &d.CollectorError},
 		{"gpu_xid", RuleGPUXID, &t.GPUXID, &d.GPUXID},
 		{"gpu_ecc", RuleGPUECCDBE, &t.GPUECC, &d.GPUECC},
@@ -270,6 +283,9 @@ func (c Config) Validate() error {
 	}
 	if c.GPUXIDWindow < 0 {
 		return fmt.Errorf("monitor: config: gpu_xid_window must be positive")
+	}
+	if c.TestRestoreMaxAge < 0 {
+		return fmt.Errorf("monitor: config: test_restore_max_age must be positive")
 	}
 	if c.BackupCorruptWindow < 0 {
 		return fmt.Errorf("monitor: config: backup_corrupt_window must be positive")

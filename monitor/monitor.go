@@ -186,7 +186,7 @@ func New(o Options) (*Monitor, error) {
 	m := &Monitor{
 		o: o, cfg: o.Config, ownGPUs: ownGPUs,
 		backup: &backupCollector{src: o.Backup, reason: o.BackupReason, statfs: newStatfser(2 * time.Second),
-			clock: o.Clock, maxAge: o.Config.BackupMaxAge, corruptWindow: o.Config.BackupCorruptWindow},
+			clock: o.Clock, maxAge: o.Config.BackupMaxAge, corruptWindow: o.Config.BackupCorruptWindow, testRestoreMaxAge: o.Config.TestRestoreMaxAge},
 		engine: newEngine(buildRules(o.Config)),
 		busy:   map[string]bool{},
 	}

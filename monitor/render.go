@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"citadelfs/index"
 )
 
 // Status file names under status/.
@@ -318,6 +320,22 @@ func WriteBackup(w io.Writer, b *BackupStatus, indent, collectorErr string, word
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", indent, src.Label, word(result), when, orDash(snap), age, orDash(src.LastError))
 	}
 	tw.Flush()
+	writeTestRestore(w, b.TestRestore, indent, word)
+}
+
+// writeTestRestore is the test restore's line of the backup state.
+func writeTestRestore(w io.Writer, tr *TestRestoreStatus, indent string, word func(string) string) {
+	if tr == nil {
+		return
+	}
+	switch c := tr.Last; {
+	case c == nil:
+		fmt.Fprintf(w, "%stest restore: none yet (monthly expected)\n", indent)
+	case c.Result == index.CheckOK:
+		fmt.Fprintf(w, "%stest restore: %s %s, %d files (%s) verified\n", indent, word(c.Result), c.Time.Local().Format("2006-01-02 15:04"), c.Files, FormatBytes(uint64(c.Bytes)))
+	default:
+		fmt.Fprintf(w, "%stest restore: %s %s: %s\n", indent, word(c.Result), c.Time.Local().Format("2006-01-02 15:04"), c.FirstError)
+	}
 }
 
 // FormatBytes prints n in binary units: 512B, 1.5KiB, 37.2GiB.

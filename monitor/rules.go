@@ -22,6 +22,7 @@ const (
 	RuleBackupFailed       = "backup_failed"
 	RuleBackupStale        = "backup_stale"
 	RuleBackupCorrupt      = "backup_corrupt"
+	RuleTestRestore        = "test_restore"
 	RuleCollectorError     = "collector_error"
 	RuleGPUXID             = "gpu_xid"
 	RuleGPUECCDBE          = "gpu_ecc_dbe"
@@ -337,6 +338,31 @@ func buildRules(c Config) []*ruleDef {
 				return []check{stateCheck(SubjectRepository, true, strings.Join(firing, "; "))}
 			}
 			return []check{stateCheck(SubjectRepository, false, strings.Join(quiet, "; "))}
+		}},
+		{name: RuleTestRestore, collector: CollectorBackup, cfg: t.TestRestore, checks: func(s *Sample) []check {
+			if s.Backup == nil || !s.Backup.Configured || s.Backup.TestRestore == nil {
+				return nil
+			}
+			tr := s.Backup.TestRestore
+			limit := time.Duration(tr.MaxAgeSeconds * float64(time.Second))
+			c := tr.Last
+			if c == nil {
+				return []check{stateCheck(SubjectRepository, false, "no test restore recorded yet")}
+			}
+			at := c.Time.UTC().Format(time.RFC3339)
+			switch c.Result {
+			case index.CheckErrors:
+				return []check{stateCheck(SubjectRepository, true, fmt.Sprintf("test restore at %s found %d damaged of %d files: %s",
+					at, c.Errors, c.Errors+c.Files, c.FirstError))}
+			case index.CheckOK:
+			default:
+				return []check{stateCheck(SubjectRepository, true, fmt.Sprintf("test restore at %s could not run: %s", at, c.FirstError))}
+			}
+			if tr.Expected && tr.AgeSeconds != nil && *tr.AgeSeconds > tr.MaxAgeSeconds {
+				return []check{stateCheck(SubjectRepository, true, fmt.Sprintf("last test restore %s ago (validation.test_restore_monthly allows %s): is its timer running?",
+					shortDuration(time.Duration(*tr.AgeSeconds*float64(time.Second))), shortDuration(limit)))}
+			}
+			return []check{stateCheck(SubjectRepository, false, fmt.Sprintf("last test restore at %s: %d files verified", at, c.Files))}
 		}},
 		{name: RuleCollectorError, cfg: t.CollectorError, checks: func(s *Sample) []check {
 			out := make([]check, 0, len(s.Collectors))

@@ -306,6 +306,21 @@ type BackupStatus struct {
 	LastCheck *CheckStatus `json:"last_check,omitempty"`
 	// IndexProblem is the index's last background failure (nil: none).
 	IndexProblem *IndexProblemState `json:"index_problem,omitempty"`
+	// TestRestore is the last test restore (nil: none recorded and none
+	// expected).
+	TestRestore *TestRestoreStatus `json:"test_restore,omitempty"`
+}
+
+// TestRestoreStatus is the last test restore as the monitor saw it.
+type TestRestoreStatus struct {
+	// Last is the record (nil: none yet).
+	Last *TestRestoreState `json:"last,omitempty"`
+	// AgeSeconds is the time since it started.
+	AgeSeconds *float64 `json:"age_seconds,omitempty"`
+	// Expected: the config asks for a monthly test restore; MaxAgeSeconds
+	// is test_restore_max_age.
+	Expected      bool    `json:"expected"`
+	MaxAgeSeconds float64 `json:"max_age_seconds"`
 }
 
 // CheckStatus is the last check run as the monitor saw it.

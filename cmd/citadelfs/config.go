@@ -56,6 +56,7 @@ type config struct {
 	VerifyAfter  bool                       `yaml:"-"`
 	TestRestore  bool                       `yaml:"-"`
 	ArchiveAfter string                     `yaml:"-"`
+	TempDir      string                     `yaml:"-"` // where test-restore restores (storage.temp_dir)
 	Warnings     []configWarning            `yaml:"-"`
 }
 
@@ -546,9 +547,9 @@ func (c *config) normalize(root *yaml.Node) *config {
 			c.warn(root, "version_unknown", "backup_config.version", "version %q is not 1.0, the only layout known; keys are read as 1.0", s)
 		}
 	}
-	if st.TempDir != "" {
-		c.warn(root, "temp_dir_unused", "backup_config.storage.temp_dir", "ignored: citadelfs stages nothing in a temporary directory (packs are written inside the repository and renamed into place)")
-	}
+	// Snapshots stage nothing (packs are written inside the repository and
+	// renamed into place); test-restore restores its sample here.
+	c.TempDir = st.TempDir
 	rp := bc.RetentionPolicy
 	if c.Retention == (retentionConfig{}) {
 		c.Retention = bc.Retention

@@ -55,7 +55,7 @@ func TestConfigSeedFile(t *testing.T) {
 		}
 		names = append(names, w.Name)
 	}
-	if got := strings.Join(names, " "); got != "temp_dir_unused archive_not_applied compression_fixed compression_level_unused parallel_jobs_unused checksum_fixed retention_cleanup_no_alert" {
+	if got := strings.Join(names, " "); got != "archive_not_applied compression_fixed compression_level_unused parallel_jobs_unused checksum_fixed retention_cleanup_no_alert" {
 		t.Errorf("warnings: %s", got)
 	}
 	// Every warning name is documented.
@@ -136,11 +136,11 @@ func TestConfigCheckCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.Repo != "/mnt/backup/citadel" || len(e.Schedule["models"]) != 3 || len(e.Warnings) != 7 || !e.VerifyAfterBackup {
+	if e.Repo != "/mnt/backup/citadel" || len(e.Schedule["models"]) != 3 || len(e.Warnings) != 6 || e.TempDir != "/tmp/citadel-backup" || !e.VerifyAfterBackup {
 		t.Errorf("effective config: %+v", e)
 	}
 	code, out, _ = runCLI(t, "config", "check", "--config", seedFixture)
-	if code != 0 || !strings.Contains(out, "schedule weekly   0 3 * * 0") || !strings.Contains(out, "warning temp_dir_unused:") {
+	if code != 0 || !strings.Contains(out, "schedule weekly   0 3 * * 0") || !strings.Contains(out, "warning compression_fixed:") {
 		t.Errorf("text output (exit %d):\n%s", code, out)
 	}
 

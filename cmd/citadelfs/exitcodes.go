@@ -16,7 +16,7 @@ const (
 	exitFatal       = 1
 	exitUsage       = 2
 	exitPartial     = 3 // snapshot completed, but some files could not be read
-	exitDamaged     = 4 // check, restore, repair or snapshot --verify found corrupt or missing data
+	exitDamaged     = 4 // check, restore, repair, test-restore or snapshot --verify found corrupt or missing data
 	exitCritical    = 5 // monitor/status: at least one critical condition
 	exitNoRepo      = 10
 	exitLocked      = 11
@@ -34,7 +34,7 @@ var exitTable = []struct {
 	{exitFatal, "fatal error (message says why)"},
 	{exitUsage, "bad flag, argument or configuration file"},
 	{exitPartial, "snapshot completed, but some files were unreadable or vanished (listed as warnings)"},
-	{exitDamaged, "check, restore, repair or snapshot --verify found corrupt or missing data (repair: some of it could not be saved; snapshot --verify: the snapshot is saved, its damaged chunks quarantined)"},
+	{exitDamaged, "check, restore, repair, test-restore or snapshot --verify found corrupt or missing data (repair: some of it could not be saved; snapshot --verify: the snapshot is saved, its damaged chunks quarantined)"},
 	{exitCritical, "monitor/status: a critical alert is active"},
 	{exitNoRepo, "no repository at the given path"},
 	{exitLocked, "repository is locked by another process"},

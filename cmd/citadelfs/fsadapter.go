@@ -304,6 +304,8 @@ type repoBackupSource struct {
 	// integrity is the mount's record of corrupt reads (nil outside the
 	// mount daemon, which reads the record the daemon stored).
 	integrity *integrityRecord
+	// testRestore: the config asks for a monthly test restore.
+	testRestore bool
 }
 
 // allowedAge is label's MaxAge: its schedule's, plus how long its last
@@ -387,6 +389,15 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	}
 	if ip != nil {
 		st.IndexProblem = &monitor.IndexProblemState{Time: ip.Time, Error: ip.Error, Corrupt: ip.Corrupt}
+	}
+	tr, err := b.r.LastTestRestore()
+	if err != nil {
+		return nil, err
+	}
+	st.TestRestoreExpected = b.testRestore
+	if tr != nil {
+		st.LastTestRestore = &monitor.TestRestoreState{Time: tr.Time, Result: tr.Result, Files: tr.Files, Bytes: tr.Bytes,
+			Errors: tr.Errors, FirstError: tr.FirstError, SourceDiffers: tr.SourceDiffers}
 	}
 	return st, nil
 }
@@ -513,10 +524,11 @@ func init() {
 			return nil, nil, err
 		}
 		var labels []string
+		testRestore := false
 		var maxAge map[string]time.Duration
 		var expire time.Duration
 		if cfg, err := env.config(); err == nil {
-			labels = cfg.sourceLabels()
+			labels, testRestore = cfg.sourceLabels(), cfg.TestRestore
 			maxAge = sourceMaxAges(cfg, time.Now())
 			expire = cfg.Monitor.WithDefaults().BackupMaxAge
 		}
@@ -526,6 +538,6 @@ func init() {
 		if env.daemon != nil {
 			integrity = env.daemon.integrity
 		}
-		return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, expireAfter: expire, integrity: integrity}, release, nil
+		return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, expireAfter: expire, integrity: integrity, testRestore: testRestore}, release, nil
 	}
 }
