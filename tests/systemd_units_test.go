@@ -30,7 +30,8 @@ func unquoteExec(t *testing.T, v string) []string {
 // The snapshot services citadelfs systemd generates, run as systemd would
 // run their ExecStart= (the real binary, the words as written), take the
 // snapshots the schedule means: each source once per timer, tagged, the
-// weekly one reading every file again.
+// weekly one reading every file again; then forget, check and the test
+// restore run as written too.
 func TestSystemdUnitsRunAsWritten(t *testing.T) {
 	dir := t.TempDir()
 	var srcs []string
@@ -50,17 +51,14 @@ backup_config:
   backup_schedule:
     models: {daily: "0 2 * * *", weekly: "0 3 * * 0", monthly: "0 4 1 * *"}
     configs: "*/15 * * * *"
+  validation: {test_restore_monthly: true}
 `, repo, srcs[0], srcs[1])), 0o600)
 	mustCitadel(t, "init", "--config", cfg)
 	units := filepath.Join(dir, "units")
 	mustCitadel(t, "systemd", "--config", cfg, "--install", "--dir", units, "--bin", citadelBin)
 
-	services, _ := filepath.Glob(filepath.Join(units, "citadelfs-snapshot-*.service"))
-	sort.Strings(services)
-	if len(services) != 5 {
-		t.Fatalf("snapshot services: %v", services)
-	}
-	for _, s := range services {
+	runUnit := func(s string) {
+		t.Helper()
 		b, _ := os.ReadFile(s)
 		var argv []string
 		for _, line := range strings.Split(string(b), "\n") {
@@ -74,6 +72,14 @@ backup_config:
 		if r := runCmd(t, testEnv(), argv[0], argv[1:]...); r.code != 0 {
 			t.Fatalf("%s: %q: %s", filepath.Base(s), argv, r)
 		}
+	}
+	services, _ := filepath.Glob(filepath.Join(units, "citadelfs-snapshot-*.service"))
+	sort.Strings(services)
+	if len(services) != 5 {
+		t.Fatalf("snapshot services: %v", services)
+	}
+	for _, s := range services {
+		runUnit(s)
 	}
 	r := mustCitadel(t, "snapshots", "--config", cfg, "--json")
 	var snaps []struct {
@@ -93,5 +99,19 @@ backup_config:
 	sort.Strings(got)
 	if want := "configs: configs:weekly models:daily models:monthly models:weekly"; strings.Join(got, " ") != want {
 		t.Errorf("snapshots %q, want %q", strings.Join(got, " "), want)
+	}
+
+	// Then retention, the check and (where the binary has it) the test
+	// restore, as their timers would run them after the snapshots.
+	others, _ := filepath.Glob(filepath.Join(units, "citadelfs-*.service"))
+	ran := 0
+	for _, o := range others {
+		if !strings.Contains(o, "-snapshot-") && !strings.HasSuffix(o, "-mount.service") {
+			runUnit(o)
+			ran++
+		}
+	}
+	if ran < 2 {
+		t.Errorf("forget and check services: %v", others)
 	}
 }
