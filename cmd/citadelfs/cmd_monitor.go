@@ -16,12 +16,6 @@ import (
 	"citadelfs/monitor"
 )
 
-// backupSourceFor gives the monitor the repository's backup state. It is
-// set by the repository wiring (another file); while it is nil the monitor
-// runs without one and says "no repository". release is called when the
-// command ends.
-var backupSourceFor func(ctx context.Context, env *cmdEnv) (src monitor.BackupSource, release func(), err error)
-
 func init() {
 	register(&command{
 		name:    "monitor",
@@ -154,8 +148,6 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 	switch {
 	case repoErr != nil:
 		opts.BackupReason = "no repository configured"
-	case backupSourceFor == nil:
-		opts.BackupReason = "no repository"
 	default:
 		src, release, err := backupSourceFor(ctx, env)
 		if err != nil {

@@ -14,11 +14,6 @@ import (
 	"citadelfs/monitor"
 )
 
-// statusMonitorFor returns the mount daemon's running monitor when status
-// runs inside the daemon for a client (nil otherwise). The daemon wiring
-// sets it; while it is nil, or returns nil, status takes its own sample.
-var statusMonitorFor func(env *cmdEnv) *monitor.Monitor
-
 func init() {
 	register(&command{
 		name:      "status",
@@ -42,9 +37,12 @@ func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
 	if interval < 500*time.Millisecond {
 		return usagef("--interval %s is below 500ms", interval)
 	}
+	// Inside the mount daemon (for a client) status reads the running
+	// monitor; elsewhere, or while the daemon's monitor is not running,
+	// it takes a sample of its own.
 	var live *monitor.Monitor
-	if statusMonitorFor != nil {
-		live = statusMonitorFor(env)
+	if env.daemon != nil {
+		live = env.daemon.monitor
 	}
 	m, historyErr := live, ""
 	if m == nil {

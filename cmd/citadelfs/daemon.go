@@ -490,14 +490,3 @@ func (s frameStream) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-func init() {
-	// status inside the daemon reads the running monitor instead of
-	// taking a sample of its own.
-	statusMonitorFor = func(env *cmdEnv) *monitor.Monitor {
-		if env.daemon == nil {
-			return nil
-		}
-		return env.daemon.monitor
-	}
-}

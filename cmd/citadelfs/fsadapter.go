@@ -517,27 +517,29 @@ func integrityState(c snapshot.CorruptReads) *monitor.IntegrityState {
 		LastTime: c.LastTime, LastPath: c.LastPath, LastError: c.LastError}
 }
 
-func init() {
-	backupSourceFor = func(ctx context.Context, env *cmdEnv) (monitor.BackupSource, func(), error) {
-		repo, release, err := openRepo(ctx, env)
-		if err != nil {
-			return nil, nil, err
-		}
-		var labels []string
-		testRestore := false
-		var maxAge map[string]time.Duration
-		var expire time.Duration
-		if cfg, err := env.config(); err == nil {
-			labels, testRestore = cfg.sourceLabels(), cfg.TestRestore
-			maxAge = sourceMaxAges(cfg, time.Now())
-			expire = cfg.Monitor.WithDefaults().BackupMaxAge
-		}
-		// In the mount daemon (its own monitor, or a command handed to
-		// it) the monitor sees the mount's corrupt reads.
-		var integrity *integrityRecord
-		if env.daemon != nil {
-			integrity = env.daemon.integrity
-		}
-		return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, expireAfter: expire, integrity: integrity, testRestore: testRestore}, release, nil
+// backupSourceFor gives the monitor the repository's backup state: the
+// repository env names (the daemon's own inside the mount daemon), the
+// configured sources and their allowed ages, and inside the daemon the
+// mount's corrupt-read record. release is called when the command ends.
+func backupSourceFor(ctx context.Context, env *cmdEnv) (monitor.BackupSource, func(), error) {
+	repo, release, err := openRepo(ctx, env)
+	if err != nil {
+		return nil, nil, err
 	}
+	var labels []string
+	testRestore := false
+	var maxAge map[string]time.Duration
+	var expire time.Duration
+	if cfg, err := env.config(); err == nil {
+		labels, testRestore = cfg.sourceLabels(), cfg.TestRestore
+		maxAge = sourceMaxAges(cfg, time.Now())
+		expire = cfg.Monitor.WithDefaults().BackupMaxAge
+	}
+	// In the mount daemon (its own monitor, or a command handed to
+	// it) the monitor sees the mount's corrupt reads.
+	var integrity *integrityRecord
+	if env.daemon != nil {
+		integrity = env.daemon.integrity
+	}
+	return &repoBackupSource{r: repo, labels: labels, maxAge: maxAge, expireAfter: expire, integrity: integrity, testRestore: testRestore}, release, nil
 }

@@ -44,7 +44,10 @@ func register(c *command) { commands[c.name] = c }
 type cmdEnv struct {
 	stdout, stderr io.Writer
 	global         *globalFlags
-	flags          *pflag.FlagSet
+	// cmd is the command being run, set with flags by parseFlags: what
+	// openRepo names the lock holder and whether it only reads.
+	cmd   *command
+	flags *pflag.FlagSet
 	// isTerminal says whether stderr is a terminal (progress is drawn only then).
 	isTerminal bool
 	// daemon is non-nil when the command runs inside the mount daemon on
@@ -220,6 +223,6 @@ func parseFlags(c *command, env *cmdEnv, args []string) (code int, ok bool) {
 		fmt.Fprintf(env.stderr, "citadelfs %s: %v\n", c.name, err)
 		return exitUsage, false
 	}
-	env.flags = fs
+	env.cmd, env.flags = c, fs
 	return 0, true
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -29,9 +28,10 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	if err != nil {
 		return nil, nil, err
 	}
+	c := env.cmd // nil in tests that build an env by hand
 	name := "citadelfs"
-	if env.flags != nil {
-		name = env.flags.Name()
+	if c != nil {
+		name += " " + c.name
 	}
 	if isRemote(dir) {
 		r, err := openRemoteRepo(env, dir, name, false)
@@ -40,7 +40,6 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 		}
 		return r, func() { r.Close() }, nil
 	}
-	c := commands[strings.TrimPrefix(name, "citadelfs ")]
 	// A command that only reads never gives the reserve back: on a full
 	// disk it opens read-only instead (below).
 	keep := c != nil && c.readsOnly
