@@ -15,8 +15,13 @@ SYSCONFDIR ?= /etc
 CONFDIR ?= $(SYSCONFDIR)/citadelfs
 UNITDIR ?= $(SYSCONFDIR)/systemd/system
 
+# The commit for `citadelfs version`, where the go command records none
+# itself (a git worktree, -buildvcs=false); see cmd/citadelfs/cmd_version.go.
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+GIT_MODIFIED := $(shell git status --porcelain 2>/dev/null | grep -q . && echo true)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/citadelfs
+	$(GO) build -ldflags "-X main.buildCommit=$(GIT_COMMIT) -X main.buildModified=$(GIT_MODIFIED)" -o $(BIN) ./cmd/citadelfs
 
 vet:
 	$(GO) vet ./...

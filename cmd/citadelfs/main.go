@@ -102,25 +102,24 @@ func main() {
 }
 
 // runMain parses args and runs one command, returning the process exit code.
+// Global flags may come before the command (citadelfs --repo R snapshots)
+// or after it; a usage error goes to stderr with exit 2.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1) {
-		printUsage(stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	if args[0] == "--version" || args[0] == "version" {
-		fmt.Fprintln(stdout, "citadelfs", version)
-		return exitOK
-	}
-	c, ok := commands[args[0]]
+	pre, rest, code, ok := splitGlobals(args, stdout, stderr)
 	if !ok {
-		fmt.Fprintf(stderr, "citadelfs: unknown command %q (see 'citadelfs help')\n", args[0])
+		return code
+	}
+	c, ok := commands[rest[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "citadelfs: unknown command %q (see 'citadelfs help')\n", rest[0])
 		return exitUsage
 	}
+	// The command's own parser sees the global flags again, so that they
+	// mean the same before and after the command, and a command that takes
+	// no --json rejects a --json given before it.
+	cmdArgs := append(pre, rest[1:]...)
 	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}}
-	if code, ok := parseFlags(c, env, args[1:]); !ok {
+	if code, ok := parseFlags(c, env, cmdArgs); !ok {
 		return code
 	}
 	env.isTerminal = isTerminal(os.Stderr)
@@ -128,7 +127,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		theStopper.setCommand(c.name, commandGrace(c.name))
 	}
 	if c.delegable {
-		if code, handled := delegateToDaemon(ctx, env, c, args); handled {
+		if code, handled := delegateToDaemon(ctx, env, c, append([]string{c.name}, cmdArgs...)); handled {
 			return code
 		}
 	}
@@ -142,15 +141,61 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return reportError(stderr, c.name, err)
 }
 
-func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("citadelfs "+c.name, pflag.ContinueOnError)
+// splitGlobals parses the global flags before the command. pre is them again
+// as --name=value arguments, for the command's parser; rest starts with the
+// command's name. ok=false means it printed help, the version or an error,
+// and code is the exit code.
+func splitGlobals(args []string, stdout, stderr io.Writer) (pre, rest []string, code int, ok bool) {
+	g := &globalFlags{}
+	fs := pflag.NewFlagSet("citadelfs", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SetInterspersed(false) // the first word that is no flag is the command
+	defineGlobalFlags(fs, g, true)
+	help := fs.BoolP("help", "h", false, "")
+	ver := fs.Bool("version", false, "")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "citadelfs: %v (see 'citadelfs help')\n", err)
+		return nil, nil, exitUsage, false
+	}
+	rest = fs.Args()
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name != "help" && f.Name != "version" {
+			pre = append(pre, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	switch {
+	case *help && len(rest) == 0:
+		printUsage(stdout)
+		return nil, nil, exitOK, false
+	case *help:
+		rest = append(rest[:1:1], append([]string{"--help"}, rest[1:]...)...)
+	case *ver && len(rest) == 0:
+		rest = []string{"version"}
+	case len(rest) == 0:
+		printUsage(stderr)
+		return nil, nil, exitUsage, false
+	}
+	return pre, rest, 0, true
+}
+
+// defineGlobalFlags declares the flags every command takes; --json only
+// where the command prints JSON (see cliSpecs).
+func defineGlobalFlags(fs *pflag.FlagSet, g *globalFlags, json bool) {
 	fs.StringVar(&g.repo, "repo", "", "repository directory (default $CITADELFS_REPO, then the config file's backup_root)")
 	fs.StringVar(&g.configPath, "config", defaultConfigPath, "configuration file")
-	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	if json {
+		fs.BoolVar(&g.json, "json", false, "print one machine-readable JSON document")
+	}
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	fs.BoolVar(&g.insecureRepo, "insecure-repo-permissions", false, "open a repository that users other than this one and root can write (unsafe as root)")
 	addRemoteFlags(fs, g)
+}
+
+func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("citadelfs "+c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	defineGlobalFlags(fs, g, specOf(c.name).json)
 	if c.flags != nil {
 		c.flags(fs)
 	}
@@ -160,35 +205,42 @@ func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "citadelfs — deduplicated snapshots, a FUSE mount of every one, and a monitor, for AI servers")
-	fmt.Fprintln(w, "\nUsage: citadelfs COMMAND [flags] [args]\n\nCommands:")
+	fmt.Fprintln(w, "\nUsage: citadelfs [global flags] COMMAND [flags] [args]\n\nCommands:")
+	for _, n := range commandNames() {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nGlobal flags (before or after the command): --repo DIR, --config FILE, --json, --quiet")
+	fmt.Fprintln(w, "Exit codes:")
+	for _, e := range exitTable {
+		fmt.Fprintf(w, "  %-3d %s\n", e.code, e.meaning)
+	}
+	fmt.Fprintln(w, "\nRun 'citadelfs help COMMAND' for a command's flags and examples.")
+}
+
+// commandNames is every registered command, sorted.
+func commandNames() []string {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		c := commands[n]
-		fmt.Fprintf(w, "  %-10s %s\n", n, c.summary)
-	}
-	fmt.Fprintln(w, "\nGlobal flags: --repo DIR, --config FILE, --json, --quiet")
-	fmt.Fprintln(w, "Exit codes:")
-	for _, e := range exitTable {
-		fmt.Fprintf(w, "  %-3d %s\n", e.code, e.meaning)
-	}
-	fmt.Fprintln(w, "\nRun 'citadelfs COMMAND --help' for a command's flags.")
+	return names
 }
 
 func init() {
-	register(&command{name: "help", summary: "show this help", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		if len(args) == 1 {
-			if c, ok := commands[args[0]]; ok {
-				printCommandHelp(env.stdout, c)
+	register(&command{name: "help", summary: "show the commands, or one command's flags and examples", usage: "[COMMAND]",
+		run: func(ctx context.Context, env *cmdEnv, args []string) error {
+			if len(args) == 0 {
+				printUsage(env.stdout)
 				return nil
 			}
-		}
-		printUsage(env.stdout)
-		return nil
-	}})
+			c, ok := commands[args[0]]
+			if !ok {
+				return usagef("unknown command %q (see 'citadelfs help')", args[0])
+			}
+			printCommandHelp(env.stdout, c)
+			return nil
+		}})
 }
 
 // usageError marks a mistake in how the command was called.
@@ -203,24 +255,60 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
 }
 
-const version = "0.1.0"
-
+// printCommandHelp is `citadelfs help CMD` and `CMD --help`: the synopsis,
+// examples, the command's own flags, then the global ones.
 func printCommandHelp(w io.Writer, c *command) {
-	fs := newFlagSet(c, &globalFlags{})
-	fmt.Fprintf(w, "Usage: citadelfs %s %s\n\n%s\n\nFlags:\n%s", c.name, c.usage, c.summary, fs.FlagUsages())
+	spec := specOf(c.name)
+	fmt.Fprintf(w, "Usage: citadelfs %s %s\n\n%s\n", c.name, c.usage, c.summary)
+	if len(spec.examples) > 0 {
+		fmt.Fprintln(w, "\nExamples:")
+		for _, e := range spec.examples {
+			fmt.Fprintf(w, "  %s\n      %s\n", e.cmd, e.why)
+		}
+	}
+	own, global := flagSets(c)
+	if own.HasFlags() {
+		fmt.Fprintf(w, "\nFlags:\n%s", own.FlagUsages())
+	}
+	fmt.Fprintf(w, "\nGlobal flags:\n%s", global.FlagUsages())
+}
+
+// flagSets returns c's own flags and the global flags it takes, apart, for
+// help, completion and the man page.
+func flagSets(c *command) (own, global *pflag.FlagSet) {
+	own = pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	if c.flags != nil {
+		c.flags(own)
+	}
+	global = pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	defineGlobalFlags(global, &globalFlags{}, specOf(c.name).json)
+	return own, global
 }
 
 // parseFlags parses a command's flags into env.flags and env.global. When
 // it returns ok=false it has printed help or the error and code is the exit
-// code.
+// code. More positional arguments than the command takes is a usage error
+// here, before the command runs (in the daemon too).
 func parseFlags(c *command, env *cmdEnv, args []string) (code int, ok bool) {
 	fs := newFlagSet(c, env.global)
+	spec := specOf(c.name)
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			printCommandHelp(env.stdout, c)
 			return exitOK, false
 		}
-		fmt.Fprintf(env.stderr, "citadelfs %s: %v\n", c.name, err)
+		if !spec.json && strings.Contains(err.Error(), "--json") {
+			err = fmt.Errorf("%s has no --json output", c.name)
+		}
+		fmt.Fprintf(env.stderr, "citadelfs %s: %v (see 'citadelfs help %s')\n", c.name, err, c.name)
+		return exitUsage, false
+	}
+	if n := fs.NArg(); spec.maxArgs >= 0 && n > spec.maxArgs {
+		if spec.maxArgs == 0 {
+			fmt.Fprintf(env.stderr, "citadelfs %s: unexpected argument %q: %s takes none (see 'citadelfs help %s')\n", c.name, fs.Arg(0), c.name, c.name)
+		} else {
+			fmt.Fprintf(env.stderr, "citadelfs %s: %d arguments, at most %d expected: %s %s\n", c.name, n, spec.maxArgs, c.name, c.usage)
+		}
 		return exitUsage, false
 	}
 	env.cmd, env.flags = c, fs

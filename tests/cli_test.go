@@ -1,0 +1,58 @@
+package tests
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The CLI's habits through the binary a user runs: global flags before the
+// command, usage errors on stderr with exit 2, a stray argument refused,
+// and version from the build information.
+func TestCLIGlobalFlagsAndUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	repo := initRepo(t, dir)
+	r := mustCitadel(t, "--repo", repo, "--json", "snapshots")
+	var snaps []any
+	if err := json.Unmarshal([]byte(r.stdout), &snaps); err != nil || len(snaps) != 0 {
+		t.Fatalf("--repo R --json snapshots: %v\n%s", err, r)
+	}
+	for _, args := range [][]string{
+		{"--repo", repo, "snapshots", "extra"},
+		{"--repo", repo, "prune", "extra"},
+		{"--repo", repo, "mount", "--json", filepath.Join(dir, "mnt")},
+		{"--repo", repo},
+		{"--repo", repo, "snapshots", "--nope"},
+	} {
+		r := citadel(t, args...)
+		if r.code != 2 || r.stdout != "" || r.stderr == "" {
+			t.Errorf("citadelfs %s: want exit 2, nothing on stdout and the error on stderr; %s", strings.Join(args, " "), r)
+		}
+	}
+}
+
+func TestCLIVersion(t *testing.T) {
+	r := mustCitadel(t, "version", "--json")
+	var v struct{ Version, Module, GoVersion string }
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil {
+		t.Fatalf("version --json: %v\n%s", err, r)
+	}
+	v.Module, _ = raw["module"].(string)
+	v.GoVersion, _ = raw["go_version"].(string)
+	v.Version, _ = raw["version"].(string)
+	_, hasCommit := raw["commit"]
+	_, hasModified := raw["modified"]
+	if v.Module != "citadelfs" || v.GoVersion != runtime.Version() || v.Version == "" || !hasCommit || !hasModified || raw["module_version"] == nil {
+		t.Errorf("version --json: %s", r.stdout)
+	}
+	text := mustCitadel(t, "version").stdout
+	if !strings.HasPrefix(text, "citadelfs "+v.Version+"\n") || !strings.Contains(text, runtime.Version()) || !strings.Contains(text, "commit:") {
+		t.Errorf("version: %q", text)
+	}
+	if alt := mustCitadel(t, "--version").stdout; alt != text {
+		t.Errorf("--version %q differs from version %q", alt, text)
+	}
+}
