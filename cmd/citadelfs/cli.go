@@ -109,6 +109,10 @@ var cliSpecs = map[string]cliSpec{
 		{"citadelfs systemd", "print the units"},
 		{"citadelfs systemd --install", "write them to /etc/systemd/system"},
 	}},
+	"test-restore": {maxArgs: 0, json: true, examples: []example{
+		{"citadelfs test-restore", "restore 20 files of each source's newest snapshot to a temporary directory and compare"},
+		{"citadelfs test-restore --sample 5% --source models", "a twentieth of one source's files"},
+	}},
 	"version": {maxArgs: 0, json: true, examples: []example{
 		{"citadelfs version", "the release, commit and Go version of this binary"},
 		{"citadelfs version --json", "the same as JSON"},

@@ -207,7 +207,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "citadelfs — deduplicated snapshots, a FUSE mount of every one, and a monitor, for AI servers")
 	fmt.Fprintln(w, "\nUsage: citadelfs [global flags] COMMAND [flags] [args]\n\nCommands:")
 	for _, n := range commandNames() {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nGlobal flags (before or after the command): --repo DIR, --config FILE, --json, --quiet")
 	fmt.Fprintln(w, "Exit codes:")
