@@ -481,3 +481,30 @@ func TestSystemdS3Repo(t *testing.T) {
 		t.Errorf("--cache-dir:\n%s", snap)
 	}
 }
+
+// The test restore reads the sources to compare (a source under /home
+// makes /home readable) and writes storage.temp_dir, which outside /tmp
+// and /var/tmp (its own PrivateTmp=) must be writable.
+func TestSystemdTestRestoreSandbox(t *testing.T) {
+	if _, ok := commands["test-restore"]; !ok {
+		t.Skip("no test-restore command in this binary")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("repo: /srv/repo\nsources:\n  home: /home/ops\n  data: /srv/data\nbackup_config:\n  storage: {temp_dir: /srv/scratch}\n  validation: {test_restore_monthly: true}\n"), 0o600)
+	_, units := installUnitsFor(t, cfg, "/usr/bin/citadelfs")
+	tr := units["citadelfs-test-restore.service"]
+	for _, want := range []string{`ReadWritePaths="-/srv/scratch"`, "ProtectHome=read-only\n", "CAP_CHOWN"} {
+		if !strings.Contains(tr, want) {
+			t.Errorf("test-restore unit lacks %q:\n%s", want, tr)
+		}
+	}
+	if strings.Contains(units["citadelfs-forget.service"], "scratch") || !strings.Contains(units["citadelfs-snapshot-data-daily.service"], "ProtectHome=yes\n") {
+		t.Error("other units got the test restore's paths")
+	}
+	os.WriteFile(cfg, []byte("repo: /srv/repo\nsources:\n  data: /srv/data\nbackup_config:\n  storage: {temp_dir: /tmp/citadel-backup}\n  validation: {test_restore_monthly: true}\n"), 0o600)
+	_, units = installUnitsFor(t, cfg, "/usr/bin/citadelfs")
+	if tr := units["citadelfs-test-restore.service"]; strings.Contains(tr, "citadel-backup") || !strings.Contains(tr, "PrivateTmp=yes") {
+		t.Errorf("temp_dir below /tmp:\n%s", tr)
+	}
+}

@@ -151,8 +151,9 @@ func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error
 	// one is the only place they write; an s3:// one is reached over TCP
 	// with credentials from the environment file or root's ~/.aws, and
 	// its index cache is written locally.
-	sandbox := func(caps []string, gpu bool, paths ...string) string {
+	sandbox := func(caps []string, gpu bool, rwExtra []string, paths ...string) string {
 		sb := sandboxOpts{caps: caps, gpu: gpu}
+		paths = append(paths, rwExtra...)
 		if p.remote {
 			sb.network = true
 			sb.envFile = filepath.Join(filepath.Dir(p.config), "s3.env")
@@ -166,6 +167,7 @@ func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error
 			sb.rw = []string{p.repo}
 			sb.protectHome = protectHomeFor(append([]string{p.repo}, paths...))
 		}
+		sb.rw = append(sb.rw, rwExtra...)
 		return oneshotHardening(sb)
 	}
 
@@ -228,7 +230,7 @@ IOSchedulingClass=idle
 ExecStart=`+cmdline("snapshot", args...)+`
 # exit 3: completed with unreadable files (logged above); not a failure of the unit
 SuccessExitStatus=3
-`+retryLocked+sandbox(snapshotCaps, true, paths...)); err != nil {
+`+retryLocked+sandbox(snapshotCaps, true, nil, paths...)); err != nil {
 			return nil, nil, err
 		}
 		src := "cron " + t.Cron
@@ -260,7 +262,7 @@ Description=citadelfs retention (`+fmt.Sprintf("keep %d daily, %d weekly, %d mon
 Type=oneshot
 Nice=10
 ExecStart=`+cmdline("forget", "--quiet", "--prune")+`
-`+retryLocked+sandbox(nil, false))
+`+retryLocked+sandbox(nil, false, nil))
 	add("citadelfs-forget.timer", `[Unit]
 Description=citadelfs retention
 
@@ -280,7 +282,7 @@ Type=oneshot
 Nice=15
 IOSchedulingClass=idle
 ExecStart=`+cmdline("check", "--quiet", "--read-data", "--subset", "10%")+`
-`+retryLocked+sandbox(nil, false))
+`+retryLocked+sandbox(nil, false, nil))
 	add("citadelfs-check.timer", `[Unit]
 Description=citadelfs weekly integrity check
 
@@ -294,6 +296,19 @@ WantedBy=timers.target
 	// validation.test_restore_monthly: only with a binary that has the
 	// command, so the timer never runs something that is not there.
 	if cfg.TestRestore {
+		// It compares with the sources (ProtectHome= follows them) and
+		// restores into storage.temp_dir: below /tmp or /var/tmp that is
+		// the unit's own PrivateTmp=, elsewhere it must be writable.
+		var allSources, testRestoreRW []string
+		for _, l := range cfg.sourceLabels() {
+			allSources = append(allSources, cfg.sourcePaths(l)...)
+		}
+		if td := cfg.TempDir; td != "" && !within(td, "/tmp") && !within(td, "/var/tmp") {
+			if err := unitPathOK("storage.temp_dir", td); err != nil {
+				return nil, nil, err
+			}
+			testRestoreRW = append(testRestoreRW, td)
+		}
 		if _, ok := commands["test-restore"]; ok {
 			add("citadelfs-test-restore.service", `[Unit]
 Description=citadelfs monthly test restore (a sample of files restored to a temporary directory and compared)
@@ -304,7 +319,7 @@ Type=oneshot
 Nice=15
 IOSchedulingClass=idle
 ExecStart=`+cmdline("test-restore", "--quiet")+`
-`+retryLocked+sandbox(restoreCaps, false))
+`+retryLocked+sandbox(restoreCaps, false, testRestoreRW, allSources...))
 			add("citadelfs-test-restore.timer", `[Unit]
 Description=citadelfs monthly test restore
 
