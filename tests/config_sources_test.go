@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -198,4 +199,49 @@ func TestSnapshotRecordsSystem(t *testing.T) {
 		t.Errorf("a driver without /proc/driver/nvidia: %s", r.stdout)
 	}
 	t.Logf("recorded: %+v", *s.System)
+}
+
+// TestForgetTagsArchive: forget gives the snapshots it keeps that are older
+// than archive_threshold the tag "archive" (a new manifest, same data),
+// and leaves newer ones alone.
+func TestForgetTagsArchive(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("weights"), 0o644)
+	repo := initRepo(t, dir)
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("repo: %s\nsources:\n  models: %s\nretention: {last: 10}\nbackup_config:\n  retention_policy:\n    archive_threshold: 30d\n", repo, src)), 0o644)
+	now := time.Now().UTC()
+	old := takeSnapshot(t, "", "--config", cfg, "--time", now.AddDate(0, -2, 0).Format(time.RFC3339), "--tag", "monthly")
+	recent := takeSnapshot(t, "", "--config", cfg, "--time", now.AddDate(0, 0, -1).Format(time.RFC3339))
+
+	r := mustCitadel(t, "forget", "--config", cfg, "--dry-run")
+	if !strings.Contains(r.stdout, `would remove 0 snapshots and tag 1 older than archive_threshold 30d "archive"`) {
+		t.Fatalf("dry run:\n%s", r)
+	}
+	if s := listSnapshots(t, repo); len(s) != 2 || len(s[0].Tags)+len(s[1].Tags) != 1 {
+		t.Fatalf("a dry run changed the snapshots: %+v", s)
+	}
+	r = mustCitadel(t, "forget", "--config", cfg)
+	if !strings.Contains(r.stdout, "tagged archive "+old.ID[:8]) {
+		t.Fatalf("forget:\n%s", r)
+	}
+	byTime := map[bool]snapInfo{}
+	for _, s := range listSnapshots(t, repo) {
+		byTime[s.ID == recent.ID] = s
+	}
+	a, ok := byTime[false]
+	if !ok || a.ID == old.ID || strings.Join(a.Tags, ",") != "monthly,archive" || len(byTime[true].Tags) != 0 {
+		t.Fatalf("after forget: %+v", byTime)
+	}
+	out := restore(t, repo, a.ID)
+	if b, _ := os.ReadFile(filepath.Join(out, "models", "f")); string(b) != "weights" {
+		t.Fatalf("the archived snapshot restores %q", b)
+	}
+	// Once tagged, nothing more to do.
+	if r := mustCitadel(t, "forget", "--config", cfg); strings.Contains(r.stdout, "tagged") {
+		t.Fatalf("second forget tagged again:\n%s", r)
+	}
+	mustCitadel(t, "check", "--repo", repo, "--read-data")
 }

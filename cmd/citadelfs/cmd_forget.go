@@ -55,6 +55,8 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		return forgetAttempts(env, repo, args)
 	}
 	var remove []index.ID
+	var toArchive []*snapshot.Snapshot
+	var archiveAfter string
 	if len(args) > 0 {
 		if !forgetFlags.policy.Empty() {
 			return usagef("give snapshot ids or --keep-* rules, not both")
@@ -86,6 +88,15 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		} else if err := p.Validate(); err != nil {
 			return usagef("--%v", strings.Replace(err.Error(), " ", "-", 1))
 		}
+		cfg, err := env.config()
+		if err != nil {
+			return err
+		}
+		var cutoff time.Time
+		if archiveAfter = cfg.ArchiveAfter; archiveAfter != "" {
+			span, _ := snapshot.ParseWithin(archiveAfter) // checked when the config was read
+			cutoff = span.Before(time.Now())
+		}
 		snaps, err := repo.Snapshots()
 		if err != nil {
 			return err
@@ -96,6 +107,8 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 			if !d.Keep {
 				verb = "remove"
 				remove = append(remove, s.ID)
+			} else if !cutoff.IsZero() && s.Time.Before(cutoff) && !s.HasTag(archiveTag) {
+				toArchive = append(toArchive, s)
 			}
 			if !env.global.json {
 				fmt.Fprintf(env.stdout, "%s %s %s %-20s %s\n", verb, s.ID.Short(), s.Time.Local().Format(time.DateTime),
@@ -104,18 +117,36 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	}
 	if forgetFlags.dryRun {
-		fmt.Fprintf(env.stdout, "dry run: would remove %d snapshots\n", len(remove))
+		fmt.Fprintf(env.stdout, "dry run: would remove %d snapshots", len(remove))
+		if len(toArchive) > 0 {
+			fmt.Fprintf(env.stdout, " and tag %d older than archive_threshold %s %q", len(toArchive), archiveAfter, archiveTag)
+		}
+		fmt.Fprintln(env.stdout)
 		return nil
 	}
 	if err := repo.Forget(ctx, remove); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "removed %d snapshots\n", len(remove))
+	if len(toArchive) > 0 {
+		done, err := repo.AddTag(ctx, toArchive, archiveTag)
+		for _, rt := range done {
+			fmt.Fprintf(env.stdout, "tagged %s %s (older than archive_threshold %s): now %s\n", archiveTag, rt.Old.Short(), archiveAfter, rt.New.Short())
+		}
+		if err != nil {
+			return fmt.Errorf("tagging snapshots %q: %w", archiveTag, err)
+		}
+	}
 	if forgetFlags.prune {
 		return doPrune(ctx, env, repo, false)
 	}
 	return nil
 }
+
+// archiveTag is what forget gives kept snapshots older than the config's
+// archive_threshold: the set a copy to an off-host repository will take
+// (docs/config.md). Retention still decides whether they stay.
+const archiveTag = "archive"
 
 func sourceLabels(s *snapshot.Snapshot) []string {
 	var out []string

@@ -235,6 +235,13 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	if len(errs) == 0 {
 		errs = checkSources(path, &root, c)
 	}
+	for _, key := range []string{"backup_config.archive_threshold", "backup_config.retention_policy.archive_threshold"} {
+		if n := nodeAt(&root, key); len(errs) == 0 && n != nil {
+			if _, err := snapshot.ParseWithin(n.Value); err != nil {
+				errs = append(errs, fmt.Sprintf("%s:%d: archive_threshold: %v", path, n.Line, err))
+			}
+		}
+	}
 	if len(errs) == 0 {
 		if _, err := c.Retention.policy(); err != nil {
 			errs = append(errs, fmt.Sprintf("%s:%d: retention: %v", path, keyLine(&root, "retention"), err))
@@ -560,10 +567,11 @@ func (c *config) normalize(root *yaml.Node) *config {
 	if c.Retention == (retentionConfig{}) {
 		c.Retention = retentionConfig{Daily: 7, Weekly: 4, Monthly: 12}
 	}
-	for key, v := range map[string]string{"backup_config.archive_threshold": bc.ArchiveThreshold, "backup_config.retention_policy.archive_threshold": rp.ArchiveThreshold} {
+	// archive_threshold: forget tags kept snapshots older than it
+	// "archive" (checked in loadConfig).
+	for _, v := range []string{bc.ArchiveThreshold, rp.ArchiveThreshold} {
 		if v != "" {
 			c.ArchiveAfter = v
-			c.warn(root, "archive_not_applied", key, "archive_threshold %q is kept but not applied: there is no off-host repository to copy older snapshots to yet; snapshots older than it stay under the retention policy", v)
 		}
 	}
 	if len(bc.BackupSchedule) > 0 || len(c.OwnSchedule) > 0 {
