@@ -3,8 +3,9 @@
 //
 // fs consumes only the small interfaces in source.go: a Tree (snapshots,
 // directories, file readers) and a StatusSource (rendered documents).
-// cmd/citadelfs wires them to the snapshot package and the monitor; fs
-// imports neither, nor Pebble.
+// internal/fsadapter implements Tree over the snapshot package and the
+// monitor is a StatusSource by shape; cmd/citadelfs wires them. fs imports
+// neither, nor Pebble.
 //
 // # Tree layout
 //

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	cfs "citadelfs/fs"
+	"citadelfs/internal/fsadapter"
 )
 
 func init() {
@@ -131,7 +132,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 
 	srv, err := cfs.Mount(mp, cfs.Options{
-		Tree:       newFSTree(repo),
+		Tree:       fsadapter.NewTree(repo),
 		Status:     cfs.MergeStatus(status...),
 		Logger:     log,
 		OnError:    integrity.onError,

@@ -1,0 +1,23 @@
+// Package fsadapter serves a snapshot.Repository through the fs package:
+// it implements fs.Tree (and fs.File) over the snapshot engine, so that fs
+// imports no project package and snapshot knows nothing of FUSE. cmd
+// wires it (citadelfs mount); it imports fs and snapshot, nothing above.
+//
+// What it decides, each in one place:
+//
+//   - Order: Snapshots passes Repository.Snapshots through in
+//     snapshot.Compare's order; fs shows that order (latest/ is its last
+//     of a label), so the mount and restore/diff/forget mean one latest.
+//   - Inode identity (inodeOf): a hash of snapshot id, label and path, or
+//     of (device, inode) for a file with more than one link, so hardlinks
+//     share a number and the same snapshot seen under latest/, a day
+//     folder and snapshots/ keeps one; fs mixes in the folder for
+//     directories.
+//   - Attributes (toFSNode): the snapshot node's as recorded, the link
+//     count included (snapshot.Node.Nlink, the source's st_nlink); a
+//     directory's mode type bits are S_IFDIR whatever was stored.
+//   - Errors: a read of a snapshot forgotten (and pruned) since fs listed
+//     it is io/fs.ErrNotExist for a directory and ESTALE for an open
+//     file, like NFS, never EIO or a corrupt-data alert; damage is
+//     snapshot.ErrCorrupt, which fs answers with EIO.
+package fsadapter
