@@ -508,3 +508,20 @@ func TestSystemdTestRestoreSandbox(t *testing.T) {
 		t.Errorf("temp_dir below /tmp:\n%s", tr)
 	}
 }
+
+// timers: in the config moves the maintenance timers; a cron string systemd
+// would read differently is a config error with its line (exit 2).
+func TestSystemdMaintenanceTimers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("repo: /srv/repo\nsources:\n  data: /srv/data\ntimers:\n  forget: \"15 1 * * *\"\n  check: \"0 6 1 * *\"\n"), 0o600)
+	_, units := installUnitsFor(t, cfg, "/usr/bin/citadelfs")
+	if !strings.Contains(units["citadelfs-forget.timer"], "\nOnCalendar=*-*-* 01:15:00\n") || !strings.Contains(units["citadelfs-check.timer"], "\nOnCalendar=*-*-01 06:00:00\n") {
+		t.Errorf("timers:\n%s\n%s", units["citadelfs-forget.timer"], units["citadelfs-check.timer"])
+	}
+	os.WriteFile(cfg, []byte("repo: /srv/repo\nsources:\n  data: /srv/data\ntimers:\n  check: \"0 6 1 * 1\"\n"), 0o600)
+	code, _, stderr := runCLI(t, "systemd", "--config", cfg)
+	if code != exitUsage || !strings.Contains(stderr, cfg+":5: timers.check:") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}

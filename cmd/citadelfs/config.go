@@ -46,6 +46,13 @@ type config struct {
 	// OwnSchedule is backup_config.backup_schedule in our own layout:
 	// label to a cron string or tag: cron pairs (docs/systemd.md).
 	OwnSchedule map[string]cronSpec `yaml:"schedule"`
+	// Timers are the cron times of the maintenance timers (docs/systemd.md;
+	// empty: the defaults).
+	Timers struct {
+		Forget      string `yaml:"forget"`
+		Check       string `yaml:"check"`
+		TestRestore string `yaml:"test_restore"`
+	} `yaml:"timers"`
 
 	// BackupConfig is the seed's layout.
 	BackupConfig seedConfig `yaml:"backup_config"`
@@ -439,6 +446,15 @@ func levenshtein(a, b string) int {
 // checks each schedule's cron string converts to OnCalendar.
 func checkLabels(path string, root *yaml.Node) configErrors {
 	var errs configErrors
+	if n := nodeAt(root, "timers"); n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if v := n.Content[i+1]; v.Kind == yaml.ScalarNode && v.Value != "" {
+				if _, err := cronToOnCalendar(v.Value); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:%d: timers.%s: %v", path, v.Line, n.Content[i].Value, err))
+				}
+			}
+		}
+	}
 	for _, key := range []string{"sources", "schedule", "backup_config.backup_schedule"} {
 		n := nodeAt(root, key)
 		if n == nil || n.Kind != yaml.MappingNode {

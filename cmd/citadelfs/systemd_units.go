@@ -27,6 +27,8 @@ type unitParams struct {
 const (
 	defaultDailyCron  = "0 2 * * *"
 	defaultWeeklyCron = "0 3 * * 0"
+	// The maintenance timers' defaults (timers: in the config overrides
+	// them with cron strings).
 	forgetOnCalendar  = "*-*-* 04:30:00"
 	checkOnCalendar   = "Sun *-*-* 05:00:00"
 	// testRestoreOnCalendar: the 2nd of the month, after the seed's
@@ -253,9 +255,21 @@ WantedBy=timers.target
 		}
 	}
 
+	// onCalendar is a maintenance timer's time: the config's cron string
+	// (config check has converted it once), or def.
+	onCalendar := func(cron, def string) string {
+		if cron == "" {
+			return def
+		}
+		oc, err := cronToOnCalendar(cron)
+		if err != nil {
+			return def // not reached: loadConfig refuses it
+		}
+		return "# cron " + strings.ReplaceAll(cron, "%", "%%") + "\nOnCalendar=" + oc
+	}
 	r := cfg.Retention
 	add("citadelfs-forget.service", `[Unit]
-Description=citadelfs retention (`+fmt.Sprintf("keep %d daily, %d weekly, %d monthly", r.Daily, r.Weekly, r.Monthly)+`) and prune
+Description=citadelfs retention (`+descr(r.describe())+`, or each source's own) and prune
 `+net+`After=citadelfs-mount.service
 
 [Service]
@@ -267,14 +281,14 @@ ExecStart=`+cmdline("forget", "--quiet", "--prune")+`
 Description=citadelfs retention
 
 [Timer]
-OnCalendar=`+forgetOnCalendar+`
+`+onCalendar(cfg.Timers.Forget, "OnCalendar="+forgetOnCalendar)+`
 Persistent=true
 
 [Install]
 WantedBy=timers.target
 `)
 	add("citadelfs-check.service", `[Unit]
-Description=citadelfs integrity check (a tenth of the data each week)
+Description=citadelfs integrity check (10%% of the data read back)
 `+net+`After=citadelfs-mount.service
 
 [Service]
@@ -284,10 +298,10 @@ IOSchedulingClass=idle
 ExecStart=`+cmdline("check", "--quiet", "--read-data", "--subset", "10%")+`
 `+retryLocked+sandbox(nil, false, nil))
 	add("citadelfs-check.timer", `[Unit]
-Description=citadelfs weekly integrity check
+Description=citadelfs integrity check
 
 [Timer]
-OnCalendar=`+checkOnCalendar+`
+`+onCalendar(cfg.Timers.Check, "OnCalendar="+checkOnCalendar)+`
 Persistent=true
 
 [Install]
@@ -311,7 +325,7 @@ WantedBy=timers.target
 		}
 		if _, ok := commands["test-restore"]; ok {
 			add("citadelfs-test-restore.service", `[Unit]
-Description=citadelfs monthly test restore (a sample of files restored to a temporary directory and compared)
+Description=citadelfs test restore (a sample of files restored to a temporary directory and compared)
 `+net+`After=citadelfs-mount.service
 
 [Service]
@@ -321,10 +335,10 @@ IOSchedulingClass=idle
 ExecStart=`+cmdline("test-restore", "--quiet")+`
 `+retryLocked+sandbox(restoreCaps, false, testRestoreRW, allSources...))
 			add("citadelfs-test-restore.timer", `[Unit]
-Description=citadelfs monthly test restore
+Description=citadelfs test restore
 
 [Timer]
-OnCalendar=`+testRestoreOnCalendar+`
+`+onCalendar(cfg.Timers.TestRestore, "OnCalendar="+testRestoreOnCalendar)+`
 Persistent=true
 
 [Install]
