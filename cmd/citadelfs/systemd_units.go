@@ -29,8 +29,8 @@ const (
 	defaultWeeklyCron = "0 3 * * 0"
 	// The maintenance timers' defaults (timers: in the config overrides
 	// them with cron strings).
-	forgetOnCalendar  = "*-*-* 04:30:00"
-	checkOnCalendar   = "Sun *-*-* 05:00:00"
+	forgetOnCalendar = "*-*-* 04:30:00"
+	checkOnCalendar  = "Sun *-*-* 05:00:00"
 	// testRestoreOnCalendar: the 2nd of the month, after the seed's
 	// monthly snapshot on the 1st at 04:00 has had a day to finish.
 	testRestoreOnCalendar = "*-*-02 06:00:00"
