@@ -74,6 +74,10 @@ type Request struct {
 	Host string
 	// System is recorded in the manifest as given (nil: not recorded).
 	System *SystemInfo
+	// Workers is how many files are read and how many chunks compressed
+	// at once in this snapshot (0: Options.Workers, default 2): the seed's
+	// compression.parallel_jobs.
+	Workers int
 	// Progress, if set, is updated as the snapshot runs.
 	Progress *Progress
 	// Warn receives each warning (unreadable, vanished, changed files).
@@ -167,6 +171,10 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	workers := r.opts.Workers
+	if req.Workers > 0 {
+		workers = req.Workers
+	}
 	saver, err := newBlobSaver(r)
 	if err != nil {
 		return nil, err
@@ -175,7 +183,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 		req.Warn(fmt.Sprintf("%d chunk(s) are quarantined as damaged; files that use them are read again, to store good copies", n))
 	}
 	a := &archiver{r: r, ctx: ctx, cancel: cancel, saver: saver, progress: req.Progress, warnFn: req.Warn, readAll: req.ReadAll,
-		fileCh: make(chan *fileJob, 64), chunkCh: make(chan *chunkJob, 2*r.opts.Workers)}
+		fileCh: make(chan *fileJob, 64), chunkCh: make(chan *chunkJob, 2*workers)}
 	if a.progress == nil {
 		a.progress = &Progress{}
 	}
@@ -188,7 +196,7 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	// the groups only order their ends: all file workers are done before
 	// chunkCh closes, and whoever made a channel closes it.
 	var fileWorkers, chunkWorkers errgroup.Group
-	for i := 0; i < r.opts.Workers; i++ {
+	for i := 0; i < workers; i++ {
 		chunkWorkers.Go(func() error { a.chunkWorker(); return nil })
 		fileWorkers.Go(func() error { a.fileWorker(); return nil })
 	}

@@ -75,3 +75,30 @@ func TestVerifyPacksAfterSnapshot(t *testing.T) {
 	mustCheck(t, r, "after healing")
 	mustRestore(t, r, res2.Snapshot, "b", data)
 }
+
+// Request.Workers (compression.parallel_jobs) changes how many files are
+// read at once, never what is stored.
+func TestSnapshotWorkersSameResult(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	for i := 0; i < 12; i++ {
+		data := make([]byte, 200<<10)
+		fillRandom(data, uint64(i))
+		os.WriteFile(filepath.Join(src, string(rune('a'+i))), data, 0o644)
+	}
+	var trees []index.ID
+	for _, w := range []int{1, 7} {
+		r, _ := newRepo(t)
+		res, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}, Workers: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, res.Snapshot.Sources[0].Tree)
+		if res.Snapshot.Sources[0].Stats.Files != 12 {
+			t.Fatalf("workers %d: %+v", w, res.Snapshot.Sources[0].Stats)
+		}
+	}
+	if trees[0] != trees[1] {
+		t.Fatal("the tree depends on the worker count")
+	}
+}

@@ -47,6 +47,7 @@ type effectiveConfig struct {
 	VerifyAfterBackup bool                       `json:"verify_after_backup"`
 	TestRestore       bool                       `json:"test_restore_monthly"`
 	TempDir           string                     `json:"temp_dir,omitempty"`
+	ParallelJobs      int                        `json:"parallel_jobs,omitempty"`
 	ArchiveThreshold  string                     `json:"archive_threshold,omitempty"`
 	StorageThreshold  float64                    `json:"storage_threshold,omitempty"`
 	Warnings          []configWarning            `json:"warnings"`
@@ -58,7 +59,7 @@ func printConfig(env *cmdEnv, c *config) error {
 		srcs[l] = s.jsonValue()
 	}
 	e := effectiveConfig{File: env.global.configPath, Repo: c.Repo, Sources: srcs, Mountpoint: c.Mountpoint,
-		Retention: c.Retention, Schedule: c.Schedule, VerifyAfterBackup: c.VerifyAfter, TestRestore: c.TestRestore, TempDir: c.TempDir,
+		Retention: c.Retention, Schedule: c.Schedule, VerifyAfterBackup: c.VerifyAfter, TestRestore: c.TestRestore, TempDir: c.TempDir, ParallelJobs: c.ParallelJobs,
 		ArchiveThreshold: c.ArchiveAfter, StorageThreshold: c.Monitor.BackupStorageThreshold, Warnings: c.Warnings}
 	if e.Warnings == nil {
 		e.Warnings = []configWarning{}
@@ -97,6 +98,9 @@ func printConfig(env *cmdEnv, c *config) error {
 	fmt.Fprintf(w, "verify after backup: %v; monthly test restore: %v\n", e.VerifyAfterBackup, e.TestRestore)
 	if e.TempDir != "" {
 		fmt.Fprintf(w, "temp dir (test-restore): %s\n", e.TempDir)
+	}
+	if e.ParallelJobs != 0 {
+		fmt.Fprintf(w, "snapshot workers (parallel_jobs): %d\n", e.ParallelJobs)
 	}
 	if e.StorageThreshold > 0 {
 		fmt.Fprintf(w, "storage threshold: %g\n", e.StorageThreshold)

@@ -86,14 +86,11 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q (sources are given with --source LABEL=PATH)", args[0])
 	}
-	verify := snapFlags.verify
-	if !verify {
-		cfg, err := env.config()
-		if err != nil {
-			return err
-		}
-		verify = cfg.VerifyAfter
+	cfg, err := env.config()
+	if err != nil {
+		return err
 	}
+	verify := snapFlags.verify || cfg.VerifyAfter
 	specs, err := sourceSpecsFromFlags(env)
 	if err != nil {
 		return err
@@ -136,7 +133,7 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 		sys.Host = snapFlags.host
 	}
 	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog, ReadAll: snapFlags.readAll,
-		Host: sys.Host, System: &snapshot.SystemInfo{Kernel: sys.Kernel, OSRelease: sys.OSRelease, NVIDIADriver: sys.NVIDIADriver, CUDA: sys.CUDA},
+		Workers: cfg.ParallelJobs, Host: sys.Host, System: &snapshot.SystemInfo{Kernel: sys.Kernel, OSRelease: sys.OSRelease, NVIDIADriver: sys.NVIDIADriver, CUDA: sys.CUDA},
 		Warn: func(msg string) {
 			if !env.global.json {
 				env.warnf("%s", msg)

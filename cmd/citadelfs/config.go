@@ -64,6 +64,7 @@ type config struct {
 	TestRestore  bool                       `yaml:"-"`
 	ArchiveAfter string                     `yaml:"-"`
 	TempDir      string                     `yaml:"-"` // where test-restore restores (storage.temp_dir)
+	ParallelJobs int                        `yaml:"-"` // snapshot workers (compression.parallel_jobs; 0: the default, 2)
 	Warnings     []configWarning            `yaml:"-"`
 }
 
@@ -241,6 +242,9 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	}
 	if len(errs) == 0 {
 		errs = checkSources(path, &root, c)
+	}
+	if n := nodeAt(&root, "backup_config.compression.parallel_jobs"); len(errs) == 0 && n != nil && (c.BackupConfig.Compression.ParallelJobs < 1 || c.BackupConfig.Compression.ParallelJobs > 256) {
+		errs = append(errs, fmt.Sprintf("%s:%d: compression.parallel_jobs %d: want 1 to 256", path, n.Line, c.BackupConfig.Compression.ParallelJobs))
 	}
 	for _, key := range []string{"backup_config.archive_threshold", "backup_config.retention_policy.archive_threshold"} {
 		if n := nodeAt(&root, key); len(errs) == 0 && n != nil {
@@ -606,9 +610,9 @@ func (c *config) normalize(root *yaml.Node) *config {
 	if comp.Level != 0 {
 		c.warn(root, "compression_level_unused", "backup_config.compression.level", "level %d ignored: the codec's level is chosen per chunk", comp.Level)
 	}
-	if comp.ParallelJobs != 0 {
-		c.warn(root, "parallel_jobs_unused", "backup_config.compression.parallel_jobs", "parallel_jobs %d ignored: snapshots use one worker per CPU (GOMAXPROCS)", comp.ParallelJobs)
-	}
+	// parallel_jobs: how many files a snapshot reads and how many chunks
+	// it compresses at once (snapshot.Request.Workers).
+	c.ParallelJobs = comp.ParallelJobs
 	val := bc.Validation
 	if a := val.ChecksumAlgorithm; a != "" && !strings.EqualFold(a, "blake3") {
 		c.warn(root, "checksum_fixed", "backup_config.validation.checksum_algorithm", "%q not used: every blob and pack is addressed and verified by BLAKE3-256, fixed in citadel.json", a)

@@ -79,6 +79,7 @@ func TestConfigSourceErrors(t *testing.T) {
 		{"paths not a list", "sources:\n  s:\n    paths: 7\n", `^F:3: "7" is not a list$`},
 		{"bad within", "retention: {within: 30 days}\n", `^F:1: retention: within "30 days"`},
 		{"bad archive_threshold", "backup_config:\n  retention_policy:\n    archive_threshold: 90 days\n", `^F:3: archive_threshold: within "90 days"`},
+		{"parallel_jobs 0", "backup_config:\n  compression:\n    parallel_jobs: 0\n", `^F:3: compression.parallel_jobs 0: want 1 to 256$`},
 		{"bad unit", "retention: {within: 30s}\n", `^F:1: retention: within "30s": unknown unit "s"`},
 		{"negative hourly in a source", "sources:\n  s:\n    path: /a\n    retention: {hourly: -1}\n", `^F:2: source s: retention: keep hourly -1`},
 		{"retention typo in a source", "sources:\n  s:\n    path: /a\n    retention: {hourley: 1}\n", `^F:4: unknown key "hourley" in sources.s.retention \(did you mean "hourly"\?\)$`},

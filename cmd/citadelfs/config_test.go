@@ -55,7 +55,7 @@ func TestConfigSeedFile(t *testing.T) {
 		}
 		names = append(names, w.Name)
 	}
-	if got := strings.Join(names, " "); got != "compression_fixed compression_level_unused parallel_jobs_unused checksum_fixed retention_cleanup_no_alert" {
+	if got := strings.Join(names, " "); got != "compression_fixed compression_level_unused checksum_fixed retention_cleanup_no_alert" {
 		t.Errorf("warnings: %s", got)
 	}
 	// Every warning name is documented.
@@ -136,7 +136,7 @@ func TestConfigCheckCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.Repo != "/mnt/backup/citadel" || len(e.Schedule["models"]) != 3 || len(e.Warnings) != 5 || e.TempDir != "/tmp/citadel-backup" || !e.VerifyAfterBackup {
+	if e.Repo != "/mnt/backup/citadel" || len(e.Schedule["models"]) != 3 || len(e.Warnings) != 4 || e.ParallelJobs != 4 || e.TempDir != "/tmp/citadel-backup" || !e.VerifyAfterBackup {
 		t.Errorf("effective config: %+v", e)
 	}
 	code, out, _ = runCLI(t, "config", "check", "--config", seedFixture)
