@@ -163,7 +163,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer daemon.close(shutdownGrace)
+	defer daemon.Close(shutdownGrace)
 
 	monCtx, stopMon := context.WithCancel(context.Background())
 	monDone := make(chan struct{})
@@ -202,7 +202,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	sdNotify("STOPPING=1")
 	// Stop taking commands first: a snapshot finishing now must commit
 	// before the repository closes (deferred above, in reverse order).
-	daemon.close(shutdownGrace)
+	daemon.Close(shutdownGrace)
 	unmounted = true
 	if err := unmountServer(srv, mp, served, log); err != nil {
 		return err
