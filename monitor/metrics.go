@@ -242,4 +242,17 @@ func backupMetrics(w *promWriter, b *BackupStatus) {
 		w.gauge("citadelfs_backup_last_check_timestamp_seconds", "Start time of the repository's last check run.", float64(c.Time.UnixNano())/1e9, "repo", b.Repo)
 		w.gauge("citadelfs_backup_last_check_errors", "Problems (corrupt or missing data) the repository's last check run found.", float64(c.Errors), "repo", b.Repo)
 	}
+	if tr := b.TestRestore; tr != nil && tr.Last != nil {
+		w.gauge("citadelfs_backup_last_test_restore_timestamp_seconds", "Start time of the repository's last test restore (citadelfs test-restore).", float64(tr.Last.Time.UnixNano())/1e9, "repo", b.Repo)
+		w.gauge("citadelfs_backup_last_test_restore_errors", "Files the last test restore found damaged (0 when it passed; 1 with the result failed when it could not run).", float64(testRestoreErrors(tr.Last)), "repo", b.Repo)
+	}
+}
+
+// testRestoreErrors is the errors gauge of a test restore: a run that
+// could not run counts as one, so that the gauge alone tells a failure.
+func testRestoreErrors(c *TestRestoreState) int {
+	if c.Result == index.CheckFailed && c.Errors == 0 {
+		return 1
+	}
+	return c.Errors
 }

@@ -51,3 +51,24 @@ func TestTestRestoreRule(t *testing.T) {
 		t.Fatalf("after a fresh good run: %+v", a)
 	}
 }
+
+func TestTestRestoreMetrics(t *testing.T) {
+	now := time.Date(2026, 11, 27, 4, 2, 11, 0, time.UTC)
+	s := richSample(now)
+	if fams := parseProm(t, metricsText(t, s, nil)); fams["citadelfs_backup_last_test_restore_errors"] != nil {
+		t.Error("test restore metrics without a record")
+	}
+	at := now.Add(-time.Hour)
+	s.Backup.TestRestore = &TestRestoreStatus{Expected: true, Last: &TestRestoreState{Time: at, Result: index.CheckErrors, Errors: 2, Files: 18}}
+	fams := parseProm(t, metricsText(t, s, nil))
+	if got := value(t, fams, "citadelfs_backup_last_test_restore_timestamp_seconds", "repo", s.Backup.Repo); got != float64(at.Unix()) {
+		t.Errorf("timestamp = %v", got)
+	}
+	if got := value(t, fams, "citadelfs_backup_last_test_restore_errors", "repo", s.Backup.Repo); got != 2 {
+		t.Errorf("errors = %v, want 2", got)
+	}
+	s.Backup.TestRestore.Last = &TestRestoreState{Time: at, Result: index.CheckFailed, FirstError: "no space"}
+	if got := value(t, parseProm(t, metricsText(t, s, nil)), "citadelfs_backup_last_test_restore_errors", "repo", s.Backup.Repo); got != 1 {
+		t.Errorf("a run that could not run: errors = %v, want 1", got)
+	}
+}
