@@ -141,13 +141,19 @@ func (h *kvHealth) onStallEnd() {
 }
 
 // onFatal records Pebble giving up; the caller then parks.
-func (h *kvHealth) onFatal(msg string) {
+func (h *kvHealth) onFatal(msg string) { h.onFatalCause(msg, nil) }
+
+// onFatalCause is onFatal keeping cause (ErrDiskFull) in the error chain.
+func (h *kvHealth) onFatalCause(msg string, cause error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.fatal != nil {
 		return
 	}
 	h.fatal = fmt.Errorf("index: Pebble stopped: %s (the index keeps everything synced before this; fix the cause, e.g. free space, and run the command again)", oneLine(msg))
+	if cause != nil {
+		h.fatal = fmt.Errorf("%w%w", h.fatal, hiddenCause{cause})
+	}
 	h.logOnce(h.fatal.Error())
 	close(h.down)
 }
@@ -210,8 +216,20 @@ func (pebbleLogger) Errorf(string, ...interface{}) {}
 // good, holding whatever Pebble held; every caller waiting on it is woken
 // by down with the error.
 func (l pebbleLogger) Fatalf(format string, args ...interface{}) {
-	l.h.onFatal(fmt.Sprintf(format, args...))
+	l.h.onFatalCause(fmt.Sprintf(format, args...), fatalCause(args))
 	select {}
+}
+
+// fatalCause is the first error among Fatalf's arguments that says the
+// disk is full: Pebble passes its cause as an argument, and a full disk
+// must stay one (IsDiskFull, exit 13) once formatted into the message.
+func fatalCause(args []interface{}) error {
+	for _, a := range args {
+		if err, ok := a.(error); ok && IsDiskFull(err) {
+			return ErrDiskFull
+		}
+	}
+	return nil
 }
 
 // eventListener wires Pebble's events to kv.
@@ -333,3 +351,9 @@ func (kv *KV) giveUp(done <-chan error, cause error) error {
 		return kv.h.abandon(kv.stallTimeout, cause)
 	}
 }
+
+// hiddenCause puts an error in a chain without adding to the message.
+type hiddenCause struct{ err error }
+
+func (h hiddenCause) Error() string { return "" }
+func (h hiddenCause) Unwrap() error { return h.err }
