@@ -1,0 +1,130 @@
+package main
+
+// The mount's record of corrupt reads (fs.Options.OnError), kept in the
+// repository for the monitor's backup_corrupt.
+
+import (
+	"context"
+	"errors"
+	iofs "io/fs"
+	"sync"
+	"time"
+
+	"citadelfs/monitor"
+	"citadelfs/snapshot"
+)
+
+// maxIntegrityFiles bounds the distinct paths an integrityRecord
+// remembers: a repository that rots wholesale must not grow the daemon.
+const maxIntegrityFiles = 1024
+
+// maxIntegrityError bounds the error text kept for the alert message.
+const maxIntegrityError = 300
+
+// integrityRecord counts the mount's reads that failed verification
+// (snapshot.ErrCorrupt), for the monitor's backup_corrupt alert. It is the
+// mount's fs.Options.OnError, called on the FUSE request's goroutine, so it
+// only takes a short lock, and writes to the repository only on the first
+// read of each damaged file (and at most once a minute besides): the
+// record survives a restart of the daemon.
+type integrityRecord struct {
+	clock func() time.Time
+	store corruptReadStore // nil: memory only
+
+	mu       sync.Mutex
+	reads    uint64
+	base     int                 // distinct files counted by earlier daemons
+	files    map[string]struct{} // distinct paths, at most maxIntegrityFiles
+	capped   bool                // a path was not added for the bound
+	lastTime time.Time
+	lastPath string
+	lastErr  string
+	saved    time.Time // when the record was last written to store
+}
+
+// corruptReadStore is where an integrityRecord keeps its counts (the
+// repository).
+type corruptReadStore interface {
+	SaveCorruptReads(snapshot.CorruptReads) error
+	LoadCorruptReads() (*snapshot.CorruptReads, error)
+}
+
+// integritySaveEvery is how often repeated corrupt reads of files already
+// recorded update the stored record (its count and last time).
+const integritySaveEvery = time.Minute
+
+// newIntegrityRecord starts from what store recorded (nil store: from
+// nothing, in memory only).
+func newIntegrityRecord(clock func() time.Time, store corruptReadStore) *integrityRecord {
+	if clock == nil {
+		clock = time.Now
+	}
+	r := &integrityRecord{clock: clock, store: store, files: map[string]struct{}{}}
+	if store != nil {
+		if c, err := store.LoadCorruptReads(); err == nil && c != nil {
+			r.reads, r.base, r.capped = c.Reads, c.Files, c.Capped
+			r.lastTime, r.lastPath, r.lastErr = c.LastTime, c.LastPath, c.LastError
+			r.saved = r.clock()
+		}
+	}
+	return r
+}
+
+// onError records err if it says the repository's data is corrupt. Other
+// failures (a missing name, a cancelled read, a disk I/O error) are not
+// about the backup's integrity and are only logged, by fs.
+func (r *integrityRecord) onError(path string, err error) {
+	if !errors.Is(err, snapshot.ErrCorrupt) || errors.Is(err, iofs.ErrNotExist) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	msg := snapshot.OneLine(err.Error(), maxIntegrityError)
+	now := r.clock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads++
+	save := now.Sub(r.saved) >= integritySaveEvery
+	if _, ok := r.files[path]; !ok {
+		if len(r.files) < maxIntegrityFiles {
+			r.files[path] = struct{}{}
+			save = true
+		} else if !r.capped {
+			r.capped, save = true, true
+		}
+	}
+	r.lastTime, r.lastPath, r.lastErr = now, path, msg
+	if save && r.store != nil {
+		// Under the lock, so that an older count never overwrites a
+		// newer one; this runs once per damaged file.
+		if r.store.SaveCorruptReads(r.recordLocked()) == nil {
+			r.saved = now
+		}
+	}
+}
+
+func (r *integrityRecord) recordLocked() snapshot.CorruptReads {
+	return snapshot.CorruptReads{Reads: r.reads, Files: r.base + len(r.files), Capped: r.capped,
+		LastTime: r.lastTime, LastPath: r.lastPath, LastError: r.lastErr}
+}
+
+// reset forgets every corrupt read: a full check --read-data has just
+// found every chunk sound (and removed the stored record).
+func (r *integrityRecord) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads, r.base, r.capped = 0, 0, false
+	r.files = map[string]struct{}{}
+	r.lastTime, r.lastPath, r.lastErr = time.Time{}, "", ""
+}
+
+// state is a copy of the record for the monitor.
+func (r *integrityRecord) state() *monitor.IntegrityState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return integrityState(r.recordLocked())
+}
+
+func integrityState(c snapshot.CorruptReads) *monitor.IntegrityState {
+	return &monitor.IntegrityState{CorruptReads: c.Reads, CorruptFiles: c.Files, CorruptFilesCapped: c.Capped,
+		LastTime: c.LastTime, LastPath: c.LastPath, LastError: c.LastError}
+}

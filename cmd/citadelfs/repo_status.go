@@ -1,0 +1,106 @@
+package main
+
+// status/snapshots and status/repo: the repository as the mount shows it.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+
+	cfs "citadelfs/fs"
+	"citadelfs/index"
+	"citadelfs/snapshot"
+)
+
+// repoStatus renders status/snapshots and status/repo (status/backup is
+// the monitor's, rendered as citadelfs status renders it).
+type repoStatus struct {
+	r *snapshot.Repository
+}
+
+func newRepoStatus(r *snapshot.Repository) cfs.StatusSource { return &repoStatus{r: r} }
+
+func (s *repoStatus) StatusFiles() []string { return []string{"snapshots", "repo"} }
+
+func (s *repoStatus) Render(ctx context.Context, name string) ([]byte, error) {
+	var b bytes.Buffer
+	switch name {
+	case "snapshots":
+		snaps, err := s.r.Snapshots()
+		if err != nil {
+			return nil, err
+		}
+		writeSnapshotTable(&b, snaps)
+	case "repo":
+		st, err := repoStats(s.r)
+		if err != nil {
+			return nil, err
+		}
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "repository\t%s\n", s.r.Dir())
+		fmt.Fprintf(tw, "snapshots\t%d\n", st.Snapshots)
+		fmt.Fprintf(tw, "logical size\t%s\t(all snapshots, as files)\n", humanBytes(st.Logical))
+		fmt.Fprintf(tw, "unique data\t%s\t(before compression)\n", humanBytes(st.Raw))
+		fmt.Fprintf(tw, "stored size\t%s\t(pack files)\n", humanBytes(st.Stored))
+		fmt.Fprintf(tw, "dedup ratio\t%.2fx\n", ratio(st.Logical, st.Raw))
+		fmt.Fprintf(tw, "compression ratio\t%.3f\t(stored / unique)\n", 1/max(ratio(st.Raw, st.Stored), 1e-9))
+		fmt.Fprintf(tw, "packs\t%d\n", st.Packs)
+		fmt.Fprintf(tw, "chunks\t%d\n", st.Blobs)
+		fmt.Fprintf(tw, "free space\t%s of %s\n", humanBytes(st.Free), humanBytes(st.Total))
+		tw.Flush()
+	default:
+		return nil, fmt.Errorf("citadelfs: no status file %q", name)
+	}
+	return b.Bytes(), nil
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+type repoStat struct {
+	Snapshots            int
+	Logical, Raw, Stored int64
+	Packs, Blobs         int
+	Free, Total          int64
+}
+
+// repoStats reads sizes from the index (one scan of the blob entries,
+// about 50 bytes per MiB stored) and the file system.
+func repoStats(r *snapshot.Repository) (*repoStat, error) {
+	st := &repoStat{}
+	snaps, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	st.Snapshots = len(snaps)
+	for _, s := range snaps {
+		for _, src := range s.Sources {
+			st.Logical += src.Stats.Bytes
+		}
+	}
+	packs := map[index.ID]bool{}
+	err = r.Index().Blobs(func(b index.BlobRef) error {
+		st.Blobs++
+		st.Raw += int64(b.RawLength)
+		st.Stored += int64(b.Length)
+		packs[b.Pack] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Packs = len(packs)
+	var sfs unix.Statfs_t
+	if unix.Statfs(r.Dir(), &sfs) == nil {
+		st.Free = int64(sfs.Bavail) * sfs.Bsize
+		st.Total = int64(sfs.Blocks) * sfs.Bsize
+	}
+	return st, nil
+}
