@@ -47,18 +47,20 @@ func (r *Repository) forgetLocked(ctx context.Context, ids []index.ID) error {
 	return nil
 }
 
-// PruneResult says what prune reclaimed.
+// PruneResult says what prune reclaimed. Its JSON (prune --json) has
+// snake_case keys, as every command's output does (docs/cli.md).
 type PruneResult struct {
-	PacksDeleted, PacksRepacked int
-	BlobsDeleted                int
-	BytesFreed                  int64
-	DryRun                      bool
+	PacksDeleted  int   `json:"packs_deleted"`
+	PacksRepacked int   `json:"packs_repacked"`
+	BlobsDeleted  int   `json:"blobs_deleted"`
+	BytesFreed    int64 `json:"bytes_freed"`
+	DryRun        bool  `json:"dry_run"`
 	// PacksKeptDamaged counts packs left in place, although mostly dead,
 	// because a live blob's only copy in them is damaged (quarantined).
-	PacksKeptDamaged int `json:",omitempty"`
+	PacksKeptDamaged int `json:"packs_kept_damaged"`
 	// RepackSkipped: the disk was too full to rewrite partly used packs
 	// even after the unused ones were deleted; only those were.
-	RepackSkipped bool `json:",omitempty"`
+	RepackSkipped bool `json:"repack_skipped"`
 }
 
 func (res *PruneResult) count(blobs int, freed int64, whole bool) {

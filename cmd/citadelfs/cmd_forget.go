@@ -45,6 +45,57 @@ func init() {
 	})
 }
 
+// forgetJSON is forget --json: one document whatever forget did. Snapshots
+// are the ones named (keep false) or every snapshot a policy decided on;
+// removed lists the ids forgotten (with --dry-run: that would be), archived
+// the kept ones tagged archive (docs/cli.md).
+type forgetJSON struct {
+	DryRun    bool                  `json:"dry_run"`
+	Snapshots []forgetDecisionJSON  `json:"snapshots"`
+	Removed   []string              `json:"removed"`
+	Archived  []forgetArchiveJSON   `json:"archived"`
+	Prune     *snapshot.PruneResult `json:"prune,omitempty"`
+	// Attempts is forget --source's: one row per label.
+	Attempts []forgetAttemptJSON `json:"attempts,omitempty"`
+}
+
+type forgetDecisionJSON struct {
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Sources []string  `json:"sources"`
+	Keep    bool      `json:"keep"`
+	Reasons []string  `json:"reasons"`
+}
+
+// forgetArchiveJSON is one snapshot tagged archive: its old id and the id
+// of the manifest that replaced it ("" on a dry run).
+type forgetArchiveJSON struct {
+	ID    string `json:"id"`
+	NewID string `json:"new_id"`
+}
+
+type forgetAttemptJSON struct {
+	Label string `json:"label"`
+	// Recorded says whether the label had an attempt record; Forgotten
+	// whether it was removed (false on a dry run).
+	Recorded  bool `json:"recorded"`
+	Forgotten bool `json:"forgotten"`
+}
+
+func newForgetJSON() forgetJSON {
+	return forgetJSON{DryRun: forgetFlags.dryRun, Snapshots: []forgetDecisionJSON{}, Removed: []string{}, Archived: []forgetArchiveJSON{}}
+}
+
+func (out *forgetJSON) decided(s *snapshot.Snapshot, keep bool, reasons []string) {
+	if reasons == nil {
+		reasons = []string{}
+	}
+	out.Snapshots = append(out.Snapshots, forgetDecisionJSON{ID: s.ID.String(), Time: s.Time, Sources: sourceLabels(s), Keep: keep, Reasons: reasons})
+	if !keep {
+		out.Removed = append(out.Removed, s.ID.String())
+	}
+}
+
 func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 	repo, release, err := openRepo(ctx, env)
 	if err != nil {
@@ -54,6 +105,7 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(forgetFlags.sources) > 0 {
 		return forgetAttempts(env, repo, args)
 	}
+	out := newForgetJSON()
 	var remove []index.ID
 	var toArchive []*snapshot.Snapshot
 	var archiveAfter string
@@ -72,7 +124,10 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 			}
 			seen[s.ID] = true
 			remove = append(remove, s.ID)
-			fmt.Fprintf(env.stdout, "remove %s %s\n", s.ID.Short(), s.Time.Local().Format(time.DateTime))
+			out.decided(s, false, nil)
+			if !env.global.json {
+				fmt.Fprintf(env.stdout, "remove %s %s\n", s.ID.Short(), s.Time.Local().Format(time.DateTime))
+			}
 		}
 	} else {
 		p := forgetFlags.policy
@@ -110,6 +165,7 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 			} else if !cutoff.IsZero() && s.Time.Before(cutoff) && !s.HasTag(archiveTag) {
 				toArchive = append(toArchive, s)
 			}
+			out.decided(s, d.Keep, d.Reasons)
 			if !env.global.json {
 				fmt.Fprintf(env.stdout, "%s %s %s %-20s %s\n", verb, s.ID.Short(), s.Time.Local().Format(time.DateTime),
 					strings.Join(sourceLabels(s), ","), strings.Join(d.Reasons, ","))
@@ -117,6 +173,12 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	}
 	if forgetFlags.dryRun {
+		if env.global.json {
+			for _, s := range toArchive {
+				out.Archived = append(out.Archived, forgetArchiveJSON{ID: s.ID.String()})
+			}
+			return writeJSON(env, out)
+		}
 		fmt.Fprintf(env.stdout, "dry run: would remove %d snapshots", len(remove))
 		if len(toArchive) > 0 {
 			fmt.Fprintf(env.stdout, " and tag %d older than archive_threshold %s %q", len(toArchive), archiveAfter, archiveTag)
@@ -127,18 +189,42 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := repo.Forget(ctx, remove); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "removed %d snapshots\n", len(remove))
+	if !env.global.json {
+		fmt.Fprintf(env.stdout, "removed %d snapshots\n", len(remove))
+	}
+	// With --json, what was done is printed even when a later step fails:
+	// the snapshots are gone whatever tagging or prune did.
+	fail := func(err error) error {
+		if env.global.json {
+			writeJSON(env, out)
+		}
+		return err
+	}
 	if len(toArchive) > 0 {
 		done, err := repo.AddTag(ctx, toArchive, archiveTag)
 		for _, rt := range done {
-			fmt.Fprintf(env.stdout, "tagged %s %s (older than archive_threshold %s): now %s\n", archiveTag, rt.Old.Short(), archiveAfter, rt.New.Short())
+			out.Archived = append(out.Archived, forgetArchiveJSON{ID: rt.Old.String(), NewID: rt.New.String()})
+			if !env.global.json {
+				fmt.Fprintf(env.stdout, "tagged %s %s (older than archive_threshold %s): now %s\n", archiveTag, rt.Old.Short(), archiveAfter, rt.New.Short())
+			}
 		}
 		if err != nil {
-			return fmt.Errorf("tagging snapshots %q: %w", archiveTag, err)
+			return fail(fmt.Errorf("tagging snapshots %q: %w", archiveTag, err))
 		}
 	}
 	if forgetFlags.prune {
-		return doPrune(ctx, env, repo, false)
+		res, err := repo.Prune(ctx, false)
+		if err != nil {
+			return fail(err)
+		}
+		warnPrune(env, res)
+		out.Prune = res
+		if !env.global.json {
+			printPrune(env, res, false)
+		}
+	}
+	if env.global.json {
+		return writeJSON(env, out)
 	}
 	return nil
 }
@@ -169,19 +255,23 @@ func forgetAttempts(env *cmdEnv, repo *snapshot.Repository, args []string) error
 			return usagef("--source: %v", err)
 		}
 	}
+	out := newForgetJSON()
 	for _, l := range forgetFlags.sources {
+		row := forgetAttemptJSON{Label: l}
 		if forgetFlags.dryRun {
 			atts, err := repo.Attempts()
 			if err != nil {
 				return err
 			}
-			found := false
 			for _, a := range atts {
-				found = found || a.Label == l
+				row.Recorded = row.Recorded || a.Label == l
 			}
-			if found {
+			out.Attempts = append(out.Attempts, row)
+			switch {
+			case env.global.json:
+			case row.Recorded:
 				fmt.Fprintf(env.stdout, "dry run: would forget the attempts of %s\n", l)
-			} else {
+			default:
 				fmt.Fprintf(env.stdout, "dry run: no attempt of %s recorded\n", l)
 			}
 			continue
@@ -190,11 +280,18 @@ func forgetAttempts(env *cmdEnv, repo *snapshot.Repository, args []string) error
 		if err != nil {
 			return err
 		}
-		if ok {
+		row.Recorded, row.Forgotten = ok, ok
+		out.Attempts = append(out.Attempts, row)
+		switch {
+		case env.global.json:
+		case ok:
 			fmt.Fprintf(env.stdout, "forgot the attempts of %s (its snapshots stay)\n", l)
-		} else {
+		default:
 			fmt.Fprintf(env.stdout, "no attempt of %s recorded\n", l)
 		}
+	}
+	if env.global.json {
+		return writeJSON(env, out)
 	}
 	return nil
 }

@@ -36,17 +36,27 @@ func doPrune(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, dryRun
 	if err != nil {
 		return err
 	}
+	warnPrune(env, res)
 	if env.global.json {
 		return writeJSON(env, res)
 	}
+	printPrune(env, res, dryRun)
+	return nil
+}
+
+// warnPrune says on stderr, with --json too, what a prune left undone.
+func warnPrune(env *cmdEnv, res *snapshot.PruneResult) {
+	if res.RepackSkipped {
+		env.warnf("the disk is too full to rewrite partly used packs; only unused packs were deleted (forget more snapshots, or free space, and prune again)")
+	}
+}
+
+// printPrune is prune's text output.
+func printPrune(env *cmdEnv, res *snapshot.PruneResult, dryRun bool) {
 	verb := "freed"
 	if dryRun {
 		verb = "would free"
 	}
 	fmt.Fprintf(env.stdout, "prune: %s %s: %d packs deleted, %d repacked, %d blobs dropped\n",
 		verb, humanBytes(res.BytesFreed), res.PacksDeleted, res.PacksRepacked, res.BlobsDeleted)
-	if res.RepackSkipped {
-		env.warnf("the disk is too full to rewrite partly used packs; only unused packs were deleted (forget more snapshots, or free space, and prune again)")
-	}
-	return nil
 }
