@@ -310,6 +310,7 @@ func TestSystemdQuoting(t *testing.T) {
 		{"quote in bin", "repo: /srv/r\nsources:\n  s: /srv/s\n", `/bin/c"x`},
 		{"bad cron", "repo: /srv/r\nsources:\n  s: /srv/s\nschedule:\n  s: \"@reboot\"\n", "/bin/c"},
 		{"bad tag", "repo: /srv/r\nsources:\n  s: /srv/s\nschedule:\n  s:\n    \"da ily\": \"0 1 * * *\"\n", "/bin/c"},
+		{"unit name twice", "repo: /srv/r\nsources:\n  a: /srv/a\n  a-daily: /srv/b\nschedule:\n  a: {daily: \"0 1 * * *\"}\n  a-daily: \"0 2 * * *\"\n", "/bin/c"},
 	}
 	for _, b := range bad {
 		c := filepath.Join(dir, "bad.yaml")
