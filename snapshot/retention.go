@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"citadelfs/index"
 )
 
 // Policy says how many snapshots to keep per period. Each rule keeps the
@@ -192,9 +194,13 @@ func ApplySourcePolicies(snaps []*Snapshot, policyOf func(label string) Policy, 
 			continue
 		}
 		var merged []Decision
+		at := map[index.ID]int{}
 		for _, l := range labels {
-			for i, d := range applyGroup(g, policyOf(l), loc) {
-				if merged == nil || len(merged) <= i {
+			for _, d := range applyGroup(g, policyOf(l), loc) {
+				i, ok := at[d.Snapshot.ID]
+				if !ok {
+					i = len(merged)
+					at[d.Snapshot.ID] = i
 					merged = append(merged, Decision{Snapshot: d.Snapshot})
 				}
 				m := &merged[i]

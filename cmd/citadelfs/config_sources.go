@@ -66,7 +66,7 @@ type keyedUnmarshaler interface{ yamlKeys() reflect.Type }
 var keyedUnmarshalerType = reflect.TypeOf((*keyedUnmarshaler)(nil)).Elem()
 
 // validate reports what is wrong with the entry of label, "" when nothing.
-func (s sourceConfig) validate() string {
+func (s sourceConfig) validate(label string) string {
 	if s.Path == "" && len(s.Paths) == 0 {
 		return "no path: give a directory, or paths: [...]"
 	}
@@ -78,8 +78,8 @@ func (s sourceConfig) validate() string {
 			return fmt.Sprintf("path %q is not absolute", p)
 		}
 	}
-	if err := s.spec("x").Validate(); err != nil {
-		return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "snapshot: "), "source x: ")
+	if err := s.spec(label).Validate(); err != nil {
+		return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "snapshot: "), "source "+label+": ")
 	}
 	if s.Retention != nil {
 		if _, err := s.Retention.policy(); err != nil {
@@ -110,8 +110,8 @@ func (s sourceConfig) String() string {
 	return s.Path
 }
 
-// MarshalJSON shows the short form as a string and the long form as an
-// object, as they were written.
+// jsonValue is the entry for config check --json: the short form as a
+// string, the long form as an object, as they were written.
 func (s sourceConfig) jsonValue() any {
 	if len(s.Paths) == 0 && len(s.Exclude) == 0 && !s.ExcludeCaches && !s.OneFileSystem && s.Retention == nil {
 		return s.Path
@@ -153,7 +153,7 @@ func checkSources(path string, root *yaml.Node, c *config) configErrors {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
-		if msg := c.Sources[k.Value].validate(); msg != "" {
+		if msg := c.Sources[k.Value].validate(k.Value); msg != "" {
 			errs = append(errs, fmt.Sprintf("%s:%d: source %s: %s", path, k.Line, k.Value, msg))
 		}
 	}
