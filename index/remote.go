@@ -23,7 +23,7 @@ import (
 // Its Pebble index is only a cache on this host (Options.CacheDir): it
 // can be deleted at any time, and OpenStore brings it up to date with the
 // store on every open (syncCache): packs another host wrote are indexed
-// from their trailers (three ranged reads each), packs another host's
+// from their trailers (two ranged reads each), packs another host's
 // prune deleted are dropped, and snapshots follow the snapshots/ objects.
 
 const (
@@ -166,7 +166,7 @@ type SyncResult struct {
 // SyncCache brings a remote repository's cache index up to date with
 // the store. It is idempotent, and a sync that is cut short leaves a
 // consistent cache (each pack is one batch) that the next one finishes.
-// Its cost is one listing of packs/ and snapshots/, plus three small
+// Its cost is one listing of packs/ and snapshots/, plus two small
 // ranged reads for each pack the cache does not know yet.
 func (r *Repo) SyncCache() (*SyncResult, error) {
 	res := &SyncResult{}
@@ -248,7 +248,7 @@ type trailerResult struct {
 }
 
 // readTrailers reads the trailers of packs with n in flight: a new host's
-// first sync reads every pack's, and each is three round trips.
+// first sync reads every pack's, and each is two round trips.
 func readTrailers(s Store, packs []PackInfo, n int) []trailerResult {
 	out := make([]trailerResult, len(packs))
 	sem := make(chan struct{}, n)
@@ -256,8 +256,8 @@ func readTrailers(s Store, packs []PackInfo, n int) []trailerResult {
 	for i := range packs {
 		go func() {
 			sem <- struct{}{}
-			es, size, err := ReadStoreTrailer(s, packs[i].ID)
-			out[i] = trailerResult{es, size, err}
+			es, err := readTrailerSized(s, packs[i])
+			out[i] = trailerResult{es, packs[i].Size, err}
 			<-sem
 			done <- struct{}{}
 		}()
@@ -322,4 +322,57 @@ func (r *Repo) syncSnapshots(res *SyncResult) error {
 		res.SnapshotsAdded++
 	}
 	return nil
+}
+
+// tailSpan is how much of a pack's end readTrailerSized fetches at once:
+// the footer and, for packs of up to about 1300 blobs, the whole trailer.
+const tailSpan = 64 << 10
+
+// readTrailerSized reads the trailer of a pack whose size the listing
+// gave: one ranged GET of its header and one of its tail, where
+// ReadStoreTrailer needs a HEAD and three.
+func readTrailerSized(s Store, p PackInfo) ([]PackEntry, error) {
+	name := PackName(p.ID)
+	r := &tailReader{s: s, name: name, size: p.Size}
+	es, err := DecodeTrailer(r, p.Size)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", p.ID.Short(), err)
+	}
+	return es, nil
+}
+
+// tailReader serves a pack's header and tail from one read each.
+type tailReader struct {
+	s          Store
+	name       string
+	size       int64
+	tail       []byte
+	tailOff    int64
+	head       []byte
+	tailLoaded bool
+}
+
+func (t *tailReader) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) <= headerSize {
+		if t.head == nil {
+			b, err := t.s.ReadRange(t.name, 0, int(min(headerSize, t.size)), nil)
+			if err != nil {
+				return 0, err
+			}
+			t.head = b
+		}
+		return copy(p, t.head[off:]), nil
+	}
+	if !t.tailLoaded {
+		t.tailOff = max(0, t.size-tailSpan)
+		b, err := t.s.ReadRange(t.name, t.tailOff, int(t.size-t.tailOff), nil)
+		if err != nil {
+			return 0, err
+		}
+		t.tail, t.tailLoaded = b, true
+	}
+	if off >= t.tailOff && off+int64(len(p)) <= t.tailOff+int64(len(t.tail)) {
+		return copy(p, t.tail[off-t.tailOff:]), nil
+	}
+	return readerAt{t.s, t.name}.ReadAt(p, off) // a trailer bigger than the tail
 }

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -188,4 +189,47 @@ func TestOpenStoreExclusive(t *testing.T) {
 	}
 	r.Close()
 	openRemote(t, s, t.TempDir(), index.Options{}).Close()
+}
+
+// A new host's sync reads each pack's trailer with two ranged reads (the
+// header, then the tail: the listing gave the size) and no stat; a pack
+// whose trailer is longer than that tail (2000 blobs) is read whole too.
+func TestRemoteSyncReadsTwoRangesPerPack(t *testing.T) {
+	s, _ := newRemote(t)
+	r := openRemote(t, s, t.TempDir(), index.Options{})
+	pw, _ := r.NewPackWriter()
+	var ids []index.ID
+	for i := range 2000 {
+		b := []byte(fmt.Sprintf("blob %d", i))
+		ids = append(ids, index.Hash(b))
+		pw.Add(index.DataBlob, 0, index.Hash(b), b, len(b))
+	}
+	id, es, err := pw.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.CommitPack(id, es, pw.Size())
+	commitBlobAndSnapshot(t, r, []byte("small"), []byte("manifest"))
+	r.Close()
+
+	var fs *index.FaultyStore
+	r2 := openRemote(t, s, t.TempDir(), index.Options{WrapStore: func(st index.Store) index.Store {
+		fs = index.NewFaultyStore(st)
+		return fs
+	}})
+	defer r2.Close()
+	for _, id := range append(ids, index.Hash([]byte("small"))) {
+		if ok, _ := r2.HasBlob(id); !ok {
+			t.Fatalf("blob %s not indexed by the sync", id.Short())
+		}
+	}
+	// 2 packs: 2 reads each, 1 more for the long trailer, 1 for the
+	// snapshot's object, 1 for citadel.json; stats: citadel.json and the
+	// snapshot object only (and the lock's own checks).
+	if n := fs.Calls(index.OpRead); n > 2*2+1+1+1 {
+		t.Fatalf("the sync made %d reads", n)
+	}
+	if n := fs.Calls(index.OpStat); n > 2 {
+		t.Fatalf("the sync made %d stats", n)
+	}
 }
