@@ -23,6 +23,7 @@ const (
 	prefixCheck       = 'c' // c               -> last check run (JSON, owned by snapshot)
 	prefixCorrupt     = 'x' // x               -> corrupt reads through the mount (JSON, owned by snapshot)
 	prefixTestRestore = 't' // t            -> last test restore (JSON, owned by snapshot)
+	prefixMaint       = 'o' // o<op>           -> last forget or prune run (JSON, owned by snapshot)
 	// q<pack id><blob id> -> time u64 | reason: a damaged copy of a blob (quarantine.go)
 	prefixQuarantine = 'q'
 	// e -> the last background failure of Pebble (JSON, kvhealth.go)
@@ -531,6 +532,14 @@ func CheckKey() []byte { return []byte{prefixCheck} }
 // TestRestoreKey is where the outcome of the last test restore is recorded
 // (for the monitor's test_restore rule). There is one: each run replaces it.
 func TestRestoreKey() []byte { return []byte{prefixTestRestore} }
+
+// MaintenanceKey is where the outcome of the last run of op ("forget",
+// "prune") is recorded (for the monitor's retention_failed rule). Each run
+// replaces it.
+func MaintenanceKey(op string) []byte { return append([]byte{prefixMaint}, op...) }
+
+// MaintenancePrefix bounds every maintenance record.
+func MaintenancePrefix() []byte { return []byte{prefixMaint} }
 
 // CorruptReadsKey is where reads through the mount that found corrupt data
 // are recorded, so that a restarted daemon still alerts about them. There

@@ -1,6 +1,7 @@
 package index
 
-// The result words of the records kept under AttemptKey and CheckKey. They
+// The result words of the records kept under AttemptKey, CheckKey and
+// MaintenanceKey. They
 // are persisted (JSON in the index), written by snapshot and read by the
 // monitor's rules (backup_failed, backup_corrupt) and by status, so they
 // are defined here, once, where the records live: both sides use these
@@ -24,4 +25,10 @@ const (
 	// nothing claims the repository sound until a full check says so
 	// (backup_corrupt fires until then).
 	CheckUnknown = "unknown"
+)
+
+// Results of the last forget or prune run (MaintenanceKey).
+const (
+	MaintenanceOK     = "ok"     // it ran to the end
+	MaintenanceFailed = "failed" // it stopped on an error
 )

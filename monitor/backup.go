@@ -32,8 +32,15 @@ type BackupState struct {
 	Integrity *IntegrityState
 	// LastCheck is the outcome of the repository's last `citadelfs check`
 	// (nil: no check recorded). A check that found errors raises
-	// backup_corrupt until a later check passes.
+	// backup_corrupt until a later check passes; one older than
+	// check_max_age raises check_stale.
 	LastCheck *CheckState
+	// Created is when the repository was made: with no check recorded,
+	// check_stale counts from it (zero: unknown, no alert).
+	Created time.Time
+	// Maintenance is the last forget and prune run (none: never run); a
+	// failed one raises retention_failed until the next run of it passes.
+	Maintenance []MaintenanceState
 	// IndexProblem is the last background failure of the repository's
 	// Pebble index (a flush or compaction that failed), kept until a
 	// check that verifies the whole index clears it (nil: none). It
@@ -88,6 +95,30 @@ type CheckState struct {
 	// fraction of packs read (0: all).
 	ReadData bool    `json:"read_data"`
 	Subset   float64 `json:"subset,omitempty"`
+	// LastRun is when the latest check started, if a later check ran
+	// without replacing this record's finding (zero: Time).
+	LastRun time.Time `json:"last_run,omitzero"`
+}
+
+// Ran is when the latest check started.
+func (c *CheckState) Ran() time.Time {
+	if c.LastRun.After(c.Time) {
+		return c.LastRun
+	}
+	return c.Time
+}
+
+// MaintenanceState is the repository's record of the last run of a
+// maintenance operation.
+type MaintenanceState struct {
+	// Op is "forget" or "prune".
+	Op string `json:"op"`
+	// Time is when it started.
+	Time time.Time `json:"time"`
+	// Result is index.MaintenanceOK or index.MaintenanceFailed.
+	Result string `json:"result"`
+	// Error is why it failed, one line.
+	Error string `json:"error,omitempty"`
 }
 
 // IntegrityState counts reads through the mount of repository data that
@@ -217,5 +248,7 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 		}
 		out.TestRestore = ts
 	}
+	out.Created = st.Created
+	out.Maintenance = append([]MaintenanceState(nil), st.Maintenance...)
 	return out, nil
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// latest read of repository data that failed its hash check (default
 	// 24h: long enough that a nightly look at the alerts sees it).
 	BackupCorruptWindow time.Duration `yaml:"backup_corrupt_window"`
+	// CheckMaxAge is the age of the repository's last check after which
+	// check_stale fires: the weekly check timer plus a day (default 192h).
+	CheckMaxAge time.Duration `yaml:"check_max_age"`
 	// GPUXIDWindow is how long gpu_xid keeps firing after the latest
 	// critical XID event (default 24h, as backup_corrupt_window).
 	GPUXIDWindow time.Duration `yaml:"gpu_xid_window"`
@@ -83,6 +86,8 @@ type Thresholds struct {
 	GPUXID          Rule `yaml:"gpu_xid"`           // gpu_xid: per GPU, a critical XID event within gpu_xid_window
 	GPUECC          Rule `yaml:"gpu_ecc"`           // gpu_ecc_dbe: per GPU, uncorrectable (double-bit) ECC errors since the driver loaded, above threshold (default 0)
 	GPUPagesPending Rule `yaml:"gpu_pages_pending"` // gpu_pages_pending: per GPU, retired pages or remapped rows pending (or a remap failed)
+	CheckStale      Rule `yaml:"check_stale"`       // check_stale: the repository's last check is older than check_max_age
+	RetentionFailed Rule `yaml:"retention_failed"`  // retention_failed: per operation (forget, prune), its last run failed
 }
 
 // Rule tunes one alert rule.
@@ -144,7 +149,7 @@ const DefaultTestRestoreMaxAge = 35 * 24 * time.Hour
 // GPU temperature > 80 °C critical, model unhealthy critical, unit failed
 // critical, backup failed critical, backup stale warning, backup corrupt
 // critical; beyond the seed, for its GPUs, XID and double-bit ECC critical,
-// pages pending warning. The pending
+// pages pending warning; check stale and retention failed warning. The pending
 // durations keep a single busy minute from paging anyone; state rules about
 // things that do not recover by themselves fire at once.
 func DefaultThresholds() Thresholds {
@@ -166,6 +171,8 @@ func DefaultThresholds() Thresholds {
 		GPUXID:          Rule{For: dur(0), Severity: SeverityCritical},
 		GPUECC:          Rule{For: dur(0), Severity: SeverityCritical},
 		GPUPagesPending: Rule{For: dur(0), Severity: SeverityWarning},
+		CheckStale:      Rule{For: dur(0), Severity: SeverityWarning},
+		RetentionFailed: Rule{For: dur(0), Severity: SeverityWarning},
 	}
 }
 
@@ -200,6 +207,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BackupCorruptWindow == 0 {
 		c.BackupCorruptWindow = 24 * time.Hour
+	}
+	if c.CheckMaxAge == 0 {
+		c.CheckMaxAge = 8 * 24 * time.Hour
 	}
 	if c.GPUXIDWindow == 0 {
 		c.GPUXIDWindow = 24 * time.Hour
@@ -263,6 +273,8 @@ func (t *Thresholds) pairs(d *Thresholds) []rulePair {
 		{"gpu_xid", RuleGPUXID, &t.GPUXID, &d.GPUXID},
 		{"gpu_ecc", RuleGPUECCDBE, &t.GPUECC, &d.GPUECC},
 		{"gpu_pages_pending", RuleGPUPagesPending, &t.GPUPagesPending, &d.GPUPagesPending},
+		{"check_stale", RuleCheckStale, &t.CheckStale, &d.CheckStale},
+		{"retention_failed", RuleRetentionFailed, &t.RetentionFailed, &d.RetentionFailed},
 	}
 }
 
@@ -280,6 +292,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Alerting.Validate(); err != nil {
 		return fmt.Errorf("monitor: config: alerting: %w", err)
+	}
+	if c.CheckMaxAge < 0 {
+		return fmt.Errorf("monitor: config: check_max_age must be positive")
 	}
 	if c.GPUXIDWindow < 0 {
 		return fmt.Errorf("monitor: config: gpu_xid_window must be positive")

@@ -238,8 +238,17 @@ func backupMetrics(w *promWriter, b *BackupStatus) {
 			w.gauge("citadelfs_backup_last_corrupt_read_timestamp_seconds", "Time of the latest read that found corrupt repository data.", float64(in.LastTime.UnixNano())/1e9, "repo", b.Repo)
 		}
 	}
+	if !b.Created.IsZero() {
+		w.gauge("citadelfs_repository_created_timestamp_seconds", "When the repository was made.", float64(b.Created.UnixNano())/1e9, "repo", b.Repo)
+	}
+	for _, m := range b.Maintenance {
+		w.gauge("citadelfs_backup_maintenance_last_run_timestamp_seconds", "Start time of the last run of forget or prune.", float64(m.Time.UnixNano())/1e9, "repo", b.Repo, "op", m.Op)
+		for _, r := range []string{index.MaintenanceOK, index.MaintenanceFailed} {
+			w.gauge("citadelfs_backup_maintenance_last_result", "Result of the last run of forget or prune (1 for the current one).", b2f(m.Result == r), "repo", b.Repo, "op", m.Op, "result", r)
+		}
+	}
 	if c := b.LastCheck; c != nil {
-		w.gauge("citadelfs_backup_last_check_timestamp_seconds", "Start time of the repository's last check run.", float64(c.Time.UnixNano())/1e9, "repo", b.Repo)
+		w.gauge("citadelfs_backup_last_check_timestamp_seconds", "Start time of the repository's last check run.", float64(c.Ran().UnixNano())/1e9, "repo", b.Repo)
 		w.gauge("citadelfs_backup_last_check_errors", "Problems (corrupt or missing data) the repository's last check run found.", float64(c.Errors), "repo", b.Repo)
 	}
 	if tr := b.TestRestore; tr != nil && tr.Last != nil {

@@ -27,6 +27,8 @@ const (
 	RuleGPUXID             = "gpu_xid"
 	RuleGPUECCDBE          = "gpu_ecc_dbe"
 	RuleGPUPagesPending    = "gpu_pages_pending"
+	RuleCheckStale         = "check_stale"
+	RuleRetentionFailed    = "retention_failed"
 )
 
 // SubjectRepository is the subject of backup_corrupt: the repository as a
@@ -363,6 +365,49 @@ func buildRules(c Config) []*ruleDef {
 					shortDuration(time.Duration(*tr.AgeSeconds*float64(time.Second))), shortDuration(limit)))}
 			}
 			return []check{stateCheck(SubjectRepository, false, fmt.Sprintf("last test restore at %s: %d files verified", at, c.Files))}
+		}},
+		// The weekly check timer that stopped running: the last check
+		// (of any result: a failing one is backup_corrupt's or its own
+		// unit's business) is older than check_max_age, or none ran since
+		// the repository was made that long ago.
+		{name: RuleCheckStale, collector: CollectorBackup, cfg: t.CheckStale, checks: func(s *Sample) []check {
+			b := s.Backup
+			if b == nil || !b.Configured {
+				return nil
+			}
+			limit := c.CheckMaxAge.Seconds()
+			var age float64
+			var msg string
+			switch {
+			case b.LastCheck != nil:
+				ran := b.LastCheck.Ran()
+				age = max(s.Time.Sub(ran).Seconds(), 0)
+				msg = fmt.Sprintf("last check %s ago, at %s (check_max_age %s): is citadelfs-check.timer running?",
+					shortDuration(time.Duration(age*float64(time.Second))), ran.UTC().Format(time.RFC3339), shortDuration(c.CheckMaxAge))
+			case !b.Created.IsZero():
+				age = max(s.Time.Sub(b.Created).Seconds(), 0)
+				msg = fmt.Sprintf("no check since the repository was made %s ago (check_max_age %s): is citadelfs-check.timer running?",
+					shortDuration(time.Duration(age*float64(time.Second))), shortDuration(c.CheckMaxAge))
+			default:
+				return nil
+			}
+			return []check{{subject: SubjectRepository, value: age, threshold: limit, clear: limit, message: msg}}
+		}},
+		{name: RuleRetentionFailed, collector: CollectorBackup, cfg: t.RetentionFailed, checks: func(s *Sample) []check {
+			b := s.Backup
+			if b == nil || !b.Configured {
+				return nil
+			}
+			var out []check
+			for _, m := range b.Maintenance {
+				at := m.Time.UTC().Format(time.RFC3339)
+				msg := fmt.Sprintf("last %s at %s passed", m.Op, at)
+				if m.Result == index.MaintenanceFailed {
+					msg = fmt.Sprintf("last %s at %s failed: %s", m.Op, at, m.Error)
+				}
+				out = append(out, stateCheck(m.Op, m.Result == index.MaintenanceFailed, msg))
+			}
+			return out
 		}},
 		{name: RuleCollectorError, cfg: t.CollectorError, checks: func(s *Sample) []check {
 			out := make([]check, 0, len(s.Collectors))

@@ -309,6 +309,10 @@ type BackupStatus struct {
 	// TestRestore is the last test restore (nil: none recorded and none
 	// expected).
 	TestRestore *TestRestoreStatus `json:"test_restore,omitempty"`
+	// Created is when the repository was made (zero: unknown).
+	Created time.Time `json:"created,omitzero"`
+	// Maintenance is the last run of forget and of prune.
+	Maintenance []MaintenanceState `json:"maintenance,omitempty"`
 }
 
 // TestRestoreStatus is the last test restore as the monitor saw it.

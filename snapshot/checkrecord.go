@@ -29,6 +29,18 @@ type CheckRecord struct {
 	// FirstError is the first problem found (index.CheckErrors) or why the check
 	// could not run (index.CheckFailed), on one line, at most MaxCheckError bytes.
 	FirstError string `json:"first_error,omitempty"`
+	// LastRun is when the latest check started, when that is not Time: a
+	// later check that did not replace found errors (see replaces) still
+	// ran, which is what check_stale asks.
+	LastRun time.Time `json:"last_run,omitzero"`
+}
+
+// Ran is when the latest recorded check started.
+func (c *CheckRecord) Ran() time.Time {
+	if c.LastRun.After(c.Time) {
+		return c.LastRun
+	}
+	return c.Time
 }
 
 // MaxCheckError bounds CheckRecord.FirstError.
@@ -55,7 +67,9 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 		r.clearCorruptReads()
 	}
 	if prev, _ := r.LastCheck(); prev != nil && !c.replaces(prev) {
-		return
+		// The finding stands; the run is still noted.
+		prev.LastRun = start
+		c = *prev
 	}
 	v, _ := json.Marshal(c)
 	r.idx.KV.Put(index.CheckKey(), v, true)

@@ -14,9 +14,11 @@ import (
 // the record goes first (synced) and the pack after it: a crash in between
 // leaves a pack that `repair index` would bring back, never a record
 // pointing at nothing. Data is reclaimed by Prune.
-func (r *Repository) Forget(ctx context.Context, ids []index.ID) error {
+func (r *Repository) Forget(ctx context.Context, ids []index.ID) (err error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	start := r.opts.Now()
+	defer func() { r.recordMaintenance(ctx, OpForget, start, len(ids), 0, err) }()
 	return r.forgetLocked(ctx, ids)
 }
 
@@ -99,10 +101,21 @@ func holdsDamaged(needed []index.BlobRef, quarantined map[index.ID]index.Damaged
 // rewrite again in the room that made. A pack the failed rewrite had
 // already written is indexed and complete: the second pass finds the old
 // pack's blobs indexed there and deletes it.
-func (r *Repository) Prune(ctx context.Context, dryRun bool) (*PruneResult, error) {
+func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, err error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	res, err := r.prune(ctx, dryRun, false)
+	if !dryRun {
+		start := r.opts.Now()
+		defer func() {
+			var n int
+			var freed int64
+			if res != nil {
+				n, freed = res.PacksDeleted+res.PacksRepacked, res.BytesFreed
+			}
+			r.recordMaintenance(ctx, OpPrune, start, n, freed, err)
+		}()
+	}
+	res, err = r.prune(ctx, dryRun, false)
 	if dryRun || !index.IsDiskFull(err) {
 		return res, err
 	}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -198,5 +199,59 @@ alerting:
 	})
 	if s := hookStatuses(); len(s) != 2 {
 		t.Errorf("webhook got %v, want one firing and one resolved", s)
+	}
+}
+
+// TestRetentionFailureAlerts: a forget that cannot delete a pack (each
+// manifest has its own; the pack directories made immutable with chattr
+// +i, which stops root too) fails, records the failure in the repository,
+// and `monitor --once` raises retention_failed for it naming the error;
+// the next forget --prune that passes resolves it.
+func TestRetentionFailureAlerts(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("chattr not installed (e2fsprogs)")
+	}
+	repo, _ := tinyRepo(t, nil)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "other.bin"), bytes.Repeat([]byte("x"), 1<<20), 0o644)
+	mustCitadel(t, "snapshot", "--repo", repo, "--source", "models="+src)
+	dirs, _ := filepath.Glob(filepath.Join(repo, "packs", "*"))
+	immutable := func(on bool) {
+		flag := "-i"
+		if on {
+			flag = "+i"
+		}
+		for _, d := range dirs {
+			if r := runCmd(t, testEnv(), "chattr", flag, d); r.code != 0 {
+				t.Skipf("chattr %s %s: %s (file system without immutable files?)", flag, d, r)
+			}
+		}
+	}
+	immutable(true)
+	t.Cleanup(func() { immutable(false) })
+	cfg := fastMonitorConfig(t, t.TempDir())
+
+	r := citadel(t, "forget", "--repo", repo, "--config", cfg, "--keep-last", "1", "--prune")
+	if r.code == 0 {
+		t.Fatalf("prune deleted from immutable directories: %s", r)
+	}
+	doc, res := statusOf(t, nil, "monitor", "--once", "--repo", repo, "--config", cfg)
+	var got *alertJSON
+	for i, a := range doc.Alerts {
+		if a.Rule == "retention_failed" {
+			got = &doc.Alerts[i]
+		}
+	}
+	if got == nil || got.Subject != "forget" || got.State != "firing" || !strings.Contains(got.Message, "failed") || !strings.Contains(got.Message, "operation not permitted") {
+		t.Fatalf("retention_failed after the failed forget: %+v\n%s", got, res)
+	}
+
+	immutable(false)
+	mustCitadel(t, "forget", "--repo", repo, "--config", cfg, "--keep-last", "1", "--prune")
+	doc, res = statusOf(t, nil, "monitor", "--once", "--repo", repo, "--config", cfg)
+	for _, a := range doc.Alerts {
+		if a.Rule == "retention_failed" {
+			t.Fatalf("retention_failed still active after a passing forget --prune: %+v\n%s", a, res)
+		}
 	}
 }

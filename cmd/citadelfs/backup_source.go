@@ -106,7 +106,17 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	}
 	if lc != nil {
 		st.LastCheck = &monitor.CheckState{Time: lc.Time, Duration: lc.Duration, Result: lc.Result, Errors: lc.Errors,
-			FirstError: lc.FirstError, ReadData: lc.ReadData, Subset: lc.Subset}
+			FirstError: lc.FirstError, ReadData: lc.ReadData, Subset: lc.Subset, LastRun: lc.LastRun}
+	}
+	if c := b.r.Index().Config; c != nil {
+		st.Created = c.Created
+	}
+	ms, err := b.r.MaintenanceRecords()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		st.Maintenance = append(st.Maintenance, monitor.MaintenanceState{Op: m.Op, Time: m.Time, Result: m.Result, Error: m.Error})
 	}
 	ip, err := b.r.Index().KV.Problem()
 	if err != nil {
