@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -136,6 +137,12 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 		return nil, fmt.Errorf("index: open pebble %s: %w", dir, fs.ErrNotExist)
 	}
 	if err != nil {
+		if !isSystemError(err) {
+			// Not the disk or the system saying no (a full disk, a
+			// permission): Pebble could not make sense of its own files
+			// (a MANIFEST, OPTIONS or CURRENT that does not parse).
+			return nil, corruptErr("open pebble "+dir, err)
+		}
 		return nil, kvErr("open pebble "+dir, err)
 	}
 	kv.db = db
@@ -160,7 +167,9 @@ func (kv *KV) Close() error {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- kv.db.Close() }()
+	go func() {
+		done <- kv.db.Close()
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -463,6 +472,16 @@ func kvErr(op string, err error) error {
 		return corruptErr(op, err)
 	}
 	return fmt.Errorf("index: %s: %w", op, err)
+}
+
+// isSystemError reports whether err comes from the operating system (a
+// full disk, a permission, a missing file) rather than from Pebble
+// reading its own files.
+func isSystemError(err error) bool {
+	var errno syscall.Errno
+	var pe *fs.PathError
+	return errors.As(err, &errno) || errors.As(err, &pe) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		strings.Contains(err.Error(), "lock held") // Pebble's own LOCK, held in this process
 }
 
 // corruptErr is err, in one line, as damage to the index.

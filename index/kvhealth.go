@@ -2,10 +2,14 @@ package index
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,17 +149,22 @@ func (h *kvHealth) onFatal(msg string) { h.onFatalCause(msg, nil) }
 
 // onFatalCause is onFatal keeping cause (ErrDiskFull) in the error chain.
 func (h *kvHealth) onFatalCause(msg string, cause error) {
+	err := fmt.Errorf("index: Pebble stopped: %s (the index keeps everything synced before this; fix the cause, e.g. free space, and run the command again)", oneLine(msg))
+	if cause != nil {
+		err = fmt.Errorf("%w%w", err, hiddenCause{cause})
+	}
+	h.stop(err)
+}
+
+// stop makes err the answer to every call from now on.
+func (h *kvHealth) stop(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.fatal != nil {
 		return
 	}
-	h.fatal = fmt.Errorf("index: Pebble stopped: %s (the index keeps everything synced before this; fix the cause, e.g. free space, and run the command again)", oneLine(msg))
-	if cause != nil {
-		h.fatal = fmt.Errorf("%w%w", h.fatal, hiddenCause{cause})
-	}
-	h.logOnce(h.fatal.Error())
-	close(h.down)
+	h.fatal = err
+	close(h.down) // not logged: every call returns it, and the command prints it once
 }
 
 // writeErr is why writes are refused, or nil.
@@ -195,10 +204,7 @@ func (h *kvHealth) abandon(timeout time.Duration, cause error) error {
 		err = fmt.Errorf("%w; the last background error: %s", err, h.background.Error)
 	}
 	if h.stuck == nil {
-		h.stuck = err
-		if cause == nil {
-			h.logOnce(err.Error())
-		}
+		h.stuck = err // not logged: the write returns it
 	}
 	return err
 }
@@ -208,8 +214,70 @@ func (h *kvHealth) abandon(timeout time.Duration, cause error) error {
 // listener), and Fatalf is recorded, not an exit.
 type pebbleLogger struct{ h *kvHealth }
 
-func (pebbleLogger) Infof(string, ...interface{})  {}
 func (pebbleLogger) Errorf(string, ...interface{}) {}
+
+// walReplayed is the line Pebble logs after replaying a WAL (open.go).
+const walReplayed = "[JOB %d] WAL file %s with log number %s stopped reading at offset: %d; replayed %d keys in %d batches"
+
+// Infof is chatter, except the end of a WAL replay: Pebble reads a WAL up
+// to its first bad record and takes that for a crash's torn tail, so a
+// flipped bit in the middle dropped every later record without an error
+// (a whole snapshot gone from the index, check passing, and prune then
+// free to delete its packs). Here, before Pebble flushes what it replayed
+// and lets the WAL go, the rest of the file is searched for an intact
+// record of the same log: one there means damage, not a torn tail, and
+// the open stops (the goroutine parks as in Fatalf, the WAL untouched on
+// disk) with ErrCorrupt and the remedy, `repair index`.
+func (l pebbleLogger) Infof(format string, args ...interface{}) {
+	if format != walReplayed || len(args) < 4 {
+		return
+	}
+	path, _ := args[1].(string)
+	offset, _ := args[3].(int64)
+	logNum, err := strconv.ParseUint(fmt.Sprint(args[2]), 10, 32)
+	if path == "" || err != nil {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if at := intactChunkAfter(data, offset, uint32(logNum)); at >= 0 {
+		l.h.stop(fmt.Errorf("index: the WAL %s is damaged at byte %d, and intact records follow at byte %d that Pebble would drop; run `citadelfs repair index` to rebuild the index from the packs: %w",
+			filepath.Base(path), offset, at, ErrCorrupt))
+		select {}
+	}
+}
+
+// WAL chunk layout (Pebble's record package, recyclable format): within
+// 32 KiB blocks, checksum u32 | length u16 | type u8 (5..8) | log number
+// u32 | payload; the checksum is the masked CRC-32C of type, log number
+// and payload.
+const (
+	walBlockSize  = 32 << 10
+	walHeaderSize = 11
+)
+
+var walCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// intactChunkAfter returns the offset of the first intact chunk of log
+// logNum after offset in data, or -1.
+func intactChunkAfter(data []byte, offset int64, logNum uint32) int64 {
+	for p := max(offset+1, 0); p+walHeaderSize <= int64(len(data)); p++ {
+		if t := data[p+6]; t < 5 || t > 8 || binary.LittleEndian.Uint32(data[p+7:]) != logNum {
+			continue
+		}
+		end := p + walHeaderSize + int64(binary.LittleEndian.Uint16(data[p+4:]))
+		if end > int64(len(data)) || p/walBlockSize != (end-1)/walBlockSize {
+			continue
+		}
+		c := crc32.Checksum(data[p+6:end], walCRC)
+		if (c>>15|c<<17)+0xa282ead8 == binary.LittleEndian.Uint32(data[p:]) {
+			return p
+		}
+	}
+	return -1
+}
 
 // Fatalf must not return: Pebble calls it where it cannot go on, and
 // would run on in a state it does not expect. The goroutine parks for

@@ -2,12 +2,16 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"citadelfs/index"
 
 	"github.com/cockroachdb/pebble/sstable"
 	"github.com/cockroachdb/pebble/vfs"
@@ -184,4 +188,263 @@ func TestCheckReadsEveryIndexTable(t *testing.T) {
 		t.Fatalf("backup_corrupt after repair index and a passing check: %+v", st.corrupt)
 	}
 	restoreEverySnapshotMatches(t, repo, src)
+}
+
+// rotCase is one byte of one on-disk region to flip.
+type rotCase struct {
+	name string
+	path string // relative to the repository
+	off  int64
+}
+
+// writeRotSource makes a small tree whose one large file spans several
+// chunks (the chunker's minimum is 512 KiB), beside small files, a
+// directory and a symlink.
+func writeRotSource(t *testing.T, src string, seed byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 5<<19)
+	x := uint32(2463534242) + uint32(seed)
+	for i := range big {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		big[i] = byte(x)
+	}
+	for name, data := range map[string][]byte{
+		"weights.bin":     big,
+		"config.json":     []byte(`{"hidden_size": 4096, "seed": ` + strconv.Itoa(int(seed)) + "}\n"),
+		"sub/tokens.txt":  []byte(strings.Repeat("token ", 500+int(seed))),
+		"sub/notes.md":    []byte("# notes\n"),
+		"sub/empty-file":  nil,
+		"sub/../README":   []byte("readme\n"),
+		"sub/version.txt": []byte{'v', '0' + seed},
+	} {
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("sub/notes.md", filepath.Join(src, "link"))
+}
+
+// copyTree copies a directory tree of regular files, directories and
+// symlinks, modes kept.
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(dst, info.Mode().Perm())
+		case d.Type()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(dst, data, info.Mode().Perm())
+		}
+		return nil // sockets (daemon.sock) and the like
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rotCases lists one byte in every region of every file of the
+// repository: each pack's header (magic, version, reserved), each blob,
+// its trailer and each footer field; citadel.json; each block of each
+// Pebble table, the MANIFEST, CURRENT, OPTIONS and the WAL; the lock.
+func rotCases(t *testing.T, repo string) []rotCase {
+	t.Helper()
+	var cases []rotCase
+	add := func(name, path string, off int64) {
+		cases = append(cases, rotCase{name, path, off})
+	}
+	packs, _ := filepath.Glob(filepath.Join(repo, "packs", "*", "*.pack"))
+	if len(packs) < 2 {
+		t.Fatalf("want at least a data pack and a tree pack, have %d", len(packs))
+	}
+	types := map[index.BlobType]string{index.DataBlob: "data", index.TreeBlob: "tree", index.SnapshotBlob: "snapshot manifest"}
+	for _, p := range packs {
+		rel, _ := filepath.Rel(repo, p)
+		short := filepath.Base(p)[:8]
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		es, err := index.DecodeTrailer(f, fi.Size())
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := fi.Size()
+		add("pack "+short+" header magic", rel, 3)
+		add("pack "+short+" header version", rel, 8)
+		add("pack "+short+" header reserved", rel, 12)
+		for i, e := range es {
+			if e.Length > 0 {
+				add(fmt.Sprintf("pack %s blob %d (%s)", short, i, types[e.Type]), rel, int64(e.Offset)+int64(e.Length)/2)
+			}
+		}
+		trailer := size - 16 - int64(len(es))*50
+		add("pack "+short+" trailer entry 0 id", rel, trailer+5)
+		add("pack "+short+" trailer last entry length", rel, size-16-50+42)
+		add("pack "+short+" footer trailer length", rel, size-16)
+		add("pack "+short+" footer crc", rel, size-12)
+		add("pack "+short+" footer magic", rel, size-3)
+	}
+	cj, _ := os.ReadFile(filepath.Join(repo, "citadel.json"))
+	for _, what := range []string{`"version"`, `"id": "`, `"min": `, `"max": `, `"seed": `, `"checksum": "blake3:`} {
+		i := strings.Index(string(cj), what)
+		if i < 0 {
+			t.Fatalf("citadel.json has no %s:\n%s", what, cj)
+		}
+		add("citadel.json "+what, "citadel.json", int64(i+len(what)+1))
+	}
+	add("citadel.json first byte", "citadel.json", 0)
+	ssts := indexTables(t, repo)
+	for _, sst := range ssts {
+		rel, _ := filepath.Rel(repo, sst)
+		blocks, _ := sstLayout(t, sst, "")
+		for i, b := range blocks {
+			add(fmt.Sprintf("%s block %d (%s)", rel, i, b.name), rel, b.off+b.len/2)
+		}
+	}
+	current, err := os.ReadFile(filepath.Join(repo, "index", "CURRENT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join("index", strings.TrimSpace(string(current)))
+	add("index/CURRENT", "index/CURRENT", 10)
+	for _, rel := range []string{manifest} {
+		fi, err := os.Stat(filepath.Join(repo, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(rel+" record header", rel, 2)
+		add(rel+" middle", rel, fi.Size()/2)
+	}
+	opts, _ := filepath.Glob(filepath.Join(repo, "index", "OPTIONS-*"))
+	wals, _ := filepath.Glob(filepath.Join(repo, "index", "*.log"))
+	for _, p := range append(opts, wals...) {
+		rel, _ := filepath.Rel(repo, p)
+		fi, _ := os.Stat(p)
+		if fi.Size() == 0 {
+			continue
+		}
+		add(rel+" first record", rel, 8)
+		add(rel+" middle", rel, fi.Size()/2)
+	}
+	// The lock file says who holds the repository only while someone
+	// does: between commands it is empty, with nothing to rot.
+	if fi, err := os.Stat(filepath.Join(repo, "lock")); err == nil && fi.Size() > 0 {
+		add("lock", "lock", 0)
+	}
+	return cases
+}
+
+// TestBitRotCampaign flips one bit in every region of every file of a
+// repository, each in its own copy, and requires that `check
+// --read-data` detects it (a non-zero exit, errors named in one line
+// each, no crash), or that it is harmless: both snapshots still listed and
+// restored identical to their sources.
+func TestBitRotCampaign(t *testing.T) {
+	dir := t.TempDir()
+	srcs := []string{filepath.Join(dir, "src1"), filepath.Join(dir, "src2")}
+	live := filepath.Join(dir, "src")
+	repo := initRepo(t, dir)
+	var ids []string
+	for i, s := range srcs {
+		writeRotSource(t, s, byte(i+1))
+		os.RemoveAll(live)
+		copyTree(t, s, live)
+		ids = append(ids, takeSnapshot(t, repo, "--source", "data="+live).ID)
+		if i == 0 {
+			// The check's open flushes what the first snapshot wrote into
+			// a table; what the second writes stays in the WAL.
+			mustCitadel(t, "check", "--repo", repo, "--read-data")
+		}
+	}
+
+	cases := rotCases(t, repo)
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r2 := filepath.Join(t.TempDir(), "repo")
+			copyTree(t, repo, r2)
+			f, err := os.OpenFile(filepath.Join(r2, c.path), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 1)
+			if _, err := f.ReadAt(b, c.off); err != nil {
+				t.Fatalf("read %s at %d: %v", c.path, c.off, err)
+			}
+			b[0] ^= 0x01
+			f.WriteAt(b, c.off)
+			f.Close()
+
+			r := citadel(t, "check", "--repo", r2, "--read-data")
+			for _, bad := range []string{"panic", "goroutine ", ".go:"} {
+				if strings.Contains(r.stdout+r.stderr, bad) {
+					t.Fatalf("check crashed (%q):\n%s", bad, r)
+				}
+			}
+			if r.code != 0 {
+				if r.code != 4 && r.code != 1 && r.code != 12 || !oneLine(r.stderr) && r.stderr != "" {
+					t.Fatalf("detected, but not as documented (exit 4, or one line and exit 1 or 12):\n%s", r)
+				}
+				t.Logf("detected, exit %d: %s", r.code, firstLine(r.stdout+r.stderr))
+				mu.Lock()
+				outcomes[fmt.Sprintf("detected, exit %d", r.code)]++
+				mu.Unlock()
+				return
+			}
+			// Not detected: then it must have changed nothing a user sees.
+			snaps := listSnapshots(t, r2)
+			if len(snaps) != len(ids) {
+				t.Fatalf("check passed, but %d snapshots are listed, want %d", len(snaps), len(ids))
+			}
+			for i, id := range ids {
+				out := filepath.Join(t.TempDir(), "out")
+				if rr := citadel(t, "restore", "--repo", r2, id, out); rr.code != 0 {
+					t.Fatalf("check passed, but restore of snapshot %d fails:\n%s", i+1, rr)
+				}
+				diffTrees(t, srcs[i], filepath.Join(out, "data"))
+			}
+			t.Logf("harmless: both snapshots restore identical")
+			mu.Lock()
+			outcomes["harmless"]++
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(func() { t.Logf("%d flips: %v", len(cases), outcomes) })
+}
+
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "error: ") || strings.HasPrefix(l, "citadelfs ") {
+			return l
+		}
+	}
+	return strings.SplitN(s, "\n", 2)[0]
 }

@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"citadelfs/index"
 	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
@@ -119,6 +121,11 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 		st.Maintenance = append(st.Maintenance, monitor.MaintenanceState{Op: m.Op, Time: m.Time, Result: m.Result, Error: m.Error})
 	}
 	ip, err := b.r.Index().KV.Problem()
+	if errors.Is(err, index.ErrCorrupt) {
+		// The damage keeps the record itself from being read (a table
+		// whose key range follows it): that is the problem to raise.
+		ip, err = &index.Problem{Time: time.Now().UTC(), Error: err.Error(), Corrupt: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
