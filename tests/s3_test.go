@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"citadelfs/index"
 	"citadelfs/index/s3store"
@@ -234,4 +235,40 @@ func dirBytes(t *testing.T, dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// Prune is exclusive: while another host's snapshot holds its shared lock
+// in the bucket, prune refuses in one line with exit 11 and deletes
+// nothing; a lock its host stopped refreshing 31 minutes ago no longer
+// blocks it; a second snapshot beside a running one is fine.
+func TestS3PruneBesideAnotherHostsSnapshot(t *testing.T) {
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	cache := filepath.Join(dir, "cache")
+	r.must(t, cache, "init")
+	r.must(t, cache, append([]string{"snapshot"}, sourceFlags(src, "configs")...)...)
+
+	other, err := index.AcquireStoreLock(r.store, false, "citadelfs snapshot", time.Now, index.LockTimes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r.bucketBytes(t)
+	res := r.run(t, cache, "prune")
+	assertOneLineError(t, res, 11, "locked")
+	if r.bucketBytes(t) != before {
+		t.Fatal("a refused prune changed the bucket")
+	}
+	r.must(t, filepath.Join(dir, "cache-b"), append([]string{"snapshot", "--host", "b"}, sourceFlags(src, "configs")...)...)
+	other.Release()
+
+	// A dead host's lock: not refreshed for 31 minutes.
+	stale, _ := json.Marshal(index.StoreLockInfo{Host: "gone", PID: 1, Command: "citadelfs snapshot", Time: time.Now().Add(-31 * time.Minute)})
+	if err := r.store.Put("locks/0123456789abcdef0123456789abcdef", stale); err != nil {
+		t.Fatal(err)
+	}
+	r.must(t, cache, "prune")
+	out := filepath.Join(t.TempDir(), "restore")
+	r.must(t, cache, "restore", "latest", out)
+	assertSameTree(t, filepath.Join(src, "configs"), filepath.Join(out, "configs"))
 }
