@@ -99,7 +99,7 @@ func TestInsecureRepositoryRefused(t *testing.T) {
 		"writable citadel.json": func(t *testing.T, dir string) {
 			os.Chmod(filepath.Join(dir, configName), 0o666)
 		},
-		"writable packs": func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, packsDir), 0o733) },
+		"writable packs":  func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, packsDir), 0o733) },
 		"writable parent": func(t *testing.T, dir string) { os.Chmod(filepath.Dir(dir), 0o777) },
 		"owned by another user": func(t *testing.T, dir string) {
 			if os.Geteuid() != 0 {
