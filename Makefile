@@ -23,6 +23,11 @@ GIT_MODIFIED := $(shell git status --porcelain 2>/dev/null | grep -q . && echo t
 build:
 	$(GO) build -ldflags "-X main.buildCommit=$(GIT_COMMIT) -X main.buildModified=$(GIT_MODIFIED)" -o $(BIN) ./cmd/citadelfs
 
+# citadelfs(1), generated from the command table (not committed).
+man: build
+	mkdir -p docs/man
+	$(BIN) man > docs/man/citadelfs.1
+
 vet:
 	$(GO) vet ./...
 

@@ -51,6 +51,11 @@ var cliSpecs = map[string]cliSpec{
 		{"citadelfs check", "verify the index, packs and every snapshot's tree"},
 		{"citadelfs check --read-data --subset 10%", "also read and hash a tenth of the packs"},
 	}},
+	"completion": {maxArgs: 1, argKind: argWords, examples: []example{
+		{"citadelfs completion bash > /etc/bash_completion.d/citadelfs", "complete commands, flags and arguments in bash"},
+		{"citadelfs completion zsh > \"${fpath[1]}/_citadelfs\"", "the same for zsh"},
+		{"citadelfs completion fish > ~/.config/fish/completions/citadelfs.fish", "and for fish"},
+	}},
 	"config": {maxArgs: 1, json: true, argKind: argWords, examples: []example{
 		{"citadelfs config check", "check /etc/citadelfs/config.yaml and print the effective configuration"},
 		{"citadelfs config check --config ./config.yaml --json", "the same as JSON, for another file"},
@@ -74,6 +79,10 @@ var cliSpecs = map[string]cliSpec{
 	"monitor": {maxArgs: 0, json: true, examples: []example{
 		{"citadelfs monitor --once", "one sample: print every violated condition, exit 5 if one is critical"},
 		{"citadelfs monitor --metrics-listen 127.0.0.1:9473", "run, and serve Prometheus /metrics"},
+	}},
+	"man": {maxArgs: 0, examples: []example{
+		{"citadelfs man | man -l -", "read the manual page"},
+		{"citadelfs man > /usr/local/share/man/man1/citadelfs.1", "install it"},
 	}},
 	"mount": {maxArgs: 1, argKind: argFile, examples: []example{
 		{"citadelfs mount /mnt/citadel", "serve every snapshot at /mnt/citadel/snapshots/ID/LABEL/..."},
@@ -122,8 +131,9 @@ var cliSpecs = map[string]cliSpec{
 // argWordsOf are the fixed first arguments of argWords commands, for
 // completion.
 var argWordsOf = map[string][]string{
-	"config": {"check"},
-	"repair": {"index", "packs", "snapshots"},
+	"completion": {"bash", "zsh", "fish"},
+	"config":     {"check"},
+	"repair":     {"index", "packs", "snapshots"},
 }
 
 // specOf returns c's row; a command without one (tests register their own)
