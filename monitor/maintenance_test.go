@@ -1,6 +1,10 @@
 package monitor
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +86,71 @@ func TestRetentionFailed(t *testing.T) {
 	r = collect(t, m)
 	if a := findAlert(r.Alerts, RuleRetentionFailed, "prune"); a != nil {
 		t.Fatalf("prune passed, alert still %+v", a)
+	}
+}
+
+// status/alerts.json keeps the seed's array shape, oldest first, so that
+// its operations guide's `jq '.[-5:]'` shows the latest alerts: active
+// ones and those resolved in the last day, by their last change.
+func TestAlertsJSONIsTheSeedsArray(t *testing.T) {
+	clock, sys := newFakeClock(), &fakeSystem{}
+	o := testOptions(clock, sys)
+	o.Config.Thresholds.CPU = Rule{For: dur(0)}
+	o.Config.Thresholds.Memory = Rule{For: dur(0)}
+	m := mustNew(t, o)
+	render := func() []Alert {
+		b, err := m.Render(context.Background(), FileAlertsJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(bytes.TrimSpace(b), []byte("[")) {
+			t.Fatalf("alerts.json is not an array:\n%s", b)
+		}
+		var out []Alert
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := render(); len(got) != 0 {
+		t.Fatalf("before any sample: %+v", got)
+	}
+	sys.set(cpuAt(95), nil)
+	collect(t, m) // cpu_high fires at 04:00
+	clock.Advance(time.Minute)
+	sys.set(cpuAt(10), nil)
+	collect(t, m) // and resolves at 04:01
+	clock.Advance(time.Minute)
+	st := cpuAt(95)
+	st.Memory.UsedPercent = 95
+	sys.set(st, nil)
+	collect(t, m) // both fire at 04:02
+
+	got := render()
+	if len(got) != 3 || got[0].Rule != RuleCPUHigh || got[0].State != StateResolved || got[0].ResolvedAt.IsZero() || got[0].FiredAt.IsZero() {
+		t.Fatalf("alerts.json %+v: want the resolved cpu_high first", got)
+	}
+	for _, a := range got[1:] {
+		if a.State != StateFiring || !a.FiredAt.Equal(clock.Now()) {
+			t.Fatalf("alerts.json %+v: want the two firing alerts last", got)
+		}
+	}
+	clock.Advance(25 * time.Hour)
+	collect(t, m)
+	if got := render(); len(got) != 2 {
+		t.Fatalf("a day later: %+v, want the resolved alert gone", got)
+	}
+
+	// The seed's guide, verbatim.
+	jq, err := exec.LookPath("jq")
+	if err != nil {
+		t.Skip("jq not installed")
+	}
+	b, _ := m.Render(context.Background(), FileAlertsJSON)
+	cmd := exec.Command(jq, "-c", ".[-5:] | map(.rule)")
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), RuleCPUHigh) || !strings.Contains(string(out), RuleMemoryHigh) {
+		t.Fatalf("jq '.[-5:]': %v %s", err, out)
 	}
 }

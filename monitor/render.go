@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -53,7 +54,10 @@ func (m *Monitor) Render(ctx context.Context, name string) ([]byte, error) {
 	case FileAlerts:
 		return renderAlerts(alerts), nil
 	case FileAlertsJSON:
-		return renderAlertsJSON(s, alerts)
+		m.mu.RLock()
+		recent := m.recent // never modified in place: replaced whole
+		m.mu.RUnlock()
+		return renderAlertsJSON(s, alerts, recent)
 	case FileMetrics:
 		return gatherText(m.registry)
 	case FileMetricsJSON:
@@ -106,20 +110,47 @@ func renderAlerts(alerts []Alert) []byte {
 	return b.Bytes()
 }
 
-type alertsDoc struct {
-	Time   *time.Time `json:"time,omitempty"`
-	Health string     `json:"health"`
-	// Alerts are the pending and firing alerts.
-	Alerts []Alert `json:"alerts"`
-}
+// alertsJSONWindow is how far back status/alerts.json lists resolved
+// alerts, as status shows the last day's transitions.
+const alertsJSONWindow = 24 * time.Hour
 
-func renderAlertsJSON(s *Sample, alerts []Alert) ([]byte, error) {
-	d := alertsDoc{Health: HealthUnknown, Alerts: alerts}
-	if s != nil {
-		t := s.Time
-		d.Time, d.Health = &t, HealthOf(alerts, false)
+// renderAlertsJSON writes the seed's shape: one JSON array of alerts,
+// oldest first, so that its operations guide's `jq '.[-5:]'` shows the
+// five latest. It holds the pending and firing alerts and those resolved
+// in the last alertsJSONWindow (from the recent events, oldest first),
+// each ordered by its last change: resolved_at, fired_at, or active_since
+// for a pending one. The health word is the health file's.
+func renderAlertsJSON(s *Sample, active []Alert, recent []Event) ([]byte, error) {
+	list := []Alert{}
+	fired := map[alertKey]time.Time{}
+	for _, ev := range recent {
+		k := alertKey{ev.Rule, ev.Subject}
+		if ev.To == StateFiring {
+			fired[k] = ev.Time
+		}
+		if ev.To != StateResolved || s != nil && s.Time.Sub(ev.Time) > alertsJSONWindow {
+			continue
+		}
+		a := Alert{Rule: ev.Rule, Severity: ev.Severity, Subject: ev.Subject, State: StateResolved, Message: ev.Message,
+			ActiveSince: ev.ActiveSince, FiredAt: fired[k], ResolvedAt: ev.Time}
+		if ev.Value != nil {
+			v := *ev.Value
+			a.Value = &v
+		}
+		list = append(list, a)
 	}
-	return marshalDoc(d)
+	list = append(list, active...)
+	changed := func(a Alert) time.Time {
+		switch {
+		case !a.ResolvedAt.IsZero():
+			return a.ResolvedAt
+		case !a.FiredAt.IsZero():
+			return a.FiredAt
+		}
+		return a.ActiveSince
+	}
+	sort.SliceStable(list, func(i, j int) bool { return changed(list[i]).Before(changed(list[j])) })
+	return marshalDoc(list)
 }
 
 // renderHealth writes one word (OK, WARNING, CRITICAL, UNKNOWN) on the

@@ -94,11 +94,9 @@ func TestCorruptChunkThroughMountAlerts(t *testing.T) {
 		t.Fatalf("cat of a file with a corrupt chunk: exit %d, want an I/O error\nstderr: %s", r.code, r.stderr)
 	}
 
-	type alertsDoc struct {
-		Health string `json:"health"`
-		Alerts []struct {
-			Rule, Severity, Subject, State, Message string
-		} `json:"alerts"`
+	// alerts.json is the seed's array of alerts, oldest first.
+	type alertsDoc []struct {
+		Rule, Severity, Subject, State, Message string
 	}
 	var fired *alertsDoc
 	var last string
@@ -109,7 +107,7 @@ func TestCorruptChunkThroughMountAlerts(t *testing.T) {
 		if err := json.Unmarshal([]byte(last), &doc); err != nil {
 			t.Fatalf("alerts.json: %v\n%s", err, last)
 		}
-		for _, a := range doc.Alerts {
+		for _, a := range doc {
 			if a.Rule == "backup_corrupt" && a.State == "firing" {
 				fired = &doc
 				if a.Severity != "critical" || a.Subject != "repository" || !strings.Contains(a.Message, "latest/data/weights.bin") ||
@@ -124,9 +122,6 @@ func TestCorruptChunkThroughMountAlerts(t *testing.T) {
 	}
 	if fired == nil {
 		t.Fatalf("backup_corrupt not firing 15s after the corrupt read; alerts.json:\n%s\ndaemon log:\n%s", last, m.stderr)
-	}
-	if fired.Health != "CRITICAL" {
-		t.Errorf("health %q with backup_corrupt firing", fired.Health)
 	}
 	if a := status("alerts"); !strings.Contains(a, "backup_corrupt") || !strings.Contains(a, "weights.bin") {
 		t.Errorf("status/alerts:\n%s", a)
@@ -181,7 +176,7 @@ func TestCorruptChunkThroughMountAlerts(t *testing.T) {
 		if err := json.Unmarshal([]byte(doc), &a); err != nil {
 			t.Fatalf("alerts.json: %v\n%s", err, doc)
 		}
-		for _, al := range a.Alerts {
+		for _, al := range a {
 			if al.Rule == "backup_corrupt" && al.State == "firing" && strings.Contains(al.Message, "weights.bin") {
 				return true, doc
 			}
