@@ -23,13 +23,14 @@ import (
 // unseen until writes stalled forever) or ending the process from inside
 // the library (Pebble's Fatalf used to os.Exit):
 //
-//   - A background error (a flush or compaction failed) is kept, logged
-//     once, and stored in the index as a Problem record (key 'e') that the
-//     monitor raises as backup_corrupt until a check that verifies the
-//     whole index passes (ClearProblem). If Pebble marked it as damage
-//     (a table block fails its checksum), writes fail from then on with
-//     ErrCorrupt and the remedy: every compaction over that table would
-//     fail the same way, and L0 would only grow.
+//   - A background error (a flush or compaction failed) is kept and
+//     stored in the index as a Problem record (key 'e') that the monitor
+//     raises as backup_corrupt until a check that verifies the whole
+//     index passes (ClearProblem). If Pebble found damage (a table block
+//     fails its checksum), writes fail from then on with ErrCorrupt and
+//     the remedy (the command prints it): every compaction over that
+//     table would fail the same way, and L0 would only grow. Any other
+//     background error is logged once, since nothing returns it.
 //   - Pebble giving up (Fatalf: a WAL or MANIFEST write that failed)
 //     parks the goroutine that reported it (Fatalf must not return, and
 //     Pebble's state is not to be touched again) and fails every later
@@ -124,9 +125,10 @@ func (h *kvHealth) onBackground(err error) (first *Problem) {
 		first = h.background
 	}
 	if corrupt && h.corrupt == nil {
+		// Not logged: every write returns it from now on, and the
+		// command prints it once.
 		h.corrupt = corruptErr("a background compaction", err)
-		h.logOnce(h.corrupt.Error())
-	} else {
+	} else if !corrupt {
 		h.logOnce(fmt.Sprintf("index: a background flush or compaction failed: %s (recorded; `citadelfs check` verifies the index)", oneLine(err.Error())))
 	}
 	return first
