@@ -122,6 +122,7 @@ func (p *tcpProxy) restore() {
 // what had been uploaded, passes check --read-data and restores
 // identical. Also: the repository named only by the config file.
 func TestS3StoreGoneMidSnapshot(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	e := cephtest.Need(t)
 	u, err := url.Parse(e.Endpoint)
 	if err != nil {
@@ -194,6 +195,7 @@ func TestS3StoreGoneMidSnapshot(t *testing.T) {
 // passes (no snapshot half there, no pack that lies), and the next
 // snapshot succeeds and restores identical.
 func TestS3Kill9DuringUploads(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	e := cephtest.Need(t)
 	u, _ := url.Parse(e.Endpoint)
 	proxy := startProxy(t, u.Host)

@@ -27,8 +27,10 @@ func newS3Repo(t *testing.T) *s3Repo {
 	bucket := cephtest.Bucket(t)
 	r := &s3Repo{url: "s3://" + bucket + "/fleet", endpoint: e.Endpoint,
 		env: []string{"AWS_ACCESS_KEY_ID=" + e.AccessKey, "AWS_SECRET_ACCESS_KEY=" + e.SecretKey, "AWS_REGION=us-east-1"}}
-	t.Setenv("AWS_ACCESS_KEY_ID", e.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", e.SecretKey)
+	// For this process's own client (r.store); the same for every test,
+	// so the S3 tests can run in parallel (t.Setenv forbids that).
+	os.Setenv("AWS_ACCESS_KEY_ID", e.AccessKey)
+	os.Setenv("AWS_SECRET_ACCESS_KEY", e.SecretKey)
 	s, err := s3store.New(s3store.Config{Bucket: bucket, Prefix: "fleet/", Endpoint: e.Endpoint})
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +74,7 @@ func (r *s3Repo) bucketBytes(t *testing.T) int64 {
 // identical again; repair index rebuilds it too; check --read-data passes;
 // and no credential is written into the bucket or the cache.
 func TestS3SnapshotRestoreAndCacheRebuild(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	r := newS3Repo(t)
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
@@ -146,6 +149,7 @@ func TestS3SnapshotRestoreAndCacheRebuild(t *testing.T) {
 // Prune of a remote repository is exclusive and frees what forget left:
 // the bucket shrinks, the kept snapshot restores.
 func TestS3ForgetPrune(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	r := newS3Repo(t)
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
@@ -172,6 +176,7 @@ func TestS3ForgetPrune(t *testing.T) {
 
 // A store nobody answers at is one line and exit 14, never a hang.
 func TestS3Unreachable(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	cephtest.Need(t)
 	res := citadelEnv(t, []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"},
 		"snapshots", "--repo", "s3://nobucket/x", "--s3-endpoint", "http://127.0.0.1:1", "--cache-dir", t.TempDir())
@@ -183,6 +188,7 @@ func TestS3Unreachable(t *testing.T) {
 // snapshot of overlapping models uploads only what is new, and each
 // restores. A bad --host is one line and exit 2.
 func TestS3TwoHosts(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	r := newS3Repo(t)
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
@@ -242,6 +248,7 @@ func dirBytes(t *testing.T, dir string) int64 {
 // nothing; a lock its host stopped refreshing 31 minutes ago no longer
 // blocks it; a second snapshot beside a running one is fine.
 func TestS3PruneBesideAnotherHostsSnapshot(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
 	r := newS3Repo(t)
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
