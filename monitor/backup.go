@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"citadelfs/index"
 )
 
 // BackupSource tells the monitor about the repository. cmd/citadelfs
@@ -29,12 +31,12 @@ type BackupState struct {
 	// Integrity is what reads of the repository's data found, as the mount
 	// daemon records them; nil when nothing watches reads (a monitor
 	// running outside the daemon), which raises no backup_corrupt.
-	Integrity *IntegrityState
+	Integrity *index.CorruptReads
 	// LastCheck is the outcome of the repository's last `citadelfs check`
 	// (nil: no check recorded). A check that found errors raises
 	// backup_corrupt until a later check passes; one older than
 	// check_max_age raises check_stale.
-	LastCheck *CheckState
+	LastCheck *index.CheckRecord
 	// Created is when the repository was made: with no check recorded,
 	// check_stale counts from it (zero: unknown, no alert).
 	Created time.Time
@@ -77,37 +79,6 @@ type TestRestoreState struct {
 	SourceDiffers int `json:"source_differs,omitempty"`
 }
 
-// CheckState is the repository's record of its last check run.
-type CheckState struct {
-	// Time is when the check started.
-	Time time.Time `json:"time"`
-	// Duration is how long it ran.
-	Duration time.Duration `json:"-"`
-	// Result is index.CheckOK, CheckErrors, CheckFailed or CheckUnknown
-	// (the words the check record is stored with).
-	Result string `json:"result"`
-	// Errors is how many problems it found.
-	Errors int `json:"errors"`
-	// FirstError is the first problem (CheckErrors) or why the check did
-	// not finish (CheckFailed), one line.
-	FirstError string `json:"first_error,omitempty"`
-	// ReadData says chunks were read back and hashed; Subset is the
-	// fraction of packs read (0: all).
-	ReadData bool    `json:"read_data"`
-	Subset   float64 `json:"subset,omitempty"`
-	// LastRun is when the latest check started, if a later check ran
-	// without replacing this record's finding (zero: Time).
-	LastRun time.Time `json:"last_run,omitzero"`
-}
-
-// Ran is when the latest check started.
-func (c *CheckState) Ran() time.Time {
-	if c.LastRun.After(c.Time) {
-		return c.LastRun
-	}
-	return c.Time
-}
-
 // MaintenanceState is the repository's record of the last run of a
 // maintenance operation.
 type MaintenanceState struct {
@@ -119,27 +90,6 @@ type MaintenanceState struct {
 	Result string `json:"result"`
 	// Error is why it failed, one line.
 	Error string `json:"error,omitempty"`
-}
-
-// IntegrityState counts reads through the mount of repository data that
-// failed verification (a chunk whose hash does not match,
-// snapshot.ErrCorrupt). The daemon keeps the count in the repository, so
-// it survives a restart, until a full check --read-data passes.
-type IntegrityState struct {
-	// CorruptReads is how many reads were answered with an I/O error
-	// because the data was corrupt.
-	CorruptReads uint64 `json:"corrupt_reads"`
-	// CorruptFiles is how many distinct paths those reads were of, counted
-	// up to a bound; CorruptFilesCapped says the bound was reached and the
-	// real number is higher. One file seen under latest/, a day folder and
-	// snapshots/ counts once per path.
-	CorruptFiles       int  `json:"corrupt_files"`
-	CorruptFilesCapped bool `json:"corrupt_files_capped,omitempty"`
-	// LastTime, LastPath and LastError describe the latest corrupt read:
-	// when, the path inside the mount, and the one-line error.
-	LastTime  time.Time `json:"last_time,omitzero"`
-	LastPath  string    `json:"last_path,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
 }
 
 // SourceState is one source's latest snapshot attempt.
@@ -220,7 +170,8 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 		out.Sources = append(out.Sources, ss)
 	}
 	if in := st.Integrity; in != nil {
-		is := &IntegrityStatus{IntegrityState: *in, WindowSeconds: b.corruptWindow.Seconds()}
+		is := &IntegrityStatus{CorruptReads: in.Reads, CorruptFiles: in.Files, CorruptFilesCapped: in.Capped,
+			LastTime: in.LastTime, LastPath: in.LastPath, LastError: in.LastError, WindowSeconds: b.corruptWindow.Seconds()}
 		if !in.LastTime.IsZero() {
 			age := max(now.Sub(in.LastTime).Seconds(), 0)
 			is.AgeSeconds = &age
@@ -228,7 +179,8 @@ func (b *backupCollector) collect(ctx context.Context) (*BackupStatus, error) {
 		out.Integrity = is
 	}
 	if c := st.LastCheck; c != nil {
-		cs := &CheckStatus{CheckState: *c, DurationSeconds: c.Duration.Seconds()}
+		cs := &CheckStatus{Time: c.Time, Result: c.Result, Errors: c.Errors, FirstError: c.FirstError,
+			ReadData: c.ReadData, Subset: c.Subset, LastRun: c.LastRun, DurationSeconds: c.Duration.Seconds()}
 		if !c.Time.IsZero() {
 			age := max(now.Sub(c.Time).Seconds(), 0)
 			cs.AgeSeconds = &age

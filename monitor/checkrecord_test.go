@@ -30,7 +30,7 @@ func TestBackupCorruptFromLastCheck(t *testing.T) {
 	// The weekly check found two corrupt chunks, a day ago: critical at
 	// once, naming the check's time and first error.
 	at := clock.Now().Add(-24 * time.Hour).Truncate(time.Second)
-	bad := &CheckState{Time: at, Duration: 3 * time.Second, Result: index.CheckErrors, Errors: 2, ReadData: true, Subset: 0.1,
+	bad := &index.CheckRecord{Time: at, Duration: 3 * time.Second, Result: index.CheckErrors, Errors: 2, ReadData: true, Subset: 0.1,
 		FirstError: "pack 5e6f7a8b: blob 1a2b3c4d fails its hash check"}
 	src.set(&BackupState{Repo: repo, LastCheck: bad}, nil)
 	r = collect(t, m)
@@ -57,14 +57,14 @@ func TestBackupCorruptFromLastCheck(t *testing.T) {
 
 	// No window: a week later it still fires, mount record or not.
 	clock.Advance(7 * 24 * time.Hour)
-	src.set(&BackupState{Repo: repo, LastCheck: bad, Integrity: &IntegrityState{}}, nil)
+	src.set(&BackupState{Repo: repo, LastCheck: bad, Integrity: &index.CorruptReads{}}, nil)
 	if a := findAlert(collect(t, m).Alerts, RuleBackupCorrupt, SubjectRepository); a == nil || a.State != StateFiring {
 		t.Fatalf("a week after the failed check: alert %+v, want firing", a)
 	}
 
 	// A later check passes: resolved.
-	good := &CheckState{Time: clock.Now().Add(-time.Minute), Result: index.CheckOK, ReadData: true}
-	src.set(&BackupState{Repo: repo, LastCheck: good, Integrity: &IntegrityState{}}, nil)
+	good := &index.CheckRecord{Time: clock.Now().Add(-time.Minute), Result: index.CheckOK, ReadData: true}
+	src.set(&BackupState{Repo: repo, LastCheck: good, Integrity: &index.CorruptReads{}}, nil)
 	r = collect(t, m)
 	if a := findAlert(r.Alerts, RuleBackupCorrupt, SubjectRepository); a != nil {
 		t.Fatalf("after a passing check: alert %+v, want resolved", a)
@@ -80,7 +80,7 @@ func TestBackupCorruptFromLastCheck(t *testing.T) {
 	}
 
 	// A recent corrupt read still fires while the last check passed.
-	src.set(&BackupState{Repo: repo, LastCheck: good, Integrity: &IntegrityState{CorruptReads: 1, CorruptFiles: 1,
+	src.set(&BackupState{Repo: repo, LastCheck: good, Integrity: &index.CorruptReads{Reads: 1, Files: 1,
 		LastTime: clock.Now().Add(-time.Minute), LastPath: "/latest/m/w.bin", LastError: "corrupt data"}}, nil)
 	if a := findAlert(collect(t, m).Alerts, RuleBackupCorrupt, SubjectRepository); a == nil || a.State != StateFiring ||
 		!strings.Contains(a.Message, "/latest/m/w.bin") {
@@ -93,7 +93,7 @@ func TestBackupCorruptIgnoresCheckThatDidNotFinish(t *testing.T) {
 	clock, sys := newFakeClock(), &fakeSystem{}
 	sys.set(cpuAt(10), nil)
 	src := &fakeBackup{}
-	src.set(&BackupState{Repo: t.TempDir(), LastCheck: &CheckState{Time: clock.Now(), Result: index.CheckFailed,
+	src.set(&BackupState{Repo: t.TempDir(), LastCheck: &index.CheckRecord{Time: clock.Now(), Result: index.CheckFailed,
 		FirstError: "index: get: disk on fire"}}, nil)
 	o := testOptions(clock, sys)
 	o.Backup = src
@@ -116,7 +116,7 @@ func TestBackupLastCheckMetrics(t *testing.T) {
 		}
 	}
 	at := now.Add(-time.Hour)
-	s.Backup.LastCheck = &CheckStatus{CheckState: CheckState{Time: at, Result: index.CheckErrors, Errors: 3, FirstError: "x"}}
+	s.Backup.LastCheck = &CheckStatus{Time: at, Result: index.CheckErrors, Errors: 3, FirstError: "x"}
 	fams = parseProm(t, metricsText(t, s, nil))
 	if got := value(t, fams, "citadelfs_backup_last_check_timestamp_seconds", "repo", s.Backup.Repo); got != float64(at.Unix()) {
 		t.Errorf("last check timestamp = %v, want %v", got, at.Unix())
@@ -134,7 +134,7 @@ func TestBackupCorruptFromIndexProblem(t *testing.T) {
 	sys.set(cpuAt(10), nil)
 	src := &fakeBackup{}
 	repo := t.TempDir()
-	ok := &CheckState{Time: clock.Now().Add(-time.Hour), Result: index.CheckOK}
+	ok := &index.CheckRecord{Time: clock.Now().Add(-time.Hour), Result: index.CheckOK}
 	src.set(&BackupState{Repo: repo, LastCheck: ok}, nil)
 	o := testOptions(clock, sys)
 	o.Backup = src

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"citadelfs/index"
 )
 
 // corruptSource is a backup source whose integrity record the test sets.
-func corruptSource(t *testing.T, in *IntegrityState) *fakeBackup {
+func corruptSource(t *testing.T, in *index.CorruptReads) *fakeBackup {
 	src := &fakeBackup{}
 	src.set(&BackupState{Repo: t.TempDir(), Integrity: in}, nil)
 	return src
@@ -31,7 +33,7 @@ func TestBackupCorruptRule(t *testing.T) {
 		t.Fatalf("no integrity record: alert %+v integrity %+v", a, r.Backup.Integrity)
 	}
 	// Reads watched, none corrupt: no alert.
-	src.set(&BackupState{Repo: t.TempDir(), Integrity: &IntegrityState{}}, nil)
+	src.set(&BackupState{Repo: t.TempDir(), Integrity: &index.CorruptReads{}}, nil)
 	r = collect(t, m)
 	if a := findAlert(r.Alerts, RuleBackupCorrupt, SubjectRepository); a != nil || r.Health != HealthOK {
 		t.Fatalf("no corrupt read: alert %+v health %s", a, r.Health)
@@ -40,7 +42,7 @@ func TestBackupCorruptRule(t *testing.T) {
 	// A corrupt read a minute ago: critical, firing at once, naming the
 	// file and the error.
 	seen := clock.Now().Add(-time.Minute)
-	in := &IntegrityState{CorruptReads: 3, CorruptFiles: 1, LastTime: seen, LastPath: "/latest/models/w.bin",
+	in := &index.CorruptReads{Reads: 3, Files: 1, LastTime: seen, LastPath: "/latest/models/w.bin",
 		LastError: "snapshot: chunk 1a2b3c4d in pack 5e6f fails its hash check: corrupt data"}
 	src.set(&BackupState{Repo: t.TempDir(), Integrity: in}, nil)
 	r = collect(t, m)
@@ -86,7 +88,7 @@ func TestBackupCorruptRule(t *testing.T) {
 
 	// A new corrupt read fires it again.
 	in2 := *in
-	in2.CorruptReads, in2.LastTime, in2.LastPath = 4, clock.Now(), "/latest/models/x.bin"
+	in2.Reads, in2.LastTime, in2.LastPath = 4, clock.Now(), "/latest/models/x.bin"
 	src.set(&BackupState{Repo: t.TempDir(), Integrity: &in2}, nil)
 	if a := findAlert(collect(t, m).Alerts, RuleBackupCorrupt, SubjectRepository); a == nil || !strings.Contains(a.Message, "x.bin") {
 		t.Fatalf("new corrupt read: alert %+v", a)
@@ -107,7 +109,7 @@ monitor:
 	sys.set(cpuAt(10), nil)
 	o := testOptions(clock, sys)
 	o.Config.BackupCorruptWindow, o.Config.Thresholds = c.BackupCorruptWindow, c.Thresholds
-	o.Backup = corruptSource(t, &IntegrityState{CorruptReads: 1, CorruptFiles: 1, LastTime: clock.Now(), LastPath: "/a", LastError: "corrupt data"})
+	o.Backup = corruptSource(t, &index.CorruptReads{Reads: 1, Files: 1, LastTime: clock.Now(), LastPath: "/a", LastError: "corrupt data"})
 	m := mustNew(t, o)
 	if a := findAlert(collect(t, m).Alerts, RuleBackupCorrupt, SubjectRepository); a == nil || a.Severity != SeverityWarning {
 		t.Fatalf("alert %+v, want a warning", a)
@@ -149,8 +151,8 @@ func TestBackupCorruptMetrics(t *testing.T) {
 	}
 
 	last := now.Add(-90 * time.Second)
-	s.Backup.Integrity = &IntegrityStatus{IntegrityState: IntegrityState{CorruptReads: 7, CorruptFiles: 2, LastTime: last,
-		LastPath: "/latest/models/w \"odd\".bin", LastError: "corrupt data"}, AgeSeconds: f64(90), WindowSeconds: 86400}
+	s.Backup.Integrity = &IntegrityStatus{CorruptReads: 7, CorruptFiles: 2, LastTime: last,
+		LastPath: "/latest/models/w \"odd\".bin", LastError: "corrupt data", AgeSeconds: f64(90), WindowSeconds: 86400}
 	fams = parseProm(t, metricsText(t, s, nil))
 	if got := fams["citadelfs_backup_corrupt_reads_total"].GetType(); got != dto.MetricType_COUNTER {
 		t.Errorf("citadelfs_backup_corrupt_reads_total type %v, want counter", got)
@@ -177,7 +179,7 @@ func TestBackupCorruptInStatusFiles(t *testing.T) {
 	clock, sys := newFakeClock(), &fakeSystem{}
 	sys.set(cpuAt(10), nil)
 	o := testOptions(clock, sys)
-	o.Backup = corruptSource(t, &IntegrityState{CorruptReads: 1, CorruptFiles: 1, LastTime: clock.Now(), LastPath: "/latest/a", LastError: "corrupt data"})
+	o.Backup = corruptSource(t, &index.CorruptReads{Reads: 1, Files: 1, LastTime: clock.Now(), LastPath: "/latest/a", LastError: "corrupt data"})
 	m := mustNew(t, o)
 	collect(t, m)
 	b, err := m.Render(context.Background(), FileMetricsJSON)

@@ -35,9 +35,9 @@ func TestCheckStale(t *testing.T) {
 	}{
 		{"new repository, no check yet", BackupState{Repo: repo, Created: now.Add(-2 * day)}, false, ""},
 		{"no check in 9 days since init", BackupState{Repo: repo, Created: now.Add(-9 * day)}, true, "no check since the repository was made"},
-		{"weekly check 7 days ago", BackupState{Repo: repo, Created: now.Add(-90 * day), LastCheck: &CheckState{Time: now.Add(-7 * day), Result: index.CheckOK}}, false, ""},
-		{"last check 9 days ago", BackupState{Repo: repo, Created: now.Add(-90 * day), LastCheck: &CheckState{Time: now.Add(-9 * day), Result: index.CheckOK}}, true, "last check 216h ago"},
-		{"old errors, checks still run", BackupState{Repo: repo, LastCheck: &CheckState{Time: now.Add(-30 * day), LastRun: now.Add(-2 * day), Result: index.CheckErrors, Errors: 1}}, false, ""},
+		{"weekly check 7 days ago", BackupState{Repo: repo, Created: now.Add(-90 * day), LastCheck: &index.CheckRecord{Time: now.Add(-7 * day), Result: index.CheckOK}}, false, ""},
+		{"last check 9 days ago", BackupState{Repo: repo, Created: now.Add(-90 * day), LastCheck: &index.CheckRecord{Time: now.Add(-9 * day), Result: index.CheckOK}}, true, "last check 216h ago"},
+		{"old errors, checks still run", BackupState{Repo: repo, LastCheck: &index.CheckRecord{Time: now.Add(-30 * day), LastRun: now.Add(-2 * day), Result: index.CheckErrors, Errors: 1}}, false, ""},
 		{"unknown creation, no check", BackupState{Repo: repo}, false, ""},
 	} {
 		src.set(&c.st, nil)

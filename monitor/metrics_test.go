@@ -267,8 +267,8 @@ func promtoolCheck(t *testing.T, b []byte) {
 func TestMetricsPassPromtool(t *testing.T) {
 	now := time.Date(2026, 11, 27, 4, 2, 11, 0, time.UTC)
 	s := richSample(now)
-	s.Backup.Integrity = &IntegrityStatus{IntegrityState: IntegrityState{CorruptReads: 2, CorruptFiles: 1, LastTime: now}}
-	s.Backup.LastCheck = &CheckStatus{CheckState: CheckState{Time: now, Result: index.CheckOK}}
+	s.Backup.Integrity = &IntegrityStatus{CorruptReads: 2, CorruptFiles: 1, LastTime: now}
+	s.Backup.LastCheck = &CheckStatus{Time: now, Result: index.CheckOK}
 	alerts := []Alert{{Rule: RuleGPUTemperatureHigh, Severity: SeverityCritical, Subject: "gpu0", State: StateFiring}}
 	reg := newRegistry(func() (*Sample, []Alert) { return s, alerts })
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -1,6 +1,10 @@
 package monitor
 
-import "time"
+import (
+	"time"
+
+	"citadelfs/index"
+)
 
 // Sample is what one collection cycle saw. A part whose collector failed or
 // has nothing to report is nil or empty, never zero-filled: a zero in a
@@ -327,18 +331,57 @@ type TestRestoreStatus struct {
 	MaxAgeSeconds float64 `json:"max_age_seconds"`
 }
 
-// CheckStatus is the last check run as the monitor saw it.
+// CheckStatus is derived from the last check's record (index.CheckRecord,
+// as stored) for a sample: the same facts, with the duration in seconds and
+// the record's age when the sample was taken.
 type CheckStatus struct {
-	CheckState
+	// Time is when the check started.
+	Time time.Time `json:"time"`
+	// Result is index.CheckOK, CheckErrors, CheckFailed or CheckUnknown.
+	Result string `json:"result"`
+	// Errors is how many problems it found.
+	Errors int `json:"errors"`
+	// FirstError is the first problem (CheckErrors) or why the check did
+	// not finish (CheckFailed), one line.
+	FirstError string `json:"first_error,omitempty"`
+	// ReadData says chunks were read back and hashed; Subset is the
+	// fraction of packs read (0: all).
+	ReadData bool    `json:"read_data"`
+	Subset   float64 `json:"subset,omitempty"`
+	// LastRun is when the latest check started, if a later check ran
+	// without replacing this record's finding (zero: Time).
+	LastRun time.Time `json:"last_run,omitzero"`
 	// DurationSeconds is how long the check ran.
 	DurationSeconds float64 `json:"duration_seconds"`
 	// AgeSeconds is the time since the check started.
 	AgeSeconds *float64 `json:"age_seconds,omitempty"`
 }
 
-// IntegrityStatus is the integrity record as the monitor saw it.
+// Ran is when the latest check started (index.CheckRecord.Ran).
+func (c *CheckStatus) Ran() time.Time {
+	r := index.CheckRecord{Time: c.Time, LastRun: c.LastRun}
+	return r.Ran()
+}
+
+// IntegrityStatus is derived from the corrupt-read record
+// (index.CorruptReads, as stored) for a sample, under the names
+// metrics.json shows, with the age of the latest corrupt read and the
+// window backup_corrupt fires in.
 type IntegrityStatus struct {
-	IntegrityState
+	// CorruptReads is how many reads were answered with an I/O error
+	// because the data was corrupt.
+	CorruptReads uint64 `json:"corrupt_reads"`
+	// CorruptFiles is how many distinct paths those reads were of, counted
+	// up to a bound; CorruptFilesCapped says the bound was reached and the
+	// real number is higher. One file seen under latest/, a day folder and
+	// snapshots/ counts once per path.
+	CorruptFiles       int  `json:"corrupt_files"`
+	CorruptFilesCapped bool `json:"corrupt_files_capped,omitempty"`
+	// LastTime, LastPath and LastError describe the latest corrupt read:
+	// when, the path inside the mount, and the one-line error.
+	LastTime  time.Time `json:"last_time,omitzero"`
+	LastPath  string    `json:"last_path,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
 	// AgeSeconds is the time since the latest corrupt read (nil: none).
 	AgeSeconds *float64 `json:"age_seconds,omitempty"`
 	// WindowSeconds is backup_corrupt_window: backup_corrupt fires while

@@ -11,37 +11,9 @@ import (
 	"citadelfs/index"
 )
 
-// CheckRecord is the outcome of the last check run, kept in the index (one
-// key) so that the monitor's backup_corrupt rule sees what a check found
-// whether it ran in the mount daemon or on its own. Each run replaces it,
-// except that found errors stay until a check that covers them passes
-// (see replaces).
-type CheckRecord struct {
-	Time     time.Time     `json:"time"`
-	Duration time.Duration `json:"duration_ns"`
-	// ReadData says chunks were read back; Subset is the fraction of the
-	// packs read (0: all of them).
-	ReadData bool    `json:"read_data"`
-	Subset   float64 `json:"subset,omitempty"`
-	Result   string  `json:"result"` // index.CheckOK, index.CheckErrors, index.CheckFailed, index.CheckUnknown
-	// Errors is how many problems the check found.
-	Errors int `json:"errors"`
-	// FirstError is the first problem found (index.CheckErrors) or why the check
-	// could not run (index.CheckFailed), on one line, at most MaxCheckError bytes.
-	FirstError string `json:"first_error,omitempty"`
-	// LastRun is when the latest check started, when that is not Time: a
-	// later check that did not replace found errors (see replaces) still
-	// ran, which is what check_stale asks.
-	LastRun time.Time `json:"last_run,omitzero"`
-}
-
-// Ran is when the latest recorded check started.
-func (c *CheckRecord) Ran() time.Time {
-	if c.LastRun.After(c.Time) {
-		return c.LastRun
-	}
-	return c.Time
-}
+// CheckRecord is the outcome of the last check run (index.CheckRecord,
+// defined where it is persisted).
+type CheckRecord = index.CheckRecord
 
 // MaxCheckError bounds CheckRecord.FirstError.
 const MaxCheckError = 300
@@ -66,22 +38,20 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 	if c.Result == index.CheckOK && o.ReadsAll() {
 		r.clearCorruptReads()
 	}
-	if prev, _ := r.LastCheck(); prev != nil && !c.replaces(prev) {
-		// The finding stands; the run is still noted.
-		prev.LastRun = start
-		c = *prev
+	if prev, _ := r.LastCheck(); prev != nil && !checkReplaces(&c, prev) {
+		return
 	}
 	v, _ := json.Marshal(c)
 	r.idx.KV.Put(index.CheckKey(), v, true)
 }
 
-// replaces reports whether c is the finding to keep over prev. Found
+// checkReplaces reports whether c is the finding to keep over prev. Found
 // errors stand until a check that read at least as much passes: a check
 // that could not run proves nothing, and next week's random 10% would
 // most likely not read the damaged pack at all. So only a full read-back
 // (or, for errors a check without --read-data found, another such check)
 // clears them.
-func (c *CheckRecord) replaces(prev *CheckRecord) bool {
+func checkReplaces(c, prev *CheckRecord) bool {
 	if prev.Result != index.CheckErrors && prev.Result != index.CheckUnknown || c.Result == index.CheckErrors {
 		return true
 	}

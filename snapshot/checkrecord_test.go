@@ -146,7 +146,7 @@ func TestCheckRecordReplaces(t *testing.T) {
 		{"failed run keeps unknown", failed, unknown, false},
 		{"errors replace unknown", errStructural, unknown, true},
 	} {
-		if got := tc.new.replaces(&tc.prev); got != tc.want {
+		if got := checkReplaces(&tc.new, &tc.prev); got != tc.want {
 			t.Errorf("%s: replaces = %v, want %v", tc.name, got, tc.want)
 		}
 	}

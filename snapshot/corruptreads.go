@@ -2,30 +2,13 @@ package snapshot
 
 import (
 	"encoding/json"
-	"time"
 
 	"citadelfs/index"
 )
 
-// CorruptReads is what reads through the mount found corrupt (chunks that
-// failed their hash check, answered with EIO), kept in the index so that a
-// restarted daemon, and `monitor --once` or `status` run on their own,
-// still raise backup_corrupt about them. Damage does not heal by itself:
-// the record stays until a full `check --read-data` passes.
-type CorruptReads struct {
-	// Reads is how many reads found corrupt data.
-	Reads uint64 `json:"reads"`
-	// Files is how many distinct paths those reads were of, counted by the
-	// daemon that saw them (a path read again after a restart counts
-	// again); Capped says a daemon stopped counting at its bound.
-	Files  int  `json:"files"`
-	Capped bool `json:"capped,omitempty"`
-	// LastTime, LastPath and LastError describe the latest corrupt read:
-	// when, the path inside the mount, and the one-line error.
-	LastTime  time.Time `json:"last_time"`
-	LastPath  string    `json:"last_path"`
-	LastError string    `json:"last_error"`
-}
+// CorruptReads is what reads through the mount found corrupt
+// (index.CorruptReads, defined where it is persisted).
+type CorruptReads = index.CorruptReads
 
 // SaveCorruptReads replaces the recorded corrupt reads with c, synced:
 // the caller (the mount's integrity record) saves on the first read of

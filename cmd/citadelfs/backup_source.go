@@ -98,18 +98,13 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 		if err != nil {
 			return nil, err
 		}
-		if c != nil {
-			st.Integrity = integrityState(*c)
-		}
+		st.Integrity = c
 	}
 	lc, err := b.r.LastCheck()
 	if err != nil {
 		return nil, err
 	}
-	if lc != nil {
-		st.LastCheck = &monitor.CheckState{Time: lc.Time, Duration: lc.Duration, Result: lc.Result, Errors: lc.Errors,
-			FirstError: lc.FirstError, ReadData: lc.ReadData, Subset: lc.Subset, LastRun: lc.LastRun}
-	}
+	st.LastCheck = lc // the record as stored; the monitor derives its view
 	if c := b.r.Index().Config; c != nil {
 		st.Created = c.Created
 	}

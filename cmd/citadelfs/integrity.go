@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
 
@@ -117,14 +116,10 @@ func (r *integrityRecord) reset() {
 	r.lastTime, r.lastPath, r.lastErr = time.Time{}, "", ""
 }
 
-// state is a copy of the record for the monitor.
-func (r *integrityRecord) state() *monitor.IntegrityState {
+// state is a copy of the record (as it is stored) for the monitor.
+func (r *integrityRecord) state() *snapshot.CorruptReads {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return integrityState(r.recordLocked())
-}
-
-func integrityState(c snapshot.CorruptReads) *monitor.IntegrityState {
-	return &monitor.IntegrityState{CorruptReads: c.Reads, CorruptFiles: c.Files, CorruptFilesCapped: c.Capped,
-		LastTime: c.LastTime, LastPath: c.LastPath, LastError: c.LastError}
+	c := r.recordLocked()
+	return &c
 }

@@ -18,7 +18,7 @@ import (
 func TestIntegrityRecordCountsOnlyCorruptReads(t *testing.T) {
 	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
 	r := newIntegrityRecord(func() time.Time { return now }, nil)
-	if st := r.state(); st.CorruptReads != 0 || !st.LastTime.IsZero() || st.LastPath != "" {
+	if st := r.state(); st.Reads != 0 || !st.LastTime.IsZero() || st.LastPath != "" {
 		t.Fatalf("fresh record %+v", st)
 	}
 	// What fs passes on that is not about the data's integrity.
@@ -31,7 +31,7 @@ func TestIntegrityRecordCountsOnlyCorruptReads(t *testing.T) {
 	} {
 		r.onError("/latest/a", err)
 	}
-	if st := r.state(); st.CorruptReads != 0 {
+	if st := r.state(); st.Reads != 0 {
 		t.Fatalf("non-corrupt errors counted: %+v", st)
 	}
 
@@ -41,7 +41,7 @@ func TestIntegrityRecordCountsOnlyCorruptReads(t *testing.T) {
 	r.onError("/latest/models/w.bin", err)
 	r.onError("/2026-11-27/models/v.bin", fmt.Errorf("x: %s: %w", strings.Repeat("y", 1000), snapshot.ErrCorrupt))
 	st := r.state()
-	if st.CorruptReads != 3 || st.CorruptFiles != 2 || st.CorruptFilesCapped || !st.LastTime.Equal(now) || st.LastPath != "/2026-11-27/models/v.bin" {
+	if st.Reads != 3 || st.Files != 2 || st.Capped || !st.LastTime.Equal(now) || st.LastPath != "/2026-11-27/models/v.bin" {
 		t.Fatalf("state %+v", st)
 	}
 	if strings.Contains(st.LastError, "\n") || len(st.LastError) > maxIntegrityError || !strings.HasPrefix(st.LastError, "x: yyy") {
@@ -74,7 +74,7 @@ func TestIntegrityRecordIsBoundedAndConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	st := r.state()
-	if st.CorruptReads != workers*each || st.CorruptFiles != maxIntegrityFiles || !st.CorruptFilesCapped {
+	if st.Reads != workers*each || st.Files != maxIntegrityFiles || !st.Capped {
 		t.Fatalf("state %+v", st)
 	}
 	r.mu.Lock()
@@ -121,11 +121,11 @@ func TestIntegrityRecordOutlivesTheDaemon(t *testing.T) {
 	// A restarted daemon.
 	r2 := newIntegrityRecord(clock, repo)
 	st := r2.state()
-	if st.CorruptReads != 4 || st.CorruptFiles != 2 || st.LastPath != "/latest/models/v.bin" || !st.LastTime.Equal(now) {
+	if st.Reads != 4 || st.Files != 2 || st.LastPath != "/latest/models/v.bin" || !st.LastTime.Equal(now) {
 		t.Fatalf("restarted record %+v", st)
 	}
 	r2.onError("/latest/models/x.bin", bad)
-	if st := r2.state(); st.CorruptReads != 5 || st.CorruptFiles != 3 {
+	if st := r2.state(); st.Reads != 5 || st.Files != 3 {
 		t.Fatalf("restarted record after a new file %+v", st)
 	}
 
@@ -147,7 +147,7 @@ func TestIntegrityRecordOutlivesTheDaemon(t *testing.T) {
 		t.Fatalf("a passing full check left the record %+v", c)
 	}
 	r2.reset()
-	if st := r2.state(); st.CorruptReads != 0 || st.CorruptFiles != 0 || st.LastPath != "" {
+	if st := r2.state(); st.Reads != 0 || st.Files != 0 || st.LastPath != "" {
 		t.Fatalf("reset record %+v", st)
 	}
 }

@@ -1,0 +1,63 @@
+package index
+
+import "time"
+
+// The records other packages keep under this package's keys, defined here
+// once, where they are persisted (JSON under CheckKey and CorruptReadsKey):
+// snapshot writes them (its CheckRecord and CorruptReads are these types),
+// the monitor reads them as its BackupState's input and derives its own
+// views from them (monitor.CheckStatus, monitor.IntegrityStatus: ages,
+// windows, the names metrics.json shows). The JSON field names are the
+// on-disk format; change them only with a format version.
+
+// CheckRecord is the outcome of the last check run, kept in the index (one
+// key) so that the monitor's backup_corrupt rule sees what a check found
+// whether it ran in the mount daemon or on its own. Each run replaces it,
+// except that found errors stay until a check that covers them passes
+// (snapshot.checkReplaces).
+type CheckRecord struct {
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration_ns"`
+	// ReadData says chunks were read back; Subset is the fraction of the
+	// packs read (0: all of them).
+	ReadData bool    `json:"read_data"`
+	Subset   float64 `json:"subset,omitempty"`
+	Result   string  `json:"result"` // CheckOK, CheckErrors, CheckFailed, CheckUnknown
+	// Errors is how many problems the check found.
+	Errors int `json:"errors"`
+	// FirstError is the first problem found (CheckErrors) or why the check
+	// could not run (CheckFailed), on one line, at most 300 bytes.
+	FirstError string `json:"first_error,omitempty"`
+	// LastRun is when the latest check started, when that is not Time: a
+	// later check that did not replace found errors (see
+	// snapshot.checkReplaces) still ran, which is what check_stale asks.
+	LastRun time.Time `json:"last_run,omitzero"`
+}
+
+// Ran is when the latest recorded check started.
+func (c *CheckRecord) Ran() time.Time {
+	if c.LastRun.After(c.Time) {
+		return c.LastRun
+	}
+	return c.Time
+}
+
+// CorruptReads is what reads through the mount found corrupt (chunks that
+// failed their hash check, answered with EIO), kept in the index so that a
+// restarted daemon, and `monitor --once` or `status` run on their own,
+// still raise backup_corrupt about them. Damage does not heal by itself:
+// the record stays until a full `check --read-data` passes.
+type CorruptReads struct {
+	// Reads is how many reads found corrupt data.
+	Reads uint64 `json:"reads"`
+	// Files is how many distinct paths those reads were of, counted by the
+	// daemon that saw them (a path read again after a restart counts
+	// again); Capped says a daemon stopped counting at its bound.
+	Files  int  `json:"files"`
+	Capped bool `json:"capped,omitempty"`
+	// LastTime, LastPath and LastError describe the latest corrupt read:
+	// when, the path inside the mount, and the one-line error.
+	LastTime  time.Time `json:"last_time"`
+	LastPath  string    `json:"last_path"`
+	LastError string    `json:"last_error"`
+}
