@@ -39,7 +39,9 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 		r.clearCorruptReads()
 	}
 	if prev, _ := r.LastCheck(); prev != nil && !checkReplaces(&c, prev) {
-		return
+		// The finding stands; the run is still noted.
+		prev.LastRun = start
+		c = *prev
 	}
 	v, _ := json.Marshal(c)
 	r.idx.KV.Put(index.CheckKey(), v, true)
