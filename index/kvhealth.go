@@ -405,9 +405,30 @@ func (kv *KV) commitBounded(b *pebble.Batch, sync bool) error {
 	case <-timer.C:
 		return kv.giveUp(done, nil)
 	case <-interrupt:
-		return kv.giveUp(done, context.Canceled)
+		// A healthy write still finishes: what a command records on
+		// its way out after the signal (its attempt, the daemon's
+		// records) must not fail for it. Only one stuck in Pebble is
+		// given up on.
+		grace := time.NewTimer(interruptGrace)
+		defer grace.Stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				return kvErr("commit", err)
+			}
+			return nil
+		case <-kv.h.down:
+			return kv.h.fatalErr()
+		case <-grace.C:
+			return kv.giveUp(done, context.Canceled)
+		}
 	}
 }
+
+// interruptGrace is how long a write may still take once the interrupt
+// closed: far above a healthy write, well inside the seconds a command
+// has to answer SIGTERM.
+const interruptGrace = 2 * time.Second
 
 // giveUp abandons a write, unless it has just finished after all.
 func (kv *KV) giveUp(done <-chan error, cause error) error {

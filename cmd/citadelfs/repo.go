@@ -38,6 +38,7 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 		if err != nil {
 			return nil, nil, err
 		}
+		r.Index().KV.SetInterrupt(ctx.Done())
 		return r, func() { r.Close() }, nil
 	}
 	// A command that only reads never gives the reserve back: on a full
