@@ -3,12 +3,25 @@ package index
 import "time"
 
 // The records other packages keep under this package's keys, defined here
-// once, where they are persisted (JSON under CheckKey and CorruptReadsKey):
-// snapshot writes them (its CheckRecord and CorruptReads are these types),
-// the monitor reads them as its BackupState's input and derives its own
-// views from them (monitor.CheckStatus, monitor.IntegrityStatus: ages,
-// windows, the names metrics.json shows). The JSON field names are the
-// on-disk format; change them only with a format version.
+// once, where they are persisted (JSON under AttemptKey, CheckKey and
+// CorruptReadsKey): snapshot writes them (its Attempt, CheckRecord and
+// CorruptReads are these types), the monitor takes them as its
+// BackupState's input and derives its own views from them
+// (monitor.SourceState and SourceStatus, CheckStatus, IntegrityStatus:
+// last success, allowed ages, windows, the names metrics.json shows). The
+// JSON field names are the on-disk format; change them only with a format
+// version.
+
+// Attempt is the outcome of the last snapshot attempt of one source,
+// including failures (which leave no snapshot to look at).
+type Attempt struct {
+	Label    string        `json:"label"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration_ns"`
+	Result   string        `json:"result"` // AttemptOK, AttemptPartial, AttemptFailed
+	Error    string        `json:"error,omitempty"`
+	Snapshot string        `json:"snapshot,omitempty"`
+}
 
 // CheckRecord is the outcome of the last check run, kept in the index (one
 // key) so that the monitor's backup_corrupt rule sees what a check found

@@ -92,7 +92,9 @@ type MaintenanceState struct {
 	Error string `json:"error,omitempty"`
 }
 
-// SourceState is one source's latest snapshot attempt.
+// SourceState is one source's latest snapshot attempt, derived from its
+// stored record (index.Attempt) and what else the repository knows: its
+// last committed snapshot and the age its schedule allows.
 type SourceState struct {
 	// Label is the source's name in the config ("models").
 	Label string `json:"label"`

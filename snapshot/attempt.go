@@ -8,16 +8,9 @@ import (
 	"citadelfs/index"
 )
 
-// Attempt is the outcome of the last snapshot attempt of one source,
-// including failures (which leave no snapshot to look at).
-type Attempt struct {
-	Label    string        `json:"label"`
-	Start    time.Time     `json:"start"`
-	Duration time.Duration `json:"duration_ns"`
-	Result   string        `json:"result"` // index.AttemptOK, AttemptPartial, AttemptFailed
-	Error    string        `json:"error,omitempty"`
-	Snapshot string        `json:"snapshot,omitempty"`
-}
+// Attempt is the outcome of the last snapshot attempt of one source
+// (index.Attempt, defined where it is persisted).
+type Attempt = index.Attempt
 
 func (r *Repository) recordAttempts(specs []SourceSpec, res *Result, start time.Time, err error) {
 	b := r.idx.KV.NewBatch()
