@@ -46,7 +46,10 @@ type Repo struct {
 	LastSync *SyncResult
 	rlock    *StoreLock // a remote repository's lock
 	remote   bool
-	lock     *Lock
+	// written: packs committed since the last index object (remote).
+	writtenMu sync.Mutex
+	written   []writtenPack
+	lock      *Lock
 
 	readOnly bool
 	// The reserve (reserve.go): its size when it must be created, and
@@ -281,7 +284,13 @@ func (r *Repo) Close() error {
 	if !r.readOnly && !r.remote { // a remote repository's disk is the store's
 		r.closeReserve()
 	}
-	err := r.Store.Close()
+	var err error
+	if r.remote && !r.readOnly {
+		err = r.FlushIndexObject() // what prune or repair committed
+	}
+	if serr := r.Store.Close(); err == nil {
+		err = serr
+	}
 	if kerr := r.KV.Close(); err == nil {
 		err = kerr
 	}
@@ -395,7 +404,11 @@ func (r *Repo) CommitPack(pack ID, entries []PackEntry, size uint64) error {
 	binary.LittleEndian.PutUint32(pv[0:], uint32(len(entries)))
 	binary.LittleEndian.PutUint64(pv[4:], size)
 	b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
-	return b.Commit(true)
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	r.noteWritten(pack, entries, size)
+	return nil
 }
 
 // ReadStored returns the stored (still encoded) bytes of a blob, read
@@ -481,6 +494,11 @@ func SnapshotKey(id ID) []byte { return append([]byte{prefixSnapshot}, id[:]...)
 // object, put first: the cache's record follows it.
 func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
 	if r.remote {
+		// The index object first: a host that sees the snapshot finds
+		// the packs it uses without reading their trailers.
+		if err := r.FlushIndexObject(); err != nil {
+			return err
+		}
 		if err := r.Store.Put(snapshotName(id), manifest); err != nil && !errors.Is(err, ErrObjectExists) {
 			return fmt.Errorf("index: commit snapshot %s: %w", id.Short(), err)
 		}

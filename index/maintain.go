@@ -81,7 +81,13 @@ func (r *Repo) ReplacePack(old, pack ID, entries []PackEntry, size uint64, lost 
 	if old != pack {
 		b.Delete(append([]byte{prefixPack}, old[:]...))
 	}
-	return b.Commit(true)
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		r.noteWritten(pack, entries, size)
+	}
+	return nil
 }
 
 // rebuildPrefix names the directory a rebuild builds the new index in;

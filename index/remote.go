@@ -157,7 +157,10 @@ func snapshotName(id ID) string { return snapshotsPrefix + id.String() }
 
 // SyncResult says what SyncCache changed in the cache.
 type SyncResult struct {
-	PacksAdded, PacksDropped         int
+	PacksAdded, PacksDropped int
+	// FromIndexObjects counts the packs of PacksAdded indexed from index
+	// objects; the others were read from their trailers.
+	FromIndexObjects                 int
 	SnapshotsAdded, SnapshotsDropped int
 	// Damaged names packs whose trailer could not be read.
 	Damaged []string
@@ -207,6 +210,13 @@ func (r *Repo) SyncCache() (*SyncResult, error) {
 		}
 		res.PacksDropped = len(missing)
 	}
+	// Index objects first: one read per writing session.
+	n, err := r.applyIndexObjects(present, res)
+	if err != nil {
+		return nil, err
+	}
+	res.PacksAdded += n
+	res.FromIndexObjects = n
 	var fresh []PackInfo
 	for _, p := range inStore {
 		if ok, err := r.IsIndexedPack(p.ID); err != nil {

@@ -191,6 +191,67 @@ func TestOpenStoreExclusive(t *testing.T) {
 	openRemote(t, s, t.TempDir(), index.Options{}).Close()
 }
 
+// A writer's index object lets a new host index every pack it wrote with
+// one read, no trailer read: 21 packs (one pruned since), three reads in all (citadel.json,
+// the index object, the snapshot's object). Packs pruned since are
+// skipped, and a damaged index object falls back to the trailers.
+func TestRemoteSyncFromIndexObjects(t *testing.T) {
+	s, _ := newRemote(t)
+	r := openRemote(t, s, t.TempDir(), index.Options{})
+	var blobs [][]byte
+	for i := range 20 {
+		b := []byte(fmt.Sprintf("blob %d", i))
+		blobs = append(blobs, b)
+		pw, _ := r.NewPackWriter()
+		pw.Add(index.DataBlob, 0, index.Hash(b), b, len(b))
+		id, es, err := pw.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.CommitPack(id, es, pw.Size())
+	}
+	m := []byte("manifest")
+	pw, _ := r.NewPackWriter()
+	pw.Add(index.SnapshotBlob, 0, index.Hash(m), m, len(m))
+	id, es, _ := pw.Finish()
+	r.CommitPack(id, es, pw.Size())
+	if err := r.PutSnapshot(index.Hash(m), m); err != nil {
+		t.Fatal(err)
+	}
+	pruned, _ := r.Lookup(index.Hash(blobs[3]))
+	r.Close()
+	s.Delete(index.PackName(pruned.Pack))
+
+	var fs *index.FaultyStore
+	wrap := func(st index.Store) index.Store { fs = index.NewFaultyStore(st); return fs }
+	r2 := openRemote(t, s, t.TempDir(), index.Options{WrapStore: wrap})
+	for i, b := range blobs {
+		if ok, _ := r2.HasBlob(index.Hash(b)); ok != (i != 3) {
+			t.Fatalf("blob %d indexed: %v", i, ok)
+		}
+	}
+	if n := fs.Calls(index.OpRead); n != 3 {
+		t.Fatalf("the sync made %d reads, want 3 (no trailer)", n)
+	}
+	if got := r2.LastSync; got.FromIndexObjects != 20 || got.PacksAdded != 20 {
+		t.Fatalf("sync: %+v", got)
+	}
+	r2.Close()
+
+	// A damaged index object: the trailers serve.
+	s.List("index/", func(name string, size int64) error {
+		b, _ := s.ReadRange(name, 0, int(size), nil)
+		b[20] ^= 1
+		s.Delete(name)
+		return s.Put(name, b)
+	})
+	r3 := openRemote(t, s, t.TempDir(), index.Options{})
+	defer r3.Close()
+	if got := r3.LastSync; got.FromIndexObjects != 0 || got.PacksAdded != 20 || len(got.Damaged) != 1 {
+		t.Fatalf("sync over a damaged index object: %+v", got)
+	}
+}
+
 // A new host's sync reads each pack's trailer with two ranged reads (the
 // header, then the tail: the listing gave the size) and no stat; a pack
 // whose trailer is longer than that tail (2000 blobs) is read whole too.
@@ -211,6 +272,8 @@ func TestRemoteSyncReadsTwoRangesPerPack(t *testing.T) {
 	r.CommitPack(id, es, pw.Size())
 	commitBlobAndSnapshot(t, r, []byte("small"), []byte("manifest"))
 	r.Close()
+	// As if the writer was killed before it put its index object.
+	s.List("index/", func(name string, _ int64) error { return s.Delete(name) })
 
 	var fs *index.FaultyStore
 	r2 := openRemote(t, s, t.TempDir(), index.Options{WrapStore: func(st index.Store) index.Store {
