@@ -8,11 +8,11 @@
 //   - Order: Snapshots passes Repository.Snapshots through in
 //     snapshot.Compare's order; fs shows that order (latest/ is its last
 //     of a label), so the mount and restore/diff/forget mean one latest.
-//   - Inode identity (inodeOf): a hash of snapshot id, label and path, or
-//     of (device, inode) for a file with more than one link, so hardlinks
-//     share a number and the same snapshot seen under latest/, a day
-//     folder and snapshots/ keeps one; fs mixes in the folder for
-//     directories.
+//   - Inode numbers (inodeOf): unique within one source of one snapshot,
+//     a hash of the path, or of (device, inode) for a file with more than
+//     one link, so hardlinks share one. Identity across snapshots, labels
+//     and folders is fs's alone (it mixes in snapshot id, label and, for
+//     directories, the folder shown), so it is not decided twice.
 //   - Attributes (toFSNode): the snapshot node's as recorded, the link
 //     count included (snapshot.Node.Nlink, the source's st_nlink); a
 //     directory's mode type bits are S_IFDIR whatever was stored.

@@ -142,16 +142,14 @@ func (f *file) DataExtents() []cfs.Extent {
 
 func (f *file) Close() error { return nil }
 
-// inodeOf derives a stable inode number: hardlinked files of one source in
-// one snapshot share (source device, inode); everything else is named by
-// its path. The same snapshot seen under latest/, a day folder and
-// snapshots/ is the same object, so it keeps one number everywhere.
+// inodeOf derives a stable Node.Ino, unique within one source of one
+// snapshot, which is all fs.Node.Ino asks: fs owns the identity across
+// snapshots, labels and folders and mixes those in itself (fs/attr.go),
+// so they are not hashed here a second time. Hardlinked files of the
+// source share (source device, inode); everything else is named by its
+// path in the source.
 func inodeOf(h *nodeHandle) uint64 {
 	f := fnv.New64a()
-	f.Write([]byte(h.snap))
-	f.Write([]byte{0})
-	f.Write([]byte(h.label))
-	f.Write([]byte{0})
 	n := &h.node
 	if n.Type == snapshot.TypeFile && n.Nlink > 1 && n.Inode != 0 {
 		fmt.Fprintf(f, "hl:%d:%d", n.Dev, n.Inode)

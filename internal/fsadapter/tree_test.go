@@ -178,3 +178,24 @@ func TestTreeForgottenSnapshot(t *testing.T) {
 		t.Errorf("read of a file open in a forgotten snapshot: %v, want ESTALE", err)
 	}
 }
+
+// Node.Ino is unique within a source of a snapshot only; fs mixes in the
+// snapshot and label (one rule, one owner). So the same path in two
+// snapshots has the same Node.Ino here, and fs tells them apart.
+func TestInoIsPerSource(t *testing.T) {
+	r := newRepo(t)
+	src := source(t)
+	take(t, r, src, time.Time{})
+	os.WriteFile(filepath.Join(src, "d", "a.bin"), []byte("changed"), 0o644)
+	take(t, r, src, time.Time{})
+	tr := NewTree(r)
+	snaps, err := tr.Snapshots(context.Background())
+	if err != nil || len(snaps) != 2 {
+		t.Fatal(err)
+	}
+	a := children(t, tr, children(t, tr, snaps[0].Sources[0].Root)["d"])["a.bin"]
+	b := children(t, tr, children(t, tr, snaps[1].Sources[0].Root)["d"])["a.bin"]
+	if a.Ino != b.Ino || a.Size == b.Size {
+		t.Errorf("a.bin in two snapshots: ino %d/%d size %d/%d", a.Ino, b.Ino, a.Size, b.Size)
+	}
+}
