@@ -263,6 +263,8 @@ func TestS3PruneBesideAnotherHostsSnapshot(t *testing.T) {
 	before := r.bucketBytes(t)
 	res := r.run(t, cache, "prune")
 	assertOneLineError(t, res, 11, "locked")
+	res = r.run(t, cache, "forget", "--keep-last", "1", "--prune")
+	assertOneLineError(t, res, 11, "locked")
 	if r.bucketBytes(t) != before {
 		t.Fatal("a refused prune changed the bucket")
 	}

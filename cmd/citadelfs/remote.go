@@ -88,7 +88,9 @@ func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snaps
 	if err != nil {
 		return nil, err
 	}
-	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: exclusiveCommand(command) || rebuildCache,
+	// forget --prune prunes: exclusive like prune itself.
+	pruning := env.flags != nil && env.flags.Lookup("prune") != nil && env.flags.Lookup("prune").Value.String() == "true"
+	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: exclusiveCommand(command) || rebuildCache || pruning,
 		RebuildCache: rebuildCache}
 	return snapshot.OpenStore(s, loc, o)
 }
