@@ -34,7 +34,7 @@ var exitTable = []struct {
 	{exitFatal, "fatal error (message says why)"},
 	{exitUsage, "bad flag, argument or configuration file"},
 	{exitPartial, "snapshot completed, but some files were unreadable or vanished (listed as warnings)"},
-	{exitDamaged, "check, restore, repair, test-restore or snapshot --verify found corrupt or missing data (repair: some of it could not be saved; snapshot --verify: the snapshot is saved, its damaged chunks quarantined)"},
+	{exitDamaged, "check, restore, repair, test-restore or snapshot --verify found corrupt or missing data (repair: some of it could not be saved; snapshot --verify: the snapshot is saved, its damaged chunks quarantined); any command: citadel.json or the index is damaged"},
 	{exitCritical, "monitor/status: a critical alert is active"},
 	{exitNoRepo, "no repository at the given path"},
 	{exitLocked, "repository is locked by another process"},
