@@ -92,6 +92,8 @@ type Request struct {
 // Progress is updated atomically by a running snapshot; a terminal
 // renderer polls it.
 type Progress struct {
+	// Bytes and TotalBytes are data bytes: sparse holes are neither read
+	// nor counted (TotalBytes from allocated blocks, see dataSize).
 	Files, Bytes, ReadBytes, NewBytes, StoredBytes atomic.Int64
 	// TotalFiles and TotalBytes grow as a concurrent scan walks the
 	// sources; ScanDone says when they are final.

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // scanTotals walks the sources concurrently with the snapshot to give the
@@ -36,12 +37,24 @@ func scanTotals(ctx context.Context, sources []preparedSource, p *Progress) {
 				}
 				if fi, err := d.Info(); err == nil {
 					p.TotalFiles.Add(1)
-					p.TotalBytes.Add(fi.Size())
+					p.TotalBytes.Add(dataSize(fi))
 				}
 				return nil
 			})
 		}
 	}
+}
+
+// dataSize estimates the bytes of data in a regular file, the holes of a
+// sparse one left out: its allocated blocks, at most its size (a small
+// file's last block is partly empty). Progress counts data bytes, as the
+// snapshot reads only those; with the apparent size a 64 GiB sparse file
+// holding 1 GiB kept the percentage near 2% and the ETA hours away.
+func dataSize(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return min(fi.Size(), st.Blocks*512)
+	}
+	return fi.Size()
 }
 
 // scanRoots lists the paths a spec names, globs expanded.

@@ -298,7 +298,7 @@ func (a *archiver) saveEntry(tb *treeBuilder, full, rel, name string, st *unix.S
 			}
 			src.add(func(s *SourceStats) { s.DataBytes += data })
 			a.progress.Files.Add(1)
-			a.progress.Bytes.Add(n.Size)
+			a.progress.Bytes.Add(data) // data bytes, as the scan's total counts them
 			break
 		}
 		job := &fileJob{path: full, key: key, node: n, stat: *st, src: src, done: make(chan struct{})}

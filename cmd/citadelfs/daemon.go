@@ -51,7 +51,7 @@ func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []strin
 		return 0, false
 	}
 	cwd, _ := os.Getwd()
-	req := daemon.Request{Args: args, Cwd: cwd, StderrTerminal: env.isTerminal}
+	req := daemon.Request{Args: args, Cwd: cwd, StderrTerminal: env.isTerminal, StderrColumns: env.columns}
 	code, err = daemon.Call(ctx, repo, req, env.stdout, env.stderr, interruptGrace)
 	switch {
 	case err == nil:
@@ -114,7 +114,7 @@ func runForClient(ctx context.Context, st *daemonState, log *slog.Logger, req da
 		fmt.Fprintln(stderr, "citadelfs: the client sent no working directory")
 		return exitUsage
 	}
-	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}, daemon: st, cwd: req.Cwd, isTerminal: req.StderrTerminal}
+	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}, daemon: st, cwd: req.Cwd, isTerminal: req.StderrTerminal, columns: req.StderrColumns}
 	if code, ok := parseFlags(c, env, req.Args[1:]); !ok {
 		return code
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // command is one subcommand. Each lives in its own cmd_<name>.go file and
@@ -50,6 +51,9 @@ type cmdEnv struct {
 	flags *pflag.FlagSet
 	// isTerminal says whether stderr is a terminal (progress is drawn only then).
 	isTerminal bool
+	// columns is the width of that terminal when the command started (0:
+	// unknown); a local command asks again for every progress frame.
+	columns int
 	// daemon is non-nil when the command runs inside the mount daemon on
 	// behalf of a client; the repository is then already open.
 	daemon *daemonState
@@ -123,6 +127,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	env.isTerminal = isTerminal(os.Stderr)
+	if env.isTerminal {
+		env.columns = termColumns(os.Stderr)
+	}
 	if theStopper != nil {
 		theStopper.setCommand(c.name, commandGrace(c.name))
 	}
@@ -250,9 +257,21 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// isTerminal says whether f is a terminal (isatty, through x/term): a
+// character device is not enough, /dev/null is one too, and progress
+// escapes written there by a unit with StandardError=null or a cron job
+// redirecting 2>/dev/null were drawn for nobody.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
+	return term.IsTerminal(int(f.Fd())) && !strings.EqualFold(os.Getenv("TERM"), "dumb")
+}
+
+// termColumns is f's terminal width, 0 when it cannot be read.
+func termColumns(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
 }
 
 // printCommandHelp is `citadelfs help CMD` and `CMD --help`: the synopsis,

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"citadelfs/monitor"
 	"citadelfs/snapshot"
@@ -17,6 +19,38 @@ type progressLine struct {
 	w    io.Writer
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// defaultColumns is the width assumed where the terminal's is unknown.
+const defaultColumns = 80
+
+// columns is the width the progress line must fit: the terminal's now (it
+// may have been resized), else what the command started with.
+func (env *cmdEnv) progressColumns() int {
+	if f, ok := env.stderr.(*os.File); ok && env.daemon == nil {
+		if w := termColumns(f); w > 0 {
+			return w
+		}
+	}
+	if env.columns > 0 {
+		return env.columns
+	}
+	return defaultColumns
+}
+
+// fitLine cuts s to fit a terminal width columns wide: at most columns-1
+// characters, so the cursor never reaches the last column. A line that
+// wraps cannot be cleared by \r\033[K, and each redraw then left one
+// more line behind on a narrow terminal.
+func fitLine(s string, columns int) string {
+	if columns < 2 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) < columns {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:columns-1])
 }
 
 func startProgress(env *cmdEnv, render func() string) *progressLine {
@@ -35,7 +69,7 @@ func startProgress(env *cmdEnv, render func() string) *progressLine {
 				fmt.Fprint(p.w, "\r\033[K")
 				return
 			case <-t.C:
-				fmt.Fprint(p.w, "\r\033[K"+render())
+				fmt.Fprint(p.w, "\r\033[K"+fitLine(render(), env.progressColumns()))
 			}
 		}
 	}()

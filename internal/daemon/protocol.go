@@ -35,6 +35,9 @@ type Request struct {
 	// StderrTerminal says whether the client's stderr is a terminal, so
 	// progress is drawn there as if the command ran locally.
 	StderrTerminal bool `json:"stderr_terminal"`
+	// StderrColumns is that terminal's width (0: unknown), so the
+	// progress line fits it.
+	StderrColumns int `json:"stderr_columns,omitempty"`
 }
 
 // SocketPath is where the daemon of the repository at repo listens.
