@@ -50,7 +50,18 @@ type effectiveConfig struct {
 	ParallelJobs      int                        `json:"parallel_jobs,omitempty"`
 	ArchiveThreshold  string                     `json:"archive_threshold,omitempty"`
 	StorageThreshold  float64                    `json:"storage_threshold,omitempty"`
+	Alerting          *alertingView              `json:"alerting,omitempty"`
 	Warnings          []configWarning            `json:"warnings"`
+}
+
+// alertingView is the alerting: section with its defaults.
+type alertingView struct {
+	Alertmanager   []string `json:"alertmanager"`
+	Webhook        []string `json:"webhook"`
+	ResendInterval string   `json:"resend_interval"`
+	Timeout        string   `json:"timeout"`
+	QueueSize      int      `json:"queue_size"`
+	GeneratorURL   string   `json:"generator_url,omitempty"`
 }
 
 func printConfig(env *cmdEnv, c *config) error {
@@ -63,6 +74,10 @@ func printConfig(env *cmdEnv, c *config) error {
 		ArchiveThreshold: c.ArchiveAfter, StorageThreshold: c.Monitor.BackupStorageThreshold, Warnings: c.Warnings}
 	if e.Warnings == nil {
 		e.Warnings = []configWarning{}
+	}
+	if a := c.Alerting.WithDefaults(); a.Enabled() {
+		e.Alerting = &alertingView{Alertmanager: append([]string{}, a.Alertmanager...), Webhook: append([]string{}, a.Webhook...),
+			ResendInterval: a.ResendInterval.String(), Timeout: a.Timeout.String(), QueueSize: a.QueueSize, GeneratorURL: a.GeneratorURL}
 	}
 	if env.global.json {
 		enc := json.NewEncoder(env.stdout)
@@ -105,8 +120,18 @@ func printConfig(env *cmdEnv, c *config) error {
 	if e.StorageThreshold > 0 {
 		fmt.Fprintf(w, "storage threshold: %g\n", e.StorageThreshold)
 	}
+	if a := e.Alerting; a != nil {
+		fmt.Fprintf(w, "alerting:    alertmanager %s; webhook %s; resend every %s\n", orNone(a.Alertmanager), orNone(a.Webhook), a.ResendInterval)
+	}
 	for _, wn := range e.Warnings {
 		fmt.Fprintf(w, "warning %s: %s:%d: %s: %s\n", wn.Name, e.File, wn.Line, wn.Key, wn.Message)
 	}
 	return nil
+}
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
 }

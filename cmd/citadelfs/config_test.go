@@ -144,6 +144,13 @@ func TestConfigCheckCommand(t *testing.T) {
 		t.Errorf("text output (exit %d):\n%s", code, out)
 	}
 
+	am := filepath.Join(t.TempDir(), "alerting.yaml")
+	os.WriteFile(am, []byte("alerting:\n  alertmanager: [http://127.0.0.1:9093]\n"), 0o600)
+	code, out, _ = runCLI(t, "config", "check", "--config", am)
+	if code != 0 || !strings.Contains(out, "alerting:    alertmanager http://127.0.0.1:9093; webhook none; resend every 1m0s") {
+		t.Errorf("alerting in the text output (exit %d):\n%s", code, out)
+	}
+
 	p := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(p, []byte("retension:\n  daily: 3\nmountpiont: /x\n"), 0o600)
 	code, out, errOut = runCLI(t, "config", "check", "--config", p)
