@@ -474,6 +474,9 @@ func ReadStoreTrailer(s Store, id ID) ([]PackEntry, int64, error) {
 // RemovePack deletes a pack file and its index record. Callers must first
 // have removed (or re-pointed) every blob entry that refers to it.
 func (r *Repo) RemovePack(id ID) error {
+	if err := r.rlock.Check(); err != nil {
+		return err
+	}
 	if err := r.Store.Delete(PackName(id)); err != nil {
 		return fmt.Errorf("index: remove pack %s: %w", id.Short(), err)
 	}
@@ -494,6 +497,9 @@ func SnapshotKey(id ID) []byte { return append([]byte{prefixSnapshot}, id[:]...)
 // object, put first: the cache's record follows it.
 func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
 	if r.remote {
+		if err := r.rlock.Check(); err != nil {
+			return err
+		}
 		// The index object first: a host that sees the snapshot finds
 		// the packs it uses without reading their trailers.
 		if err := r.FlushIndexObject(); err != nil {

@@ -37,8 +37,10 @@ type StoreLock struct {
 
 	mu   sync.Mutex
 	name string
-	stop chan struct{}
-	done chan struct{}
+	// renewed is when the lock object now in the store was put.
+	renewed time.Time
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // StoreLockInfo is the content of a lock object.
@@ -83,7 +85,7 @@ func AcquireStoreLock(s Store, exclusive bool, command string, now func() time.T
 	if err != nil {
 		return nil, err
 	}
-	l.name = name
+	l.name, l.renewed = name, now()
 	if err := l.conflict(); err != nil {
 		s.Delete(name)
 		return nil, err
@@ -180,13 +182,31 @@ func (l *StoreLock) refresher() {
 func (l *StoreLock) Refresh() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	t := l.now()
 	name, err := l.put()
 	if err != nil {
 		return err
 	}
 	old := l.name
-	l.name = name
+	l.name, l.renewed = name, t
 	l.s.Delete(old)
+	return nil
+}
+
+// Check reports ErrLocked once the lock may look stale to others: its
+// refreshes failed (the store unreachable, the lock deleted) for longer
+// than Expiry less one Refresh. What would commit or delete must stop
+// then: another host's prune may be running.
+func (l *StoreLock) Check() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if age := l.now().Sub(l.renewed); age > l.t.Expiry-l.t.Refresh {
+		return fmt.Errorf("%w: this process could not refresh its lock in the store for %s (others may take it as stale); nothing more is committed",
+			ErrLocked, age.Round(time.Second))
+	}
 	return nil
 }
 

@@ -296,3 +296,31 @@ func TestRemoteSyncReadsTwoRangesPerPack(t *testing.T) {
 		t.Fatalf("the sync made %d stats", n)
 	}
 }
+
+// A holder whose refreshes fail (the store refuses its lock objects)
+// notices before others may take its lock as stale: a snapshot is not
+// committed and a pack is not deleted then.
+func TestStoreLockLostStopsCommits(t *testing.T) {
+	s, _ := newRemote(t)
+	var fs *index.FaultyStore
+	r := openRemote(t, s, t.TempDir(), index.Options{
+		LockTimes: index.LockTimes{Refresh: 5 * time.Millisecond, Expiry: 40 * time.Millisecond},
+		WrapStore: func(st index.Store) index.Store { fs = index.NewFaultyStore(st); return fs }})
+	defer r.Close()
+	commitBlobAndSnapshot(t, r, []byte("b"), []byte("m1"))
+	fs.SetFaults(index.Fault{Op: index.OpPut, Prefix: "locks/", Nth: 1, Sticky: true, Err: index.ErrStoreUnavailable})
+	for end := time.Now().Add(30 * time.Second); r.PutSnapshot(index.Hash([]byte("m2")), []byte("m2")) == nil; time.Sleep(5 * time.Millisecond) {
+		r.DeleteSnapshot(index.Hash([]byte("m2")))
+		if time.Now().After(end) {
+			t.Fatal("the snapshot commit never noticed the lost lock")
+		}
+	}
+	err := r.PutSnapshot(index.Hash([]byte("m2")), []byte("m2"))
+	if !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("commit with a lost lock: %v, want ErrLocked", err)
+	}
+	ref, _ := r.Lookup(index.Hash([]byte("b")))
+	if err := r.RemovePack(ref.Pack); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("pack delete with a lost lock: %v, want ErrLocked", err)
+	}
+}
