@@ -1,0 +1,43 @@
+// Package index is the repository: citadel.json, the pack files, the
+// Pebble index of which blob lives where, snapshot records, and the lock.
+// It imports no other package of the project.
+//
+// # Packs go through a Store
+//
+// Every pack byte is read and written through Store (store.go): put if
+// absent, read a byte range, stat, list by prefix, delete, plus a streamed
+// object named only when it is committed (a pack is named by its content).
+// LocalStore is a repository directory and keeps the directory's
+// behaviour: O_DIRECT writes through aligned buffers, truncate, fsync,
+// rename into packs/<xx>/, fsync of the directory, and only then the index
+// commit; reads through a bounded set of open files, O_DIRECT for cold big
+// blobs. s3store (a sub-package) is an S3 bucket. ReadOnlyStore and
+// FaultyStore decorate either (store_decorators.go); Options.WrapStore
+// puts a decorator under a repository, which is how the ENOSPC and EIO
+// paths of snapshot, prune, repair and restore are tested without root or
+// tmpfs. index/storetest is the contract both implementations pass.
+//
+// # Remote repositories
+//
+// A repository in a Store alone (OpenStore, remote.go) keeps citadel.json,
+// the packs, snapshots/<id> (the manifest; the snapshot exists while it
+// does), index/<random> (the packs one process committed, with their
+// entries) and locks/<random> in the store. Its Pebble index is a cache on
+// this host (Options.CacheDir) that every open brings up to date with the
+// store (SyncCache): from index objects, then pack trailers by ranged
+// reads, dropping packs the store no longer has. Deleted, it is rebuilt.
+//
+// # Locks
+//
+// A local repository is locked with flock(2) on <repo>/lock (lock.go): one
+// writer, or many readers. A remote one with lock objects in the store
+// (lock_store.go): shared for snapshots and reads, exclusive for prune and
+// repair, refreshed while held and ignored by others once expired.
+//
+// # Errors
+//
+// Sentinels live in repo.go and store.go: ErrNoRepository, ErrVersion,
+// ErrLocked, ErrCorrupt (bytes that fail their checks: never returned as
+// data), ErrDiskFull, ErrObjectExists, ErrStoreUnavailable. A store or disk
+// that fails a read is an error, not a finding of damage.
+package index
