@@ -148,9 +148,17 @@ func Open(dir string, o Options) (*Repo, error) {
 	// lock proves nobody is still building it.
 	removeRebuildLeftovers(dir)
 	upgradeConfig(dir, cfg)
-	kv, err := openIndexKV(dir, false)
 	released := false
-	if IsDiskFull(err) && !o.KeepReserve {
+	if !o.KeepReserve && lowOnSpace(dir) {
+		// Give the reserve back before Pebble replays its log: an open
+		// that fails inside Pebble (a MANIFEST it cannot write) leaves
+		// the database held by this process and cannot be retried.
+		if n, rerr := releaseReserve(dir); rerr == nil && n > 0 {
+			released = true
+		}
+	}
+	kv, err := openIndexKV(dir, false)
+	if IsDiskFull(err) && !o.KeepReserve && !released {
 		// Replaying Pebble's log writes a table: on a full disk the
 		// reserve gives it room, so forget and prune can free space.
 		if n, rerr := releaseReserve(dir); rerr == nil && n > 0 {

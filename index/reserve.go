@@ -170,6 +170,32 @@ func writeZeros(f *os.File, size int64) error {
 
 func fmtMiB(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
+// lowOnSpace says whether the file system holding dir has less room left
+// than the reserve holds (or under 1 MiB): the disk is full for
+// citadelfs's purposes.
+func lowOnSpace(dir string) bool {
+	size, held, exists, err := reserveState(dir)
+	if err != nil || !exists || !held || size == 0 {
+		return false
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return false
+	}
+	return int64(st.Bavail)*int64(st.Bsize) < max(size, 1<<20)
+}
+
+// MakeRoom gives the reserve back when the disk is low on space, for what
+// frees space (forget, prune) and must write its index batches first. It
+// returns the bytes freed. EnsureReserve (or Close) holds it again.
+func (r *Repo) MakeRoom() int64 {
+	if r.readOnly || !lowOnSpace(r.Dir) {
+		return 0
+	}
+	n, _ := r.ReleaseReserve()
+	return n
+}
+
 // EnsureReserve holds the reserve, allocating it if it is released or
 // absent. It fails with an error wrapping ErrDiskFull when the disk has no
 // room for it: what would write new data must not start then (see

@@ -3,6 +3,8 @@ package index
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -62,5 +64,16 @@ func TestReserveHoldRelease(t *testing.T) {
 	r.Close()
 	if size, held, _ := ReserveInfo(dir); size != defaultReserve(dir) || !held || size <= 0 {
 		t.Fatalf("absent reserve: made %d held %v, want %d", size, held, defaultReserve(dir))
+	}
+}
+
+// TestPebbleFatalKeepsCause: Pebble giving up on a full disk is still
+// ENOSPC to errors.Is, so callers give the reserve back and exit 13.
+func TestPebbleFatalKeepsCause(t *testing.T) {
+	h := newKVHealth(nil)
+	go pebbleLogger{h}.Fatalf("pebble: fatal commit error: write %s: %v", "000012.log", syscall.ENOSPC)
+	<-h.down
+	if err := h.fatalErr(); !IsDiskFull(err) || !strings.Contains(err.Error(), "Pebble stopped") {
+		t.Fatalf("fatal error %v: want ENOSPC kept", err)
 	}
 }

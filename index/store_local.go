@@ -107,7 +107,20 @@ func (w *localWriter) Align() int {
 	return 0
 }
 
+// packHeadroom is the room a pack never takes: below it a pack write
+// fails as the disk being full, so the index's own writes that follow
+// (the pack's batch, the attempt record) still find room. Pebble cannot
+// take a failed log write back: it stops, for good in a mount daemon that
+// keeps the index open. Measured as what an unprivileged writer may use,
+// so on ext4 root's reserved blocks stay for Pebble (running as root)
+// too.
+const packHeadroom = 2 << 20
+
 func (w *localWriter) Write(b []byte) (int, error) {
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(w.f.Fd()), &st) == nil && int64(st.Bavail)*int64(st.Bsize) < packHeadroom+int64(len(b)) {
+		return 0, &os.PathError{Op: "write", Path: w.f.Name(), Err: unix.ENOSPC}
+	}
 	n, err := w.f.Write(b)
 	if errors.Is(err, unix.EINVAL) && w.direct {
 		// Some file systems accept O_DIRECT at open and refuse it at

@@ -164,7 +164,17 @@ func (r *Repository) TakeSnapshot(ctx context.Context, req Request) (res *Result
 	}
 
 	start := r.opts.Now()
-	defer func() { r.recordAttempts(req.Sources, res, start, err) }()
+	defer func() {
+		if index.IsDiskFull(err) {
+			// The disk filled: give the reserve back now, so that the
+			// attempt record and the index's own flushes have room (in
+			// the mount daemon, where the index stays open, a Pebble
+			// that cannot write stops). The next snapshot refuses until
+			// forget --prune has freed space and the reserve is held.
+			r.idx.ReleaseReserve()
+		}
+		r.recordAttempts(req.Sources, res, start, err)
+	}()
 	if req.Time.IsZero() {
 		req.Time = start
 	}

@@ -17,6 +17,8 @@ import (
 func (r *Repository) Forget(ctx context.Context, ids []index.ID) (err error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	r.idx.MakeRoom()
+	defer r.idx.EnsureReserve()
 	start := r.opts.Now()
 	defer func() { r.recordMaintenance(ctx, OpForget, start, len(ids), 0, err) }()
 	return r.forgetLocked(ctx, ids)
@@ -105,6 +107,11 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, 
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	if !dryRun {
+		// On a full disk the reserve makes room for the index batches
+		// that come before any deletion; held again once space is back
+		// (after the maintenance record below is written).
+		r.idx.MakeRoom()
+		defer r.idx.EnsureReserve()
 		start := r.opts.Now()
 		defer func() {
 			var n int
@@ -119,6 +126,7 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, 
 	if dryRun || !index.IsDiskFull(err) {
 		return res, err
 	}
+	r.idx.ReleaseReserve()
 	whole, err := r.prune(ctx, false, true)
 	if err != nil {
 		return nil, err
