@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -237,10 +238,20 @@ func (r *Repo) closeReserve() {
 		return
 	}
 	if err := r.KV.enter(); err == nil {
-		r.KV.db.Flush()
+		// Bounded: a flush that finds no room either is retried by
+		// Pebble in the background, and Close must not wait on it.
+		if done, err := r.KV.db.AsyncFlush(); err == nil {
+			select {
+			case <-done:
+			case <-time.After(flushAtCloseGrace):
+			}
+		}
 		r.KV.leave()
 	}
 }
+
+// flushAtCloseGrace bounds closeReserve's wait for Pebble's flush.
+const flushAtCloseGrace = 3 * time.Second
 
 // ReserveReleased says whether this process released the reserve (at
 // open, or through ReleaseReserve).
