@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"citadelfs/index"
+	"citadelfs/internal/fsadapter"
 	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
@@ -30,7 +31,7 @@ type repoBackupSource struct {
 	now         func() time.Time
 	// integrity is the mount's record of corrupt reads (nil outside the
 	// mount daemon, which reads the record the daemon stored).
-	integrity *integrityRecord
+	integrity *fsadapter.CorruptReadRecord
 	// testRestore: the config asks for a monthly test restore.
 	testRestore bool
 }
@@ -91,7 +92,7 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 	}
 	switch {
 	case b.integrity != nil:
-		st.Integrity = b.integrity.state()
+		st.Integrity = b.integrity.State()
 	default:
 		// Outside the daemon: what its reads recorded.
 		c, err := b.r.LoadCorruptReads()
@@ -159,7 +160,7 @@ func backupSourceFor(ctx context.Context, env *cmdEnv) (monitor.BackupSource, fu
 	}
 	// In the mount daemon (its own monitor, or a command handed to
 	// it) the monitor sees the mount's corrupt reads.
-	var integrity *integrityRecord
+	var integrity *fsadapter.CorruptReadRecord
 	if env.daemon != nil {
 		integrity = env.daemon.integrity
 	}

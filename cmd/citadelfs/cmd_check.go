@@ -60,7 +60,7 @@ func init() {
 			if rep.OK() && o.ReadsAll() && env.daemon != nil && env.daemon.integrity != nil {
 				// Every chunk read back sound: the corrupt reads the mount
 				// saw are repaired (the stored record went with the check).
-				env.daemon.integrity.reset()
+				env.daemon.integrity.Reset()
 			}
 			if env.global.json {
 				if err := writeJSON(env, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "trees": rep.Trees,

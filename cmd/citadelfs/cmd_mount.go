@@ -110,7 +110,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	// Reads that find corrupt data answer EIO to the reader; the record
 	// lets the monitor raise backup_corrupt about them. Set before the
 	// monitor is built so its backup source finds it.
-	integrity := newIntegrityRecord(time.Now, repo)
+	integrity := fsadapter.NewCorruptReadRecord(time.Now, repo)
 	st.integrity = integrity
 
 	status := []cfs.StatusSource{newRepoStatus(repo)}
@@ -135,7 +135,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		Tree:       fsadapter.NewTree(repo),
 		Status:     cfs.MergeStatus(status...),
 		Logger:     log,
-		OnError:    integrity.onError,
+		OnError:    integrity.OnError,
 		AllowOther: allowOther,
 		Debug:      fuseDebug,
 	})

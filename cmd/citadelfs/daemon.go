@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"citadelfs/internal/daemon"
+	"citadelfs/internal/fsadapter"
 	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
@@ -32,7 +33,7 @@ type daemonState struct {
 	monitor *monitor.Monitor
 	// integrity records the mount's reads that found corrupt data, for
 	// the monitor's backup_corrupt alert.
-	integrity *integrityRecord
+	integrity *fsadapter.CorruptReadRecord
 	// refresh, when set, runs after every client command and before its
 	// exit code goes back: the mount shows what the command changed (a
 	// new snapshot in latest/) by the time the client returns.

@@ -16,6 +16,10 @@
 //   - Attributes (toFSNode): the snapshot node's as recorded, the link
 //     count included (snapshot.Node.Nlink, the source's st_nlink); a
 //     directory's mode type bits are S_IFDIR whatever was stored.
+//   - Corrupt reads (CorruptReadRecord, the mount's fs.Options.OnError):
+//     reads that found corrupt data, counted per path up to a bound and
+//     kept in the repository (index.CorruptReads) for the monitor's
+//     backup_corrupt, across daemon restarts, until a full check passes.
 //   - Errors: a read of a snapshot forgotten (and pruned) since fs listed
 //     it is io/fs.ErrNotExist for a directory and ESTALE for an open
 //     file, like NFS, never EIO or a corrupt-data alert; damage is

@@ -1,7 +1,4 @@
-package main
-
-// The mount's record of corrupt reads (fs.Options.OnError), kept in the
-// repository for the monitor's backup_corrupt.
+package fsadapter
 
 import (
 	"context"
@@ -13,27 +10,27 @@ import (
 	"citadelfs/snapshot"
 )
 
-// maxIntegrityFiles bounds the distinct paths an integrityRecord
+// maxCorruptFiles bounds the distinct paths an CorruptReadRecord
 // remembers: a repository that rots wholesale must not grow the daemon.
-const maxIntegrityFiles = 1024
+const maxCorruptFiles = 1024
 
-// maxIntegrityError bounds the error text kept for the alert message.
-const maxIntegrityError = 300
+// maxCorruptError bounds the error text kept for the alert message.
+const maxCorruptError = 300
 
-// integrityRecord counts the mount's reads that failed verification
+// CorruptReadRecord counts the mount's reads that failed verification
 // (snapshot.ErrCorrupt), for the monitor's backup_corrupt alert. It is the
 // mount's fs.Options.OnError, called on the FUSE request's goroutine, so it
 // only takes a short lock, and writes to the repository only on the first
 // read of each damaged file (and at most once a minute besides): the
 // record survives a restart of the daemon.
-type integrityRecord struct {
+type CorruptReadRecord struct {
 	clock func() time.Time
-	store corruptReadStore // nil: memory only
+	store CorruptReadStore // nil: memory only
 
 	mu       sync.Mutex
 	reads    uint64
 	base     int                 // distinct files counted by earlier daemons
-	files    map[string]struct{} // distinct paths, at most maxIntegrityFiles
+	files    map[string]struct{} // distinct paths, at most maxCorruptFiles
 	capped   bool                // a path was not added for the bound
 	lastTime time.Time
 	lastPath string
@@ -41,24 +38,24 @@ type integrityRecord struct {
 	saved    time.Time // when the record was last written to store
 }
 
-// corruptReadStore is where an integrityRecord keeps its counts (the
+// CorruptReadStore is where an CorruptReadRecord keeps its counts (the
 // repository).
-type corruptReadStore interface {
+type CorruptReadStore interface {
 	SaveCorruptReads(snapshot.CorruptReads) error
 	LoadCorruptReads() (*snapshot.CorruptReads, error)
 }
 
-// integritySaveEvery is how often repeated corrupt reads of files already
+// corruptSaveEvery is how often repeated corrupt reads of files already
 // recorded update the stored record (its count and last time).
-const integritySaveEvery = time.Minute
+const corruptSaveEvery = time.Minute
 
-// newIntegrityRecord starts from what store recorded (nil store: from
+// NewCorruptReadRecord starts from what store recorded (nil store: from
 // nothing, in memory only).
-func newIntegrityRecord(clock func() time.Time, store corruptReadStore) *integrityRecord {
+func NewCorruptReadRecord(clock func() time.Time, store CorruptReadStore) *CorruptReadRecord {
 	if clock == nil {
 		clock = time.Now
 	}
-	r := &integrityRecord{clock: clock, store: store, files: map[string]struct{}{}}
+	r := &CorruptReadRecord{clock: clock, store: store, files: map[string]struct{}{}}
 	if store != nil {
 		if c, err := store.LoadCorruptReads(); err == nil && c != nil {
 			r.reads, r.base, r.capped = c.Reads, c.Files, c.Capped
@@ -72,19 +69,19 @@ func newIntegrityRecord(clock func() time.Time, store corruptReadStore) *integri
 // onError records err if it says the repository's data is corrupt. Other
 // failures (a missing name, a cancelled read, a disk I/O error) are not
 // about the backup's integrity and are only logged, by fs.
-func (r *integrityRecord) onError(path string, err error) {
+func (r *CorruptReadRecord) OnError(path string, err error) {
 	if !errors.Is(err, snapshot.ErrCorrupt) || errors.Is(err, iofs.ErrNotExist) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return
 	}
-	msg := snapshot.OneLine(err.Error(), maxIntegrityError)
+	msg := snapshot.OneLine(err.Error(), maxCorruptError)
 	now := r.clock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reads++
-	save := now.Sub(r.saved) >= integritySaveEvery
+	save := now.Sub(r.saved) >= corruptSaveEvery
 	if _, ok := r.files[path]; !ok {
-		if len(r.files) < maxIntegrityFiles {
+		if len(r.files) < maxCorruptFiles {
 			r.files[path] = struct{}{}
 			save = true
 		} else if !r.capped {
@@ -101,14 +98,14 @@ func (r *integrityRecord) onError(path string, err error) {
 	}
 }
 
-func (r *integrityRecord) recordLocked() snapshot.CorruptReads {
+func (r *CorruptReadRecord) recordLocked() snapshot.CorruptReads {
 	return snapshot.CorruptReads{Reads: r.reads, Files: r.base + len(r.files), Capped: r.capped,
 		LastTime: r.lastTime, LastPath: r.lastPath, LastError: r.lastErr}
 }
 
 // reset forgets every corrupt read: a full check --read-data has just
 // found every chunk sound (and removed the stored record).
-func (r *integrityRecord) reset() {
+func (r *CorruptReadRecord) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reads, r.base, r.capped = 0, 0, false
@@ -117,7 +114,7 @@ func (r *integrityRecord) reset() {
 }
 
 // state is a copy of the record (as it is stored) for the monitor.
-func (r *integrityRecord) state() *snapshot.CorruptReads {
+func (r *CorruptReadRecord) State() *snapshot.CorruptReads {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.recordLocked()
