@@ -22,8 +22,8 @@ func fullSample(now time.Time) *Sample {
 	g.LastXIDTime, g.RetiredPagesPending, g.RowRemapPending, g.RowRemapFailed = now, &pending, &pending, &failed
 	g.RemappedRowsCorrectable, g.RemappedRowsUncorrectable = &corr, &unc
 	b := s.Backup
-	b.Integrity = &IntegrityStatus{IntegrityState: IntegrityState{CorruptReads: 1, CorruptFiles: 1, LastTime: now}}
-	b.LastCheck = &CheckStatus{CheckState: CheckState{Time: now, Result: index.CheckOK}}
+	b.Integrity = &IntegrityStatus{CorruptReads: 1, CorruptFiles: 1, LastTime: now}
+	b.LastCheck = &CheckStatus{Time: now, Result: index.CheckOK}
 	b.TestRestore = &TestRestoreStatus{Last: &TestRestoreState{Time: now, Result: index.CheckOK, Files: 3}}
 	b.Created = now.Add(-time.Hour)
 	b.Maintenance = []MaintenanceState{{Op: "prune", Time: now, Result: index.MaintenanceOK}}
