@@ -330,7 +330,9 @@ func WriteBackup(w io.Writer, b *BackupStatus, indent, collectorErr string, word
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%sSOURCE\tRESULT\tLAST ATTEMPT\tSNAPSHOT\tLAST SUCCESS\tERROR\n", indent)
+	// RESULT through word, as the column's cells are, so that a coloured
+	// column's escape bytes do not push the heading out of line.
+	fmt.Fprintf(tw, "%sSOURCE\t%s\tLAST ATTEMPT\tSNAPSHOT\tLAST SUCCESS\tERROR\n", indent, word("RESULT"))
 	for _, src := range b.Sources {
 		result := src.LastResult
 		if result == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +22,7 @@ func init() {
 		usage:     "[--watch] [--interval D]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
-			fs.Bool("watch", false, "redraw every --interval until interrupted")
+			fs.Bool("watch", false, "a full-screen dashboard on a terminal (q quits), else a plain frame every --interval")
 			fs.Duration("interval", 2*time.Second, "how often --watch redraws")
 		},
 		run: runStatus,
@@ -36,6 +37,9 @@ func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
 	interval, _ := env.flags.GetDuration("interval")
 	if interval < 500*time.Millisecond {
 		return usagef("--interval %s is below 500ms", interval)
+	}
+	if wantsDashboard(env) {
+		return runDashboard(ctx, env, interval)
 	}
 	// Inside the mount daemon (for a client) status reads the running
 	// monitor; elsewhere, or while the daemon's monitor is not running,
@@ -53,8 +57,9 @@ func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
 		defer cm.close()
 		m, historyErr = cm.m, cm.historyErr
 	}
-	tty := isTerminalWriter(env.stdout)
-	color := tty && os.Getenv("NO_COLOR") == ""
+	// On a terminal --watch is the dashboard (above); here it prints
+	// plain frames, one after another, for a pipe or a log.
+	color := useColor(env.stdout)
 	for {
 		v, err := statusSample(ctx, m, live != nil)
 		if err != nil {
@@ -74,9 +79,6 @@ func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
 				return err
 			}
 		} else {
-			if watch && tty {
-				fmt.Fprint(env.stdout, "\x1b[H\x1b[2J") // home, clear screen
-			}
 			writeStatusText(env.stdout, v, color)
 		}
 		if !watch {
@@ -138,6 +140,8 @@ const (
 	ansiGreen  = "\x1b[32m"
 	ansiBold   = "\x1b[1m"
 	ansiDim    = "\x1b[2m"
+	// ansiDefault is the default foreground; as long as ansiRed.
+	ansiDefault = "\x1b[39m"
 )
 
 func (p painter) c(code, s string) string {
@@ -157,13 +161,53 @@ func (p painter) word(s string) string {
 	case "ok", "healthy", "active", "resolved":
 		return p.c(ansiGreen, s)
 	}
-	return s
+	// The default colour, so that every word of a column (headings too)
+	// carries as many escape bytes as a coloured one: tabwriter aligns
+	// bytes, not what the terminal shows.
+	return p.c(ansiDefault, s)
 }
 
 // writeStatusText prints the seed dashboard's sections: system, GPUs,
 // model services, (systemd units,) alerts, backups.
 func writeStatusText(w io.Writer, v statusView, color bool) {
+	header, sections := statusSections(v, color)
+	io.WriteString(w, header)
+	for _, sec := range sections {
+		fmt.Fprintf(w, "\n%s\n%s", sec.heading, sec.body)
+	}
+}
+
+// Section titles, as status prints them; the dashboard orders by them.
+const (
+	secSystem  = "SYSTEM"
+	secGPUs    = "GPUS"
+	secModels  = "MODEL SERVICES"
+	secUnits   = "SYSTEMD UNITS"
+	secAlerts  = "ALERTS"
+	secBackups = "BACKUPS"
+)
+
+// statusSection is one titled part of status' text: heading is the title
+// as printed (bold when coloured), body its lines, each ending in "\n".
+type statusSection struct {
+	title, heading, body string
+}
+
+// statusSections renders status' text once, as a header line and its
+// sections in the order `status` prints them: the one renderer of both
+// `status` and the `status --watch` dashboard, which orders the sections
+// by urgency and fits them to the terminal (status_dashboard.go).
+func statusSections(v statusView, color bool) (header string, sections []statusSection) {
 	p := painter(color)
+	var hb strings.Builder
+	var w io.Writer = &hb
+	var cur *strings.Builder
+	flush := func() {
+		if cur != nil {
+			sections[len(sections)-1].body = cur.String()
+		}
+	}
+	defer func() { flush(); header = hb.String() }()
 	s := v.Sample
 	if s == nil {
 		fmt.Fprintf(w, "citadelfs status  health %s\nno sample collected yet\n", p.word(v.Health))
@@ -176,10 +220,16 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 			failed[c.Name] = c.Error
 		}
 	}
-	section := func(title string) { fmt.Fprintf(w, "\n%s\n", p.c(ansiBold, title)) }
+	// Each section writes to a buffer of its own (tw's writers follow w).
+	section := func(title string) {
+		flush()
+		cur = &strings.Builder{}
+		w = cur
+		sections = append(sections, statusSection{title: title, heading: p.c(ansiBold, title)})
+	}
 	tw := func() *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
-	section("SYSTEM")
+	section(secSystem)
 	if e, ok := failed[monitor.CollectorSystem]; ok {
 		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+e))
 	}
@@ -232,7 +282,7 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 		}
 	}
 
-	section("GPUS")
+	section(secGPUs)
 	switch g := s.GPUs; {
 	case g == nil:
 		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+failed[monitor.CollectorGPU]))
@@ -251,7 +301,7 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 		t.Flush()
 	}
 
-	section("MODEL SERVICES")
+	section(secModels)
 	if e, ok := failed[monitor.CollectorModels]; ok {
 		fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+e))
 	} else if len(s.Models) == 0 {
@@ -268,7 +318,7 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 	t.Flush()
 
 	if len(s.Units) > 0 || failed[monitor.CollectorSystemd] != "" {
-		section("SYSTEMD UNITS")
+		section(secUnits)
 		if e, ok := failed[monitor.CollectorSystemd]; ok {
 			fmt.Fprintf(w, "  %s\n", p.c(ansiRed, "collector failed: "+e))
 		}
@@ -279,11 +329,11 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 		t.Flush()
 	}
 
-	section("ALERTS")
+	section(secAlerts)
 	if len(v.Alerts) == 0 {
 		fmt.Fprintf(w, "  %s\n", p.c(ansiGreen, "none"))
 	}
-	for _, a := range v.Alerts {
+	for _, a := range firingFirst(v.Alerts) {
 		fmt.Fprintf(w, "  %s %s %s %s  [%s since %s]\n", p.word(strings.ToUpper(a.Severity)), a.Rule, a.Subject, a.Message,
 			p.word(a.State), a.ActiveSince.UTC().Format(time.RFC3339))
 	}
@@ -296,7 +346,26 @@ func writeStatusText(w io.Writer, v statusView, color bool) {
 		fmt.Fprintf(w, "  %s\n", p.c(ansiDim, "no alert history: "+v.HistoryErr))
 	}
 
-	section("BACKUPS")
+	section(secBackups)
 	// The same lines as status/backup in the mount.
 	monitor.WriteBackup(w, s.Backup, "  ", failed[monitor.CollectorBackup], p.word)
+	return
+}
+
+// firingFirst orders alerts for reading: firing before pending, critical
+// before warning, otherwise as the monitor listed them.
+func firingFirst(alerts []monitor.Alert) []monitor.Alert {
+	out := append([]monitor.Alert(nil), alerts...)
+	rank := func(a monitor.Alert) int {
+		r := 0
+		if a.State != monitor.StateFiring {
+			r += 2
+		}
+		if a.Severity != monitor.SeverityCritical {
+			r++
+		}
+		return r
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
 }

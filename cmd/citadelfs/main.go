@@ -133,7 +133,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if theStopper != nil {
 		theStopper.setCommand(c.name, commandGrace(c.name))
 	}
-	if c.delegable {
+	if c.delegable && !runsHere(c, env) {
 		if code, handled := delegateToDaemon(ctx, env, c, append([]string{c.name}, cmdArgs...)); handled {
 			return code
 		}

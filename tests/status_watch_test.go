@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// tmuxPane drives one tmux server of its own (-L: parallel tests and a
+// person's tmux never meet) holding one pane.
+type tmuxPane struct {
+	t      *testing.T
+	socket string
+}
+
+func (p *tmuxPane) tmux(args ...string) string {
+	p.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", p.socket, "-f", "/dev/null"}, args...)...).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// waitFor polls the pane (capture-pane, with -e when escapes) until ok
+// holds, and fails with the last capture after a few seconds.
+func (p *tmuxPane) waitFor(what string, escapes bool, ok func(lines []string) bool) []string {
+	p.t.Helper()
+	args := []string{"capture-pane", "-p", "-t", "dash"}
+	if escapes {
+		args = append(args, "-e")
+	}
+	var lines []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		lines = strings.Split(strings.TrimSuffix(p.tmux(args...), "\n"), "\n")
+		if ok(lines) {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("pane never showed %s:\n%s", what, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// fitted says the dashboard fills exactly h lines of at most w columns:
+// its footer is the last line.
+func fitted(lines []string, w, h int) bool {
+	if len(lines) != h || !strings.HasPrefix(lines[h-1], "q quit") {
+		return false
+	}
+	for _, l := range lines {
+		if utf8.RuneCountInString(l) > w {
+			return false
+		}
+	}
+	return true
+}
+
+// TestStatusWatchDashboard: `status --watch` on a terminal is a full-screen
+// dashboard (it printed frame after frame into the scrollback): under tmux
+// at 100x30 it fills the 30 lines, none wider than 100 columns, the alerts
+// right below the header with the critical one in red; resized to 60x20
+// it refits; q leaves the alternate screen, the shell's screen is back as
+// it was, and the exit is 0.
+func TestStatusWatchDashboard(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (apt-get install tmux)")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "configs")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "a.yaml"), []byte("a: 1\n"), 0o644)
+	repo := initRepo(t, dir)
+	takeSnapshot(t, repo, "--source", "configs="+src)
+	if r := citadel(t, "snapshot", "--repo", repo, "--source", "logs="+filepath.Join(dir, "gone")); r.code == 0 {
+		t.Fatalf("snapshot of a missing source: %s", r)
+	}
+	cfg := fastMonitorConfig(t, dir)
+
+	p := &tmuxPane{t: t, socket: fmt.Sprintf("citadelfs-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	shell := fmt.Sprintf("printf 'BEFORE-DASHBOARD\\n'; env -u NO_COLOR TZ=UTC CITADELFS_STATE_DIR='%s' '%s' status --watch --interval 1s --repo '%s' --config '%s'; echo EXIT=$?; sleep 60",
+		stateDir, citadelBin, repo, cfg)
+	p.tmux("new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", shell)
+	t.Cleanup(func() { exec.Command("tmux", "-L", p.socket, "kill-server").Run() })
+
+	lines := p.waitFor("the dashboard at 100x30", false, func(l []string) bool {
+		return fitted(l, 100, 30) && strings.HasPrefix(l[0], "citadelfs status") && strings.Contains(strings.Join(l, "\n"), "BACKUPS")
+	})
+	if lines[2] != "ALERTS" || !strings.Contains(lines[3], "CRITICAL backup_failed logs") {
+		t.Fatalf("alerts are not first, the critical one on top:\n%s", strings.Join(lines, "\n"))
+	}
+	if strings.Contains(strings.Join(lines, "\n"), "BEFORE-DASHBOARD") {
+		t.Fatalf("the dashboard is not on the alternate screen:\n%s", strings.Join(lines, "\n"))
+	}
+	red := regexp.MustCompile(`\x1b\[[0-9;]*31m(\x1b\[[0-9;]*m)*CRITICAL(\x1b\[[0-9;]*m)* backup_failed`)
+	p.waitFor("CRITICAL in red", true, func(l []string) bool { return red.MatchString(strings.Join(l, "\n")) })
+
+	p.tmux("resize-window", "-t", "dash", "-x", "60", "-y", "20")
+	p.waitFor("the dashboard refitted to 60x20", false, func(l []string) bool {
+		return fitted(l, 60, 20) && l[2] == "ALERTS"
+	})
+
+	p.tmux("send-keys", "-t", "dash", "q")
+	lines = p.waitFor("the shell's screen after q", false, func(l []string) bool {
+		return strings.Contains(strings.Join(l, "\n"), "EXIT=")
+	})
+	text := strings.Join(lines, "\n")
+	if !strings.Contains(text, "BEFORE-DASHBOARD\nEXIT=0") || strings.Contains(text, "ALERTS") {
+		t.Fatalf("after q: want the shell's screen back and exit 0:\n%s", text)
+	}
+}
