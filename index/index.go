@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,7 +50,10 @@ type Repo struct {
 	// written: packs committed since the last index object (remote).
 	writtenMu sync.Mutex
 	written   []writtenPack
-	lock      *Lock
+	// packsRemoved counts RemovePack calls (remote: index objects to
+	// clean at Close).
+	packsRemoved atomic.Int64
+	lock         *Lock
 
 	readOnly bool
 	// The reserve (reserve.go): its size when it must be created, and
@@ -295,6 +299,9 @@ func (r *Repo) Close() error {
 	var err error
 	if r.remote && !r.readOnly {
 		err = r.FlushIndexObject() // what prune or repair committed
+		if err == nil && r.packsRemoved.Load() > 0 && r.rlock != nil && r.rlock.info.Exclusive {
+			err = r.dropDeadIndexObjects()
+		}
 	}
 	if serr := r.Store.Close(); err == nil {
 		err = serr
@@ -488,6 +495,7 @@ func (r *Repo) RemovePack(id ID) error {
 	if err := r.Store.Delete(PackName(id)); err != nil {
 		return fmt.Errorf("index: remove pack %s: %w", id.Short(), err)
 	}
+	r.packsRemoved.Add(1)
 	if err := r.KV.Delete(append([]byte{prefixPack}, id[:]...), true); err != nil {
 		return err
 	}

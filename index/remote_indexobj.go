@@ -199,3 +199,51 @@ func (r *Repo) applyIndexObjects(present map[ID]int64, res *SyncResult) (int, er
 	}
 	return added, nil
 }
+
+// dropDeadIndexObjects deletes the index objects none of whose packs the
+// store still holds. Only a holder of the exclusive lock that deleted
+// packs (prune, repair) runs it: nobody else deletes packs.
+func (r *Repo) dropDeadIndexObjects() error {
+	present := map[ID]bool{}
+	packs, err := r.ListPacks()
+	if err != nil {
+		return err
+	}
+	for _, p := range packs {
+		present[p.ID] = true
+	}
+	var names []string
+	if err := r.Store.List(indexObjsPrefix, func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, name := range names {
+		size, err := r.Store.Stat(name)
+		if err != nil || size > 256<<20 {
+			continue
+		}
+		data, err := r.Store.ReadRange(name, 0, int(size), nil)
+		if err != nil {
+			continue
+		}
+		ps, err := decodeIndexObj(data)
+		if err != nil {
+			continue // damaged: left for the operator to look at
+		}
+		live := false
+		for _, p := range ps {
+			if present[p.id] {
+				live = true
+				break
+			}
+		}
+		if !live {
+			if err := r.Store.Delete(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

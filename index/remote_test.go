@@ -324,3 +324,39 @@ func TestStoreLockLostStopsCommits(t *testing.T) {
 		t.Fatalf("pack delete with a lost lock: %v, want ErrLocked", err)
 	}
 }
+
+// After a prune (the exclusive lock, packs deleted) an index object none
+// of whose packs is left is deleted at close; one with a live pack stays,
+// and a shared holder deletes none.
+func TestRemoteIndexObjectsCleanedAfterPrune(t *testing.T) {
+	s, _ := newRemote(t)
+	r := openRemote(t, s, t.TempDir(), index.Options{})
+	commitBlobAndSnapshot(t, r, []byte("dead"), []byte("m1")) // index object 1
+	commitBlobAndSnapshot(t, r, []byte("live"), []byte("m2")) // index object 2
+	dead, _ := r.Lookup(index.Hash([]byte("dead")))
+	r.Close()
+	count := func() int {
+		n := 0
+		s.List("index/", func(string, int64) error { n++; return nil })
+		return n
+	}
+	if count() != 2 {
+		t.Fatalf("%d index objects, want 2", count())
+	}
+	p := openRemote(t, s, t.TempDir(), index.Options{Exclusive: true})
+	p.DeleteBlobs([]index.ID{dead.ID, index.Hash([]byte("m1"))})
+	if err := p.RemovePack(dead.Pack); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 1 {
+		t.Fatalf("%d index objects after the prune, want 1", count())
+	}
+	n := openRemote(t, s, t.TempDir(), index.Options{})
+	defer n.Close()
+	if ok, _ := n.HasBlob(index.Hash([]byte("live"))); !ok {
+		t.Fatal("the live blob is gone from a new host's cache")
+	}
+}
