@@ -33,9 +33,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	for _, row := range rows {
 		args := append(append([]string{}, row.args...), "--json")
 		for i, a := range args {
-			if a == "FIRST" {
-				args[i] = first
-			}
+			args[i] = strings.ReplaceAll(a, "FIRST", first)
 		}
 		r := citadel(t, append(args, g...)...)
 		if row.code >= 0 && r.code != row.code {
@@ -73,6 +71,11 @@ func jsonRows(dir, repo string) []jsonRow {
 		{[]string{"check"}, 0},
 		{[]string{"check", "--read-data"}, 0},
 		{[]string{"restore", "latest", filepath.Join(dir, "out")}, 0},
+		{[]string{"ls", "latest"}, 0},
+		{[]string{"ls", "-l", "FIRST:data/sub"}, 0},
+		{[]string{"find", "*.bin"}, 0},
+		{[]string{"find", "nothing-matches"}, 0},
+		{[]string{"snapshots", "--tag", "one", "--source", "data"}, 0},
 		{[]string{"restore", "latest:data/sub", filepath.Join(dir, "out2")}, 0},
 		{[]string{"config", "check"}, 0},
 		{[]string{"status"}, -1},

@@ -64,6 +64,11 @@ var cliSpecs = map[string]cliSpec{
 		{"citadelfs diff 3fa2c1 latest", "what changed between snapshot 3fa2c1 and the newest"},
 		{"citadelfs diff --json 3fa2c1 7be901", "the changes as JSON"},
 	}},
+	"find": {maxArgs: anyArgs, json: true, examples: []example{
+		{"citadelfs find '*.safetensors'", "every snapshot's files with that name, snapshot by snapshot"},
+		{"citadelfs find --snapshot latest -l 'config.json'", "only in the newest, with sizes and times"},
+		{"citadelfs find '/models/llama/*'", "a pattern with a / matches the path from /LABEL"},
+	}},
 	"forget": {maxArgs: anyArgs, json: true, argKind: argSnapshot, examples: []example{
 		{"citadelfs forget --dry-run", "show what the configured retention would remove"},
 		{"citadelfs forget --keep-daily 7 --keep-weekly 4 --prune", "apply a policy, then delete unreferenced data"},
@@ -79,6 +84,11 @@ var cliSpecs = map[string]cliSpec{
 	"monitor": {maxArgs: 0, json: true, examples: []example{
 		{"citadelfs monitor --once", "one sample: print every violated condition, exit 5 if one is critical"},
 		{"citadelfs monitor --metrics-listen 127.0.0.1:9473", "run, and serve Prometheus /metrics"},
+	}},
+	"ls": {maxArgs: 1, json: true, argKind: argSnapshot, examples: []example{
+		{"citadelfs ls latest", "every file of each source's newest snapshot"},
+		{"citadelfs ls -l 3fa2c1:models/llama", "one directory, as ls -l shows it"},
+		{"citadelfs ls --recursive=false latest:configs", "only the entries of one directory"},
 	}},
 	"man": {maxArgs: 0, examples: []example{
 		{"citadelfs man | man -l -", "read the manual page"},
@@ -108,6 +118,8 @@ var cliSpecs = map[string]cliSpec{
 	}},
 	"snapshots": {maxArgs: 0, json: true, examples: []example{
 		{"citadelfs snapshots", "list every snapshot"},
+		{"citadelfs snapshots --tag nightly --source models", "the nightly snapshots that have the models source"},
+		{"citadelfs snapshots --host gpu01 --path /srv/models", "those of one host and directory"},
 		{"citadelfs --repo /backup/citadel snapshots --json", "as JSON, from another repository"},
 	}},
 	"status": {maxArgs: 0, json: true, examples: []example{
