@@ -304,7 +304,7 @@ func TestStoreLockLostStopsCommits(t *testing.T) {
 	s, _ := newRemote(t)
 	var fs *index.FaultyStore
 	r := openRemote(t, s, t.TempDir(), index.Options{
-		LockTimes: index.LockTimes{Refresh: 5 * time.Millisecond, Expiry: 40 * time.Millisecond},
+		LockTimes: index.LockTimes{Refresh: 10 * time.Millisecond, Expiry: 3 * time.Second}, // roomy: a loaded machine must not lose it early
 		WrapStore: func(st index.Store) index.Store { fs = index.NewFaultyStore(st); return fs }})
 	defer r.Close()
 	commitBlobAndSnapshot(t, r, []byte("b"), []byte("m1"))
