@@ -28,7 +28,7 @@ import (
 func metricsText(t testing.TB, s *Sample, alerts []Alert) []byte {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(sampleCollector{func() (*Sample, []Alert) { return s, alerts }})
+	reg.MustRegister(sampleCollector{func() (*Sample, []Alert) { return s, alerts }, nil})
 	if _, err := reg.Gather(); err != nil {
 		t.Fatalf("gather: %v", err)
 	}
@@ -270,7 +270,8 @@ func TestMetricsPassPromtool(t *testing.T) {
 	s.Backup.Integrity = &IntegrityStatus{CorruptReads: 2, CorruptFiles: 1, LastTime: now}
 	s.Backup.LastCheck = &CheckStatus{Time: now, Result: index.CheckOK}
 	alerts := []Alert{{Rule: RuleGPUTemperatureHigh, Severity: SeverityCritical, Subject: "gpu0", State: StateFiring}}
-	reg := newRegistry(func() (*Sample, []Alert) { return s, alerts })
+	n := newNotifier(AlertingConfig{Alertmanager: []string{"http://127.0.0.1:9093"}, Webhook: []string{"http://127.0.0.1:8080/hook"}}, nil, quietLogger(), 0)
+	reg := newRegistry(func() (*Sample, []Alert) { return s, alerts }, func() *notifier { return n })
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
@@ -280,7 +281,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	fams := parseProm(t, body)
-	for _, name := range []string{"citadelfs_build_info", "process_cpu_seconds_total", "go_goroutines", "citadelfs_gpu_xid_errors_total", "citadelfs_backup_last_check_errors"} {
+	for _, name := range []string{"citadelfs_build_info", "citadelfs_alert_deliveries_total", "citadelfs_alert_queue_batches", "process_cpu_seconds_total", "go_goroutines", "citadelfs_gpu_xid_errors_total", "citadelfs_backup_last_check_errors"} {
 		if fams[name] == nil {
 			t.Errorf("no %s in the exposition", name)
 		}

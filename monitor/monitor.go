@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,6 +146,10 @@ type Monitor struct {
 	lastTrim  time.Time
 	notifier  *notifier // while Run delivers alerts
 
+	// delivery is the notifier too, for /metrics, which must not wait
+	// for a cycle to end.
+	delivery atomic.Pointer[notifier]
+
 	busyMu sync.Mutex
 	busy   map[string]bool // collectors still running past their timeout
 
@@ -190,7 +195,7 @@ func New(o Options) (*Monitor, error) {
 		engine: newEngine(buildRules(o.Config)),
 		busy:   map[string]bool{},
 	}
-	m.registry = newRegistry(m.snapshot)
+	m.registry = newRegistry(m.snapshot, m.delivery.Load)
 	if o.KV != nil {
 		m.hist = &history{kv: o.KV, readOnly: o.HistoryReadOnly}
 		now := o.Clock()
@@ -263,10 +268,12 @@ func (m *Monitor) startAlerting(ctx context.Context) (wait func()) {
 	m.collectMu.Lock()
 	m.notifier = n
 	m.collectMu.Unlock()
+	m.delivery.Store(n)
 	return func() {
 		m.collectMu.Lock()
 		m.notifier = nil
 		m.collectMu.Unlock()
+		m.delivery.Store(nil)
 		n.wait()
 	}
 }

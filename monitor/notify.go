@@ -164,6 +164,9 @@ type target struct {
 	mu      sync.Mutex
 	queue   []*[]byte
 	dropped int // batches dropped from a full queue, in all
+	sent    int // batches delivered
+	refused int // batches the receiver refused (4xx), dropped
+	failed  int // failed attempts (each retry counts)
 	wake    chan struct{}
 }
 
@@ -396,13 +399,29 @@ func (t *target) head() *[]byte {
 	return t.queue[0]
 }
 
-// done removes b from the queue's head unless something replaced it.
-func (t *target) done(b *[]byte) {
+// done removes b from the queue's head unless something replaced it,
+// and counts the outcome (*counter: sent or refused).
+func (t *target) done(b *[]byte, counter *int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	*counter++
 	if len(t.queue) > 0 && t.queue[0] == b {
 		t.queue = t.queue[1:]
 	}
+}
+
+// metrics adds t's delivery counters and queue length.
+func (t *target) metrics(w *promWriter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := []string{"target", t.kind, "url", t.url}
+	for _, c := range []struct {
+		result string
+		n      int
+	}{{"sent", t.sent}, {"failed", t.failed}, {"refused", t.refused}, {"dropped", t.dropped}} {
+		w.counter("citadelfs_alert_deliveries_total", "Alert batches by outcome: sent, failed (an attempt to be retried), refused (4xx, dropped), dropped (queue full).", float64(c.n), append(l[:4:4], "result", c.result)...)
+	}
+	w.gauge("citadelfs_alert_queue_batches", "Alert batches waiting for delivery.", float64(len(t.queue)), l...)
 }
 
 // pending is how many batches wait for t (for tests).
@@ -436,18 +455,21 @@ func (n *notifier) deliver(ctx context.Context, t *target) {
 		}
 		switch {
 		case err == nil:
-			t.done(b)
+			t.done(b, &t.sent)
 			if failing {
 				n.logger.Info("monitor: alerting: delivered again", "target", t.kind, "url", t.url)
 			}
 			backoff, failing = 0, false
 			continue
 		case errors.Is(err, errPermanent):
-			t.done(b)
+			t.done(b, &t.refused)
 			n.logger.Error("monitor: alerting: batch refused, dropped", "target", t.kind, "url", t.url, "err", err)
 			backoff, failing = 0, false
 			continue
 		}
+		t.mu.Lock()
+		t.failed++
+		t.mu.Unlock()
 		if backoff == 0 {
 			backoff = n.retryBase
 		} else {

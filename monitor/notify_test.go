@@ -127,6 +127,21 @@ func TestWebhookGetsTransitionsWithRetry(t *testing.T) {
 	if !strings.Contains(logs.String(), "delivery failed") || !strings.Contains(logs.String(), "503") {
 		t.Errorf("failed deliveries not logged:\n%s", logs)
 	}
+	b, err := m.Render(context.Background(), FileMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := parseProm(t, b)
+	waitSent := time.Now().Add(20 * time.Second) // the 200 is counted just after the server answers it
+	for value(t, fams, "citadelfs_alert_deliveries_total", "target", "webhook", "result", "sent") != 1 && time.Now().Before(waitSent) {
+		time.Sleep(10 * time.Millisecond)
+		b, _ = m.Render(context.Background(), FileMetrics)
+		fams = parseProm(t, b)
+	}
+	if value(t, fams, "citadelfs_alert_deliveries_total", "target", "webhook", "result", "failed") != 2 ||
+		value(t, fams, "citadelfs_alert_deliveries_total", "target", "webhook", "result", "sent") != 1 {
+		t.Errorf("delivery counters:\n%s", b)
+	}
 
 	clock.Advance(time.Minute)
 	collect(t, m) // still firing: nothing new for the webhook

@@ -83,6 +83,8 @@ func (w *promWriter) add(name, help string, t prometheus.ValueType, v float64, l
 // host and changes from sample to sample.
 type sampleCollector struct {
 	snapshot func() (*Sample, []Alert)
+	// delivery is the running alert notifier, if any (nil func: none).
+	delivery func() *notifier
 }
 
 func (sampleCollector) Describe(chan<- *prometheus.Desc) {}
@@ -90,6 +92,13 @@ func (sampleCollector) Describe(chan<- *prometheus.Desc) {}
 func (c sampleCollector) Collect(ch chan<- prometheus.Metric) {
 	s, alerts := c.snapshot()
 	w := renderMetrics(s, alerts)
+	if c.delivery != nil {
+		if n := c.delivery(); n != nil {
+			for _, t := range n.targets {
+				t.metrics(w)
+			}
+		}
+	}
 	for _, m := range w.metrics {
 		ch <- m
 	}
@@ -126,11 +135,11 @@ func BuildInfo() (version, revision, goVersion string) {
 // the process and Go runtime collectors (process_*, go_*). Those two are
 // the ecosystem's standard names; they describe the citadelfs process
 // itself, not the host, so they cannot collide with node_exporter's.
-func newRegistry(snapshot func() (*Sample, []Alert)) *prometheus.Registry {
+func newRegistry(snapshot func() (*Sample, []Alert), delivery func() *notifier) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	version, revision, goVersion := BuildInfo()
 	reg.MustRegister(
-		sampleCollector{snapshot},
+		sampleCollector{snapshot, delivery},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "citadelfs_build_info",
 			Help:        "The citadelfs binary's version, VCS revision and Go version (always 1).",

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"citadelfs/index"
 )
 
@@ -46,7 +48,18 @@ func TestPrometheusRules(t *testing.T) {
 			t.Errorf("built-in rule %s has no alert in %s", p.name, rulesFile)
 		}
 	}
-	fams := parseProm(t, metricsText(t, fullSample(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)), nil))
+	s := fullSample(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC))
+	n := newNotifier(AlertingConfig{Alertmanager: []string{"http://127.0.0.1:9093"}}, nil, quietLogger(), 0)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(sampleCollector{func() (*Sample, []Alert) { return s, nil }, func() *notifier { return n }})
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := gatherText(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := parseProm(t, text)
 	used := map[string]bool{}
 	for _, name := range regexp.MustCompile(`citadelfs_[a-z0-9_]+`).FindAllString(string(doc), -1) {
 		used[name] = true
