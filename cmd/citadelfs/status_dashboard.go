@@ -26,7 +26,8 @@ package main
 //
 // While a mount daemon owns the repository, plain `status` is handed to it;
 // the dashboard instead stays in this process, which owns the terminal and
-// its keys, and asks the daemon for `status --json` at each redraw.
+// its keys, and asks the daemon for `status --json` at each redraw; a
+// daemon that stops is followed by a monitor of this process.
 
 import (
 	"bytes"
@@ -38,6 +39,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -68,39 +70,63 @@ func runsHere(c *command, env *cmdEnv) bool {
 // statusSource gives one statusView per redraw.
 type statusSource func(ctx context.Context) (statusView, error)
 
-// dashboardSource is the mount daemon's monitor where a daemon owns the
-// repository, else a monitor of this process. release closes it.
-func dashboardSource(ctx context.Context, env *cmdEnv) (src statusSource, release func(), err error) {
-	if src, ok := daemonStatusSource(ctx, env); ok {
-		return src, func() {}, nil
-	}
-	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{})
-	if err != nil {
-		return nil, nil, err
-	}
+// dashboardSource gives the dashboard's views: the mount daemon's live
+// state while a daemon owns the repository, else a monitor of this
+// process's own, opened when first needed (a daemon that stops while the
+// dashboard runs is followed by it). release closes that monitor, after
+// a sample in progress.
+func dashboardSource(env *cmdEnv) (src statusSource, release func()) {
+	var mu sync.Mutex
+	fromDaemon := daemonStatusCall(env)
+	var cm *cliMonitor
 	src = func(ctx context.Context) (statusView, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cm == nil && fromDaemon != nil {
+			v, err := fromDaemon(ctx)
+			if !errors.Is(err, daemon.ErrNoDaemon) {
+				return v, err
+			}
+			fromDaemon = nil
+		}
+		if cm == nil {
+			c, err := newCLIMonitor(ctx, env, cliMonitorMode{})
+			if err != nil {
+				return statusView{}, err
+			}
+			cm = c
+		}
 		v, err := statusSample(ctx, cm.m, false)
 		if err == nil && v.HistoryErr == "" {
 			v.HistoryErr = cm.historyErr
 		}
 		return v, err
 	}
-	return src, cm.close, nil
+	release = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if cm != nil {
+			cm.close()
+			cm = nil
+		}
+	}
+	return src, release
 }
 
-// daemonStatusSource asks a running mount daemon for `status --json`; ok
-// is false when no daemon serves the repository.
-func daemonStatusSource(ctx context.Context, env *cmdEnv) (statusSource, bool) {
+// daemonStatusCall asks the mount daemon of the repository for `status
+// --json`: daemon.ErrNoDaemon when none serves it. nil where no daemon
+// can (no repository named, an s3:// one).
+func daemonStatusCall(env *cmdEnv) statusSource {
 	repo, err := env.repoPath()
 	if err != nil || isRemote(repo) {
-		return nil, false
+		return nil
 	}
 	if repo, err = filepath.Abs(repo); err != nil {
-		return nil, false
+		return nil
 	}
 	cwd, _ := os.Getwd()
 	args := []string{"status", "--json", "--config=" + env.absPath(env.global.configPath), "--repo=" + repo}
-	call := func(ctx context.Context) (statusView, error) {
+	return func(ctx context.Context) (statusView, error) {
 		var out, errOut bytes.Buffer
 		code, err := daemon.Call(ctx, repo, daemon.Request{Args: args, Cwd: cwd}, &out, &errOut, interruptGrace)
 		if err != nil {
@@ -116,30 +142,25 @@ func daemonStatusSource(ctx context.Context, env *cmdEnv) (statusSource, bool) {
 		}
 		return statusView{Sample: doc.Sample, Alerts: doc.Alerts, Health: doc.Health, Recent: doc.Recent}, nil
 	}
-	v, err := call(ctx)
-	if errors.Is(err, daemon.ErrNoDaemon) {
-		return nil, false
-	}
-	first := true
-	return func(ctx context.Context) (statusView, error) {
-		if first {
-			first = false
-			return v, err
-		}
-		return call(ctx)
-	}, true
 }
 
 // runDashboard runs the dashboard until q, Ctrl-C or ctx ends; all of them
 // are exit 0 (stopping is how a watch ends).
 func runDashboard(ctx context.Context, env *cmdEnv, interval time.Duration) error {
-	src, release, err := dashboardSource(ctx, env)
-	if err != nil {
-		return err
-	}
+	src, release := dashboardSource(env)
 	defer release()
-	out := env.stdout.(*os.File)
+	// A sample still being taken when the dashboard quits stops.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The first sample before the screen changes: a configuration that
+	// cannot be used is one line and its exit code, as for plain status.
 	m := &dashboard{src: src, ctx: ctx, interval: interval, color: os.Getenv("NO_COLOR") == ""}
+	first := m.fetch().(sampleMsg)
+	if first.err != nil && exitCode(first.err) != exitFatal {
+		return first.err
+	}
+	m.Update(first)
+	out := env.stdout.(*os.File)
 	// Keys come from stdin, or /dev/tty where stdin is no terminal.
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out),
 		// SIGINT and SIGTERM stay with signals.go, which cancels ctx.
@@ -147,7 +168,7 @@ func runDashboard(ctx context.Context, env *cmdEnv, interval time.Duration) erro
 	// A second signal exits at once (signals.go): leave the alternate
 	// screen and raw mode first.
 	defer onHardExit(func() { p.Kill(); p.Wait() })()
-	_, err = p.Run()
+	_, err := p.Run()
 	if err != nil && !(errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil) {
 		return fmt.Errorf("dashboard: %w", err)
 	}
@@ -184,7 +205,12 @@ func (d *dashboard) fetch() tea.Msg {
 	return sampleMsg{v: v, err: err, at: time.Now()}
 }
 
-func (d *dashboard) Init() tea.Cmd { return d.fetch }
+// Init waits out the interval after the first sample (runDashboard).
+func (d *dashboard) Init() tea.Cmd { return d.tick() }
+
+func (d *dashboard) tick() tea.Cmd {
+	return tea.Tick(d.interval, func(time.Time) tea.Msg { return tickMsg{} })
+}
 
 func (d *dashboard) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -212,7 +238,7 @@ func (d *dashboard) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if d.err = msg.err; msg.err == nil {
 			d.view = msg.v
 		}
-		return d, tea.Tick(d.interval, func(time.Time) tea.Msg { return tickMsg{} })
+		return d, d.tick()
 	case tickMsg:
 		return d, d.fetch
 	}
