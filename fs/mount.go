@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
-	"log"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -188,8 +188,11 @@ func Mount(dir string, o Options) (*Server, error) {
 		Debug:                m.opts.Debug,
 	}
 	if m.opts.Debug {
-		opts.MountOptions.Logger = log.Default()
-		opts.Logger = log.Default()
+		// go-fuse logs through a *log.Logger: bridged onto the mount's
+		// slog logger at DEBUG, so its lines take --log-format too.
+		l := slog.NewLogLogger(m.opts.Logger.Handler(), slog.LevelDebug)
+		opts.MountOptions.Logger = l
+		opts.Logger = l
 	}
 	root := m.root()
 	// What the kernel will cache is checked against this view first. If

@@ -25,6 +25,8 @@ func TestCLIGlobalFlagsAndUsageErrors(t *testing.T) {
 		{"--repo", repo, "mount", "--json", filepath.Join(dir, "mnt")},
 		{"--repo", repo},
 		{"--repo", repo, "snapshots", "--nope"},
+		{"--log-level", "loud", "--repo", repo, "snapshots"},
+		{"--repo", repo, "snapshots", "--log-format", "xml"},
 	} {
 		r := citadel(t, args...)
 		if r.code != 2 || r.stdout != "" || r.stderr == "" {

@@ -143,7 +143,7 @@ func newCLIMonitor(ctx context.Context, env *cmdEnv, mode cliMonitorMode) (*cliM
 	c := &cliMonitor{}
 	opts := monitor.Options{Config: mc, Logger: slog.New(slog.DiscardHandler)}
 	if mode.logTransitions {
-		opts.Logger = slog.New(slog.NewTextHandler(env.stderr, nil))
+		opts.Logger = env.logger()
 	}
 	switch {
 	case repoErr != nil:

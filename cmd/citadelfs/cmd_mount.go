@@ -81,7 +81,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := checkListen(listen); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, nil))
+	log := env.logger()
 	// The daemon runs for months next to model servers that want the
 	// memory: keep the Go heap's garbage collected well before the
 	// chunk cache and buffer pool (about 100 MiB live) double it.

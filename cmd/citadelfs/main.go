@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -69,6 +70,8 @@ type globalFlags struct {
 	quiet      bool
 	// insecureRepo opens a repository other users can write.
 	insecureRepo bool
+	// logLevel and logFormat are --log-level and --log-format (logging.go).
+	logLevel, logFormat string
 	// For an s3:// repository (remote.go).
 	cacheDir string
 	s3       s3Config
@@ -127,6 +130,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	env.isTerminal = isTerminal(os.Stderr)
+	if f, ok := stderr.(*os.File); ok && f == os.Stderr {
+		// Packages that log through slog's default (fs, monitor) follow
+		// --log-level and --log-format too.
+		slog.SetDefault(env.logger())
+	}
 	if env.isTerminal {
 		env.columns = termColumns(os.Stderr)
 	}
@@ -197,6 +205,7 @@ func defineGlobalFlags(fs *pflag.FlagSet, g *globalFlags, json bool) {
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	fs.BoolVar(&g.insecureRepo, "insecure-repo-permissions", false, "open a repository that users other than this one and root can write (unsafe as root)")
 	addRemoteFlags(fs, g)
+	defineLogFlags(fs, g)
 }
 
 func newFlagSet(c *command, g *globalFlags) *pflag.FlagSet {
@@ -216,7 +225,7 @@ func printUsage(w io.Writer) {
 	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nGlobal flags (before or after the command): --repo DIR, --config FILE, --json, --quiet")
+	fmt.Fprintln(w, "\nGlobal flags (before or after the command): --repo DIR, --config FILE, --json, --quiet, --log-level L, --log-format text|json")
 	fmt.Fprintln(w, "Exit codes:")
 	for _, e := range exitTable {
 		fmt.Fprintf(w, "  %-3d %s\n", e.code, e.meaning)
@@ -320,6 +329,10 @@ func parseFlags(c *command, env *cmdEnv, args []string) (code int, ok bool) {
 			err = fmt.Errorf("%s has no --json output", c.name)
 		}
 		fmt.Fprintf(env.stderr, "citadelfs %s: %v (see 'citadelfs help %s')\n", c.name, err, c.name)
+		return exitUsage, false
+	}
+	if err := checkLogFlags(env.global); err != nil {
+		fmt.Fprintf(env.stderr, "citadelfs %s: %v\n", c.name, err)
 		return exitUsage, false
 	}
 	if n := fs.NArg(); spec.maxArgs >= 0 && n > spec.maxArgs {

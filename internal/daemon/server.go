@@ -157,7 +157,13 @@ func (s *Server) handle(conn *net.UnixConn) {
 	if s.o.After != nil {
 		s.o.After()
 	}
-	s.o.Log.Info("daemon: ran a command for a client", "args", req.Args, "code", code, "took", time.Since(start).Round(time.Millisecond))
+	// A command that failed for its client is worth a look in the
+	// daemon's log too: WARN, where a success is INFO.
+	level := slog.LevelInfo
+	if code != 0 {
+		level = slog.LevelWarn
+	}
+	s.o.Log.Log(context.Background(), level, "daemon: ran a command for a client", "args", req.Args, "code", code, "took", time.Since(start).Round(time.Millisecond))
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(int32(code)))
 	out.frame(frameExit, b[:])
