@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -166,7 +167,7 @@ func ReadConfig(dir string) (*Config, error) {
 // out differently, so its checksum is not ours to judge), then the
 // checksum, then the parameters' bounds.
 func parseConfig(dir string, data []byte) (*Config, error) {
-	path := filepath.Join(dir, configName)
+	path := strings.TrimSuffix(dir, "/") + "/" + configName // dir may be s3://bucket/prefix, which filepath.Join would fold
 	var v struct {
 		Version int `json:"version"`
 	}
