@@ -124,7 +124,8 @@ var cliSpecs = map[string]cliSpec{
 	}},
 	"status": {maxArgs: 0, json: true, examples: []example{
 		{"citadelfs status", "system, GPUs, services, alerts and backups, once"},
-		{"citadelfs status --watch --interval 5s", "redraw every five seconds"},
+		{"citadelfs status --watch --interval 5s", "full-screen dashboard redrawn every five seconds; q quits"},
+		{"citadelfs status --watch | tee status.log", "not a terminal: plain frames, no colour"},
 	}},
 	"systemd": {maxArgs: 0, examples: []example{
 		{"citadelfs systemd", "print the units"},
