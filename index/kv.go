@@ -36,6 +36,10 @@ type KV struct {
 	// Close waits for.
 	closed atomic.Bool
 	active atomic.Int64
+	// opened is closed when OpenKV returns (db set, or the open failed):
+	// a background error Pebble reports during its own open (a
+	// compaction over a damaged table) must not use db before.
+	opened chan struct{}
 }
 
 // ErrNotFound is returned by Get when a key is absent.
@@ -97,7 +101,8 @@ func OpenKV(dir string, o KVOptions) (*KV, error) {
 	o = o.withDefaults()
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
-	kv := &KV{dir: dir, readOnly: o.ReadOnly, h: newKVHealth(o.Logf), stallTimeout: o.StallTimeout}
+	kv := &KV{dir: dir, readOnly: o.ReadOnly, h: newKVHealth(o.Logf), stallTimeout: o.StallTimeout, opened: make(chan struct{})}
+	defer close(kv.opened)
 	var err error
 	opts := &pebble.Options{
 		Cache:            cache,

@@ -318,7 +318,8 @@ func (kv *KV) eventListener() *pebble.EventListener {
 // storeProblem writes p as the Problem record, past the refusal of
 // writes after damage (the record is what tells the monitor).
 func (kv *KV) storeProblem(p *Problem) {
-	if kv.readOnly || kv.enter() != nil {
+	<-kv.opened
+	if kv.readOnly || kv.db == nil || kv.enter() != nil {
 		return
 	}
 	defer kv.leave()
