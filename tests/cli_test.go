@@ -58,3 +58,27 @@ func TestCLIVersion(t *testing.T) {
 		t.Errorf("--version %q differs from version %q", alt, text)
 	}
 }
+
+// With the mount daemon owning the repository, commands given global flags
+// before their name, and ls/find, run in the daemon like any other; a
+// stray argument is refused there too.
+func TestCLIThroughMountDaemon(t *testing.T) {
+	_, repo, _, _, m := mountFixture(t)
+	r := mustCitadel(t, "--repo", repo, "--json", "snapshots", "--source", "configs")
+	var snaps []struct{ ID string }
+	if err := json.Unmarshal([]byte(r.stdout), &snaps); err != nil || len(snaps) != 1 {
+		t.Fatalf("--repo R --json snapshots through the daemon: %v\n%s", err, r)
+	}
+	if r := mustCitadel(t, "--repo", repo, "ls", "--recursive=false", "latest:configs"); !strings.HasPrefix(r.stdout, "/configs\n") {
+		t.Errorf("ls through the daemon: %s", r)
+	}
+	if r := mustCitadel(t, "--repo", repo, "find", "--json", "*.yaml"); !strings.Contains(r.stdout, `"matches"`) {
+		t.Errorf("find through the daemon: %s", r)
+	}
+	if r := citadel(t, "--repo", repo, "prune", "extra"); r.code != 2 || r.stdout != "" {
+		t.Errorf("prune extra: %s", r)
+	}
+	if !strings.Contains(m.stderr.String(), "args=\"[ls --repo="+repo) && !strings.Contains(m.stderr.String(), "args=[ls --repo="+repo) {
+		t.Errorf("ls did not run in the daemon:\n%s", m.stderr)
+	}
+}
