@@ -83,8 +83,8 @@ func init() {
 				if !rep.OK() {
 					status = fmt.Sprintf("%d errors", len(rep.Problems))
 				}
-				fmt.Fprintf(env.stdout, "checked %d snapshots, %d trees, %d chunks in %d packs (%d read back): %s\n",
-					rep.Snapshots, rep.Trees, rep.DataBlobs, rep.Packs, rep.PacksRead, status)
+				fmt.Fprintf(env.stdout, "checked %d snapshots, %d trees, %d chunks in %d packs (%d read back), the index (%d tables, %d keys): %s\n",
+					rep.Snapshots, rep.Trees, rep.DataBlobs, rep.Packs, rep.PacksRead, rep.IndexTables, rep.IndexKeys, status)
 			}
 			if !rep.OK() {
 				return withExit(exitDamaged, errSilent)
