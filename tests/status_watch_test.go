@@ -30,14 +30,12 @@ func (p *tmuxPane) tmux(args ...string) string {
 	return string(out)
 }
 
-// waitFor polls the pane (capture-pane, with -e when escapes) until ok
-// holds, and fails with the last capture after a few seconds.
-func (p *tmuxPane) waitFor(what string, escapes bool, ok func(lines []string) bool) []string {
+// waitFor polls the pane (capture-pane with flags: -e escapes, -J wrapped
+// lines joined) until ok holds, and fails with the last capture after a
+// few seconds.
+func (p *tmuxPane) waitFor(what string, ok func(lines []string) bool, flags ...string) []string {
 	p.t.Helper()
-	args := []string{"capture-pane", "-p", "-t", "dash"}
-	if escapes {
-		args = append(args, "-e")
-	}
+	args := append([]string{"capture-pane", "-p", "-t", "dash"}, flags...)
 	var lines []string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		lines = strings.Split(strings.TrimSuffix(p.tmux(args...), "\n"), "\n")
@@ -87,9 +85,15 @@ func dashboardRepo(t *testing.T) (dir, repo, cfg string) {
 // of the shell's own, and echoes its exit code when it ends.
 func startDashboard(t *testing.T, repo, cfg string) *tmuxPane {
 	t.Helper()
+	return startDashboardEnv(t, "-u NO_COLOR", repo, cfg)
+}
+
+// startDashboardEnv is startDashboard with env(1)'s arguments envArgs.
+func startDashboardEnv(t *testing.T, envArgs, repo, cfg string) *tmuxPane {
+	t.Helper()
 	p := &tmuxPane{t: t, socket: fmt.Sprintf("citadelfs-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
-	shell := fmt.Sprintf("printf 'BEFORE-DASHBOARD\\n'; env -u NO_COLOR TZ=UTC CITADELFS_STATE_DIR='%s' '%s' status --watch --interval 1s --repo '%s' --config '%s'; echo EXIT=$?; sleep 60",
-		stateDir, citadelBin, repo, cfg)
+	shell := fmt.Sprintf("printf 'BEFORE-DASHBOARD\\n'; env %s TZ=UTC CITADELFS_STATE_DIR='%s' '%s' status --watch --interval 1s --repo '%s' --config '%s'; echo EXIT=$?; sleep 60",
+		envArgs, stateDir, citadelBin, repo, cfg)
 	p.tmux("new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", shell)
 	t.Cleanup(func() { exec.Command("tmux", "-L", p.socket, "kill-server").Run() })
 	return p
@@ -99,7 +103,7 @@ func startDashboard(t *testing.T, repo, cfg string) *tmuxPane {
 func (p *tmuxPane) quit() {
 	p.t.Helper()
 	p.tmux("send-keys", "-t", "dash", "q")
-	lines := p.waitFor("the shell's screen after q", false, func(l []string) bool {
+	lines := p.waitFor("the shell's screen after q", func(l []string) bool {
 		return strings.Contains(strings.Join(l, "\n"), "EXIT=")
 	})
 	text := strings.Join(lines, "\n")
@@ -118,20 +122,21 @@ func TestStatusWatchDashboard(t *testing.T) {
 	_, repo, cfg := dashboardRepo(t)
 	p := startDashboard(t, repo, cfg)
 
-	lines := p.waitFor("the dashboard at 100x30", false, func(l []string) bool {
+	lines := p.waitFor("the dashboard at 100x30", func(l []string) bool {
 		return fitted(l, 100, 30) && strings.HasPrefix(l[0], "citadelfs status") && strings.Contains(strings.Join(l, "\n"), "BACKUPS")
 	})
-	if lines[2] != "ALERTS" || !strings.Contains(lines[3], "CRITICAL backup_failed logs") {
+	// Critical first (another test's full disk may add host alerts).
+	if lines[2] != "ALERTS" || !strings.HasPrefix(lines[3], "  CRITICAL ") || !strings.Contains(strings.Join(lines, "\n"), "\n  CRITICAL backup_failed logs") {
 		t.Fatalf("alerts are not first, the critical one on top:\n%s", strings.Join(lines, "\n"))
 	}
 	if strings.Contains(strings.Join(lines, "\n"), "BEFORE-DASHBOARD") {
 		t.Fatalf("the dashboard is not on the alternate screen:\n%s", strings.Join(lines, "\n"))
 	}
 	red := regexp.MustCompile(`\x1b\[[0-9;]*31m(\x1b\[[0-9;]*m)*CRITICAL(\x1b\[[0-9;]*m)* backup_failed`)
-	p.waitFor("CRITICAL in red", true, func(l []string) bool { return red.MatchString(strings.Join(l, "\n")) })
+	p.waitFor("CRITICAL in red", func(l []string) bool { return red.MatchString(strings.Join(l, "\n")) }, "-e")
 
 	p.tmux("resize-window", "-t", "dash", "-x", "60", "-y", "20")
-	p.waitFor("the dashboard refitted to 60x20", false, func(l []string) bool {
+	p.waitFor("the dashboard refitted to 60x20", func(l []string) bool {
 		return fitted(l, 60, 20) && l[2] == "ALERTS"
 	})
 	p.quit()
@@ -147,7 +152,7 @@ func TestStatusWatchDashboardWithDaemon(t *testing.T) {
 	dir, repo, cfg := dashboardRepo(t)
 	m := startMount(t, repo, filepath.Join(dir, "mnt"), cfg)
 	p := startDashboard(t, repo, cfg)
-	p.waitFor("the dashboard at 100x30", false, func(l []string) bool {
+	p.waitFor("the dashboard at 100x30", func(l []string) bool {
 		return fitted(l, 100, 30) && strings.HasPrefix(l[0], "citadelfs status") && l[2] == "ALERTS"
 	})
 	if log := m.stderr.String(); !strings.Contains(log, "ran a command for a client") || !strings.Contains(log, "status --json") {
@@ -190,11 +195,25 @@ func TestStatusWatchDashboardBadConfig(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("monitor:\n  interval: banana\n"), 0o600)
 	p := startDashboard(t, repo, bad)
-	lines := p.waitFor("the exit", false, func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "EXIT=") })
+	// -J: the message is wider than the pane.
+	lines := p.waitFor("the exit", func(l []string) bool { return strings.Contains(strings.Join(l, "\n"), "EXIT=") }, "-J")
 	text := strings.Join(lines, "\n")
-	unwrapped := strings.Join(lines, "") // the message is wider than the pane
-	if lines[0] != "BEFORE-DASHBOARD" || !strings.Contains(unwrapped, "citadelfs status: "+bad+`:2: "banana" is not a duration`) ||
+	if lines[0] != "BEFORE-DASHBOARD" || lines[1] != "citadelfs status: "+bad+`:2: "banana" is not a duration like 30s or 5m` ||
 		!strings.Contains(text, "\nEXIT=2") || strings.Contains(text, "ALERTS") {
 		t.Fatalf("bad config under --watch:\n%s", text)
 	}
+}
+
+// TestStatusWatchDashboardNoColor: NO_COLOR set, the dashboard has no
+// colour (bold headings only).
+func TestStatusWatchDashboardNoColor(t *testing.T) {
+	_, repo, cfg := dashboardRepo(t)
+	p := startDashboardEnv(t, "NO_COLOR=1", repo, cfg)
+	lines := p.waitFor("the dashboard", func(l []string) bool {
+		return strings.Contains(strings.Join(l, "\n"), "CRITICAL backup_failed")
+	}, "-e")
+	if colour := regexp.MustCompile(`\x1b\[[0-9;]*3[1-7]m`); colour.MatchString(strings.Join(lines, "\n")) {
+		t.Fatalf("colours with NO_COLOR set:\n%q", strings.Join(lines, "\n"))
+	}
+	p.quit()
 }
