@@ -45,12 +45,6 @@ import (
 //     The abandoned write may still be inside Pebble: every later write
 //     fails, and Close does not wait for it.
 
-// prefixProblem is the key of the stored Problem record.
-const prefixProblem = 'e'
-
-// ProblemKey is where the last background failure of the index is kept.
-func ProblemKey() []byte { return []byte{prefixProblem} }
-
 // Problem is a background failure of a Pebble database.
 type Problem struct {
 	Time time.Time `json:"time"`

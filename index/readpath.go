@@ -1,0 +1,83 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrPackMissing: the pack file an index entry names is not on disk. It
+// is ErrCorrupt too, unless prune moved the blob a moment ago (look it up
+// again).
+var ErrPackMissing = errors.New("pack missing")
+
+// errPackMissing is ErrPackMissing and ErrCorrupt at once, printed once.
+var errPackMissing = fmt.Errorf("%w: %w", ErrPackMissing, ErrCorrupt)
+
+// ReadStored returns the stored (still encoded) bytes of a blob, read
+// into buf when it is large enough (the result may start inside buf).
+//
+// The store decides how: LocalStore copies blobs already in the page
+// cache from it and reads others of at least directReadMin bytes straight
+// from the disk (O_DIRECT) into buf, when buf is aligned and has room for
+// the blob plus directAlign on each side (see readDirect).
+func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
+	b, err := r.Store.ReadRange(PackName(ref.Pack), int64(ref.Offset), int(ref.Length), buf)
+	switch {
+	case err == nil:
+		return b, nil
+	case isNotExist(err):
+		return nil, fmt.Errorf("index: pack %s is missing: %w", ref.Pack.Short(), errPackMissing)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The pack ends before the blob does: truncated.
+		return nil, fmt.Errorf("index: read blob %s from pack %s: short read: %w", ref.ID.Short(), ref.Pack.Short(), ErrCorrupt)
+	}
+	// The disk, the file system or the store failed (EIO, ESTALE, a
+	// 503, ...): an error, but not a finding about the backup's bytes.
+	return nil, fmt.Errorf("index: read blob %s from pack %s: %w", ref.ID.Short(), ref.Pack.Short(), err)
+}
+
+// directReadMin is the smallest blob read with O_DIRECT: small blobs
+// (config files) are read through the page cache, where their neighbours
+// in the pack come along.
+const directReadMin = 64 << 10
+
+// readDirect reads a blob that is not in the page cache with O_DIRECT. ok
+// is false when that does not apply or failed; the caller then reads the
+// ordinary way, which also reports the error if there is one.
+//
+// Reading a backup back (a restore, a cp -a out of the mount) this way
+// neither evicts the server's own files (model weights) from the page
+// cache nor pays for filling it with pages nobody reads twice; the
+// decoded file is what the mount's readers get cached. It applies when
+// buf is aligned and has room for the blob plus directAlign on each side.
+func readDirect(pf *packFile, off int64, n int, buf []byte) ([]byte, bool) {
+	if pf.direct == nil || n < directReadMin {
+		return nil, false
+	}
+	start := off &^ (directAlign - 1)
+	end := (off + int64(n) + directAlign - 1) &^ (directAlign - 1)
+	span := int(end - start)
+	if cap(buf) < span || uintptr(unsafe.Pointer(&buf[:1][0]))&(directAlign-1) != 0 {
+		return nil, false
+	}
+	// In the page cache already (read a moment ago, or by someone else):
+	// the ordinary read takes it from there. cachestat(2) asks without
+	// side effects (a RWF_NOWAIT read that misses starts readahead of the
+	// very pages this is meant to skip); without it (Linux < 6.5) every
+	// read is an ordinary one.
+	var cs unix.Cachestat_t
+	if err := unix.Cachestat(uint(pf.f.Fd()), &unix.CachestatRange{Off: uint64(start), Len: uint64(span)}, &cs, 0); err != nil ||
+		cs.Cache >= uint64(span)/directAlign {
+		return nil, false
+	}
+	got, err := unix.Pread(int(pf.direct.Fd()), buf[:span], start)
+	if err != nil || int64(got) < off+int64(n)-start {
+		return nil, false // at the end of a short pack got is less than span
+	}
+	skip := int(off - start)
+	return buf[skip : skip+n], true
+}

@@ -1,0 +1,52 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+)
+
+// PutSnapshot commits a snapshot record with Sync. This is the last write
+// of a snapshot: before it, nothing of the snapshot is visible.
+//
+// In a remote repository the snapshot is committed by its snapshots/<id>
+// object, put first: the cache's record follows it.
+func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
+	if r.remote {
+		if err := r.rlock.Check(); err != nil {
+			return err
+		}
+		// The index object first: a host that sees the snapshot finds
+		// the packs it uses without reading their trailers.
+		if err := r.FlushIndexObject(); err != nil {
+			return err
+		}
+		if err := r.Store.Put(snapshotName(id), manifest); err != nil && !errors.Is(err, ErrObjectExists) {
+			return fmt.Errorf("index: commit snapshot %s: %w", id.Short(), err)
+		}
+	}
+	return r.KV.Put(SnapshotKey(id), manifest, true)
+}
+
+// DeleteSnapshot removes a snapshot record.
+// In a remote repository its snapshots/<id> object goes first.
+func (r *Repo) DeleteSnapshot(id ID) error {
+	if r.remote {
+		if err := r.Store.Delete(snapshotName(id)); err != nil {
+			return fmt.Errorf("index: forget snapshot %s: %w", id.Short(), err)
+		}
+	}
+	return r.KV.Delete(SnapshotKey(id), true)
+}
+
+// Snapshots calls fn with every snapshot record.
+func (r *Repo) Snapshots(fn func(id ID, manifest []byte) error) error {
+	lo := []byte{prefixSnapshot}
+	return r.KV.Scan(lo, PrefixEnd(lo), func(k, v []byte) error {
+		if len(k) != 33 {
+			return nil
+		}
+		var id ID
+		copy(id[:], k[1:])
+		return fn(id, v)
+	})
+}
