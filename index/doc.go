@@ -5,11 +5,13 @@
 // # Files
 //
 // open.go opens and closes a repository (Repo, Options); keys.go is the
-// namespace table of every Pebble key prefix and the functions that build
-// keys; blobref.go the blob index entries (BlobRef, Lookup); packs.go the
-// packs' index records, listing and trailers; snapshots.go the snapshot
-// records; readpath.go reads a blob's stored bytes (O_DIRECT for cold big
-// blobs); packcache.go the bounded set of open pack files.
+// namespace table of every Pebble key prefix, the monitor's history
+// included (namespaces: owner, and what `repair index` carries over), and
+// the functions that build keys; blobref.go the blob index entries
+// (BlobRef, Lookup); packs.go the packs' index records, listing and
+// trailers; snapshots.go the snapshot records; readpath.go reads a blob's
+// stored bytes (O_DIRECT for cold big blobs); packcache.go the bounded set
+// of open pack files.
 //
 // # Packs go through a Store
 //

@@ -51,15 +51,6 @@ func RebuildIndex(dir string, o Options) (*RebuildResult, error) {
 	return RebuildIndexWith(dir, o, RebuildOptions{})
 }
 
-// carriedPrefix reports whether records under key prefix c are taken
-// over from the old index: everything but what the packs rebuild (blobs,
-// packs, snapshots), and the quarantine, which is filtered (see
-// RebuildIndexWith).
-func carriedPrefix(c byte) bool {
-	return c != prefixBlob && c != prefixPack && c != prefixSnapshot && c != prefixQuarantine &&
-		c != prefixProblem // about the old index's tables, which go
-}
-
 // RebuildIndexWith throws away <repo>/index and rebuilds it from pack
 // trailers (`citadelfs repair index`), carrying over from the old index,
 // when it can be read, what the packs cannot give back: the file-change

@@ -12,8 +12,8 @@ import (
 	"citadelfs/index"
 )
 
-// History layout in the KV (shared with the repository's index, so every
-// key starts with a prefix no other package uses):
+// History layout in the KV (shared with the repository's index, so the
+// prefixes are index's, in its one namespace table):
 //
 //	m/<8-byte big-endian unix nanoseconds>                  one Sample, JSON
 //	a/<8-byte big-endian unix nanoseconds><4-byte sequence><rule>\x00<subject>
@@ -26,8 +26,8 @@ import (
 // from the prefix's start to the cut-off time: a range tombstone, whatever
 // the amount of history, and nothing is ever rewritten.
 var (
-	prefixMetrics = []byte("m/")
-	prefixAlerts  = []byte("a/")
+	prefixMetrics = index.MetricsPrefix()
+	prefixAlerts  = index.AlertsPrefix()
 )
 
 type history struct {
