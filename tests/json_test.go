@@ -67,6 +67,8 @@ func jsonRows(dir, repo string) []jsonRow {
 		{[]string{"snapshot", "--tag", "one"}, 0},
 		{[]string{"snapshot", "--tag", "two"}, 0},
 		{[]string{"snapshots"}, 0},
+		{[]string{"init", "--repo", filepath.Join(dir, "copy")}, 0},
+		{[]string{"copy", "--to", filepath.Join(dir, "copy")}, 0},
 		{[]string{"diff", "FIRST", "latest"}, 0},
 		{[]string{"check"}, 0},
 		{[]string{"check", "--read-data"}, 0},

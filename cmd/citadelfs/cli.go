@@ -60,6 +60,10 @@ var cliSpecs = map[string]cliSpec{
 		{"citadelfs config check", "check /etc/citadelfs/config.yaml and print the effective configuration"},
 		{"citadelfs config check --config ./config.yaml --json", "the same as JSON, for another file"},
 	}},
+	"copy": {maxArgs: anyArgs, json: true, argKind: argSnapshot, examples: []example{
+		{"citadelfs copy --to s3://backups/gpu01 --s3-endpoint http://rgw:7480", "copy every snapshot the bucket lacks (only the chunks it lacks)"},
+		{"citadelfs --repo s3://backups/gpu01 copy --to /backup/citadel latest", "bring the newest snapshot back to a local disk"},
+	}},
 	"diff": {maxArgs: 2, json: true, argKind: argSnapshot, examples: []example{
 		{"citadelfs diff 3fa2c1 latest", "what changed between snapshot 3fa2c1 and the newest"},
 		{"citadelfs diff --json 3fa2c1 7be901", "the changes as JSON"},

@@ -31,6 +31,9 @@ type config struct {
 	// index is cached (docs/s3.md).
 	S3       s3Config `yaml:"s3"`
 	CacheDir string   `yaml:"cache_dir"`
+	// Copy names the repository `citadelfs copy` copies to by default,
+	// and when its systemd timer runs (docs/s3.md "Copy").
+	Copy copyConfig `yaml:"copy"`
 	// Sources maps a label to a directory, or to the long form with
 	// paths, excludes and a retention of its own (config_sources.go).
 	Sources map[string]sourceConfig `yaml:"sources"`

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"citadelfs/index"
+	"citadelfs/snapshot"
+)
+
+// copy's target is named by --to alone; an s3:// target shares the
+// source's S3 settings (--s3-endpoint and the rest, the config's s3:),
+// so one endpoint serves both sides, and has its own index cache
+// (--to-cache-dir; the source's --cache-dir and cache_dir are the
+// source's, and a cache refuses a second repository).
+var copyFlags struct {
+	to, toCacheDir string
+}
+
+func init() {
+	register(&command{
+		name:      "copy",
+		readsOnly: true,
+		summary:   "copy snapshots to another repository (a directory or s3://), transferring only the chunks it lacks",
+		usage:     "--to REPO [--to-cache-dir DIR] [SNAPSHOT...]",
+		delegable: true,
+		flags: func(fs *pflag.FlagSet) {
+			copyFlags.to, copyFlags.toCacheDir = "", ""
+			fs.StringVar(&copyFlags.to, "to", "", "the target repository: a directory or s3://bucket/prefix (default: the config's copy.to)")
+			fs.StringVar(&copyFlags.toCacheDir, "to-cache-dir", "", "local index cache of an s3:// target (default: the config's copy.cache_dir, then /var/cache/citadelfs/<repository id>)")
+		},
+		run: runCopy,
+	})
+}
+
+func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
+	to, cacheDir := copyFlags.to, copyFlags.toCacheDir
+	if to == "" || cacheDir == "" {
+		if c, err := env.config(); err == nil && c != nil {
+			if to == "" {
+				to = c.Copy.To
+			}
+			if cacheDir == "" && c.Copy.To == to {
+				cacheDir = c.Copy.CacheDir
+			}
+		}
+	}
+	if to == "" {
+		return usagef("copy needs a target: --to DIR or --to s3://bucket/prefix (or copy.to in the config)")
+	}
+	if !isRemote(to) {
+		to = env.absPath(to)
+	} else if cacheDir != "" {
+		cacheDir = env.absPath(cacheDir)
+	}
+	repo, release, err := openRepo(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if !isRemote(to) && !isRemote(repo.Dir()) && sameDir(repo.Dir(), to) {
+		return usagef("copy: --to %s is the source repository itself", to)
+	}
+	var snaps []*snapshot.Snapshot
+	if len(args) == 0 {
+		if snaps, err = repo.Snapshots(); err != nil {
+			return err
+		}
+	}
+	for _, a := range args {
+		s, err := repo.FindSnapshot(a)
+		if err != nil {
+			return err
+		}
+		snaps = append(snaps, s)
+	}
+	dst, err := openCopyTarget(env, to, cacheDir)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	dst.Index().KV.SetInterrupt(ctx.Done())
+	if err := repo.CheckCompatible(dst); err != nil {
+		return usagef("copy: %s and %s chunk differently (copying would need re-chunking, not supported yet)", repo.Dir(), to)
+	}
+	var blobs, bytes int64
+	pl := startProgress(env, func() string {
+		return fmt.Sprintf("copy: %d chunks, %s transferred", blobs, humanBytes(bytes))
+	})
+	res, err := repo.Copy(ctx, dst, snaps, func(_ index.ID, b, n int64) { blobs, bytes = b, n })
+	pl.Stop()
+	if err != nil {
+		if res != nil && len(res.Copied) > 0 {
+			env.warnf("copied %d snapshots before the error", len(res.Copied))
+		}
+		return err
+	}
+	if env.global.json {
+		return writeJSON(env, copyJSON{To: to, CopyResult: res})
+	}
+	fmt.Fprintf(env.stdout, "copy: %d snapshots copied, %d already in %s; %d chunks (%s) transferred in %d packs, %d already there\n",
+		len(res.Copied), len(res.Skipped), to, res.Blobs, humanBytes(res.Bytes), res.Packs, res.BlobsPresent)
+	return nil
+}
+
+type copyJSON struct {
+	To string `json:"to"`
+	*snapshot.CopyResult
+}
+
+// openCopyTarget opens copy's target with a shared lock (a store's) or
+// the directory's own lock.
+func openCopyTarget(env *cmdEnv, to, cacheDir string) (*snapshot.Repository, error) {
+	name := "citadelfs copy (target)"
+	if isRemote(to) {
+		s, err := env.remoteStore(to)
+		if err != nil {
+			return nil, err
+		}
+		return snapshot.OpenStore(s, to, snapshot.Options{Command: name, CacheDir: cacheDir})
+	}
+	r, err := snapshot.Open(to, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo})
+	if err != nil && errors.Is(err, index.ErrLocked) {
+		return nil, fmt.Errorf("copy: target %s: %w", to, err)
+	}
+	return r, err
+}
+
+// sameDir says whether a and b are one directory.
+func sameDir(a, b string) bool {
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	if err1 != nil || err2 != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return ra == rb
+}
+
+// copyConfig is the config's copy: section.
+type copyConfig struct {
+	To       string `yaml:"to"`        // a directory or s3://bucket/prefix
+	CacheDir string `yaml:"cache_dir"` // the index cache of an s3:// target
+	Schedule string `yaml:"schedule"`  // when the systemd timer copies (cron; default daily)
+}
