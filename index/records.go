@@ -3,9 +3,11 @@ package index
 import "time"
 
 // The records other packages keep under this package's keys, defined here
-// once, where they are persisted (JSON under AttemptKey, CheckKey and
-// CorruptReadsKey): snapshot writes them (its Attempt, CheckRecord and
-// CorruptReads are these types), the monitor takes them as its
+// once, where they are persisted (JSON under AttemptKey, CheckKey,
+// CorruptReadsKey, TestRestoreKey and MaintenanceKey, read and written
+// through their typed stores in recordstore.go): snapshot writes them (its
+// Attempt, CheckRecord, CorruptReads, TestRestoreRecord and
+// MaintenanceRecord are these types), the monitor takes them as its
 // BackupState's input and derives its own views from them
 // (monitor.SourceState and SourceStatus, CheckStatus, IntegrityStatus:
 // last success, allowed ages, windows, the names metrics.json shows). The
@@ -73,4 +75,40 @@ type CorruptReads struct {
 	LastTime  time.Time `json:"last_time"`
 	LastPath  string    `json:"last_path"`
 	LastError string    `json:"last_error"`
+}
+
+// TestRestoreRecord is the outcome of the last test restore, kept in the
+// index (one key, replaced by each run that is not cancelled) for the
+// monitor's test_restore rule and status. Result uses the check words:
+// CheckOK, CheckErrors (damage found), CheckFailed (it could not run: no
+// snapshots, the temp directory full).
+type TestRestoreRecord struct {
+	Time          time.Time     `json:"time"`
+	Duration      time.Duration `json:"duration_ns"`
+	Result        string        `json:"result"`
+	Files         int           `json:"files"`
+	Bytes         int64         `json:"bytes"`
+	Snapshots     []string      `json:"snapshots,omitempty"`
+	Errors        int           `json:"errors"`
+	FirstError    string        `json:"first_error,omitempty"`
+	SourceDiffers int           `json:"source_differs,omitempty"`
+}
+
+// MaintenanceRecord is the outcome of the last forget or prune run, kept in
+// the index (one key per operation) so that the monitor's
+// retention_failed rule sees a retention timer that keeps failing, whether
+// the run was delegated to the mount daemon or ran on its own. Each run
+// replaces its operation's record; a dry run records nothing.
+type MaintenanceRecord struct {
+	Op       string        `json:"op"` // snapshot.OpForget or snapshot.OpPrune
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration_ns"`
+	Result   string        `json:"result"` // MaintenanceOK, MaintenanceFailed
+	// Error is why it failed, on one line, at most snapshot.MaxCheckError
+	// bytes.
+	Error string `json:"error,omitempty"`
+	// Removed is the snapshots forgotten (forget) or packs deleted or
+	// rewritten (prune); BytesFreed what prune reclaimed.
+	Removed    int   `json:"removed"`
+	BytesFreed int64 `json:"bytes_freed,omitempty"`
 }

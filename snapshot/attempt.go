@@ -1,8 +1,6 @@
 package snapshot
 
 import (
-	"encoding/json"
-	"io"
 	"time"
 
 	"citadelfs/index"
@@ -13,7 +11,7 @@ import (
 type Attempt = index.Attempt
 
 func (r *Repository) recordAttempts(specs []SourceSpec, res *Result, start time.Time, err error) {
-	b := r.idx.KV.NewBatch()
+	atts := map[string]Attempt{}
 	for _, s := range specs {
 		a := Attempt{Label: s.Label, Start: start, Duration: r.opts.Now().Sub(start), Result: index.AttemptOK}
 		switch {
@@ -28,36 +26,19 @@ func (r *Repository) recordAttempts(specs []SourceSpec, res *Result, start time.
 				a.Result = index.AttemptPartial
 			}
 		}
-		v, _ := json.Marshal(a)
-		b.Put(index.AttemptKey(s.Label), v)
+		atts[s.Label] = a
 	}
-	b.Commit(true)
+	r.idx.AttemptStore().SaveAll(atts)
 }
 
 // Attempts returns the last attempt of every source that has one.
 func (r *Repository) Attempts() ([]Attempt, error) {
-	var out []Attempt
-	p := index.AttemptPrefix()
-	err := r.idx.KV.Scan(p, index.PrefixEnd(p), func(_, v []byte) error {
-		var a Attempt
-		if json.Unmarshal(v, &a) == nil {
-			out = append(out, a)
-		}
-		return nil
-	})
-	if err == io.EOF {
-		err = nil
-	}
-	return out, err
+	return r.idx.AttemptStore().All()
 }
 
 // ForgetAttempt removes label's attempt record (a label tried once by
 // mistake, or a source taken out of the config), so the monitor stops
 // reporting it; its snapshots stay. It reports whether there was one.
 func (r *Repository) ForgetAttempt(label string) (bool, error) {
-	ok, err := r.idx.KV.Has(index.AttemptKey(label))
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, r.idx.KV.Delete(index.AttemptKey(label), true)
+	return r.idx.AttemptStore().Delete(label)
 }

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -43,8 +42,7 @@ func (r *Repository) recordCheck(ctx context.Context, o CheckOptions, rep *Check
 		prev.LastRun = start
 		c = *prev
 	}
-	v, _ := json.Marshal(c)
-	r.idx.KV.Put(index.CheckKey(), v, true)
+	r.idx.CheckStore().Save(c)
 }
 
 // checkReplaces reports whether c is the finding to keep over prev. Found
@@ -67,25 +65,7 @@ func checkReplaces(c, prev *CheckRecord) bool {
 // LastCheck returns the record of the last check run, nil if none ran
 // (or the record cannot be read).
 func (r *Repository) LastCheck() (*CheckRecord, error) {
-	return loadRecord[CheckRecord](r.idx.KV, index.CheckKey())
-}
-
-// loadRecord reads the JSON record at key: nil if there is none, or if
-// it does not decode (a record from a newer version, a torn write), which
-// callers treat as no record rather than as a broken repository.
-func loadRecord[T any](kv *index.KV, key []byte) (*T, error) {
-	v, err := kv.Get(key)
-	if errors.Is(err, index.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rec T
-	if json.Unmarshal(v, &rec) != nil {
-		return nil, nil
-	}
-	return &rec, nil
+	return r.idx.CheckStore().Load()
 }
 
 // OneLine folds s onto one line and cuts it to at most n bytes, on a rune

@@ -1,10 +1,6 @@
 package snapshot
 
-import (
-	"encoding/json"
-
-	"citadelfs/index"
-)
+import "citadelfs/index"
 
 // CorruptReads is what reads through the mount found corrupt
 // (index.CorruptReads, defined where it is persisted).
@@ -14,17 +10,13 @@ type CorruptReads = index.CorruptReads
 // the caller (the mount's integrity record) saves on the first read of
 // each damaged file, not on every read.
 func (r *Repository) SaveCorruptReads(c CorruptReads) error {
-	v, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return r.idx.KV.Put(index.CorruptReadsKey(), v, true)
+	return r.idx.CorruptReadsStore().Save(c)
 }
 
 // LoadCorruptReads returns the recorded corrupt reads, nil if there are
 // none (or the record cannot be decoded).
 func (r *Repository) LoadCorruptReads() (*CorruptReads, error) {
-	return loadRecord[CorruptReads](r.idx.KV, index.CorruptReadsKey())
+	return r.idx.CorruptReadsStore().Load()
 }
 
 // clearCorruptReads forgets recorded corrupt reads once a full read-back
@@ -33,6 +25,6 @@ func (r *Repository) LoadCorruptReads() (*CorruptReads, error) {
 // such a check (CheckOptions.ReadsAll and a report without problems).
 func (r *Repository) clearCorruptReads() {
 	if c, _ := r.LoadCorruptReads(); c != nil {
-		r.idx.KV.Delete(index.CorruptReadsKey(), true)
+		r.idx.CorruptReadsStore().Delete()
 	}
 }

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -58,8 +57,7 @@ func RepairIndexContext(ctx context.Context, dir string, o Options) (*RepairInde
 			c := CheckRecord{Time: now, Result: index.CheckUnknown,
 				FirstError: OneLine(fmt.Sprintf("index rebuilt from the packs at %s without the old index's records (%s): earlier check findings and corrupt reads are lost; run `citadelfs check --read-data`",
 					now.UTC().Format(time.RFC3339), rr.OldIndex), MaxCheckError)}
-			v, _ := json.Marshal(c)
-			if err := r.idx.KV.Put(index.CheckKey(), v, true); err != nil {
+			if err := r.idx.CheckStore().Save(c); err != nil {
 				return res, err
 			}
 			res.IntegrityUnknown = true
@@ -100,7 +98,7 @@ func (r *Repository) deriveAttempts(res *RepairIndexResult) error {
 	if len(order) == 0 {
 		return nil
 	}
-	b := r.idx.KV.NewBatch()
+	derived := map[string]Attempt{}
 	for _, l := range order {
 		s := newest[l]
 		src, _ := s.Source(l)
@@ -109,11 +107,10 @@ func (r *Repository) deriveAttempts(res *RepairIndexResult) error {
 		if src.Stats.Unreadable > 0 || src.Stats.Changed > 0 {
 			a.Result = index.AttemptPartial
 		}
-		v, _ := json.Marshal(a)
-		b.Put(index.AttemptKey(l), v)
+		derived[l] = a
 		res.DerivedAttempts = append(res.DerivedAttempts, l)
 	}
-	return b.Commit(true)
+	return r.idx.AttemptStore().SaveAll(derived)
 }
 
 // verifyStoredBlob decodes a stored blob and checks its hash: which copy

@@ -3,7 +3,6 @@ package snapshot
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,27 +54,14 @@ type TestRestoreReport struct {
 // OK reports whether every sampled file restored with the right bytes.
 func (t *TestRestoreReport) OK() bool { return len(t.Problems) == 0 }
 
-// TestRestoreRecord is the outcome of the last test restore, kept in the
-// index (one key, replaced by each run that is not cancelled) for the
-// monitor's test_restore rule and status. Result uses the check words:
-// index.CheckOK, index.CheckErrors (damage found), index.CheckFailed (it
-// could not run: no snapshots, the temp directory full).
-type TestRestoreRecord struct {
-	Time          time.Time     `json:"time"`
-	Duration      time.Duration `json:"duration_ns"`
-	Result        string        `json:"result"`
-	Files         int           `json:"files"`
-	Bytes         int64         `json:"bytes"`
-	Snapshots     []string      `json:"snapshots,omitempty"`
-	Errors        int           `json:"errors"`
-	FirstError    string        `json:"first_error,omitempty"`
-	SourceDiffers int           `json:"source_differs,omitempty"`
-}
+// TestRestoreRecord is the outcome of the last test restore
+// (index.TestRestoreRecord, defined where it is persisted).
+type TestRestoreRecord = index.TestRestoreRecord
 
 // LastTestRestore returns the record of the last test restore, nil if none
 // ran.
 func (r *Repository) LastTestRestore() (*TestRestoreRecord, error) {
-	return loadRecord[TestRestoreRecord](r.idx.KV, index.TestRestoreKey())
+	return r.idx.TestRestoreStore().Load()
 }
 
 type sampledFile struct {
@@ -361,6 +347,5 @@ func (r *Repository) recordTestRestore(ctx context.Context, rep *TestRestoreRepo
 	case !rep.OK():
 		c.Result, c.Errors, c.FirstError = index.CheckErrors, len(rep.Problems), OneLine(rep.Problems[0], MaxCheckError)
 	}
-	v, _ := json.Marshal(c)
-	r.idx.KV.Put(index.TestRestoreKey(), v, true)
+	r.idx.TestRestoreStore().Save(c)
 }
