@@ -387,6 +387,16 @@ func TestSystemdAnalyze(t *testing.T) {
 	os.WriteFile(s3cfg, []byte("repo: s3://backups/citadel\nsources:\n  models: /opt/models\n"), 0o600)
 	dir, units = installUnitsFor(t, s3cfg, bin)
 	analyzeUnits(t, sa, dir, units)
+	// A copy timer, to a bucket and to a directory.
+	for i, to := range []string{"s3://backups/gpu01", "/mnt/usb/citadel"} {
+		cfg := filepath.Join(t.TempDir(), fmt.Sprintf("copy%d.yaml", i))
+		os.WriteFile(cfg, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: "+to+"\n"), 0o600)
+		dir, units = installUnitsFor(t, cfg, bin)
+		if units["citadelfs-copy.service"] == "" {
+			t.Fatalf("copy to %s: no citadelfs-copy.service", to)
+		}
+		analyzeUnits(t, sa, dir, units)
+	}
 }
 
 func analyzeUnits(t *testing.T, sa, dir string, units map[string]string) {
@@ -524,5 +534,59 @@ func TestSystemdMaintenanceTimers(t *testing.T) {
 	code, _, stderr := runCLI(t, "systemd", "--config", cfg)
 	if code != exitUsage || !strings.Contains(stderr, cfg+":5: timers.check:") {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+// A config with a copy: section gets citadelfs-copy.service and its
+// timer: `copy --quiet` at copy.schedule (default daily 03:30), writing
+// both repositories, on the network only when one side is in S3; the
+// mount daemon, which runs the copy of the repository it owns, then gets
+// the S3 credentials file. Without copy: none (TestSystemdGolden).
+func TestSystemdCopyTimer(t *testing.T) {
+	dir := t.TempDir()
+	s3cfg := filepath.Join(dir, "s3.yaml")
+	os.WriteFile(s3cfg, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: s3://backups/gpu01\n  schedule: \"0 1 * * *\"\n"), 0o600)
+	_, units := installUnitsFor(t, s3cfg, "/usr/local/bin/citadelfs")
+	svc, timer := units["citadelfs-copy.service"], units["citadelfs-copy.timer"]
+	for _, want := range []string{
+		`ExecStart="/usr/local/bin/citadelfs" "copy" "--config" "` + s3cfg + `" "--quiet"` + "\n",
+		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
+		"EnvironmentFile=-" + filepath.Join(dir, "s3.env") + "\n",
+		`ReadWritePaths="-/backup/citadel"` + "\n",
+		"CacheDirectory=citadelfs\n",
+	} {
+		if !strings.Contains(svc, want) {
+			t.Errorf("copy to s3: citadelfs-copy.service lacks %q:\n%s", want, svc)
+		}
+	}
+	if !strings.Contains(timer, "OnCalendar=*-*-* 01:00:00\n") {
+		t.Errorf("copy.schedule not in the timer:\n%s", timer)
+	}
+	if m := units["citadelfs-mount.service"]; !strings.Contains(m, "EnvironmentFile=-"+filepath.Join(dir, "s3.env")+"\n") {
+		t.Errorf("the mount daemon runs the copy to s3 but gets no credentials file:\n%s", m)
+	}
+
+	localCfg := filepath.Join(dir, "local.yaml")
+	os.WriteFile(localCfg, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: /mnt/usb/citadel\n"), 0o600)
+	_, units = installUnitsFor(t, localCfg, "/usr/local/bin/citadelfs")
+	svc, timer = units["citadelfs-copy.service"], units["citadelfs-copy.timer"]
+	for _, want := range []string{`ReadWritePaths="-/backup/citadel"` + "\n", `ReadWritePaths="-/mnt/usb/citadel"` + "\n", "PrivateNetwork=yes\n",
+		`RequiresMountsFor="/mnt/usb/citadel"` + "\n"} {
+		if !strings.Contains(svc, want) {
+			t.Errorf("copy to a directory: citadelfs-copy.service lacks %q:\n%s", want, svc)
+		}
+	}
+	if !strings.Contains(timer, "OnCalendar="+copyOnCalendar+"\n") {
+		t.Errorf("the default copy time is not in the timer:\n%s", timer)
+	}
+	if strings.Contains(units["citadelfs-mount.service"], "EnvironmentFile") {
+		t.Errorf("copy to a directory: the mount daemon got a credentials file")
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: /mnt/usb/citadel\n  schedule: \"61 * * * *\"\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := runMain(t.Context(), []string{"systemd", "--config", bad, "--bin", "/usr/local/bin/citadelfs"}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "copy.schedule") {
+		t.Errorf("a bad copy.schedule: exit %d, %q", code, errb.String())
 	}
 }

@@ -462,6 +462,11 @@ func checkLabels(path string, root *yaml.Node) configErrors {
 			}
 		}
 	}
+	if v := nodeAt(root, "copy.schedule"); v != nil && v.Kind == yaml.ScalarNode && v.Value != "" {
+		if _, err := cronToOnCalendar(v.Value); err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: copy.schedule: %v", path, v.Line, err))
+		}
+	}
 	for _, key := range []string{"sources", "schedule", "backup_config.backup_schedule"} {
 		n := nodeAt(root, key)
 		if n == nil || n.Kind != yaml.MappingNode {

@@ -34,6 +34,9 @@ const (
 	// testRestoreOnCalendar: the 2nd of the month, after the seed's
 	// monthly snapshot on the 1st at 04:00 has had a day to finish.
 	testRestoreOnCalendar = "*-*-02 06:00:00"
+	// copyOnCalendar: daily, after the seed's 02:00 snapshots and before
+	// retention at 04:30 forgets what it might have copied.
+	copyOnCalendar = "*-*-* 03:30:00"
 )
 
 // snapshotTimer is one scheduled snapshot of one source.
@@ -183,7 +186,7 @@ Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mou
 Type=notify
 NotifyAccess=main
 ExecStart=`+cmdline("mount", cfg.Mountpoint)+`
-# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
+`+mountCopyEnv(p, cfg)+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
 # time after its own mount answered a statfs; a hung FUSE server is
 # restarted instead of hanging every reader.
 WatchdogSec=60s
@@ -307,6 +310,11 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 `)
+	if cfg.Copy.To != "" {
+		if err := copyUnits(p, cfg, add, cmdline, net, onCalendar); err != nil {
+			return nil, nil, err
+		}
+	}
 	// validation.test_restore_monthly: only with a binary that has the
 	// command, so the timer never runs something that is not there.
 	if cfg.TestRestore {
@@ -553,3 +561,87 @@ func quotePath(p string) string {
 
 // descr is a path in Description=, where only specifiers are expanded.
 func descr(s string) string { return strings.ReplaceAll(s, "%", "%%") }
+
+// mountCopyEnv gives the mount daemon the S3 credentials when the
+// config's copy target is in S3: the copy timer's command runs inside
+// the daemon that owns a local repository (commands handed over its
+// socket carry no environment).
+func mountCopyEnv(p unitParams, cfg *config) string {
+	if !isRemote(cfg.Copy.To) {
+		return ""
+	}
+	return "# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY... for copy to " + descr(cfg.Copy.To) + " (docs/s3.md); else root's ~/.aws\n" +
+		"EnvironmentFile=-" + descr(filepath.Join(filepath.Dir(p.config), "s3.env")) + "\n"
+}
+
+// copyUnits is citadelfs-copy.service and its timer, for the config's
+// copy: section: `citadelfs copy --quiet` copies every snapshot the
+// target lacks (copy.to and copy.cache_dir come from the config). It may
+// write the source's repository or cache (a directory repository's open
+// may adopt orphan packs) and the target's, and reaches the network when
+// either side is in S3.
+func copyUnits(p unitParams, cfg *config, add func(string, ...string) error,
+	cmdline func(string, ...string) string, net string, onCalendar func(cron, def string) string) error {
+	to := cfg.Copy.To
+	sb := sandboxOpts{protectHome: "read-only"}
+	side := func(loc, cache string) error {
+		switch {
+		case !isRemote(loc):
+			if err := unitPathOK("copy target", loc); err != nil {
+				return err
+			}
+			sb.rw = append(sb.rw, filepath.Clean(loc))
+		case cache != "":
+			if err := unitPathOK("copy cache directory", cache); err != nil {
+				return err
+			}
+			sb.rw = append(sb.rw, cache)
+			sb.network = true
+		default:
+			sb.cacheDirectory, sb.network = true, true
+		}
+		return nil
+	}
+	if err := side(p.repo, p.cacheDir); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(to, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return usagef("copy.to %q: control characters cannot go into a unit file", to)
+	}
+	if err := side(to, cfg.Copy.CacheDir); err != nil {
+		return err
+	}
+	if sb.network {
+		sb.envFile = filepath.Join(filepath.Dir(p.config), "s3.env")
+	}
+	if !p.remote && !isRemote(to) {
+		sb.protectHome = protectHomeFor(sb.rw)
+	}
+	unitNet := net
+	if !isRemote(to) {
+		unitNet += "RequiresMountsFor=" + quotePath(filepath.Clean(to)) + "\n"
+	}
+	if err := add("citadelfs-copy.service", `[Unit]
+Description=citadelfs copy of every snapshot to `+descr(to)+` (only the chunks it lacks)
+`+unitNet+`After=citadelfs-mount.service
+
+[Service]
+Type=oneshot
+Nice=10
+IOSchedulingClass=idle
+ExecStart=`+cmdline("copy", "--quiet")+`
+`+retryLocked+oneshotHardening(sb)); err != nil {
+		return err
+	}
+	return add("citadelfs-copy.timer", `[Unit]
+Description=citadelfs copy to `+descr(to)+`
+
+[Timer]
+`+onCalendar(cfg.Copy.Schedule, "OnCalendar="+copyOnCalendar)+`
+Persistent=true
+RandomizedDelaySec=300
+
+[Install]
+WantedBy=timers.target
+`)
+}
