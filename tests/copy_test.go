@@ -257,3 +257,24 @@ func TestCopyRefusesOtherChunkerAndDamage(t *testing.T) {
 		t.Fatalf("the target after a refused damaged copy: %s", r)
 	}
 }
+
+// While the mount daemon owns the source (the copy timer's usual case),
+// copy is handed to it and succeeds; the target restores identical.
+func TestCopyFromMountedRepository(t *testing.T) {
+	dir := t.TempDir()
+	src := smallCorpus(t, dir)
+	repo := initRepo(t, dir)
+	snap := takeSnapshot(t, repo, sourceFlags(src, "configs")...)
+	target := filepath.Join(dir, "target")
+	mustCitadel(t, "init", "--repo", target)
+	mp := filepath.Join(dir, "mnt")
+	os.MkdirAll(mp, 0o755)
+	m := startMount(t, repo, mp, monitorConfig(t, dir))
+	defer m.stop(t)
+	got := parseCopy(t, mustCitadel(t, "copy", "--repo", repo, "--to", target, "--json"))
+	if len(got.Copied) != 1 || got.Copied[0] != snap.ID {
+		t.Fatalf("copy beside the mount: %+v", got)
+	}
+	out := restore(t, target, snap.ID)
+	assertSameTree(t, filepath.Join(src, "configs"), filepath.Join(out, "configs"))
+}
