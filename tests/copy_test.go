@@ -278,3 +278,57 @@ func TestCopyFromMountedRepository(t *testing.T) {
 	out := restore(t, target, snap.ID)
 	assertSameTree(t, filepath.Join(src, "configs"), filepath.Join(out, "configs"))
 }
+
+// A copy to RGW killed with SIGKILL after its first pack is in the
+// bucket: no snapshot there; the rerun indexes that pack from its
+// trailer (its index object was never put), skips its chunks, and the
+// bucket checks clean and restores identical.
+func TestCopyToS3Kill9Resume(t *testing.T) {
+	t.Parallel()
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	corpus(t, "-out", src, "-models-mb", "96", "-logs-mb", "1", "-configs", "20")
+	repo := initRepo(t, dir)
+	snap := takeSnapshot(t, repo, sourceFlags(src)...)
+	cache := filepath.Join(dir, "cache")
+	r.must(t, cache, "init")
+	args := []string{"copy", "--repo", repo, "--to", r.url, "--s3-endpoint", r.endpoint, "--to-cache-dir", filepath.Join(dir, "tocache"), "--json"}
+
+	cmd := exec.Command(citadelBin, args...)
+	cmd.Env = append(testEnv(), r.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	hit := poll(exited, func() bool {
+		packs, err := index.ListStorePacks(r.store)
+		return err == nil && len(packs) > 0
+	})
+	if hit {
+		cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-exited
+	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !hit || !ws.Signaled() {
+		t.Fatalf("copy finished (%s) before its first pack was in the bucket: %s", cmd.ProcessState, stderr.String())
+	}
+	var snaps []snapInfo
+	if err := json.Unmarshal([]byte(r.must(t, cache, "snapshots", "--json").stdout), &snaps); err != nil || len(snaps) != 0 {
+		t.Fatalf("a killed copy left snapshots in the bucket: %v %+v", err, snaps)
+	}
+	resumed := parseCopy(t, mustCitadelEnv(t, r.env, args...))
+	if len(resumed.Copied) != 1 || resumed.Copied[0] != snap.ID || resumed.Present == 0 {
+		t.Fatalf("the rerun did not reuse the pack the killed copy put: %+v", resumed)
+	}
+	if res := r.run(t, cache, "check", "--read-data"); res.code != 0 {
+		t.Fatalf("check --read-data of the bucket: %s", res)
+	}
+	out := filepath.Join(t.TempDir(), "restore")
+	r.must(t, cache, "restore", snap.ID, out)
+	for _, l := range labels {
+		assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
+	}
+}
