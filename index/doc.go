@@ -11,7 +11,10 @@
 // (BlobRef, Lookup); packs.go the packs' index records, listing and
 // trailers; snapshots.go the snapshot records; readpath.go reads a blob's
 // stored bytes (O_DIRECT for cold big blobs); packcache.go the bounded set
-// of open pack files.
+// of open pack files; records.go and recordstore.go the records other
+// packages keep in the index and the typed stores they go through
+// (CheckStore, AttemptStore, ...), filecache.go snapshot's file-change
+// cache. No other package puts or scans raw keys on the KV.
 //
 // # Packs go through a Store
 //

@@ -86,11 +86,11 @@ func blobKey(id ID) []byte {
 // SnapshotKey is the Pebble key of a snapshot record.
 func SnapshotKey(id ID) []byte { return append([]byte{prefixSnapshot}, id[:]...) }
 
-// FileCacheKey builds the file-change cache key for a source path.
-func FileCacheKey(source string) []byte { return append([]byte{prefixFile}, source...) }
+// fileCacheKey builds the file-change cache key for a source path.
+func fileCacheKey(source string) []byte { return append([]byte{prefixFile}, source...) }
 
-// FileCachePrefix bounds the whole file cache.
-func FileCachePrefix() []byte { return []byte{prefixFile} }
+// fileCachePrefix bounds the whole file cache.
+func fileCachePrefix() []byte { return []byte{prefixFile} }
 
 // AttemptKey is where the last snapshot attempt of a source is recorded
 // (for the monitor's backup_failed and freshness rules).

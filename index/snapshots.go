@@ -50,3 +50,10 @@ func (r *Repo) Snapshots(fn func(id ID, manifest []byte) error) error {
 		return fn(id, v)
 	})
 }
+
+// HasSnapshot reports whether the index has the record of snapshot id.
+func (r *Repo) HasSnapshot(id ID) (bool, error) { return r.KV.Has(SnapshotKey(id)) }
+
+// SnapshotManifest returns the manifest bytes of snapshot id's record;
+// ErrNotFound if the index has none.
+func (r *Repo) SnapshotManifest(id ID) ([]byte, error) { return r.KV.Get(SnapshotKey(id)) }

@@ -76,7 +76,7 @@ func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []*Snapsho
 		seen: map[index.ID]bool{}, progress: progress}
 	defer c.abort()
 	for _, s := range snaps {
-		has, err := dst.idx.KV.Has(index.SnapshotKey(s.ID))
+		has, err := dst.idx.HasSnapshot(s.ID)
 		if err != nil {
 			return c.res, err
 		}
@@ -106,7 +106,7 @@ type copier struct {
 
 func (c *copier) snapshot(s *Snapshot) error {
 	c.cur = s.ID
-	manifest, err := c.src.idx.KV.Get(index.SnapshotKey(s.ID))
+	manifest, err := c.src.idx.SnapshotManifest(s.ID)
 	if err != nil {
 		return fmt.Errorf("snapshot: copy %s: %w", s.ID.Short(), err)
 	}

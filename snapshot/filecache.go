@@ -1,9 +1,5 @@
 package snapshot
 
-import (
-	"citadelfs/index"
-)
-
 // The file-change cache maps label + path to the node recorded when the
 // file was last read. A file whose size, mtime, ctime, inode and device are
 // unchanged is not read again: its chunk list is reused, after checking
@@ -14,7 +10,7 @@ func (a *archiver) cachedContent(key []byte, n *Node) ([]ChunkRef, bool) {
 	if a.readAll { // Request.ReadAll: trust nothing, look nothing up
 		return nil, false
 	}
-	v, err := a.r.idx.KV.Get(key)
+	v, err := a.r.idx.FileCache().Get(key)
 	if err != nil {
 		return nil, false
 	}
@@ -54,22 +50,10 @@ func (a *archiver) writeFileCache() error {
 	entries := a.cacheBatch
 	a.cacheBatch = nil
 	a.mu.Unlock()
-	for len(entries) > 0 {
-		n := min(len(entries), 4096)
-		b := a.r.idx.KV.NewBatch()
-		for _, e := range entries[:n] {
-			b.Put(e[0], e[1])
-		}
-		if err := b.Commit(false); err != nil {
-			return err
-		}
-		entries = entries[n:]
-	}
-	return nil
+	return a.r.idx.FileCache().Put(entries)
 }
 
 // ClearFileCache drops every file-change cache entry (after prune).
 func (r *Repository) ClearFileCache() error {
-	p := index.FileCachePrefix()
-	return r.idx.KV.DeleteRange(p, index.PrefixEnd(p), true)
+	return r.idx.FileCache().Clear()
 }

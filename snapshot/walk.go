@@ -289,7 +289,7 @@ func (a *archiver) saveEntry(tb *treeBuilder, full, rel, name string, st *unix.S
 		src.add(func(s *SourceStats) { s.Others++ })
 	case TypeFile:
 		src.add(func(s *SourceStats) { s.Files++; s.Bytes += n.Size })
-		key := index.FileCacheKey(src.label + "\x00" + rel + name)
+		key := a.r.idx.FileCache().Key(src.label, rel+name)
 		if content, ok := a.cachedContent(key, n); ok {
 			n.Content = content
 			var data int64
