@@ -87,7 +87,7 @@ func (b *repoBackupSource) BackupState(ctx context.Context) (*monitor.BackupStat
 			st.Sources = append(st.Sources, monitor.SourceState{Label: l, LastSuccess: lastOK[l], MaxAge: b.allowedAge(l, 0)})
 		}
 	}
-	if rs, err := repoStats(b.r); err == nil {
+	if rs, err := fsadapter.ReadRepoStats(b.r); err == nil {
 		st.RepoBytes = uint64(rs.Stored)
 	}
 	switch {

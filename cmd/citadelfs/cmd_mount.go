@@ -113,7 +113,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	integrity := fsadapter.NewCorruptReadRecord(time.Now, repo)
 	st.integrity = integrity
 
-	status := []cfs.StatusSource{newRepoStatus(repo)}
+	status := []cfs.StatusSource{fsadapter.NewStatus(repo)}
 	cm, err := newCLIMonitor(ctx, env, cliMonitorMode{writeHistory: true, logTransitions: true, kv: repo.Index().KV})
 	var ue usageError
 	switch {

@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"citadelfs/internal/fsadapter"
 	"citadelfs/snapshot"
 )
 
@@ -42,7 +41,7 @@ func init() {
 			if env.global.json {
 				return writeJSON(env, snapshotListJSON(snaps))
 			}
-			writeSnapshotTable(env.stdout, snaps)
+			fsadapter.WriteSnapshotTable(env.stdout, snaps)
 			return nil
 		},
 	})
@@ -144,26 +143,6 @@ func snapshotListJSON(snaps []*snapshot.Snapshot) []snapshotJSON {
 		out = append(out, j)
 	}
 	return out
-}
-
-// writeSnapshotTable is the text listing, shared with status/snapshots.
-func writeSnapshotTable(w interface{ Write([]byte) (int, error) }, snaps []*snapshot.Snapshot) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tTAGS\tSOURCES\tSIZE\tNEW\tSTORED")
-	for _, s := range snaps {
-		var labels []string
-		var size, nb, stored int64
-		for _, src := range s.Sources {
-			labels = append(labels, src.Label)
-			size += src.Stats.Bytes
-			nb += src.Stats.NewBytes
-			stored += src.Stats.StoredBytes
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.Short(), s.Time.Local().Format("2006-01-02 15:04:05"),
-			strings.Join(s.Tags, ","), strings.Join(labels, ","), humanBytes(size), humanBytes(nb), humanBytes(stored))
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "%d snapshots\n", len(snaps))
 }
 
 func writeJSON(env *cmdEnv, v any) error {

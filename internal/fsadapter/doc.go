@@ -1,7 +1,8 @@
 // Package fsadapter serves a snapshot.Repository through the fs package:
 // it implements fs.Tree (and fs.File) over the snapshot engine, so that fs
 // imports no project package and snapshot knows nothing of FUSE. cmd
-// wires it (citadelfs mount); it imports fs and snapshot, nothing above.
+// wires it (citadelfs mount); it imports fs and snapshot (and monitor's
+// byte formatting), nothing above.
 //
 // What it decides, each in one place:
 //
@@ -20,6 +21,10 @@
 //     reads that found corrupt data, counted per path up to a bound and
 //     kept in the repository (index.CorruptReads) for the monitor's
 //     backup_corrupt, across daemon restarts, until a full check passes.
+//   - The repository's status files (NewStatus): status/snapshots, with
+//     the table citadelfs snapshots prints too (WriteSnapshotTable), and
+//     status/repo, whose sizes (ReadRepoStats) also give the monitor its
+//     repository size; the dedup ratio counts data, not sparse holes.
 //   - Errors: a read of a snapshot forgotten (and pruned) since fs listed
 //     it is io/fs.ErrNotExist for a directory and ESTALE for an open
 //     file, like NFS, never EIO or a corrupt-data alert; damage is

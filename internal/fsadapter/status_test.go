@@ -1,4 +1,4 @@
-package main
+package fsadapter
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func TestRepoStatusDedupRatioExcludesHoles(t *testing.T) {
 			t.Skipf("the file system reports no holes (data %d of %d bytes)", st.DataBytes, st.Bytes)
 		}
 	}
-	out, err := newRepoStatus(r).Render(context.Background(), "repo")
+	out, err := NewStatus(r).Render(context.Background(), "repo")
 	if err != nil {
 		t.Fatal(err)
 	}

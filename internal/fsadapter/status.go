@@ -1,17 +1,21 @@
-package main
+package fsadapter
 
-// status/snapshots and status/repo: the repository as the mount shows it.
+// status/snapshots and status/repo: the repository as the mount shows it,
+// and the snapshot table citadelfs snapshots prints, written once.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 
 	"golang.org/x/sys/unix"
 
 	cfs "citadelfs/fs"
 	"citadelfs/index"
+	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
 
@@ -21,7 +25,8 @@ type repoStatus struct {
 	r *snapshot.Repository
 }
 
-func newRepoStatus(r *snapshot.Repository) cfs.StatusSource { return &repoStatus{r: r} }
+// NewStatus is the mount's status/snapshots and status/repo for r.
+func NewStatus(r *snapshot.Repository) cfs.StatusSource { return &repoStatus{r: r} }
 
 func (s *repoStatus) StatusFiles() []string { return []string{"snapshots", "repo"} }
 
@@ -33,9 +38,9 @@ func (s *repoStatus) Render(ctx context.Context, name string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		writeSnapshotTable(&b, snaps)
+		WriteSnapshotTable(&b, snaps)
 	case "repo":
-		st, err := repoStats(s.r)
+		st, err := ReadRepoStats(s.r)
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +79,8 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-type repoStat struct {
+// RepoStats are the repository's sizes, as status/repo shows them.
+type RepoStats struct {
 	Snapshots int
 	// Logical is every snapshot's files' apparent size; Data the same
 	// without sparse holes, which are never stored and so must not count
@@ -85,10 +91,10 @@ type repoStat struct {
 	Free, Total                int64
 }
 
-// repoStats reads sizes from the index (one scan of the blob entries,
+// ReadRepoStats reads sizes from the index (one scan of the blob entries,
 // about 50 bytes per MiB stored) and the file system.
-func repoStats(r *snapshot.Repository) (*repoStat, error) {
-	st := &repoStat{}
+func ReadRepoStats(r *snapshot.Repository) (*RepoStats, error) {
+	st := &RepoStats{}
 	snaps, err := r.Snapshots()
 	if err != nil {
 		return nil, err
@@ -119,3 +125,26 @@ func repoStats(r *snapshot.Repository) (*repoStat, error) {
 	}
 	return st, nil
 }
+
+// WriteSnapshotTable is the text listing of snapshots, one place for
+// status/snapshots and citadelfs snapshots.
+func WriteSnapshotTable(w io.Writer, snaps []*snapshot.Snapshot) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tTAGS\tSOURCES\tSIZE\tNEW\tSTORED")
+	for _, s := range snaps {
+		var labels []string
+		var size, nb, stored int64
+		for _, src := range s.Sources {
+			labels = append(labels, src.Label)
+			size += src.Stats.Bytes
+			nb += src.Stats.NewBytes
+			stored += src.Stats.StoredBytes
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID.Short(), s.Time.Local().Format("2006-01-02 15:04:05"),
+			strings.Join(s.Tags, ","), strings.Join(labels, ","), humanBytes(size), humanBytes(nb), humanBytes(stored))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d snapshots\n", len(snaps))
+}
+
+func humanBytes(n int64) string { return monitor.FormatBytes(uint64(max(n, 0))) }
