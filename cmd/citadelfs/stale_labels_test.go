@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"citadelfs/internal/backupsource"
 	"citadelfs/monitor"
 )
 
@@ -45,7 +46,7 @@ func backupLabels(t *testing.T, cfg string, now time.Time) []string {
 		t.Fatal(err)
 	}
 	defer release()
-	src.(*repoBackupSource).now = func() time.Time { return now }
+	src.(*backupsource.Source).Now = func() time.Time { return now }
 	st, err := src.BackupState(t.Context())
 	if err != nil {
 		t.Fatal(err)
