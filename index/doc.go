@@ -14,7 +14,8 @@
 // of open pack files; records.go and recordstore.go the records other
 // packages keep in the index and the typed stores they go through
 // (CheckStore, AttemptStore, ...), filecache.go snapshot's file-change
-// cache. No other package puts or scans raw keys on the KV.
+// cache, historystore.go the monitor's samples and alert events
+// (HistoryStore). No other package puts or scans raw keys on the KV.
 //
 // # Packs go through a Store
 //

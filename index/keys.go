@@ -20,8 +20,9 @@ const (
 	// e -> the last background failure of Pebble (JSON, kvhealth.go)
 	prefixProblem = 'e'
 	// m/<time> -> one metric sample, a/<time>... -> one alert event: the
-	// monitor's history (monitor/history.go). The '/' after the byte is
-	// part of the key since the first format (MetricsPrefix, AlertsPrefix).
+	// monitor's history (HistoryStore, historystore.go). The '/' after
+	// the byte is part of the key since the first format (MetricsPrefix,
+	// AlertsPrefix).
 	prefixMetrics = 'm'
 	prefixAlerts  = 'a'
 )

@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,29 +11,20 @@ import (
 	"citadelfs/index"
 )
 
-// History layout in the KV (shared with the repository's index, so the
-// prefixes are index's, in its one namespace table):
-//
-//	m/<8-byte big-endian unix nanoseconds>                  one Sample, JSON
-//	a/<8-byte big-endian unix nanoseconds><4-byte sequence><rule>\x00<subject>
-//	                                                        one Event, JSON
-//
-// The sequence orders the transitions of one cycle, which share a time
-// (inactive->pending->firing when `for` is 0).
-//
-// The big-endian time sorts keys by time, so retention is one DeleteRange
-// from the prefix's start to the cut-off time: a range tombstone, whatever
-// the amount of history, and nothing is ever rewritten.
-var (
-	prefixMetrics = index.MetricsPrefix()
-	prefixAlerts  = index.AlertsPrefix()
-)
+// The history's keys are index's (index.HistoryStore: samples and alert
+// events by time, in its one namespace table); the values are this
+// package's Sample and Event as JSON. The KV is the repository's index
+// inside the mount daemon, or the monitor's own (OpenHistoryKV).
 
 type history struct {
-	kv *index.KV
+	store *index.HistoryStore
 	// readOnly keeps the history as it is: no samples, events or trims
 	// (`citadelfs status` reads another process's history).
 	readOnly bool
+}
+
+func newHistory(kv *index.KV, readOnly bool) *history {
+	return &history{store: kv.History(), readOnly: readOnly}
 }
 
 // OpenHistoryKV opens (creating if needed) the monitor's own Pebble
@@ -55,49 +45,28 @@ func OpenHistoryKV(dir string, readOnly bool) (*index.KV, error) {
 	return kv, nil
 }
 
-func timeKey(prefix []byte, t time.Time) []byte {
-	k := make([]byte, len(prefix)+8, len(prefix)+8+32)
-	copy(k, prefix)
-	binary.BigEndian.PutUint64(k[len(prefix):], uint64(max(t.UnixNano(), 0)))
-	return k
-}
-
-func keyTime(prefix, key []byte) (time.Time, bool) {
-	if len(key) < len(prefix)+8 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(key[len(prefix):]))).UTC(), true
-}
-
-func eventKey(ev Event, seq int) []byte {
-	k := timeKey(prefixAlerts, ev.Time)
-	k = binary.BigEndian.AppendUint32(k, uint32(seq))
-	k = append(k, ev.Rule...)
-	k = append(k, 0)
-	return append(k, ev.Subject...)
-}
-
-// record stores one sample and its events in one batch. Not synced: losing
-// the last minute of history in a power cut is acceptable, an fsync per
-// minute into the repository's index is not free.
+// record stores one sample and its events in one batch (not synced; see
+// index.HistoryStore.Record). An event's name is its rule and subject;
+// its sequence orders the transitions of one cycle, which share a time
+// (inactive->pending->firing when `for` is 0).
 func (h *history) record(s *Sample, events []Event) error {
 	if h == nil || h.readOnly {
 		return nil
 	}
-	b := h.kv.NewBatch()
 	v, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("monitor: history: encode sample: %w", err)
 	}
-	b.Put(timeKey(prefixMetrics, s.Time), v)
+	evs := make([]index.HistoryEvent, 0, len(events))
 	for i, ev := range events {
-		v, err := json.Marshal(ev)
+		b, err := json.Marshal(ev)
 		if err != nil {
 			return fmt.Errorf("monitor: history: encode event: %w", err)
 		}
-		b.Put(eventKey(ev, i), v)
+		name := append(append([]byte(ev.Rule), 0), ev.Subject...)
+		evs = append(evs, index.HistoryEvent{Time: ev.Time, Seq: i, Name: name, Value: b})
 	}
-	if err := b.Commit(false); err != nil {
+	if err := h.store.Record(s.Time, v, evs); err != nil {
 		return fmt.Errorf("monitor: history: %w", err)
 	}
 	return nil
@@ -109,13 +78,8 @@ func (h *history) trim(now time.Time, metrics, alerts time.Duration) error {
 	if h == nil || h.readOnly {
 		return nil
 	}
-	for _, x := range []struct {
-		prefix []byte
-		keep   time.Duration
-	}{{prefixMetrics, metrics}, {prefixAlerts, alerts}} {
-		if err := h.kv.DeleteRange(x.prefix, timeKey(x.prefix, now.Add(-x.keep)), false); err != nil {
-			return fmt.Errorf("monitor: history: trim %s: %w", x.prefix, err)
-		}
+	if err := h.store.Trim(now.Add(-metrics), now.Add(-alerts)); err != nil {
+		return fmt.Errorf("monitor: history: %w", err)
 	}
 	return nil
 }
@@ -123,11 +87,7 @@ func (h *history) trim(now time.Time, metrics, alerts time.Duration) error {
 // events calls fn for each event in [from, to), oldest first (newest first
 // when reverse). fn may return io.EOF to stop.
 func (h *history) events(from, to time.Time, reverse bool, fn func(Event) error) error {
-	scan := h.kv.Scan
-	if reverse {
-		scan = h.kv.ScanReverse
-	}
-	return scan(timeKey(prefixAlerts, from), timeKey(prefixAlerts, to), func(k, v []byte) error {
+	return h.store.Events(from, to, reverse, func(k, v []byte) error {
 		var ev Event
 		if err := json.Unmarshal(v, &ev); err != nil {
 			return fmt.Errorf("monitor: history: event %x: %w", k, err)
@@ -138,7 +98,7 @@ func (h *history) events(from, to time.Time, reverse bool, fn func(Event) error)
 
 // samples calls fn for each sample in [from, to), oldest first.
 func (h *history) samples(from, to time.Time, fn func(*Sample) error) error {
-	return h.kv.Scan(timeKey(prefixMetrics, from), timeKey(prefixMetrics, to), func(k, v []byte) error {
+	return h.store.Samples(from, to, func(k, v []byte) error {
 		s := &Sample{}
 		if err := json.Unmarshal(v, s); err != nil {
 			return fmt.Errorf("monitor: history: sample %x: %w", k, err)
@@ -149,12 +109,7 @@ func (h *history) samples(from, to time.Time, fn func(*Sample) error) error {
 
 // latestSample returns the time of the newest stored sample.
 func (h *history) latestSample() (time.Time, bool, error) {
-	var at time.Time
-	found := false
-	err := h.kv.ScanReverse(prefixMetrics, index.PrefixEnd(prefixMetrics), func(k, _ []byte) error {
-		at, found = keyTime(prefixMetrics, k)
-		return io.EOF
-	})
+	at, found, err := h.store.LatestSample()
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("monitor: history: %w", err)
 	}

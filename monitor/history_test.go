@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -22,11 +23,12 @@ func keyTimes(t testing.TB, kv *index.KV, prefix []byte) []time.Time {
 	t.Helper()
 	var out []time.Time
 	err := kv.Scan(prefix, index.PrefixEnd(prefix), func(k, v []byte) error {
-		at, ok := keyTime(prefix, k)
-		if !ok {
+		// The layout index.HistoryStore documents: the prefix, then the
+		// time as 8 big-endian bytes of unix nanoseconds.
+		if len(k) < len(prefix)+8 {
 			t.Fatalf("short history key %x", k)
 		}
-		out = append(out, at)
+		out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC())
 		return nil
 	})
 	if err != nil {
@@ -42,7 +44,7 @@ func TestHistoryRetention(t *testing.T) {
 	kv := openKV(t, t.TempDir())
 	defer kv.Close()
 	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
-	h := &history{kv: kv}
+	h := newHistory(kv, false)
 	days := func(d float64) time.Time { return now.Add(-time.Duration(d * 24 * float64(time.Hour))) }
 
 	samples := []struct {
@@ -95,10 +97,10 @@ func TestHistoryRetention(t *testing.T) {
 			wantEvents = append(wantEvents, e.at)
 		}
 	}
-	if got := keyTimes(t, kv, prefixAlerts); !equalTimes(got, wantEvents) {
+	if got := keyTimes(t, kv, index.AlertsPrefix()); !equalTimes(got, wantEvents) {
 		t.Errorf("events kept %v, want %v", got, wantEvents)
 	}
-	got := keyTimes(t, kv, prefixMetrics)
+	got := keyTimes(t, kv, index.MetricsPrefix())
 	kept := map[time.Time]bool{}
 	for _, g := range got {
 		kept[g] = true
@@ -144,7 +146,7 @@ func TestMonitorTrimsHistory(t *testing.T) {
 		clock.Advance(step)
 	}
 	last := clock.Now().Add(-step)
-	ms := keyTimes(t, kv, prefixMetrics)
+	ms := keyTimes(t, kv, index.MetricsPrefix())
 	if len(ms) == 0 || !ms[len(ms)-1].Equal(last) {
 		t.Fatalf("newest sample %v, want %v", ms, last)
 	}
@@ -153,7 +155,7 @@ func TestMonitorTrimsHistory(t *testing.T) {
 	if oldest := ms[0]; oldest.Before(last.Add(-30*24*time.Hour)) || len(ms) != 30*4+1 {
 		t.Fatalf("%d samples, oldest %v: want %d from %v", len(ms), oldest, 30*4+1, last.Add(-30*24*time.Hour))
 	}
-	es := keyTimes(t, kv, prefixAlerts)
+	es := keyTimes(t, kv, index.AlertsPrefix())
 	if oldest := es[0]; oldest.Before(last.Add(-7 * 24 * time.Hour)) {
 		t.Fatalf("oldest event %v older than 7 days before %v", oldest, last)
 	}
@@ -250,7 +252,7 @@ func TestReadOnlyHistoryIsNotWritten(t *testing.T) {
 	if len(r.Events) == 0 {
 		t.Fatal("no events to (not) write")
 	}
-	if n := len(keyTimes(t, ro, prefixMetrics)) + len(keyTimes(t, ro, prefixAlerts)); n != 0 {
+	if n := len(keyTimes(t, ro, index.MetricsPrefix())) + len(keyTimes(t, ro, index.AlertsPrefix())); n != 0 {
 		t.Fatalf("%d keys written to a read-only history", n)
 	}
 	// This process's transitions are still listed as recent.

@@ -197,7 +197,7 @@ func New(o Options) (*Monitor, error) {
 	}
 	m.registry = newRegistry(m.snapshot, m.delivery.Load)
 	if o.KV != nil {
-		m.hist = &history{kv: o.KV, readOnly: o.HistoryReadOnly}
+		m.hist = newHistory(o.KV, o.HistoryReadOnly)
 		now := o.Clock()
 		var past []Event
 		err := m.hist.events(now.Add(-o.Config.AlertRetention), now.Add(time.Nanosecond), false, func(ev Event) error {
