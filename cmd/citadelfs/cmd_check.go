@@ -46,9 +46,9 @@ func init() {
 				return err
 			}
 			defer release()
-			var done, total int
-			pl := startProgress(env, func() string { return fmt.Sprintf("check: read %d/%d packs", done, total) })
-			o.Progress = func(d, t int) { done, total = d, t }
+			var c counts
+			pl := startProgress(env, func() string { done, total := c.get(); return fmt.Sprintf("check: read %d/%d packs", done, total) })
+			o.Progress = c.setInts
 			rep, err := repo.Check(ctx, o)
 			pl.Stop()
 			if err != nil {

@@ -87,11 +87,12 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := repo.CheckCompatible(dst); err != nil {
 		return usagef("copy: %s and %s chunk differently (copying would need re-chunking, not supported yet)", repo.Dir(), to)
 	}
-	var blobs, bytes int64
+	var c counts
 	pl := startProgress(env, func() string {
+		blobs, bytes := c.get()
 		return fmt.Sprintf("copy: %d chunks, %s transferred", blobs, humanBytes(bytes))
 	})
-	res, err := repo.Copy(ctx, dst, snaps, func(_ index.ID, b, n int64) { blobs, bytes = b, n })
+	res, err := repo.Copy(ctx, dst, snaps, func(_ index.ID, b, n int64) { c.set(b, n) })
 	pl.Stop()
 	if err != nil {
 		if res != nil && len(res.Copied) > 0 {

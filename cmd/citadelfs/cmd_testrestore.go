@@ -76,9 +76,9 @@ func runTestRestore(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer release()
-	var done, total int
-	pl := startProgress(env, func() string { return fmt.Sprintf("test restore: %d/%d files", done, total) })
-	o.Progress = func(d, t int) { done, total = d, t }
+	var c counts
+	pl := startProgress(env, func() string { done, total := c.get(); return fmt.Sprintf("test restore: %d/%d files", done, total) })
+	o.Progress = c.setInts
 	rep, err := repo.TestRestore(ctx, o)
 	pl.Stop()
 	if err != nil {

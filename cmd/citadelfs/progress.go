@@ -5,12 +5,22 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
+
+// counts is a pair of progress numbers (done and total, chunks and bytes)
+// written by the work's goroutines and read by the progress line's own:
+// atomics, since plain ints shared that way are a data race.
+type counts struct{ a, b atomic.Int64 }
+
+func (c *counts) set(a, b int64)    { c.a.Store(a); c.b.Store(b) }
+func (c *counts) get() (a, b int64) { return c.a.Load(), c.b.Load() }
+func (c *counts) setInts(a, b int)  { c.set(int64(a), int64(b)) }
 
 // progressLine redraws one status line on a terminal about four times a
 // second; on a pipe or with --quiet/--json it draws nothing, so logs and

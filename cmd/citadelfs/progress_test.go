@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"citadelfs/internal/testutil"
 	"citadelfs/snapshot"
 )
 
@@ -109,4 +110,25 @@ func TestProgressFitsA50ColumnTerminal(t *testing.T) {
 			t.Errorf("redraw %q, want the line cut at 49 columns", seg)
 		}
 	}
+}
+
+// The work's goroutines set the counts while the progress line's goroutine
+// renders them (check, test-restore and copy used plain ints for this, a
+// data race that -race reports); the line shows the last counts set.
+func TestProgressCountsAcrossGoroutines(t *testing.T) {
+	var out testutil.SyncBuffer
+	env := &cmdEnv{stderr: &out, global: &globalFlags{}, isTerminal: true, columns: 80}
+	var c counts
+	p := startProgress(env, func() string { done, total := c.get(); return fmt.Sprintf("check: read %d/%d packs", done, total) })
+	for i := 1; i <= 2000; i++ {
+		c.setInts(i, 2000)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "read 2000/2000 packs") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no redraw with the last counts: %q", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Stop()
 }
