@@ -24,6 +24,9 @@ type Repo struct {
 	// CacheDir holds the index of a remote repository (IsRemote): a
 	// cache of what the store holds (remote.go). "" for a local one.
 	CacheDir string
+	// Keys are an encrypted repository's keys (crypt.go), nil for one in
+	// the clear: every blob id is Keys.BlobID, every stored object sealed.
+	Keys *Keys
 	// LastSync is what OpenStore's sync of the cache changed.
 	LastSync *SyncResult
 	rlock    *StoreLock // a remote repository's lock
@@ -74,6 +77,11 @@ type Options struct {
 	CacheDir  string
 	Exclusive bool
 	LockTimes LockTimes
+	// Keys are the unlocked keys of an encrypted repository (key slots
+	// unlock them from a passphrase or key file); Open and OpenStore
+	// refuse an encrypted repository without them (ErrNeedKey), and keys
+	// for one in the clear.
+	Keys *Keys
 	// RebuildCache removes the cache's index once the lock is held, so
 	// it is rebuilt from the store (repair index of a remote repository).
 	RebuildCache bool
@@ -118,6 +126,9 @@ func Open(dir string, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkKeys(cfg, o.Keys, dir); err != nil {
+		return nil, err
+	}
 	if o.ReadOnly {
 		return openReadOnly(dir, cfg, o)
 	}
@@ -158,7 +169,7 @@ func Open(dir string, o Options) (*Repo, error) {
 		}
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir),
+	r := &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir), Keys: o.Keys,
 		reserveSize: o.Reserve, reserveReleased: released}
 	if !released {
 		// Absent (a repository made before the reserve, or one whose
@@ -192,7 +203,7 @@ func openReadOnly(dir string, cfg *Config, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, err
 	}
-	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir), readOnly: true}, nil
+	return &Repo{Dir: dir, Config: cfg, KV: kv, lock: lock, Store: o.store(dir), readOnly: true, Keys: o.Keys}, nil
 }
 
 // openIndexKV opens <dir>/index, never creating it: a repository whose

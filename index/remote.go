@@ -88,6 +88,9 @@ func OpenStore(s Store, location string, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkKeys(cfg, o.Keys, location); err != nil {
+		return nil, err
+	}
 	cache := o.CacheDir
 	if cache == "" {
 		cache = filepath.Join(DefaultCacheRoot, cfg.ID)
@@ -113,7 +116,7 @@ func OpenStore(s Store, location string, o Options) (*Repo, error) {
 		lock.Release()
 		return nil, fmt.Errorf("index: cache %s: %w", cache, err)
 	}
-	r := &Repo{Dir: location, Config: cfg, KV: kv, Store: s, rlock: lock, remote: true, CacheDir: cache}
+	r := &Repo{Dir: location, Config: cfg, KV: kv, Store: s, rlock: lock, remote: true, CacheDir: cache, Keys: o.Keys}
 	if r.LastSync, err = r.SyncCache(); err != nil {
 		r.Close()
 		return nil, err

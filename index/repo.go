@@ -40,6 +40,11 @@ type Config struct {
 	// Chunker parameters; changing them breaks dedup with older snapshots,
 	// so they are fixed at init.
 	Chunker ChunkerParams `json:"chunker"`
+	// Encryption is "aes-256-gcm" for an encrypted repository (format
+	// version 2: crypt.go, key slots in the store), "none" for a version 2
+	// repository in the clear, and empty in version 1 (always clear). It
+	// is omitted when empty, so a version 1 file's checksum is unchanged.
+	Encryption string `json:"encryption,omitempty"`
 	// Checksum is "blake3:" and the hex BLAKE3-256 of the canonical JSON
 	// of every other field (configChecksum): citadel.json is the one file
 	// a reader trusts before anything else, and JSON alone catches only
@@ -65,6 +70,32 @@ func encodeConfig(cfg Config) []byte {
 	cfg.Checksum = configChecksum(cfg)
 	data, _ := json.MarshalIndent(cfg, "", "  ")
 	return append(data, '\n')
+}
+
+// Encryption names (Config.Encryption).
+const (
+	EncryptionAESGCM = "aes-256-gcm"
+	EncryptionNone   = "none"
+)
+
+// Encrypted reports whether the repository's objects are sealed
+// (crypt.go): opening it needs its keys (Options.Keys).
+func (c *Config) Encrypted() bool { return c.Encryption == EncryptionAESGCM }
+
+// ErrNeedKey: an encrypted repository opened without its keys.
+var ErrNeedKey = errors.New("the repository is encrypted: its key is needed")
+
+// checkKeys says whether keys fit the repository cfg describes: an
+// encrypted one needs them, one in the clear must not get any (its ids
+// are plain BLAKE3).
+func checkKeys(cfg *Config, keys *Keys, location string) error {
+	switch {
+	case cfg.Encrypted() && keys == nil:
+		return fmt.Errorf("index: %s: %w", location, ErrNeedKey)
+	case !cfg.Encrypted() && keys != nil:
+		return fmt.Errorf("index: %s is not encrypted, but keys were given", location)
+	}
+	return nil
 }
 
 // ChunkerParams are the content-defined chunking sizes in bytes.
