@@ -124,3 +124,18 @@ func TestVersionOf(t *testing.T) {
 		t.Errorf("versionOf without vcs settings: %+v, want the -ldflags commit", v)
 	}
 }
+
+// --tag a,b is two tags (restic's reading, and the one `snapshots --tag
+// a,b` filters by); repeats and duplicates merge; an empty or spaced tag
+// is a usage error.
+func TestSplitTags(t *testing.T) {
+	got, err := splitTags([]string{"daily,pre-upgrade", "daily", "x"})
+	if err != nil || strings.Join(got, " ") != "daily pre-upgrade x" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	for _, bad := range []string{"", "a,", ",a", "a b", "a,\tb"} {
+		if _, err := splitTags([]string{bad}); exitCode(err) != exitUsage {
+			t.Errorf("--tag %q: want a usage error, got %v", bad, err)
+		}
+	}
+}

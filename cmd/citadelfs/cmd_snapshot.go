@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func init() {
 			fs.StringArrayVar(&snapFlags.excludeFiles, "exclude-file", nil, "read exclude patterns from FILE, one a line; blank lines and # comments ignored (repeatable)")
 			fs.BoolVar(&snapFlags.excludeCaches, "exclude-caches", false, "leave out the contents of directories holding a valid CACHEDIR.TAG (the tag file is kept)")
 			fs.BoolVar(&snapFlags.oneFS, "one-file-system", false, "do not descend into mount points below a source root (each is recorded empty)")
-			fs.StringArrayVar(&snapFlags.tags, "tag", nil, "tag for the snapshot, e.g. daily (repeatable)")
+			fs.StringArrayVar(&snapFlags.tags, "tag", nil, "tags for the snapshot, e.g. daily or daily,pre-upgrade (repeatable)")
 			fs.StringVar(&snapFlags.at, "time", "", "time the snapshot represents, RFC 3339 (default now)")
 			fs.BoolVar(&snapFlags.readAll, "read-all", false, "read every file again, not trusting unchanged size and times (e.g. weekly, for files written through mmap)")
 			fs.StringVar(&snapFlags.host, "host", "", "host name recorded in the snapshot (default the hostname): several hosts share an s3:// repository")
@@ -118,6 +119,10 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		at = t
 	}
+	tags, err := splitTags(snapFlags.tags)
+	if err != nil {
+		return err
+	}
 	if snapFlags.host != "" && !validHost(snapFlags.host) {
 		return usagef("--host %q: want 1 to 64 letters, digits, '.', '-' or '_'", snapFlags.host)
 	}
@@ -132,7 +137,7 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 	if snapFlags.host != "" {
 		sys.Host = snapFlags.host
 	}
-	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: snapFlags.tags, Time: at, Progress: prog, ReadAll: snapFlags.readAll,
+	res, err := repo.TakeSnapshot(ctx, snapshot.Request{Sources: specs, Tags: tags, Time: at, Progress: prog, ReadAll: snapFlags.readAll,
 		Workers: cfg.ParallelJobs, Host: sys.Host, System: &snapshot.SystemInfo{Kernel: sys.Kernel, OSRelease: sys.OSRelease, NVIDIADriver: sys.NVIDIADriver, CUDA: sys.CUDA},
 		Warn: func(msg string) {
 			if !env.global.json {
@@ -336,4 +341,23 @@ func validHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// splitTags turns --tag values into tags: each value is a comma-separated
+// list, as restic reads it and as `snapshots --tag a,b` filters (a tag
+// holding a comma could never be selected). Duplicates are dropped; an
+// empty tag or one with spaces or control characters is a usage error.
+func splitTags(values []string) ([]string, error) {
+	var tags []string
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if t == "" || strings.IndexFunc(t, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+				return nil, usagef("--tag %q: want tags of letters, digits and punctuation, separated by commas", v)
+			}
+			if !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags, nil
 }
