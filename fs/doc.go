@@ -11,12 +11,19 @@
 //
 //	<YYYY-MM-DD>/<label>/          each source's newest snapshot of that local day
 //	latest/<label>/                each source's newest snapshot
+//	hosts/<host>/<YYYY-MM-DD>/<label>/, hosts/<host>/latest/<label>/
+//	                               the same per host (Snapshot.Host)
 //	snapshots/<YYYY-MM-DDTHH:MM:SS>/<label>/
 //	                               every snapshot, by local time; the others
 //	                               of a second than the first committed get
 //	                               ".<first 8 hex digits of the id>"
 //	tags/<tag>/<time>/<label>/     the snapshots that carry a tag (same <time> names)
 //	status/<file>                  documents rendered at open (StatusSource)
+//
+// The top-level day folders and latest/ show only the snapshots of
+// Options.Host (the mounting host) and those that record no host; each
+// host's are under hosts/<host>/, and snapshots/ and tags/ show all. With
+// no Options.Host every snapshot counts as this host's.
 //
 // A snapshot's folder name never changes when others are taken or, while
 // the mount runs, forgotten: names come from the order Tree.Snapshots

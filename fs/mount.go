@@ -38,7 +38,7 @@ func newMountFS(o Options) (*mountFS, error) {
 	o = o.withDefaults()
 	return &mountFS{
 		opts:    o,
-		views:   &viewCache{tree: o.Tree, loc: o.Location, withStatus: o.Status != nil},
+		views:   &viewCache{tree: o.Tree, loc: o.Location, host: o.Host, withStatus: o.Status != nil},
 		started: time.Now(),
 		open:    map[*fileHandle]struct{}{},
 	}, nil

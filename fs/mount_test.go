@@ -88,7 +88,7 @@ func TestMountFaithful(t *testing.T) {
 	for _, e := range ents {
 		got = append(got, e.Name())
 	}
-	if want := []string{"2026-11-26", "latest", "snapshots", "status", "tags"}; !slices.Equal(got, want) {
+	if want := []string{"2026-11-26", "hosts", "latest", "snapshots", "status", "tags"}; !slices.Equal(got, want) {
 		t.Errorf("root = %q, want %q", got, want)
 	}
 

@@ -18,6 +18,11 @@ type Options struct {
 	// and snapshot folders (snapshots/<YYYY-MM-DDTHH:MM:SS>/). Default
 	// time.Local: an operator thinks of "yesterday's configs" in local time.
 	Location *time.Location
+	// Host is the mounting host's name: the top-level day folders and
+	// latest/ show its snapshots (and those that record no host), while
+	// hosts/<host>/ shows every host's. Default "": every snapshot at the
+	// top level, as if all were this host's.
+	Host string
 	// Logger receives one record per operation that failed with EIO.
 	// Default slog.Default().
 	Logger *slog.Logger

@@ -15,6 +15,11 @@ type Snapshot struct {
 	ID string
 	// Time is the time the snapshot represents (the --time it was taken with).
 	Time time.Time
+	// Host is the host the snapshot was taken on, as it recorded it
+	// ("" when it recorded none). The mount shows every host's under
+	// hosts/<host>/, and only Options.Host's (and those with none) in the
+	// top-level day folders and latest/.
+	Host string
 	// Tags such as "daily", "weekly".
 	Tags []string
 	// Sources holds one root directory per source label ("models", ...).

@@ -23,6 +23,7 @@ const (
 	latestDir    = "latest"
 	snapshotsDir = "snapshots"
 	tagsDir      = "tags"
+	hostsDir     = "hosts"
 	statusDir    = "status"
 )
 
@@ -30,7 +31,8 @@ const (
 type view struct {
 	gen uint64
 	// dirs holds every virtual folder by its path ("" is the root,
-	// "latest", "snapshots/2026-11-26T02:00:00", "tags/daily", ...).
+	// "latest", "snapshots/2026-11-26T02:00:00", "tags/daily",
+	// "hosts/gpu02/latest", ...).
 	dirs map[string]*vdir
 	// snapNames is each snapshot's folder name under snapshots/, by ID;
 	// the next view keeps them (see snapshotNames).
@@ -139,10 +141,19 @@ func suffixedName(base, id string, taken map[string]bool) string {
 	}
 }
 
+// ownHost reports whether snapshot s belongs in the top-level <day>/ and
+// latest/ of a mount for host: every snapshot when the mount names no
+// host, and a snapshot that records none (written before hosts were
+// recorded) on every host.
+func ownHost(s *Snapshot, host string) bool {
+	return host == "" || s.Host == "" || s.Host == host
+}
+
 // buildView computes the virtual tree. snaps is Tree.Snapshots' result;
-// prev is the view it replaces (nil for the first), whose snapshot folder
-// names are kept.
-func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool, prev *view) *view {
+// host is the mounting host's name (Options.Host), whose snapshots the
+// top-level day folders and latest/ show; prev is the view it replaces
+// (nil for the first), whose snapshot folder names are kept.
+func buildView(gen uint64, snaps []Snapshot, loc *time.Location, host string, withStatus bool, prev *view) *view {
 	var prevNames map[string]string
 	if prev != nil {
 		prevNames = prev.snapNames
@@ -154,6 +165,7 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 	b.subdir("", latestDir)
 	b.subdir("", snapshotsDir)
 	b.subdir("", tagsDir)
+	b.subdir("", hostsDir)
 	if withStatus {
 		b.dir("").add(statusDir, ventry{status: true, isDir: true, mode: modeDir})
 	}
@@ -161,7 +173,16 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 		s := &snaps[i]
 		b.v.snapNames[s.ID] = names[i]
 		day := s.Time.In(loc).Format(dayLayout)
-		b.subdir("", day)
+		// Where the snapshot is one of "the newest": the top level for
+		// this host's own, hosts/<host>/ for every host's.
+		var newest []string
+		if ownHost(s, host) {
+			newest = append(newest, b.subdir("", day), latestDir)
+		}
+		if validName(s.Host) {
+			hostDir := b.subdir(hostsDir, s.Host)
+			newest = append(newest, b.subdir(hostDir, day), b.subdir(hostDir, latestDir))
+		}
 		snapDir := b.subdir(snapshotsDir, names[i])
 		var tagDirs []string
 		for _, tag := range s.Tags {
@@ -178,7 +199,7 @@ func buildView(gen uint64, snaps []Snapshot, loc *time.Location, withStatus bool
 			// Snapshots come oldest first (Tree.Snapshots), so a later
 			// one replaces an earlier one of the same day in <day>/ and
 			// in latest/: fs shows the order it is given.
-			for _, d := range append([]string{day, latestDir, snapDir}, tagDirs...) {
+			for _, d := range append(append(newest, snapDir), tagDirs...) {
 				b.source(d, s, src)
 			}
 		}
@@ -266,6 +287,7 @@ func (b *viewBuilder) finish() {
 type viewCache struct {
 	tree       Tree
 	loc        *time.Location
+	host       string // Options.Host
 	withStatus bool
 
 	mu  sync.Mutex // serialises rebuilds
@@ -291,7 +313,7 @@ func (c *viewCache) get(ctx context.Context) (*view, error) {
 	// gen was read before Snapshots: if a snapshot was committed in
 	// between, the list is newer than gen says and the next call rebuilds
 	// once more, which is harmless. The other order could miss one.
-	v := buildView(gen, snaps, c.loc, c.withStatus, c.cur.Load())
+	v := buildView(gen, snaps, c.loc, c.host, c.withStatus, c.cur.Load())
 	c.cur.Store(v)
 	return v, nil
 }

@@ -53,8 +53,8 @@ func srcAt(t *testing.T, v *view, dirPath, name string) *srcEntry {
 }
 
 func TestBuildViewLayout(t *testing.T) {
-	v := buildView(7, viewFixture(), time.UTC, true, nil)
-	if got, want := v.dirs[""].names, []string{"2026-11-25", "2026-11-26", "latest", "snapshots", "status", "tags"}; !slices.Equal(got, want) {
+	v := buildView(7, viewFixture(), time.UTC, "", true, nil)
+	if got, want := v.dirs[""].names, []string{"2026-11-25", "2026-11-26", "hosts", "latest", "snapshots", "status", "tags"}; !slices.Equal(got, want) {
 		t.Errorf("root = %q, want %q", got, want)
 	}
 	for _, c := range []struct{ dir, label, snap string }{
@@ -84,8 +84,64 @@ func TestBuildViewLayout(t *testing.T) {
 	if got := v.dirs["2026-11-26"].mtime; !got.Equal(at("2026-11-26T03:15:00Z")) {
 		t.Errorf("day mtime = %v", got)
 	}
-	if got := v.dirs[""].subdirs; got != 6 {
-		t.Errorf("root subdirs = %d, want 6", got)
+	if got := v.dirs[""].subdirs; got != 7 {
+		t.Errorf("root subdirs = %d, want 7", got)
+	}
+}
+
+// Every host's snapshots are under hosts/<host>/ (its own day folders and
+// latest/); the top level shows only the mounting host's, and those that
+// record no host. snapshots/ and tags/ keep every snapshot.
+func TestBuildViewHosts(t *testing.T) {
+	withHost := func(s Snapshot, h string) Snapshot { s.Host = h; return s }
+	snaps := []Snapshot{
+		withHost(snap("a1", at("2026-11-25T02:00:00Z"), nil, map[string]*fnode{"models": dir("ma1")}), "a"),
+		withHost(snap("b1", at("2026-11-25T03:00:00Z"), nil, map[string]*fnode{"models": dir("mb1")}), "b"),
+		withHost(snap("a2", at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"configs": dir("ca2")}), "a"),
+		withHost(snap("b2", at("2026-11-27T02:00:00Z"), []string{"daily"}, map[string]*fnode{"models": dir("mb2"), "configs": dir("cb2")}), "b"),
+		snap("n1", at("2026-11-26T05:00:00Z"), nil, map[string]*fnode{"logs": dir("ln1")}), // no host recorded
+		withHost(snap("x1", at("2026-11-26T06:00:00Z"), nil, map[string]*fnode{"logs": dir("lx1")}), "../x"),
+	}
+	v := buildView(1, snaps, time.UTC, "a", false, nil)
+	if got, want := v.dirs[""].names, []string{"2026-11-25", "2026-11-26", "hosts", "latest", "snapshots", "tags"}; !slices.Equal(got, want) {
+		t.Errorf("root = %q, want %q (b's 2026-11-27 is not a's)", got, want)
+	}
+	if got, want := v.dirs["hosts"].names, []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("hosts = %q, want %q (an invalid host name is skipped)", got, want)
+	}
+	if got, want := v.dirs["hosts/b"].names, []string{"2026-11-25", "2026-11-27", "latest"}; !slices.Equal(got, want) {
+		t.Errorf("hosts/b = %q, want %q", got, want)
+	}
+	for _, c := range []struct{ dir, label, snap string }{
+		{"latest", "models", "a1"},
+		{"latest", "configs", "a2"},
+		{"latest", "logs", "n1"},
+		{"2026-11-25", "models", "a1"},
+		{"hosts/a/latest", "models", "a1"},
+		{"hosts/a/latest", "configs", "a2"},
+		{"hosts/a/2026-11-26", "configs", "a2"},
+		{"hosts/b/latest", "models", "b2"},
+		{"hosts/b/latest", "configs", "b2"},
+		{"hosts/b/2026-11-25", "models", "b1"},
+		{"snapshots/2026-11-27T02:00:00", "models", "b2"},
+		{"snapshots/2026-11-26T06:00:00", "logs", "x1"},
+		{"tags/daily/2026-11-27T02:00:00", "configs", "b2"},
+	} {
+		s := srcAt(t, v, c.dir, c.label)
+		if s.scope.snapID != c.snap || s.scope.vpath != c.dir+"/"+c.label {
+			t.Errorf("%s/%s = %+v, want snapshot %s", c.dir, c.label, *s.scope, c.snap)
+		}
+	}
+	if _, ok := v.dirs["hosts/a/latest"].entries["logs"]; ok {
+		t.Error("hosts/a/latest/logs: a snapshot that records no host is no host's under hosts/")
+	}
+	if got := v.dirs["hosts/b"].mtime; !got.Equal(at("2026-11-27T02:00:00Z")) {
+		t.Errorf("hosts/b mtime = %v", got)
+	}
+	// A mount that names no host shows every snapshot at the top level.
+	all := buildView(1, snaps, time.UTC, "", false, nil)
+	if s := srcAt(t, all, "latest", "models"); s.scope.snapID != "b2" {
+		t.Errorf("no host: latest/models = %s, want b2", s.scope.snapID)
 	}
 }
 
@@ -126,14 +182,14 @@ func checkKept(t *testing.T, before, after map[string]string, forgotten ...strin
 func TestSnapshotNamesStableWhenTiesAppear(t *testing.T) {
 	snaps := viewFixture()
 	for _, prev := range []bool{false, true} {
-		before := buildView(1, snaps, time.UTC, false, nil)
+		before := buildView(1, snaps, time.UTC, "", false, nil)
 		late := snap("0b7e11aa42", at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"logs": dir("l5")})
 		var p *view
 		if prev {
 			p = before
 		}
 		// Committed last, it is the last of its second (before s4).
-		after := buildView(2, slices.Insert(slices.Clone(snaps), 3, late), time.UTC, false, p)
+		after := buildView(2, slices.Insert(slices.Clone(snaps), 3, late), time.UTC, "", false, p)
 		a := snapshotFolders(t, after)
 		checkKept(t, snapshotFolders(t, before), a)
 		if a["2026-11-26T02:00:00.0b7e11aa"] != late.ID {
@@ -191,7 +247,7 @@ func TestSnapshotNamesStableWhenForgotten(t *testing.T) {
 	}
 	// A new mount names the second afresh: b, now the first committed,
 	// gets the bare name.
-	fresh := snapshotFolders(t, buildView(9, tree.snaps, time.UTC, false, nil))
+	fresh := snapshotFolders(t, buildView(9, tree.snaps, time.UTC, "", false, nil))
 	if fresh["2026-11-26T02:00:00"] != b {
 		t.Errorf("new mount folders = %v", fresh)
 	}
@@ -204,9 +260,9 @@ func TestSnapshotNamesSharedIDPrefix(t *testing.T) {
 		return snap(id, at("2026-11-26T02:00:00Z"), nil, map[string]*fnode{"configs": dir(id)})
 	}
 	one := []Snapshot{mk("0000000000"), mk("abcdef0199")}
-	v1 := buildView(1, one, time.UTC, false, nil)
+	v1 := buildView(1, one, time.UTC, "", false, nil)
 	two := append(slices.Clone(one), mk("abcdef0123"))
-	f2 := snapshotFolders(t, buildView(2, two, time.UTC, false, nil))
+	f2 := snapshotFolders(t, buildView(2, two, time.UTC, "", false, nil))
 	checkKept(t, snapshotFolders(t, v1), f2)
 	if f2["2026-11-26T02:00:00.abcdef01"] != "abcdef0199" || f2["2026-11-26T02:00:00.abcdef012"] != "abcdef0123" {
 		t.Errorf("folders = %v", f2)
@@ -215,7 +271,7 @@ func TestSnapshotNamesSharedIDPrefix(t *testing.T) {
 
 func TestBuildViewLocalDays(t *testing.T) {
 	tokyo := time.FixedZone("JST", 9*3600)
-	v := buildView(1, viewFixture(), tokyo, false, nil)
+	v := buildView(1, viewFixture(), tokyo, "", false, nil)
 	// 2026-11-26T03:15Z is 12:15 in Tokyo; 2026-11-25T02:00Z is 11:00.
 	if _, ok := v.dirs["2026-11-26"].entries["models"]; !ok {
 		t.Error("models missing from 2026-11-26 local")
@@ -229,8 +285,8 @@ func TestBuildViewLocalDays(t *testing.T) {
 }
 
 func TestBuildViewEmpty(t *testing.T) {
-	v := buildView(0, nil, time.UTC, false, nil)
-	if got := v.dirs[""].names; !slices.Equal(got, []string{"latest", "snapshots", "tags"}) {
+	v := buildView(0, nil, time.UTC, "", false, nil)
+	if got := v.dirs[""].names; !slices.Equal(got, []string{"hosts", "latest", "snapshots", "tags"}) {
 		t.Errorf("root = %q", got)
 	}
 }

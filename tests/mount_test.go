@@ -256,7 +256,7 @@ func TestMountCopyOutIsFaithful(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	today := time.Now().UTC().Format("2006-01-02")
-	if got, want := strings.Join(names, " "), today+" latest snapshots status tags"; got != want {
+	if got, want := strings.Join(names, " "), today+" hosts latest snapshots status tags"; got != want {
 		t.Errorf("mount root: %q, want %q", got, want)
 	}
 

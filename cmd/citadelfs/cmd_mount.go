@@ -25,8 +25,9 @@ func init() {
 	register(&command{
 		name:    "mount",
 		summary: "serve every snapshot read-only at MOUNTPOINT and own the repository (the daemon)",
-		usage:   "[--allow-other] [--metrics-listen ADDR] [MOUNTPOINT]",
+		usage:   "[--allow-other] [--metrics-listen ADDR] [--host NAME] [MOUNTPOINT]",
 		flags: func(fs *pflag.FlagSet) {
+			fs.String("host", "", "this host's name: <date>/ and latest/ show its snapshots, hosts/<host>/ every host's (default the hostname)")
 			fs.Bool("allow-other", false, "let users other than root use the mount (file modes still apply)")
 			fs.String("metrics-listen", "", "serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9473)")
 			fs.Bool("fuse-debug", false, "log every FUSE request (very verbose)")
@@ -52,6 +53,14 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	allowOther, _ := env.flags.GetBool("allow-other")
 	listen, _ := env.flags.GetString("metrics-listen")
 	fuseDebug, _ := env.flags.GetBool("fuse-debug")
+	host, _ := env.flags.GetString("host")
+	if host != "" && !validHost(host) {
+		return usagef("--host %q: want 1 to 64 letters, digits, '.', '-' or '_'", host)
+	}
+	if host == "" {
+		// What a snapshot records by default (snapshot.Request.Host).
+		host, _ = os.Hostname()
+	}
 	cfg, err := env.config()
 	if err != nil {
 		return err
@@ -133,6 +142,7 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 
 	srv, err := cfs.Mount(mp, cfs.Options{
 		Tree:       fsadapter.NewTree(repo),
+		Host:       host,
 		Status:     cfs.MergeStatus(status...),
 		Logger:     log,
 		OnError:    integrity.OnError,

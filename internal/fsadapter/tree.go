@@ -54,7 +54,7 @@ func (t *tree) Snapshots(ctx context.Context) ([]cfs.Snapshot, error) {
 	// mount's latest/ is what restore, diff and forget call latest.
 	out := make([]cfs.Snapshot, 0, len(snaps))
 	for _, s := range snaps {
-		fsn := cfs.Snapshot{ID: s.ID.String(), Time: s.Time, Tags: s.Tags}
+		fsn := cfs.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Tags: s.Tags}
 		for _, src := range s.Sources {
 			h := &nodeHandle{snap: fsn.ID, label: src.Label, node: src.RootNode()}
 			fsn.Sources = append(fsn.Sources, cfs.SourceRoot{Label: src.Label, Root: toFSNode(h)})

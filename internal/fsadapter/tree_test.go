@@ -85,6 +85,11 @@ func TestTreeServesSnapshot(t *testing.T) {
 	if err != nil || len(snaps) != 1 || len(snaps[0].Sources) != 1 {
 		t.Fatalf("snapshots %v %v", snaps, err)
 	}
+	// The host the snapshot recorded (the hostname by default) is what
+	// the mount's hosts/<host>/ and per-host latest/ go by.
+	if host, _ := os.Hostname(); snaps[0].Host != host || host == "" {
+		t.Errorf("host %q, want the hostname %q", snaps[0].Host, host)
+	}
 	root := snaps[0].Sources[0].Root
 	d := children(t, tr, root)["d"]
 	if d.Mode&unix.S_IFMT != unix.S_IFDIR {
