@@ -126,6 +126,10 @@ func Open(dir string, o Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.StoreLayout() {
+		// Its index/ holds index objects, not a Pebble database.
+		return nil, fmt.Errorf("index: %s is an encrypted repository: it has the store layout (open it with OpenStore over NewLocalStore)", dir)
+	}
 	if err := checkKeys(cfg, o.Keys, dir); err != nil {
 		return nil, err
 	}

@@ -35,23 +35,72 @@ const (
 // Options.CacheDir is not given: <root>/<repository id>.
 const DefaultCacheRoot = "/var/cache/citadelfs"
 
-// InitStore creates a repository in store s (location names it in
-// messages: s3://bucket/prefix). It writes citadel.json only, if absent.
+// InitOptions say how InitStoreWith makes a repository.
+type InitOptions struct {
+	// Chunker are the chunking sizes. For an encrypted repository the
+	// seed is not stored (0): its gear table comes from Keys.GearSeed,
+	// so citadel.json, which is plaintext, says nothing about boundaries.
+	Chunker ChunkerParams
+	// Encryption is EncryptionAESGCM or EncryptionNone ("" = none). An
+	// encrypted repository needs a key slot (CreateKeySlot) before
+	// citadel.json is written, or nobody could ever open it: InitEncrypted
+	// does both in that order.
+	Encryption string
+	// Now is the creation time (default time.Now).
+	Now time.Time
+}
+
+// InitStore creates a repository in the clear in store s (location names
+// it in messages: s3://bucket/prefix). It writes citadel.json only, if
+// absent.
 func InitStore(s Store, location string, cp ChunkerParams, now time.Time) (*Config, error) {
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, fmt.Errorf("index: init: %w", err)
-	}
-	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: now.UTC(), Hash: "blake3", Chunker: cp}
-	cfg.Checksum = configChecksum(*cfg)
-	err := s.Put(configName, encodeConfig(*cfg))
-	if errors.Is(err, ErrObjectExists) {
-		return nil, fmt.Errorf("index: init %s: a repository already exists there", location)
-	}
+	return InitStoreWith(s, location, InitOptions{Chunker: cp, Now: now})
+}
+
+// InitStoreWith creates a repository in store s as o says: it writes
+// citadel.json only, if absent (format version FormatVersion).
+func InitStoreWith(s Store, location string, o InitOptions) (*Config, error) {
+	cfg, err := newStoreConfig(o)
 	if err != nil {
 		return nil, fmt.Errorf("index: init %s: %w", location, err)
 	}
+	return cfg, putConfig(s, location, cfg)
+}
+
+// newStoreConfig is the citadel.json InitStoreWith writes.
+func newStoreConfig(o InitOptions) (*Config, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	switch o.Encryption {
+	case "":
+		o.Encryption = EncryptionNone
+	case EncryptionNone:
+	case EncryptionAESGCM:
+		o.Chunker.Seed = 0
+	default:
+		return nil, fmt.Errorf("encryption %q: want %q or %q", o.Encryption, EncryptionAESGCM, EncryptionNone)
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: o.Now.UTC(), Hash: "blake3", Chunker: o.Chunker,
+		Encryption: o.Encryption}
+	cfg.Checksum = configChecksum(*cfg)
 	return cfg, nil
+}
+
+// putConfig writes citadel.json into s if it is absent.
+func putConfig(s Store, location string, cfg *Config) error {
+	err := s.Put(configName, encodeConfig(*cfg))
+	if errors.Is(err, ErrObjectExists) {
+		return fmt.Errorf("index: init %s: a repository already exists there", location)
+	}
+	if err != nil {
+		return fmt.Errorf("index: init %s: %w", location, err)
+	}
+	return nil
 }
 
 // ReadStoreConfig reads and validates citadel.json from store s.

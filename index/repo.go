@@ -15,8 +15,15 @@ import (
 	"time"
 )
 
-// FormatVersion is the repository format this binary reads and writes.
-const FormatVersion = 1
+// FormatVersion is the repository format this binary writes: version
+// 2 names its encryption in citadel.json ("aes-256-gcm" or "none", crypt.go).
+// Version 1 repositories (always in the clear, no encryption field) are
+// still read and written as they are; nothing upgrades them in place
+// (`citadelfs migrate` copies one into a new encrypted repository).
+const FormatVersion = 2
+
+// oldestFormatVersion is the oldest format this binary still reads.
+const oldestFormatVersion = 1
 
 // Sentinel errors owned by the index package; check with errors.Is.
 var (
@@ -82,6 +89,14 @@ const (
 // (crypt.go): opening it needs its keys (Options.Keys).
 func (c *Config) Encrypted() bool { return c.Encryption == EncryptionAESGCM }
 
+// StoreLayout reports whether a local directory holding this
+// repository has the store layout (remote.go: citadel.json, keys/,
+// packs/, snapshots/, index objects, locks/, its Pebble index a cache
+// outside the repository) rather than the directory layout (a Pebble
+// index/ inside it): every encrypted repository does, since Pebble holds
+// file names, labels and paths in the clear.
+func (c *Config) StoreLayout() bool { return c.Encrypted() }
+
 // ErrNeedKey: an encrypted repository opened without its keys.
 var ErrNeedKey = errors.New("the repository is encrypted: its key is needed")
 
@@ -143,7 +158,8 @@ func InitWithReserve(dir string, cp ChunkerParams, now time.Time, reserve int64)
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("index: init: %w", err)
 	}
-	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: now.UTC(), Hash: "blake3", Chunker: cp}
+	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: now.UTC(), Hash: "blake3", Chunker: cp,
+		Encryption: EncryptionNone} // an encrypted repository has the store layout: InitStoreWith
 	for _, sub := range []string{packsDir, indexDir} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("index: init: %w", err)
@@ -212,12 +228,12 @@ func parseConfig(dir string, data []byte) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	decErr := dec.Decode(&cfg)
-	if v.Version != FormatVersion {
+	if v.Version < oldestFormatVersion || v.Version > FormatVersion {
 		if decErr == nil && cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg) {
-			return nil, fmt.Errorf("%s says format version %d, this binary reads version %d, and its checksum does not match: the file may be damaged (compare it with a copy): %w",
-				path, v.Version, FormatVersion, ErrVersion)
+			return nil, fmt.Errorf("%s says format version %d, this binary reads versions %d to %d, and its checksum does not match: the file may be damaged (compare it with a copy): %w",
+				path, v.Version, oldestFormatVersion, FormatVersion, ErrVersion)
 		}
-		return nil, fmt.Errorf("%s: format version %d, this binary reads version %d: %w", dir, v.Version, FormatVersion, ErrVersion)
+		return nil, fmt.Errorf("%s: format version %d, this binary reads versions %d to %d: %w", dir, v.Version, oldestFormatVersion, FormatVersion, ErrVersion)
 	}
 	if decErr != nil {
 		return nil, fmt.Errorf("index: %s is not valid (%v): %w", path, decErr, ErrCorrupt)
@@ -230,6 +246,14 @@ func parseConfig(dir string, data []byte) (*Config, error) {
 	}
 	if cfg.Hash != "blake3" {
 		return nil, fmt.Errorf("index: %s: hash %q, want \"blake3\": %w", path, cfg.Hash, ErrCorrupt)
+	}
+	// Version 1 has no encryption field (always clear); version 2 must
+	// name one: a version 2 file without it would be opened in the clear.
+	switch {
+	case cfg.Version == 1 && cfg.Encryption != "":
+		return nil, fmt.Errorf("index: %s: format version 1 with encryption %q: %w", path, cfg.Encryption, ErrCorrupt)
+	case cfg.Version >= 2 && cfg.Encryption != EncryptionAESGCM && cfg.Encryption != EncryptionNone:
+		return nil, fmt.Errorf("index: %s: encryption %q, want %q or %q: %w", path, cfg.Encryption, EncryptionAESGCM, EncryptionNone, ErrCorrupt)
 	}
 	return &cfg, nil
 }

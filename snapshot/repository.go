@@ -57,6 +57,12 @@ type Options struct {
 	// the store (repair index of a remote repository); it takes the
 	// exclusive lock.
 	RebuildCache bool
+	// Keys are an encrypted repository's unlocked keys
+	// (index.Options.Keys; index.UnlockKeys opens them from a key slot).
+	Keys *index.Keys
+	// Encryption is what InitStore makes: index.EncryptionAESGCM or
+	// index.EncryptionNone ("" = none).
+	Encryption string
 }
 
 func (o Options) withDefaults() Options {
@@ -125,7 +131,8 @@ func Init(dir string, o Options) error {
 func InitStore(s index.Store, location string, o Options) error {
 	o = o.withDefaults()
 	p := chunker.Default
-	_, err := index.InitStore(s, location, index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed}, o.Now())
+	_, err := index.InitStoreWith(s, location, index.InitOptions{Chunker: index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed},
+		Encryption: o.Encryption, Now: o.Now()})
 	return err
 }
 
@@ -152,7 +159,8 @@ func OpenStore(s index.Store, location string, o Options) (*Repository, error) {
 
 func (o Options) indexOptions() index.Options {
 	return index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
-		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve, CacheDir: o.CacheDir, Exclusive: o.Exclusive || o.RebuildCache, RebuildCache: o.RebuildCache}
+		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve, CacheDir: o.CacheDir, Exclusive: o.Exclusive || o.RebuildCache, RebuildCache: o.RebuildCache,
+		Keys: o.Keys}
 }
 
 func newRepository(idx *index.Repo, o Options) (*Repository, error) {
