@@ -48,6 +48,10 @@ type InitOptions struct {
 	Encryption string
 	// Now is the creation time (default time.Now).
 	Now time.Time
+	// ObjectLock (nil for none) is recorded in citadel.json and set on
+	// the store before anything is written, so citadel.json (and a key
+	// slot) is the first object under that retention (objectlock.go).
+	ObjectLock *ObjectLock
 }
 
 // InitStore creates a repository in the clear in store s (location names
@@ -63,6 +67,9 @@ func InitStoreWith(s Store, location string, o InitOptions) (*Config, error) {
 	cfg, err := newStoreConfig(o)
 	if err != nil {
 		return nil, fmt.Errorf("index: init %s: %w", location, err)
+	}
+	if err := applyObjectLock(s, cfg, location); err != nil {
+		return nil, err
 	}
 	return cfg, putConfig(s, location, cfg)
 }
@@ -86,7 +93,12 @@ func newStoreConfig(o InitOptions) (*Config, error) {
 		return nil, err
 	}
 	cfg := &Config{Version: FormatVersion, ID: hex.EncodeToString(id[:]), Created: o.Now.UTC(), Hash: "blake3", Chunker: o.Chunker,
-		Encryption: o.Encryption}
+		Encryption: o.Encryption, ObjectLock: o.ObjectLock}
+	if o.ObjectLock != nil {
+		if err := o.ObjectLock.check(); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Checksum = configChecksum(*cfg)
 	return cfg, nil
 }
@@ -138,6 +150,9 @@ func OpenStore(s Store, location string, o Options) (*Repo, error) {
 		return nil, err
 	}
 	if err := checkKeys(cfg, o.Keys, location); err != nil {
+		return nil, err
+	}
+	if err := applyObjectLock(s, cfg, location); err != nil {
 		return nil, err
 	}
 	cache := o.CacheDir

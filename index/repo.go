@@ -52,6 +52,10 @@ type Config struct {
 	// repository in the clear, and empty in version 1 (always clear). It
 	// is omitted when empty, so a version 1 file's checksum is unchanged.
 	Encryption string `json:"encryption,omitempty"`
+	// ObjectLock is the retention every object is written with (an
+	// s3:// repository made with init --object-lock; objectlock.go).
+	// Absent otherwise, so older files keep their checksum.
+	ObjectLock *ObjectLock `json:"object_lock,omitempty"`
 	// Checksum is "blake3:" and the hex BLAKE3-256 of the canonical JSON
 	// of every other field (configChecksum): citadel.json is the one file
 	// a reader trusts before anything else, and JSON alone catches only
@@ -246,6 +250,11 @@ func parseConfig(dir string, data []byte) (*Config, error) {
 	}
 	if cfg.Hash != "blake3" {
 		return nil, fmt.Errorf("index: %s: hash %q, want \"blake3\": %w", path, cfg.Hash, ErrCorrupt)
+	}
+	if cfg.ObjectLock != nil {
+		if err := cfg.ObjectLock.check(); err != nil {
+			return nil, fmt.Errorf("index: %s: %v: %w", path, err, ErrCorrupt)
+		}
 	}
 	// Version 1 has no encryption field (always clear); version 2 must
 	// name one: a version 2 file without it would be opened in the clear.

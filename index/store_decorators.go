@@ -18,6 +18,9 @@ type ReadOnlyStore struct{ Store }
 // NewReadOnlyStore wraps s.
 func NewReadOnlyStore(s Store) Store { return ReadOnlyStore{s} }
 
+// Unwrap is the store under the decorator (StoreInfo looks through it).
+func (s ReadOnlyStore) Unwrap() Store { return s.Store }
+
 func (s ReadOnlyStore) Put(name string, _ []byte) error {
 	return fmt.Errorf("index: put %s: %w", name, ErrReadOnlyStore)
 }
@@ -119,6 +122,9 @@ func (f *FaultyStore) hit(op, name string) *Fault {
 	}
 	return got
 }
+
+// Unwrap is the store under the decorator (StoreInfo looks through it).
+func (f *FaultyStore) Unwrap() Store { return f.Store }
 
 func (f *FaultyStore) Put(name string, data []byte) error {
 	if ft := f.hit(OpPut, name); ft != nil && ft.Err != nil {

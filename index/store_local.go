@@ -292,3 +292,12 @@ func (s *LocalStore) Close() error {
 	s.packs.closeAll()
 	return nil
 }
+
+// Info gives an object's size and mtime (a directory has no retention).
+func (s *LocalStore) Info(name string) (ObjectInfo, error) {
+	fi, err := os.Stat(s.path(name))
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	return ObjectInfo{Size: fi.Size(), Modified: fi.ModTime()}, nil
+}

@@ -63,6 +63,9 @@ type Options struct {
 	// Encryption is what InitStore makes: index.EncryptionAESGCM or
 	// index.EncryptionNone ("" = none).
 	Encryption string
+	// ObjectLock is the retention InitStore records and writes every
+	// object under (nil: none; index.ObjectLock).
+	ObjectLock *index.ObjectLock
 }
 
 func (o Options) withDefaults() Options {
@@ -132,7 +135,7 @@ func InitStore(s index.Store, location string, o Options) error {
 	o = o.withDefaults()
 	p := chunker.Default
 	_, err := index.InitStoreWith(s, location, index.InitOptions{Chunker: index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max, Seed: p.Seed},
-		Encryption: o.Encryption, Now: o.Now()})
+		Encryption: o.Encryption, Now: o.Now(), ObjectLock: o.ObjectLock})
 	return err
 }
 

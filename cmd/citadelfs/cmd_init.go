@@ -3,23 +3,30 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"citadelfs/index"
+	"citadelfs/index/s3store"
 	"citadelfs/snapshot"
 )
 
-var initReserve string
+var (
+	initReserve    string
+	initObjectLock int
+)
 
 func init() {
 	register(&command{
 		name:    "init",
 		summary: "create a repository",
-		usage:   "[--repo DIR|s3://BUCKET/PREFIX] [--reserve SIZE]",
+		usage:   "[--repo DIR|s3://BUCKET/PREFIX] [--reserve SIZE] [--object-lock DAYS]",
 		flags: func(fs *pflag.FlagSet) {
+			fs.IntVar(&initObjectLock, "object-lock", 0, "s3:// only: make (or take) the bucket with Object Lock and write every object under a COMPLIANCE retention of DAYS days, which no credential can shorten (docs/s3.md \"Object Lock\")")
 			fs.StringVar(&initReserve, "reserve", "", "room kept in <repo>/reserve and given back when the disk is full, so forget --prune can always run (default 16MiB, at most 1/16 of the file system; 0: none)")
 		},
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
@@ -30,15 +37,31 @@ func init() {
 			if err != nil {
 				return err
 			}
+			if initObjectLock != 0 && !isRemote(dir) {
+				return usagef("--object-lock needs an s3:// repository (a directory has no retention)")
+			}
+			if initObjectLock < 0 || initObjectLock > index.MaxObjectLockDays {
+				return usagef("--object-lock %d: want a number of days from 1 to %d", initObjectLock, index.MaxObjectLockDays)
+			}
 			if isRemote(dir) {
 				s, err := env.remoteStore(dir)
 				if err != nil {
 					return err
 				}
-				if err := s.MakeBucket(); err != nil {
+				var lock *index.ObjectLock
+				if initObjectLock > 0 {
+					lock = &index.ObjectLock{Mode: index.RetentionCompliance, Days: initObjectLock}
+					err = s.MakeLockedBucket()
+					if errors.Is(err, s3store.ErrNoObjectLock) {
+						return withExit(exitUsage, err)
+					}
+				} else {
+					err = s.MakeBucket()
+				}
+				if err != nil {
 					return err
 				}
-				if err := snapshot.InitStore(s, dir, snapshot.Options{}); err != nil {
+				if err := snapshot.InitStore(s, dir, snapshot.Options{ObjectLock: lock}); err != nil {
 					return err
 				}
 			} else {
@@ -59,9 +82,16 @@ func init() {
 				}
 			}
 			if env.global.json {
-				return json.NewEncoder(env.stdout).Encode(map[string]string{"repository": dir})
+				out := map[string]any{"repository": dir}
+				if initObjectLock > 0 {
+					out["object_lock"] = index.ObjectLock{Mode: index.RetentionCompliance, Days: initObjectLock}
+				}
+				return json.NewEncoder(env.stdout).Encode(out)
 			}
 			fmt.Fprintf(env.stdout, "created repository at %s\n", dir)
+			if initObjectLock > 0 {
+				fmt.Fprintf(env.stdout, "object lock: every object is kept %d days from its upload (COMPLIANCE: no credential can delete it sooner)\n", initObjectLock)
+			}
 			return nil
 		},
 	})

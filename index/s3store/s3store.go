@@ -102,6 +102,11 @@ type Store struct {
 	bucket string
 	prefix string
 	retry  int
+	// The retention of every PUT outside lockExempt (objectlock.go);
+	// lockFor is 0 for a bucket without Object Lock.
+	lockMode   minio.RetentionMode
+	lockFor    time.Duration
+	lockExempt []string
 }
 
 // New connects (lazily: no request is made) to the bucket cfg names.
@@ -249,6 +254,12 @@ func (s *Store) wrap(what string, err error) error {
 func (s *Store) Put(name string, data []byte) error {
 	opts := minio.PutObjectOptions{DisableMultipart: true, SendContentMd5: true, ContentType: "application/octet-stream"}
 	opts.SetMatchETagExcept("*")
+	if s.lockFor > 0 {
+		if err := s.putAbsent(name); err != nil {
+			return err
+		}
+		s.putRetention(name, &opts)
+	}
 	_, err := s.c.PutObject(context.Background(), s.bucket, s.key(name), bytes.NewReader(data), int64(len(data)), "", "", opts)
 	if err != nil {
 		return s.wrap("put "+name, err)
@@ -341,8 +352,13 @@ func (s *Store) List(prefix string, fn func(name string, size int64) error) erro
 	return nil
 }
 
-// Delete removes an object; S3 answers a missing one with success.
+// Delete removes an object; S3 answers a missing one with success. In a
+// bucket with Object Lock it deletes every version, or none while one is
+// retained (deleteVersions): never a bare delete marker.
 func (s *Store) Delete(name string) error {
+	if s.lockFor > 0 {
+		return s.deleteVersions(name)
+	}
 	if err := s.c.RemoveObject(context.Background(), s.bucket, s.key(name), minio.RemoveObjectOptions{}); err != nil {
 		if errors.Is(s.wrap("", err), fs.ErrNotExist) {
 			return nil

@@ -1,0 +1,163 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// # Object Lock
+//
+// A repository made with `init --object-lock DAYS` lives in a bucket with
+// S3 Object Lock on (which turns versioning on), and every object
+// citadelfs writes there (packs, snapshots/<id>, index/<random>,
+// citadel.json, keys/<slot>) is PUT with a retention: mode COMPLIANCE, a
+// retain-until date DAYS after the PUT. Until then no credential can
+// delete or overwrite that version, not the host's, not the bucket
+// owner's: credentials stolen from a host cannot destroy the backup.
+//
+// COMPLIANCE, not GOVERNANCE: a GOVERNANCE retention gives way to any
+// request that carries x-amz-bypass-governance-retention from a user
+// allowed s3:BypassGovernanceRetention, and the bucket owner (the very S3
+// user whose keys sit on every backup host) is allowed everything on its
+// bucket. GOVERNANCE would stop a mistake, not a thief. The price of
+// COMPLIANCE: a retention cannot be shortened, so what prune finds
+// unused still occupies the bucket until its date.
+//
+// Lock objects (locks/) carry no retention: a dead host's lock must be
+// deletable, and they hold no data.
+
+// ObjectLock is the retention a repository's objects are written with,
+// fixed at init and recorded in citadel.json ("object_lock").
+type ObjectLock struct {
+	// Mode is the S3 retention mode, "COMPLIANCE" (see above).
+	Mode string `json:"mode"`
+	// Days is how long each object is kept from its PUT.
+	Days int `json:"days"`
+}
+
+// RetentionCompliance is the retention mode init records.
+const RetentionCompliance = "COMPLIANCE"
+
+// MaxObjectLockDays bounds --object-lock (ten years): a typo of a few
+// digits would otherwise lock a bucket's data for centuries.
+const MaxObjectLockDays = 3650
+
+// Duration is the retention of one object.
+func (l ObjectLock) Duration() time.Duration { return time.Duration(l.Days) * 24 * time.Hour }
+
+func (l ObjectLock) check() error {
+	if l.Mode != RetentionCompliance && l.Mode != "GOVERNANCE" {
+		return fmt.Errorf("object_lock mode %q is neither COMPLIANCE nor GOVERNANCE", l.Mode)
+	}
+	if l.Days < 1 || l.Days > MaxObjectLockDays {
+		return fmt.Errorf("object_lock days %d is not within 1..%d", l.Days, MaxObjectLockDays)
+	}
+	return nil
+}
+
+// Retainer is a store that can write its objects under a retention (an
+// S3 bucket with Object Lock). OpenStore and InitStoreWith set it from
+// citadel.json; a store that is not one cannot hold such a repository.
+type Retainer interface {
+	// SetRetention makes every later Put and Commit carry mode and a
+	// retain-until date d after the PUT, except for names under one of
+	// the exempt prefixes. (A bucket without Object Lock refuses such PUTs.)
+	SetRetention(mode string, d time.Duration, exempt ...string) error
+}
+
+// retentionExempt are the prefixes written without a retention: lock
+// objects, which a refresh and a release delete.
+var retentionExempt = []string{locksPrefix}
+
+// ErrObjectLocked: a delete of an object still inside its retention,
+// refused before any request that could change it was sent.
+var ErrObjectLocked = errors.New("object is under retention")
+
+// ObjectLockedError says until when an object is locked.
+type ObjectLockedError struct {
+	Name  string
+	Until time.Time
+}
+
+func (e *ObjectLockedError) Error() string {
+	return fmt.Sprintf("%s is under retention until %s", e.Name, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *ObjectLockedError) Unwrap() error { return ErrObjectLocked }
+
+// LockedUntil returns the retain-until date in err, if err is (or wraps)
+// an ObjectLockedError.
+func LockedUntil(err error) (time.Time, bool) {
+	var le *ObjectLockedError
+	if errors.As(err, &le) {
+		return le.Until, true
+	}
+	return time.Time{}, false
+}
+
+// ObjectInfo is what a store knows of one object beyond its size.
+type ObjectInfo struct {
+	Size int64
+	// Modified is when the object was written (the store's
+	// LastModified, or the file's mtime).
+	Modified time.Time
+	// RetainUntil is the end of its retention (zero: none).
+	RetainUntil time.Time
+}
+
+// InfoStore is a store that can say when an object was written and how
+// long it is retained. Both real stores are.
+type InfoStore interface {
+	Info(name string) (ObjectInfo, error)
+}
+
+// unwrapper is a decorator that can name the store it wraps.
+type unwrapper interface{ Unwrap() Store }
+
+// StoreInfo asks s, or the store under its decorators, for Info. ok is
+// false where no store on the way can say (then only the size is known).
+func StoreInfo(s Store, name string) (info ObjectInfo, ok bool, err error) {
+	for s != nil {
+		if is, yes := s.(InfoStore); yes {
+			info, err = is.Info(name)
+			return info, true, err
+		}
+		u, yes := s.(unwrapper)
+		if !yes {
+			break
+		}
+		s = u.Unwrap()
+	}
+	return ObjectInfo{}, false, nil
+}
+
+// asRetainer finds the Retainer under s's decorators.
+func asRetainer(s Store) (Retainer, bool) {
+	for s != nil {
+		if r, ok := s.(Retainer); ok {
+			return r, true
+		}
+		u, ok := s.(unwrapper)
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	return nil, false
+}
+
+// applyObjectLock makes s write with cfg's retention, if it has one.
+func applyObjectLock(s Store, cfg *Config, location string) error {
+	if cfg.ObjectLock == nil {
+		return nil
+	}
+	r, ok := asRetainer(s)
+	if !ok {
+		return fmt.Errorf("index: %s records an object lock of %d days, which this store cannot keep (only an s3:// bucket with Object Lock can)", location, cfg.ObjectLock.Days)
+	}
+	if err := r.SetRetention(cfg.ObjectLock.Mode, cfg.ObjectLock.Duration(), retentionExempt...); err != nil {
+		return fmt.Errorf("index: %s: %w", location, err)
+	}
+	return nil
+}

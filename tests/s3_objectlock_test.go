@@ -1,0 +1,178 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"citadelfs/internal/cephtest"
+)
+
+// thiefClient is a plain S3 client holding the repository's own
+// credentials: what ransomware on a backup host, or whoever stole its
+// keys, has.
+func thiefClient(t *testing.T) *minio.Client {
+	t.Helper()
+	e := cephtest.Need(t)
+	u, err := url.Parse(e.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(e.AccessKey, e.SecretKey, ""),
+		Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// s3Version is one version (or delete marker) in the bucket.
+type s3Version struct {
+	key, id string
+	marker  bool
+}
+
+func listVersions(t *testing.T, c *minio.Client, bucket, prefix string) []s3Version {
+	t.Helper()
+	var out []s3Version
+	for o := range c.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		out = append(out, s3Version{o.Key, o.VersionID, o.IsDeleteMarker})
+	}
+	return out
+}
+
+func (r *s3Repo) bucket() string {
+	b, _, _ := strings.Cut(strings.TrimPrefix(r.url, "s3://"), "/")
+	return b
+}
+
+// init --object-lock makes a bucket with Object Lock and records the
+// retention; every object a snapshot writes carries it (COMPLIANCE, a day
+// out). With the repository's own credentials a thief cannot delete a
+// single version (RGW refuses each DELETE by version id, the governance
+// bypass too); a plain DELETE only lays a delete marker over each object,
+// under which every version still reads back byte for byte, and once the
+// markers are removed the snapshot restores identical. A bucket made
+// without Object Lock is refused in one line, exit 2.
+func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
+	t.Parallel() // RGW round trips overlap
+	dir := t.TempDir()
+	plain := newS3Repo(t)
+	plain.must(t, filepath.Join(dir, "cache-plain"), "init")
+	res := citadelEnv(t, plain.env, "init", "--repo", "s3://"+plain.bucket()+"/locked", "--s3-endpoint", plain.endpoint,
+		"--cache-dir", filepath.Join(dir, "cache-x"), "--object-lock", "1")
+	assertOneLineError(t, res, 2, "Object Lock")
+	assertOneLineError(t, citadel(t, "init", "--repo", filepath.Join(dir, "local"), "--object-lock", "1"), 2, "s3://")
+
+	r := newS3Repo(t)
+	src := smallCorpus(t, dir)
+	cache := filepath.Join(dir, "cache")
+	if out := r.must(t, cache, "init", "--object-lock", "1").stdout; !strings.Contains(out, "1 days") {
+		t.Fatalf("init --object-lock: %q", out)
+	}
+	size, err := r.store.Stat("citadel.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := r.store.ReadRange("citadel.json", 0, int(size), nil)
+	if err != nil || !strings.Contains(string(cfg), `"mode": "COMPLIANCE"`) || !strings.Contains(string(cfg), `"days": 1`) {
+		t.Fatalf("citadel.json: %v\n%s", err, cfg)
+	}
+	r.must(t, cache, append([]string{"snapshot"}, sourceFlags(src)...)...)
+
+	c := thiefClient(t)
+	ctx := context.Background()
+	bucket := r.bucket()
+	vs := listVersions(t, c, bucket, "fleet/")
+	saved := map[string][]byte{}
+	kinds := map[string]int{}
+	for _, v := range vs {
+		if v.marker || strings.HasPrefix(v.key, "fleet/locks/") {
+			t.Fatalf("after a snapshot: %+v", v)
+		}
+		mode, until, err := c.GetObjectRetention(ctx, bucket, v.key, v.id)
+		if err != nil || mode == nil || *mode != minio.Compliance || until == nil || until.Before(time.Now().Add(23*time.Hour)) {
+			t.Fatalf("%s: retention %v until %v (%v), want COMPLIANCE a day out", v.key, mode, until, err)
+		}
+		saved[v.id] = readVersion(t, c, bucket, v)
+		kinds[strings.SplitN(strings.TrimPrefix(v.key, "fleet/"), "/", 2)[0]]++
+	}
+	for _, k := range []string{"citadel.json", "packs", "snapshots", "index"} {
+		if kinds[k] == 0 {
+			t.Fatalf("no %s object among %v", k, kinds)
+		}
+	}
+
+	// The thief deletes every version by id (with the governance bypass
+	// too), then every object plainly.
+	for _, v := range vs {
+		for _, bypass := range []bool{false, true} {
+			if err := c.RemoveObject(ctx, bucket, v.key, minio.RemoveObjectOptions{VersionID: v.id, GovernanceBypass: bypass}); err == nil {
+				t.Fatalf("RGW deleted locked version %s of %s", v.id, v.key)
+			}
+		}
+		if err := c.RemoveObject(ctx, bucket, v.key, minio.RemoveObjectOptions{}); err != nil {
+			t.Fatalf("plain delete of %s: %v", v.key, err)
+		}
+	}
+	// What the thief achieved: the repository looks empty...
+	if res := r.run(t, filepath.Join(dir, "cache-2"), "snapshots"); res.code != 10 {
+		t.Fatalf("snapshots with citadel.json under a delete marker: %s", res)
+	}
+	// ...but every locked version is there and reads back unchanged.
+	after := listVersions(t, c, bucket, "fleet/")
+	markers := 0
+	for _, v := range after {
+		if v.marker {
+			markers++
+			continue
+		}
+		if b, ok := saved[v.id]; !ok || !bytes.Equal(readVersion(t, c, bucket, v), b) {
+			t.Fatalf("version %s of %s changed or is new", v.id, v.key)
+		}
+		delete(saved, v.id)
+	}
+	if len(saved) != 0 || markers != len(vs) {
+		t.Fatalf("%d versions lost, %d markers for %d objects", len(saved), markers, len(vs))
+	}
+
+	// Recovery: remove the delete markers (any credential may), and the
+	// snapshot restores identical from a fresh cache.
+	for _, v := range after {
+		if v.marker {
+			if err := c.RemoveObject(ctx, bucket, v.key, minio.RemoveObjectOptions{VersionID: v.id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out := filepath.Join(t.TempDir(), "restore")
+	r.must(t, filepath.Join(dir, "cache-3"), "restore", "latest", out)
+	for _, l := range labels {
+		assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
+	}
+}
+
+func readVersion(t *testing.T, c *minio.Client, bucket string, v s3Version) []byte {
+	t.Helper()
+	o, err := c.GetObject(context.Background(), bucket, v.key, minio.GetObjectOptions{VersionID: v.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatalf("read version %s of %s: %v", v.id, v.key, err)
+	}
+	return b
+}
