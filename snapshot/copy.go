@@ -8,12 +8,12 @@ package snapshot
 //     verifier (decodeVerified) has decoded and hashed them: a damaged
 //     source blob stops the copy with ErrCorrupt instead of being
 //     spread to the second repository.
-//   - A snapshot keeps its id: its manifest bytes are written unchanged,
-//     and its trees and chunks are the same blobs. That needs the same
-//     chunker parameters and hash in both repositories (otherwise a
-//     chunk id in a tree names nothing the target's chunker would make);
-//     copying between differently chunked repositories would re-chunk
-//     every file and is refused (ErrIncompatible).
+//   - Between repositories with the same keys (none, or one master key)
+//     and chunker parameters, a snapshot keeps its id: its manifest
+//     bytes are written unchanged, and its trees and chunks are the same
+//     blobs, copied as stored (this file). Otherwise a chunk id in a
+//     tree names nothing the target's chunker and id key would make, and
+//     the copy re-chunks every file into new ids (recopy.go).
 //   - Per blob, the target's index says whether it is already there;
 //     only what it lacks is read and transferred.
 //   - Order is the snapshot command's: data and tree packs first, each
@@ -27,6 +27,7 @@ package snapshot
 //     children was, so a present tree does not prove its subtree is.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,14 +35,17 @@ import (
 	"citadelfs/index"
 )
 
-// ErrIncompatible: the two repositories chunk or hash differently, so a
-// snapshot cannot keep its id in the other one.
-var ErrIncompatible = errors.New("repositories chunk differently")
-
 // CopyResult counts what Copy did.
 type CopyResult struct {
 	Copied  []index.ID `json:"copied"`  // snapshots now in the target that were not
 	Skipped []index.ID `json:"skipped"` // snapshots the target already had
+	// Targets are the ids the Copied snapshots have in the target, in
+	// the same order: the same ids when copied as stored, new ones when
+	// Rechunked.
+	Targets   []index.ID `json:"targets"`
+	Rechunked bool       `json:"rechunked"`
+	// PlainBytes are the file bytes a re-chunking copy read and cut again.
+	PlainBytes int64 `json:"plain_bytes"`
 	// Blobs and Bytes are the blobs transferred and their stored
 	// (compressed) size; BlobsPresent those the target already had.
 	Blobs        int64 `json:"blobs"`
@@ -53,41 +57,47 @@ type CopyResult struct {
 // CopyProgress is called after every blob transferred.
 type CopyProgress func(snap index.ID, blobs, bytes int64)
 
-// CheckCompatible says whether snapshots of r can be copied into dst with
-// their ids (same chunker parameters and hash).
-func (r *Repository) CheckCompatible(dst *Repository) error {
-	a, b := r.idx.Config, dst.idx.Config
-	if a.Chunker != b.Chunker || a.Hash != b.Hash {
-		return fmt.Errorf("snapshot: copy: %s (chunker %+v, hash %s) and %s (chunker %+v, hash %s) differ; re-chunking is not supported yet: %w",
-			r.Dir(), a.Chunker, a.Hash, dst.Dir(), b.Chunker, b.Hash, ErrIncompatible)
-	}
-	return nil
+// CopiesAsStored says whether snapshots of r can be copied into dst with
+// their ids, blobs as stored: the same keys (none, or the same master
+// key) and the same chunker parameters (gear table included).
+func (r *Repository) CopiesAsStored(dst *Repository) bool {
+	return r.params == dst.params && r.idx.Config.Hash == dst.idx.Config.Hash && sameKeys(r.idx.Keys, dst.idx.Keys)
 }
 
-// Copy copies snaps (snapshots of r) into dst. A snapshot dst already has
-// is skipped. progress may be nil.
-func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []*Snapshot, progress CopyProgress) (*CopyResult, error) {
-	if err := r.CheckCompatible(dst); err != nil {
-		return nil, err
+func sameKeys(a, b *index.Keys) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
 	}
+	return bytes.Equal(a.Master(), b.Master())
+}
+
+// Copy copies snaps (snapshots of r) into dst: as stored when
+// CopiesAsStored, else re-chunked (recopy.go). A snapshot dst already has,
+// itself or as a copy, is skipped. progress may be nil.
+func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []*Snapshot, progress CopyProgress) (*CopyResult, error) {
 	dst.writeMu.Lock()
 	defer dst.writeMu.Unlock()
-	c := &copier{src: r, dst: dst, ctx: ctx, res: &CopyResult{Copied: []index.ID{}, Skipped: []index.ID{}},
+	seen, err := newCopySeen(dst)
+	if err != nil {
+		return nil, err
+	}
+	if !r.CopiesAsStored(dst) {
+		return r.rechunkCopy(ctx, dst, snaps, seen, progress)
+	}
+	c := &copier{src: r, dst: dst, ctx: ctx, res: &CopyResult{Copied: []index.ID{}, Targets: []index.ID{}, Skipped: []index.ID{}},
 		seen: map[index.ID]bool{}, progress: progress}
 	defer c.abort()
 	for _, s := range snaps {
-		has, err := dst.idx.HasSnapshot(s.ID)
-		if err != nil {
-			return c.res, err
-		}
-		if has {
+		if seen.has(s) {
 			c.res.Skipped = append(c.res.Skipped, s.ID)
 			continue
 		}
 		if err := c.snapshot(s); err != nil {
 			return c.res, err
 		}
+		seen.add(s)
 		c.res.Copied = append(c.res.Copied, s.ID)
+		c.res.Targets = append(c.res.Targets, s.ID)
 	}
 	return c.res, nil
 }

@@ -23,6 +23,13 @@ type Manifest struct {
 	// System is what the host was running; absent in manifests written
 	// before it was recorded, and its fields empty where unknown.
 	System *SystemInfo `json:"system,omitempty"`
+	// CopiedFrom is the snapshot this one is a re-chunked copy of (copy
+	// between repositories that chunk or key differently, recopy.go), in
+	// the repository it was copied from; Origin the snapshot as first
+	// taken, when that was further back (a copy of a copy). Both absent
+	// in a snapshot taken here or copied as stored.
+	CopiedFrom index.ID `json:"copied_from,omitzero"`
+	Origin     index.ID `json:"origin,omitzero"`
 }
 
 // SystemInfo is the software stack of the host a snapshot was taken on,

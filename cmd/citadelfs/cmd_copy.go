@@ -84,9 +84,6 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer dst.Close()
 	dst.Index().KV.SetInterrupt(ctx.Done())
-	if err := repo.CheckCompatible(dst); err != nil {
-		return usagef("copy: %s and %s chunk differently (copying would need re-chunking, not supported yet)", repo.Dir(), to)
-	}
 	var c counts
 	pl := startProgress(env, func() string {
 		blobs, bytes := c.get()
@@ -103,8 +100,12 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 	if env.global.json {
 		return writeJSON(env, copyJSON{To: to, CopyResult: res})
 	}
-	fmt.Fprintf(env.stdout, "copy: %d snapshots copied, %d already in %s; %d chunks (%s) transferred in %d packs, %d already there\n",
-		len(res.Copied), len(res.Skipped), to, res.Blobs, humanBytes(res.Bytes), res.Packs, res.BlobsPresent)
+	how := "as stored"
+	if res.Rechunked {
+		how = fmt.Sprintf("re-chunked for the target's keys and chunker (%s read)", humanBytes(res.PlainBytes))
+	}
+	fmt.Fprintf(env.stdout, "copy: %d snapshots copied %s, %d already in %s; %d chunks (%s) transferred in %d packs, %d already there\n",
+		len(res.Copied), how, len(res.Skipped), to, res.Blobs, humanBytes(res.Bytes), res.Packs, res.BlobsPresent)
 	return nil
 }
 
