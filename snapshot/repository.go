@@ -24,8 +24,14 @@ type Options struct {
 	// CacheBytes bounds the LRU of decoded chunks and trees used by reads
 	// (default 64 MiB).
 	CacheBytes int64
-	// PackSize is the target pack file size (default 32 MiB).
+	// PackSize is the target pack file size (default 32 MiB in a
+	// directory, 16 MiB in a store: RGW took four 16 MiB PUTs at once as
+	// fast as four of 32 MiB, and a snapshot holds one pack per upload in
+	// memory).
 	PackSize int
+	// Uploads is how many full packs a snapshot to a store PUTs at once
+	// (default 4; a directory always writes one at a time).
+	Uploads int
 	// Workers is the number of chunk-compressing goroutines (default 2,
 	// one per core on the machines this is built for).
 	Workers int
@@ -83,6 +89,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Workers == 0 {
 		o.Workers = 2
+	}
+	if o.Uploads == 0 {
+		o.Uploads = 4
 	}
 	return o
 }
@@ -152,6 +161,9 @@ func Open(dir string, o Options) (*Repository, error) {
 // OpenStore opens the repository in store s, its index a local cache
 // (index.OpenStore).
 func OpenStore(s index.Store, location string, o Options) (*Repository, error) {
+	if o.PackSize == 0 {
+		o.PackSize = 16 << 20
+	}
 	o = o.withDefaults()
 	idx, err := index.OpenStore(s, location, o.indexOptions())
 	if err != nil {

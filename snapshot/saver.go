@@ -13,9 +13,20 @@ import (
 //
 // A blob id is "pending" from Reserve until its pack is committed, so two
 // workers never store the same chunk twice in one run. Full packs are
-// finished (fsync, rename, index commit) by one background goroutine so the
-// compressing workers never wait on the disk; at most two full packs wait
-// for it, which bounds the dirty page cache we create.
+// finished (fsync, rename, index commit; or the PUT) by background
+// finishers so the compressing workers never wait on the disk or the
+// network; at most two full packs wait for them, which bounds the dirty
+// page cache we create.
+//
+// A directory has one finisher: a pack's write is a memcpy into O_DIRECT
+// buffers and its fsync is quick, so more would only interleave packs on
+// the disk. A store has Options.Uploads (default 4): one PUT at a time
+// leaves RGW idle between requests (measured here, on a loaded machine:
+// 16 MiB objects one after another 75 MiB/s, four at once 105 MiB/s;
+// four at once on an idle one 250 MiB/s), and with one finisher the
+// compressing workers waited on the uploads. Memory is bounded
+// by the pipeline: the pack being filled, two waiting, and one per
+// finisher, each at most PackSize (16 MiB for a store) plus a blob.
 type blobSaver struct {
 	r       *Repository
 	target  int
@@ -50,7 +61,15 @@ func newBlobSaver(r *Repository) (*blobSaver, error) {
 	}
 	s := &blobSaver{r: r, target: r.opts.PackSize, pending: map[index.ID]struct{}{}, heal: heal,
 		full: make(chan fullPack, 2), finished: make(chan struct{})}
-	go s.finisher()
+	n := 1
+	if r.idx.IsRemote() {
+		n = r.opts.Uploads
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(s.finisher)
+	}
+	go func() { wg.Wait(); close(s.finished) }()
 	return s, nil
 }
 
@@ -62,7 +81,6 @@ func (s *blobSaver) damaged(id index.ID) bool {
 }
 
 func (s *blobSaver) finisher() {
-	defer close(s.finished)
 	for fp := range s.full {
 		if s.firstErr() != nil {
 			fp.pw.Abort()
