@@ -35,6 +35,10 @@ type StoreLock struct {
 	now  func() time.Time
 	t    LockTimes
 
+	// beside is the lock of this process an exclusive lock is taken next
+	// to (Repo.LockExclusive): it is not a conflict.
+	beside *StoreLock
+
 	mu   sync.Mutex
 	name string
 	// renewed is when the lock object now in the store was put.
@@ -75,8 +79,24 @@ const locksPrefix = "locks/"
 
 // AcquireStoreLock takes a lock in s without waiting.
 func AcquireStoreLock(s Store, exclusive bool, command string, now func() time.Time, t LockTimes) (*StoreLock, error) {
+	return acquireStoreLock(s, exclusive, command, now, t, nil)
+}
+
+// LockExclusive takes an exclusive lock in the store beside the shared one
+// the repository holds, for a prune or repair run inside a process that
+// keeps the repository open (the mount daemon). Other hosts' locks
+// conflict as for any exclusive lock; the repository's own shared lock
+// does not. Release the returned lock when the command is done.
+func (r *Repo) LockExclusive(command string) (*StoreLock, error) {
+	if !r.remote || r.rlock == nil {
+		return nil, fmt.Errorf("index: %s holds no store lock to go beside", r.Dir)
+	}
+	return acquireStoreLock(r.Store, true, command, r.rlock.now, r.rlock.t, r.rlock)
+}
+
+func acquireStoreLock(s Store, exclusive bool, command string, now func() time.Time, t LockTimes, beside *StoreLock) (*StoreLock, error) {
 	host, _ := os.Hostname()
-	l := &StoreLock{s: s, now: now, t: t.withDefaults(),
+	l := &StoreLock{s: s, now: now, t: t.withDefaults(), beside: beside,
 		info: StoreLockInfo{Host: host, PID: os.Getpid(), Command: command, Exclusive: exclusive}}
 	if err := l.conflict(); err != nil {
 		return nil, err
@@ -128,6 +148,11 @@ func (l *StoreLock) conflict() error {
 			continue // deleted meanwhile (a refresh), or not ours to judge
 		}
 		if l.stale(info) || !info.Exclusive && !l.info.Exclusive {
+			continue
+		}
+		if l.beside != nil && info.Host == l.info.Host && info.PID == l.info.PID && !info.Exclusive {
+			// Our own shared lock (under whichever name its last
+			// refresh gave it).
 			continue
 		}
 		return fmt.Errorf("%w: %s (pid %d on %s, since %s, lock %s)", ErrLocked, info.Command, info.PID, info.Host,

@@ -1,10 +1,12 @@
 package index_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -358,5 +360,36 @@ func TestRemoteIndexObjectsCleanedAfterPrune(t *testing.T) {
 	defer n.Close()
 	if ok, _ := n.HasBlob(index.Hash([]byte("live"))); !ok {
 		t.Fatal("the live blob is gone from a new host's cache")
+	}
+}
+
+// The mount daemon holds a shared lock for its lifetime; a prune it runs
+// for a client takes an exclusive one beside it (Repo.LockExclusive). That
+// lock excludes others as any exclusive lock does, and another host's
+// shared lock still refuses it; only the repository's own does not.
+func TestLockExclusiveBesideOwnSharedLock(t *testing.T) {
+	s, _ := newRemote(t)
+	r := openRemote(t, s, t.TempDir(), index.Options{})
+	defer r.Close()
+	if _, err := index.AcquireStoreLock(s, true, "prune", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("a plain exclusive lock beside the shared one: %v, want ErrLocked", err)
+	}
+	ex, err := r.LockExclusive("prune")
+	if err != nil {
+		t.Fatalf("exclusive beside our own shared lock: %v", err)
+	}
+	if _, err := index.AcquireStoreLock(s, false, "snapshot", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("a shared lock beside the exclusive one: %v, want ErrLocked", err)
+	}
+	if err := ex.Release(); err != nil {
+		t.Fatal(err)
+	}
+	// Another host's snapshot running: refused.
+	other, _ := json.Marshal(index.StoreLockInfo{Host: "other-host", PID: 1, Command: "citadelfs snapshot", Time: time.Now().UTC()})
+	if err := s.Put("locks/0123456789abcdef0123456789abcdef", other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.LockExclusive("prune"); !errors.Is(err, index.ErrLocked) || !strings.Contains(err.Error(), "other-host") {
+		t.Fatalf("exclusive beside another host's shared lock: %v, want ErrLocked naming it", err)
 	}
 }

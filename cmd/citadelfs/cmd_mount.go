@@ -19,18 +19,20 @@ import (
 
 	cfs "citadelfs/fs"
 	"citadelfs/internal/fsadapter"
+	"citadelfs/snapshot"
 )
 
 func init() {
 	register(&command{
 		name:    "mount",
 		summary: "serve every snapshot read-only at MOUNTPOINT and own the repository (the daemon)",
-		usage:   "[--allow-other] [--metrics-listen ADDR] [--host NAME] [MOUNTPOINT]",
+		usage:   "[--allow-other] [--metrics-listen ADDR] [--host NAME] [--sync-interval DURATION] [MOUNTPOINT]",
 		flags: func(fs *pflag.FlagSet) {
 			fs.String("host", "", "this host's name: <date>/ and latest/ show its snapshots, hosts/<host>/ every host's (default the hostname)")
 			fs.Bool("allow-other", false, "let users other than root use the mount (file modes still apply)")
 			fs.String("metrics-listen", "", "serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9473)")
 			fs.Bool("fuse-debug", false, "log every FUSE request (very verbose)")
+			fs.Duration("sync-interval", time.Minute, "for a repository in a store: how often to bring the cache up to date with it (other hosts' snapshots, forgets, prunes)")
 		},
 		run: runMount,
 	})
@@ -74,21 +76,24 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	repoDir, err := env.repoPath()
-	if err == nil && isRemote(repoDir) {
-		return usagef("mounting an s3:// repository is not supported yet (docs/s3.md); restore from it, or copy it to a local repository")
-	}
 	if err != nil {
 		return err
 	}
-	repoDir, err = filepath.Abs(repoDir)
-	if err != nil {
-		return err
-	}
-	if err := checkMountpoint(mp, repoDir); err != nil {
-		return err
+	remote := isRemote(repoDir)
+	if !remote {
+		if repoDir, err = filepath.Abs(repoDir); err != nil {
+			return err
+		}
+		if err := checkMountpoint(mp, repoDir); err != nil {
+			return err
+		}
 	}
 	if err := checkListen(listen); err != nil {
 		return err
+	}
+	syncEvery, _ := env.flags.GetDuration("sync-interval")
+	if syncEvery <= 0 {
+		return usagef("--sync-interval %s: want a positive duration, e.g. 1m", syncEvery)
 	}
 	log := env.logger()
 	// The daemon runs for months next to model servers that want the
@@ -104,6 +109,18 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer release()
+	// Where the control socket lives: a local repository's directory, or
+	// the cache of one in a store, which the daemon writes as it would
+	// the repository (docs/mount.md "A repository in a store").
+	ownerDir := repoDir
+	if remote {
+		ownerDir = repo.Index().CacheDir
+	}
+	if repo.Index().IsRemote() {
+		if err := checkMountpoint(mp, repo.Index().CacheDir); err != nil {
+			return err
+		}
+	}
 	st := &daemonState{repo: repo}
 	// From here on, commands this process runs (the monitor's backup
 	// source) use the open repository, as delegated commands do.
@@ -169,11 +186,15 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 
 	st.refresh = srv.Refresh
-	daemon, err := startDaemonServer(repoDir, st, log)
+	daemon, err := startDaemonServer(ownerDir, st, log)
 	if err != nil {
 		return err
 	}
 	defer daemon.Close(shutdownGrace)
+	if repo.Index().IsRemote() {
+		stopSync := startCacheSync(repo, syncEvery, srv.Refresh, log)
+		defer stopSync()
+	}
 
 	monCtx, stopMon := context.WithCancel(context.Background())
 	monDone := make(chan struct{})
@@ -218,6 +239,47 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// startCacheSync brings a remote repository's cache up to date with the
+// store every interval, so that snapshots other hosts commit (and their
+// forgets and prunes) show in the mount without a remount; refresh then
+// has the kernel forget the names that changed. A store that cannot be
+// reached is logged once until a sync succeeds again: the mount keeps
+// serving what the cache knows. The returned func stops it.
+func startCacheSync(repo *snapshot.Repository, every time.Duration, refresh func(), log *slog.Logger) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		failing := false
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			res, err := repo.SyncCache()
+			switch {
+			case err != nil:
+				if !failing {
+					log.Warn("mount: cannot bring the cache up to date with the store; serving what it knows", "err", err)
+				}
+				failing = true
+				continue
+			case failing:
+				log.Info("mount: the store answers again; cache up to date")
+				failing = false
+			}
+			if res.SnapshotsAdded+res.SnapshotsDropped+res.PacksAdded+res.PacksDropped > 0 {
+				log.Info("mount: cache synced with the store", "snapshots_added", res.SnapshotsAdded, "snapshots_dropped", res.SnapshotsDropped,
+					"packs_added", res.PacksAdded, "packs_dropped", res.PacksDropped)
+				refresh()
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // checkMountpoint refuses a mountpoint inside the repository, or one that

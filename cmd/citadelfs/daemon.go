@@ -44,16 +44,19 @@ type daemonState struct {
 // the repository. handled is false when no daemon runs (daemon.ErrNoDaemon).
 func delegateToDaemon(ctx context.Context, env *cmdEnv, c *command, args []string) (code int, handled bool) {
 	repo, err := env.repoPath()
-	if err != nil || isRemote(repo) {
-		return 0, false // the command itself reports the missing repository; no daemon serves an s3:// one
-	}
-	repo, err = filepath.Abs(repo)
 	if err != nil {
+		return 0, false // the command itself reports the missing repository
+	}
+	sockDir, ok := env.daemonDir(repo)
+	if !ok {
 		return 0, false
+	}
+	if !isRemote(repo) {
+		repo = sockDir
 	}
 	cwd, _ := os.Getwd()
 	req := daemon.Request{Args: args, Cwd: cwd, StderrTerminal: env.isTerminal, StderrColumns: env.columns}
-	code, err = daemon.Call(ctx, repo, req, env.stdout, env.stderr, interruptGrace)
+	code, err = daemon.Call(ctx, sockDir, req, env.stdout, env.stderr, interruptGrace)
 	switch {
 	case err == nil:
 		return code, true

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"citadelfs/index"
 	"citadelfs/index/s3store"
+	"citadelfs/internal/daemon"
 	"citadelfs/snapshot"
 )
 
@@ -82,17 +85,55 @@ func exclusiveCommand(name string) bool {
 	return name == "prune" || strings.HasPrefix(name, "repair")
 }
 
+// needsExclusive reports whether command, with env's flags, takes a
+// remote repository's exclusive lock: prune, repair, and forget --prune
+// (which prunes).
+func needsExclusive(env *cmdEnv, command string) bool {
+	pruning := env.flags != nil && env.flags.Lookup("prune") != nil && env.flags.Lookup("prune").Value.String() == "true"
+	return exclusiveCommand(command) || pruning
+}
+
 // openRemoteRepo opens an s3:// repository for a command.
 func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snapshot.Repository, error) {
 	s, err := env.remoteStore(loc)
 	if err != nil {
 		return nil, err
 	}
-	// forget --prune prunes: exclusive like prune itself.
-	pruning := env.flags != nil && env.flags.Lookup("prune") != nil && env.flags.Lookup("prune").Value.String() == "true"
-	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: exclusiveCommand(command) || rebuildCache || pruning,
+	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: needsExclusive(env, command) || rebuildCache,
 		RebuildCache: rebuildCache}
 	return snapshot.OpenStore(s, loc, o)
+}
+
+// daemonDir is the directory whose daemon.sock a mount daemon of the
+// repository at loc listens on: a local repository's own directory, and
+// for an s3:// one its cache dir (the daemon holds that cache's Pebble
+// open, so a command with the same cache must run in the daemon; one with
+// a cache of its own runs beside it under a shared store lock, as another
+// host would). Without --cache-dir or cache_dir the default cache is
+// named by the repository id, read from the store, unless no daemon
+// listens under DefaultCacheRoot at all. ok is false when there is no
+// directory to look in.
+func (env *cmdEnv) daemonDir(loc string) (dir string, ok bool) {
+	if !isRemote(loc) {
+		abs, err := filepath.Abs(loc)
+		return abs, err == nil
+	}
+	if d := env.cacheDir(); d != "" {
+		return d, true
+	}
+	if socks, _ := filepath.Glob(daemon.SocketPath(filepath.Join(index.DefaultCacheRoot, "*"))); len(socks) == 0 {
+		return "", false
+	}
+	s, err := env.remoteStore(loc)
+	if err != nil {
+		return "", false
+	}
+	defer s.Close()
+	cfg, err := index.ReadStoreConfig(s, loc)
+	if err != nil {
+		return "", false // the command itself says why
+	}
+	return filepath.Join(index.DefaultCacheRoot, cfg.ID), true
 }
 
 // repairRemoteIndex rebuilds an s3:// repository's cache from the store:

@@ -21,17 +21,27 @@ var testWrapStore func(index.Store) index.Store
 // returns the daemon's already-open repository (Pebble admits one process)
 // and release does nothing.
 func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), error) {
-	if env.daemon != nil && env.daemon.repo != nil {
-		return env.daemon.repo, func() {}, nil
-	}
-	dir, err := env.repoPath()
-	if err != nil {
-		return nil, nil, err
-	}
 	c := env.cmd // nil in tests that build an env by hand
 	name := "citadelfs"
 	if c != nil {
 		name += " " + c.name
+	}
+	if env.daemon != nil && env.daemon.repo != nil {
+		r := env.daemon.repo
+		if r.Index().IsRemote() && needsExclusive(env, name) {
+			// The daemon's lock in the store is shared; what prunes
+			// must exclude other hosts' snapshots for its duration.
+			ex, err := r.Index().LockExclusive(name)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, func() { ex.Release() }, nil
+		}
+		return r, func() {}, nil
+	}
+	dir, err := env.repoPath()
+	if err != nil {
+		return nil, nil, err
 	}
 	if isRemote(dir) {
 		r, err := openRemoteRepo(env, dir, name, false)

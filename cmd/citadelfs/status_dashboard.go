@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -115,20 +114,24 @@ func dashboardSource(env *cmdEnv) (src statusSource, release func()) {
 
 // daemonStatusCall asks the mount daemon of the repository for `status
 // --json`: daemon.ErrNoDaemon when none serves it. nil where no daemon
-// can (no repository named, an s3:// one).
+// can (no repository named, or no cache dir of an s3:// one to look in).
 func daemonStatusCall(env *cmdEnv) statusSource {
 	repo, err := env.repoPath()
-	if err != nil || isRemote(repo) {
+	if err != nil {
 		return nil
 	}
-	if repo, err = filepath.Abs(repo); err != nil {
+	sockDir, ok := env.daemonDir(repo)
+	if !ok {
 		return nil
+	}
+	if !isRemote(repo) {
+		repo = sockDir
 	}
 	cwd, _ := os.Getwd()
 	args := []string{"status", "--json", "--config=" + env.absPath(env.global.configPath), "--repo=" + repo}
 	return func(ctx context.Context) (statusView, error) {
 		var out, errOut bytes.Buffer
-		code, err := daemon.Call(ctx, repo, daemon.Request{Args: args, Cwd: cwd}, &out, &errOut, interruptGrace)
+		code, err := daemon.Call(ctx, sockDir, daemon.Request{Args: args, Cwd: cwd}, &out, &errOut, interruptGrace)
 		if err != nil {
 			return statusView{}, err
 		}

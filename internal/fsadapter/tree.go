@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	cfs "citadelfs/fs"
+	"citadelfs/index"
 	"citadelfs/snapshot"
 )
 
@@ -75,7 +76,7 @@ func (t *tree) ReadDir(ctx context.Context, dir cfs.Node) ([]cfs.Node, error) {
 		if t.forgotten(err, h.snap) {
 			return nil, fmt.Errorf("fsadapter: snapshot %.8s was forgotten: %w", h.snap, iofs.ErrNotExist)
 		}
-		return nil, err
+		return nil, hideStoreErrno(err)
 	}
 	out := make([]cfs.Node, len(tree.Nodes))
 	for i := range tree.Nodes {
@@ -128,7 +129,24 @@ func (f *file) Slices(ctx context.Context, off int64, n int) ([][]byte, func(), 
 	if err != nil && f.t.forgotten(err, f.snap) {
 		return nil, nil, fmt.Errorf("fsadapter: snapshot %.8s was forgotten while the file was open: %w", f.snap, syscall.ESTALE)
 	}
-	return views, done, err
+	return views, done, hideStoreErrno(err)
+}
+
+// storeError is a store that could not be reached or answered
+// (index.ErrStoreUnavailable), with the errnos in its chain hidden: fs
+// passes a Tree's syscall.Errno to the reader as it is, and a dial's
+// ECONNREFUSED or a reset's ECONNRESET is no answer to read(2). The read
+// gets EIO, and the log the whole message.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return index.ErrStoreUnavailable }
+
+func hideStoreErrno(err error) error {
+	if err != nil && errors.Is(err, index.ErrStoreUnavailable) {
+		return &storeError{err}
+	}
+	return err
 }
 
 func (f *file) DataExtents() []cfs.Extent {

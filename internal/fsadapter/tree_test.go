@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -202,5 +203,63 @@ func TestInoIsPerSource(t *testing.T) {
 	b := children(t, tr, children(t, tr, snaps[1].Sources[0].Root)["d"])["a.bin"]
 	if a.Ino != b.Ino || a.Size == b.Size {
 		t.Errorf("a.bin in two snapshots: ino %d/%d size %d/%d", a.Ino, b.Ino, a.Size, b.Size)
+	}
+}
+
+// A store that cannot be reached (S3 gone: the dial's ECONNREFUSED in the
+// error's chain) fails the read with an error fs answers EIO, not with the
+// network's errno, which fs would hand to read(2) as it is; once the store
+// answers again the same read returns the right bytes.
+func TestStoreGoneIsNoErrno(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	if err := snapshot.Init(dir, snapshot.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := snapshot.Open(dir, snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := source(t)
+	take(t, w, src, time.Time{})
+	w.Close()
+	var faulty *index.FaultyStore
+	r, err := snapshot.Open(dir, snapshot.Options{WrapStore: func(s index.Store) index.Store {
+		faulty = index.NewFaultyStore(s)
+		return faulty
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tr := NewTree(r)
+	ctx := context.Background()
+	snaps, err := tr.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := children(t, tr, snaps[0].Sources[0].Root)["d"]
+	a := children(t, tr, d)["a.bin"]
+	f, err := tr.Open(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	gone := fmt.Errorf("s3store: get packs/x: %w: dial tcp: %w", index.ErrStoreUnavailable, syscall.ECONNREFUSED)
+	faulty.SetFaults(index.Fault{Op: index.OpRead, Sticky: true, Prefix: "packs/", Err: gone})
+	_, _, err = f.Slices(ctx, 0, 4096)
+	var en syscall.Errno
+	if err == nil || errors.As(err, &en) || !errors.Is(err, index.ErrStoreUnavailable) {
+		t.Fatalf("read with the store gone: %v (errno %v); want ErrStoreUnavailable and no errno", err, en)
+	}
+	faulty.SetFaults()
+	views, done, err := f.Slices(ctx, 0, 4096)
+	if err != nil {
+		t.Fatalf("read once the store is back: %v", err)
+	}
+	defer done()
+	want, _ := os.ReadFile(filepath.Join(src, "d", "a.bin"))
+	if got := bytes.Join(views, nil); !bytes.Equal(got, want[:4096]) {
+		t.Fatal("wrong bytes once the store is back")
 	}
 }

@@ -1,0 +1,202 @@
+package tests
+
+import (
+	"bytes"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"citadelfs/internal/cephtest"
+)
+
+// mountS3 mounts the s3:// repository r with cache as the daemon's cache
+// (its control socket lives there) and --host host.
+func mountS3(t *testing.T, r *s3Repo, cache, host, mp string, args ...string) *mountProc {
+	t.Helper()
+	config := monitorConfig(t, filepath.Dir(mp))
+	argv := append([]string{"--s3-endpoint", r.endpoint, "--cache-dir", cache, "--host", host, "--sync-interval", "1s"}, args...)
+	return startMountEnv(t, r.env, r.url, mp, config, argv...)
+}
+
+// waitFor polls cond for up to 20 s (the daemon syncs its cache with the
+// store every second here).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+	}
+}
+
+// Two hosts (--host a, --host b, a cache each) snapshot into one bucket;
+// host a mounts it. hosts/b/latest is b's newest and latest/ a's own, both
+// byte for byte the sources; cp -a out works. A snapshot b takes while the
+// mount runs (b's own cache, beside the daemon's shared lock) shows after
+// the daemon's next sync, without a remount. Commands of host a with the
+// daemon's cache run inside the daemon (its socket is in that cache),
+// prune included, under an exclusive lock taken beside its shared one.
+func TestS3MountTwoHosts(t *testing.T) {
+	needMount(t)
+	t.Parallel() // RGW round trips overlap
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	srcA, srcB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	corpus(t, "-out", srcA, "-models-mb", "2", "-logs-mb", "1", "-configs", "30", "-seed", "1")
+	corpus(t, "-out", srcB, "-models-mb", "2", "-logs-mb", "1", "-configs", "30", "-seed", "2")
+	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
+	r.must(t, cacheA, "init")
+	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(srcA, "configs", "models")...)...)
+	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "configs", "models")...)...)
+
+	mp := filepath.Join(dir, "mnt")
+	m := mountS3(t, r, cacheA, "a", mp)
+	if _, err := os.Lstat(filepath.Join(cacheA, "daemon.sock")); err != nil {
+		t.Fatalf("no control socket in the daemon's cache: %v", err)
+	}
+	if got := readDirNames(t, filepath.Join(mp, "hosts")); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("hosts/ = %q, want [a b]", got)
+	}
+	for _, l := range []string{"configs", "models"} {
+		diffTrees(t, filepath.Join(srcB, l), filepath.Join(mp, "hosts", "b", "latest", l))
+		diffTrees(t, filepath.Join(srcA, l), filepath.Join(mp, "latest", l))
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if res := runCmd(t, os.Environ(), "cp", "-a", filepath.Join(mp, "hosts", "b", "latest", "models"), out); res.code != 0 {
+		t.Fatalf("cp -a: %s", res)
+	}
+	assertSameTree(t, filepath.Join(srcB, "models"), out)
+
+	// b snapshots again, from its own host and cache, while a's mount
+	// holds its shared lock.
+	if err := os.WriteFile(filepath.Join(srcB, "configs", "added-by-b.yaml"), []byte("b: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "configs")...)...)
+	if strings.Contains(m.stderr.String(), "ran a command for a client") {
+		t.Fatalf("b's snapshot (another cache) ran in a's daemon:\n%s", m.stderr)
+	}
+	waitFor(t, "b's new snapshot in hosts/b/latest", func() bool {
+		data, _ := os.ReadFile(filepath.Join(mp, "hosts", "b", "latest", "configs", "added-by-b.yaml"))
+		return string(data) == "b: 2\n"
+	})
+	diffTrees(t, filepath.Join(srcB, "configs"), filepath.Join(mp, "hosts", "b", "latest", "configs"))
+	if _, err := os.Stat(filepath.Join(mp, "latest", "configs", "added-by-b.yaml")); !os.IsNotExist(err) {
+		t.Errorf("a's latest/ shows b's snapshot: %v", err)
+	}
+
+	// a's own commands with the daemon's cache run in the daemon: a
+	// snapshot there is in latest/ when the command returns.
+	if err := os.WriteFile(filepath.Join(srcA, "configs", "added-by-a.yaml"), []byte("a: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(srcA, "configs")...)...)
+	if !strings.Contains(m.stderr.String(), "ran a command for a client") {
+		t.Fatalf("a's snapshot with the daemon's cache did not run in the daemon:\n%s", m.stderr)
+	}
+	if data, err := os.ReadFile(filepath.Join(mp, "latest", "configs", "added-by-a.yaml")); string(data) != "a: 2\n" {
+		t.Errorf("a's new snapshot not in latest/ when the command returned: %q %v", data, err)
+	}
+	// forget + prune in the daemon: it takes the exclusive lock beside
+	// its shared one (no other host holds one now), and the mount and
+	// the bucket stay whole.
+	snaps := r.must(t, cacheA, "snapshots", "--json").stdout
+	if strings.Count(snaps, `"id"`) != 4 {
+		t.Fatalf("snapshots through the daemon: %s", snaps)
+	}
+	if res := r.run(t, cacheA, "forget", "--keep-last", "3", "--prune"); res.code != 0 {
+		t.Fatalf("forget --prune through the daemon: %s", res)
+	}
+	if res := r.run(t, cacheB, "check"); res.code != 0 {
+		t.Fatalf("check from host b after a's prune: %s", res)
+	}
+	diffTrees(t, filepath.Join(srcB, "configs"), filepath.Join(mp, "hosts", "b", "latest", "configs"))
+	diffTrees(t, filepath.Join(srcA, "configs"), filepath.Join(mp, "latest", "configs"))
+}
+
+// The store going away mid-read: that read fails with EIO (not wrong
+// bytes, and within the client's bounded retries), the mount survives,
+// and once the store is back the same file reads right and cp -a out of
+// the mount is byte for byte the source again. RGW itself is never
+// stopped: the daemon reaches it through a TCP proxy the test cuts.
+func TestS3MountStoreGoneMidRead(t *testing.T) {
+	needMount(t)
+	t.Parallel() // RGW round trips overlap
+	e := cephtest.Need(t)
+	u, err := url.Parse(e.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	corpus(t, "-out", src, "-models-mb", "4", "-logs-mb", "1", "-configs", "30")
+	cache := filepath.Join(dir, "cache")
+	r.must(t, cache, "init")
+	r.must(t, cache, append([]string{"snapshot", "--host", "a"}, sourceFlags(src)...)...)
+
+	proxy := startProxy(t, u.Host)
+	r.endpoint = "http://" + proxy.addr
+	mp := filepath.Join(dir, "mnt")
+	m := mountS3(t, r, cache, "a", mp)
+	cpOut := func(label string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "out")
+		if res := runCmd(t, os.Environ(), "cp", "-a", filepath.Join(mp, "latest", label), out); res.code != 0 {
+			t.Fatalf("cp -a latest/%s: %s", label, res)
+		}
+		assertSameTree(t, filepath.Join(src, label), out)
+	}
+	cpOut("configs")
+
+	// Files nobody has read through the mount yet (nothing of them in
+	// the page cache or the daemon's chunk cache); their folder is
+	// listed now, so the cut meets a read, not a lookup.
+	models := readDirNames(t, filepath.Join(mp, "latest", "models"))
+	if len(models) == 0 {
+		t.Fatal("set-up: latest/models is empty")
+	}
+	victim := filepath.Join(models[0], "model.safetensors")
+	if _, err := os.Stat(filepath.Join(mp, "latest", "models", victim)); err != nil {
+		t.Fatalf("set-up: %v", err)
+	}
+
+	proxy.cut()
+	t0 := time.Now()
+	data, err := os.ReadFile(filepath.Join(mp, "latest", "models", victim))
+	took := time.Since(t0)
+	t.Logf("the read with the store gone failed after %v: %v", took, err)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read with the store gone: %d bytes, err %v; want EIO", len(data), err)
+	}
+	if took > 90*time.Second {
+		t.Errorf("the failing read took %v: more than the bounded retries", took)
+	}
+	// The mount is alive: its virtual folders and status answer.
+	if _, err := os.ReadDir(filepath.Join(mp, "hosts", "a")); err != nil {
+		t.Fatalf("the mount after the failed read: %v", err)
+	}
+	if !isMounted(mp) {
+		t.Fatal("the mount went away")
+	}
+
+	proxy.restore()
+	got, err := os.ReadFile(filepath.Join(mp, "latest", "models", victim))
+	want, _ := os.ReadFile(filepath.Join(src, "models", victim))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the same read once the store is back: %d bytes (want %d), err %v", len(got), len(want), err)
+	}
+	cpOut("models")
+	cpOut("logs")
+	select {
+	case <-m.exited:
+		t.Fatalf("the daemon exited: %v\n%s", m.err, m.stderr)
+	default:
+	}
+}
