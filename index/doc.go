@@ -41,6 +41,10 @@
 // this host (Options.CacheDir) that every open brings up to date with the
 // store (SyncCache): from index objects, then pack trailers by ranged
 // reads, dropping packs the store no longer has. Deleted, it is rebuilt.
+// Beside it, BlobCache (blobcache.go) keeps the stored bytes of blobs
+// that reads fetched, bounded and least recently used first, each entry
+// checked by its CRC on every hit; Repo.ReadStoredCached reads through it,
+// ReadStored never does (check, copy, prune and repair read the store).
 //
 // # Locks
 //

@@ -29,8 +29,11 @@ type Repo struct {
 	Keys *Keys
 	// LastSync is what OpenStore's sync of the cache changed.
 	LastSync *SyncResult
-	rlock    *StoreLock // a remote repository's lock
-	remote   bool
+	// BlobCache keeps blobs a remote repository's reads fetched
+	// (Options.BlobCacheSize); nil when there is none.
+	BlobCache *BlobCache
+	rlock     *StoreLock // a remote repository's lock
+	remote    bool
 	// written: packs committed since the last index object (remote).
 	writtenMu sync.Mutex
 	written   []writtenPack
@@ -85,6 +88,9 @@ type Options struct {
 	// RebuildCache removes the cache's index once the lock is held, so
 	// it is rebuilt from the store (repair index of a remote repository).
 	RebuildCache bool
+	// BlobCacheSize bounds the on-disk cache of fetched blobs in a remote
+	// repository's CacheDir (blobcache.go); 0 keeps none.
+	BlobCacheSize int64
 }
 
 func (o Options) withDefaults() Options {

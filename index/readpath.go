@@ -24,6 +24,10 @@ var errPackMissing = fmt.Errorf("%w: %w", ErrPackMissing, ErrCorrupt)
 // cache from it and reads others of at least directReadMin bytes straight
 // from the disk (O_DIRECT) into buf, when buf is aligned and has room for
 // the blob plus directAlign on each side (see readDirect).
+//
+// It always reads the store: check, copy, prune and repair judge or carry
+// the repository's own bytes. Reads that only want the data (restore, the
+// mount) use ReadStoredCached.
 func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
 	b, err := r.Store.ReadRange(PackName(ref.Pack), int64(ref.Offset), int(ref.Length), buf)
 	switch {
@@ -38,6 +42,42 @@ func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
 	// The disk, the file system or the store failed (EIO, ESTALE, a
 	// 503, ...): an error, but not a finding about the backup's bytes.
 	return nil, fmt.Errorf("index: read blob %s from pack %s: %w", ref.ID.Short(), ref.Pack.Short(), err)
+}
+
+// ReadStoredCached is ReadStored through the repository's BlobCache, if
+// it has one: a hit is not fetched, and with keep what is fetched is kept
+// (a restore, which reads each blob once, does not keep: that would write
+// everything it restores a second time, and push out what the mount
+// reads again).
+func (r *Repo) ReadStoredCached(ref BlobRef, buf []byte, keep bool) ([]byte, error) {
+	if r.BlobCache == nil {
+		return r.ReadStored(ref, buf)
+	}
+	if b, ok := r.BlobCache.Get(ref, buf); ok {
+		return b, nil
+	}
+	b, err := r.ReadStored(ref, buf)
+	if err == nil && keep {
+		r.BlobCache.Put(ref, b)
+	}
+	return b, err
+}
+
+// DropCached removes ref's entry from the blob cache and reports whether
+// there was one. A blob whose bytes fail their check after a read is
+// dropped and read once more before it counts as damage: what the cache
+// held may be what a store handed back wrong once, not what it holds.
+func (r *Repo) DropCached(ref BlobRef) bool {
+	return r.BlobCache != nil && r.BlobCache.Drop(ref)
+}
+
+// CacheStored keeps b, the stored bytes of ref, in the blob cache (if
+// there is one): after DropCached, what the store returned and its check
+// passed.
+func (r *Repo) CacheStored(ref BlobRef, b []byte) {
+	if r.BlobCache != nil {
+		r.BlobCache.Put(ref, b)
+	}
 }
 
 // directReadMin is the smallest blob read with O_DIRECT: small blobs

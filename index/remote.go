@@ -181,6 +181,16 @@ func OpenStore(s Store, location string, o Options) (*Repo, error) {
 		return nil, fmt.Errorf("index: cache %s: %w", cache, err)
 	}
 	r := &Repo{Dir: location, Config: cfg, KV: kv, Store: s, rlock: lock, remote: true, CacheDir: cache, Keys: o.Keys}
+	if o.BlobCacheSize > 0 {
+		// Opened under the KV's lock: one process per cache directory.
+		if r.BlobCache, err = OpenBlobCache(filepath.Join(cache, blobCacheDir), o.BlobCacheSize); err != nil {
+			r.Close()
+			return nil, err
+		}
+	} else {
+		// Left from a run with a cache: it would only take space.
+		os.RemoveAll(filepath.Join(cache, blobCacheDir))
+	}
 	if r.LastSync, err = r.SyncCache(); err != nil {
 		r.Close()
 		return nil, err
@@ -209,7 +219,7 @@ func prepareCache(dir string, cfg *Config, location string) error {
 	// A directory with anything else in it is not a cache we made.
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if e.Name() != indexDir {
+		if e.Name() != indexDir && e.Name() != blobCacheDir {
 			return fmt.Errorf("index: cache %s is not empty and holds no citadelfs cache; give a --cache-dir of its own", dir)
 		}
 	}

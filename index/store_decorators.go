@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -216,3 +217,36 @@ func (w *faultyWriter) Commit(name string, size int64) error {
 	}
 	return w.ObjectWriter.Commit(name, size)
 }
+
+// CountingStore counts the reads that reach the store it wraps, and
+// their bytes: how tests see what a read of a remote repository fetched
+// (a small file's read must not fetch a whole pack; a cached blob is not
+// fetched again). It is safe for concurrent use.
+type CountingStore struct {
+	Store
+	reads, bytes        atomic.Int64
+	inFlight, maxFlight atomic.Int64
+}
+
+// NewCountingStore wraps s.
+func NewCountingStore(s Store) *CountingStore { return &CountingStore{Store: s} }
+
+func (c *CountingStore) ReadRange(name string, off int64, n int, buf []byte) ([]byte, error) {
+	now := c.inFlight.Add(1)
+	for m := c.maxFlight.Load(); now > m && !c.maxFlight.CompareAndSwap(m, now); m = c.maxFlight.Load() {
+	}
+	b, err := c.Store.ReadRange(name, off, n, buf)
+	c.inFlight.Add(-1)
+	c.reads.Add(1)
+	c.bytes.Add(int64(len(b)))
+	return b, err
+}
+
+// Reads returns the reads so far and the bytes they returned.
+func (c *CountingStore) Reads() (calls, bytes int64) { return c.reads.Load(), c.bytes.Load() }
+
+// MaxInFlight is the most reads that were in progress at once.
+func (c *CountingStore) MaxInFlight() int64 { return c.maxFlight.Load() }
+
+// Reset sets the counts back to zero.
+func (c *CountingStore) Reset() { c.reads.Store(0); c.bytes.Store(0); c.maxFlight.Store(0) }

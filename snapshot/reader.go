@@ -31,6 +31,21 @@ type FileReader struct {
 // against about 1000 with 2; 4 was no better.
 const prefetchAhead = 3
 
+// remoteReadAhead is how many chunks ahead a sequential read of a
+// repository in a store (S3) fetches: each is a ranged GET whose round
+// trip, not the decoding, is what a reader waits for. 8 of them (up to 32 MiB
+// of 4 MiB chunks, within the 64 MiB chunk cache) keep a reader from
+// waiting on one round trip per chunk.
+const remoteReadAhead = 8
+
+// readAhead is how many chunks a sequential reader of r fetches ahead.
+func (r *Repository) readAhead() int {
+	if r.idx.IsRemote() {
+		return remoteReadAhead
+	}
+	return prefetchAhead
+}
+
 // seqSlack is how far from the end of the last read a read may start and
 // still count as sequential.
 const seqSlack = 2 << 20
@@ -212,11 +227,12 @@ type inflightLoad struct {
 }
 
 // prefetch decodes a chunk into the cache in the background. A fixed set
-// of workers (2 x Options.Workers, started at the first prefetch) takes
-// the chunks from a short queue; when the queue is full the chunk is
-// skipped, so a fast sequential reader cannot pile up work, and the read
-// that needs it decodes it itself. Long-lived workers keep their grown
-// stacks: a goroutine per chunk spent 4% of a read's CPU growing one.
+// of workers (2 x Options.Workers, started at the first prefetch; for a
+// repository in a store remoteReadAhead, as they mostly wait on the
+// network) takes the chunks from a short queue; when the queue is full the
+// chunk is skipped, so a fast sequential reader cannot pile up work, and
+// the read that needs it decodes it itself. Long-lived workers keep their
+// grown stacks: a goroutine per chunk spent 4% of a read's CPU growing one.
 func (r *Repository) prefetch(id index.ID) {
 	if r.cache.has(id) {
 		return
@@ -229,8 +245,12 @@ func (r *Repository) prefetch(id index.ID) {
 	}
 	p := &r.prefetcher
 	p.start.Do(func() {
-		p.queue = make(chan index.ID, r.opts.Workers)
-		for range 2 * r.opts.Workers {
+		queue, workers := r.opts.Workers, 2*r.opts.Workers
+		if r.idx.IsRemote() {
+			queue, workers = remoteReadAhead, max(workers, remoteReadAhead)
+		}
+		p.queue = make(chan index.ID, queue)
+		for range workers {
 			p.workers.Add(1)
 			go r.prefetchWorker()
 		}
@@ -316,7 +336,7 @@ func (f *FileReader) noteRead(i int, off, end int64) {
 	for j < len(content) && content[j].Offset < end {
 		j++
 	}
-	for k := j; k < len(content) && k < j+prefetchAhead; k++ {
+	for k, ahead := j, f.r.readAhead(); k < len(content) && k < j+ahead; k++ {
 		f.r.prefetch(content[k].ID)
 	}
 }

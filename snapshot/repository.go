@@ -72,6 +72,10 @@ type Options struct {
 	// ObjectLock is the retention InitStore records and writes every
 	// object under (nil: none; index.ObjectLock).
 	ObjectLock *index.ObjectLock
+	// BlobCacheSize bounds the on-disk cache of blobs that reads of a
+	// repository in a store fetched (index.BlobCache, in CacheDir); 0
+	// keeps none.
+	BlobCacheSize int64
 }
 
 func (o Options) withDefaults() Options {
@@ -175,7 +179,7 @@ func OpenStore(s index.Store, location string, o Options) (*Repository, error) {
 func (o Options) indexOptions() index.Options {
 	return index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
 		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve, CacheDir: o.CacheDir, Exclusive: o.Exclusive || o.RebuildCache, RebuildCache: o.RebuildCache,
-		Keys: o.Keys}
+		Keys: o.Keys, BlobCacheSize: o.BlobCacheSize}
 }
 
 func newRepository(idx *index.Repo, o Options) (*Repository, error) {
@@ -330,6 +334,22 @@ func (r *Repository) LoadBlob(ctx context.Context, id index.ID, useCache bool) (
 // recycled buffer (see blobCache). The stored bytes are read into a
 // recycled buffer: the decoded result never shares memory with them.
 func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
+	return r.loadPlainKeep(id, pooled, true)
+}
+
+// loadData loads a file's chunk for a restore: through the blob cache of
+// a remote repository, but without keeping what it fetches
+// (index.Repo.ReadStoredCached).
+func (r *Repository) loadData(ctx context.Context, id index.ID) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return r.loadPlainKeep(id, false, false)
+}
+
+// loadPlainKeep is loadPlain; keep says whether a remote repository's
+// blob cache keeps what is fetched.
+func (r *Repository) loadPlainKeep(id index.ID, pooled, keep bool) ([]byte, error) {
 	ref, err := r.idx.Lookup(id)
 	if err != nil {
 		if errors.Is(err, index.ErrBlobMissing) {
@@ -341,7 +361,7 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	// can read it with O_DIRECT (pooled buffers of that size are
 	// page-aligned).
 	sbuf := r.cache.bufs.get(int(ref.Length) + 8<<10)
-	stored, err := r.idx.ReadStored(ref, sbuf)
+	stored, err := r.idx.ReadStoredCached(ref, sbuf, keep)
 	if errors.Is(err, index.ErrPackMissing) {
 		// Prune may have moved the blob to a new pack and removed the
 		// old one between the lookup and the read: look again.
@@ -349,7 +369,7 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 			r.cache.bufs.put(sbuf)
 			ref = again
 			sbuf = r.cache.bufs.get(int(ref.Length) + 8<<10)
-			stored, err = r.idx.ReadStored(ref, sbuf)
+			stored, err = r.idx.ReadStoredCached(ref, sbuf, keep)
 		}
 	}
 	if err != nil {
@@ -371,6 +391,20 @@ func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
 	}
 	dec := r.decoders.Get().(*codec.Decoder)
 	plain, err := decodeVerified(dec, dst, ref, stored)
+	if err != nil && r.idx.DropCached(ref) {
+		// The bytes came from the blob cache (a remote repository's);
+		// what the store holds decides, so read it from there once.
+		if stored, err = r.idx.ReadStored(ref, sbuf); err == nil {
+			if plain, err = decodeVerified(dec, dst, ref, stored); err == nil && keep {
+				r.idx.CacheStored(ref, stored)
+			}
+		} else if !errors.Is(err, index.ErrCorrupt) {
+			r.decoders.Put(dec)
+			r.cache.bufs.put(sbuf)
+			r.cache.bufs.put(dst)
+			return nil, fmt.Errorf("snapshot: chunk %s: %w", id.Short(), err)
+		}
+	}
 	r.decoders.Put(dec)
 	if len(plain) > 0 && cap(dst) >= len(plain) && &plain[0] == &dst[:1][0] {
 		// Decoded in place. Codecs may cap their result at its length

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"citadelfs/index"
 )
 
 // RestoreOptions tune a restore.
@@ -402,8 +404,10 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 			unix.Unlinkat(dirfd, name, 0)
 		}
 	}()
+	next, stop := rs.loadChunks(n.Content)
+	defer stop()
 	for _, c := range n.Content {
-		data, err := rs.r.LoadBlob(rs.ctx, c.ID, false)
+		data, err := next()
 		if err == nil && int64(len(data)) != c.Length {
 			err = &corruptLength{id: c.ID}
 		}
@@ -434,6 +438,68 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 		rs.mu.Unlock()
 	}
 	return rs.applyMetaFd(n, fd, path)
+}
+
+// restoreAhead is how many chunk loads of one file a restore from a
+// remote repository keeps in flight. The workers restore several files at
+// once; this is for the large ones (model weights).
+const restoreAhead = 4
+
+// loadChunks returns a function that yields the decoded chunks of
+// content in order, one per call. From a local repository it loads each
+// when asked (the restore's workers already keep both cores decoding);
+// from one in a store it keeps up to restoreAhead loads in flight, so a
+// large file is not one ranged GET round trip after another. What is
+// loaded ahead is bounded by that count (with the 4 workers, at most 16
+// chunks decoded and not yet written). stop ends the loads ahead; it must
+// be called once the caller is done.
+func (rs *restorer) loadChunks(content []ChunkRef) (next func() ([]byte, error), stop func()) {
+	ahead := 1
+	if rs.r.idx.IsRemote() {
+		ahead = restoreAhead
+	}
+	if ahead <= 1 || len(content) < 2 {
+		i := 0
+		return func() ([]byte, error) {
+			c := content[i]
+			i++
+			return rs.r.loadData(rs.ctx, c.ID)
+		}, func() {}
+	}
+	type loaded struct {
+		data []byte
+		err  error
+	}
+	ctx, cancel := context.WithCancel(rs.ctx)
+	// A load is started only once its slot is queued: with the one the
+	// caller waits on, at most ahead are in flight.
+	slots := make(chan chan loaded, ahead-1)
+	go func() {
+		defer close(slots)
+		for _, c := range content {
+			ch := make(chan loaded, 1)
+			select {
+			case slots <- ch:
+			case <-ctx.Done():
+				return
+			}
+			go func(id index.ID) {
+				data, err := rs.r.loadData(ctx, id)
+				ch <- loaded{data, err}
+			}(c.ID)
+		}
+	}()
+	return func() ([]byte, error) {
+		ch, ok := <-slots
+		if !ok { // only after a cancel
+			if err := context.Cause(rs.ctx); err != nil {
+				return nil, err
+			}
+			return nil, context.Canceled
+		}
+		l := <-ch
+		return l.data, l.err
+	}, cancel
 }
 
 // metaTimes is n's atime and mtime for utimensat.

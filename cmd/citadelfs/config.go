@@ -31,6 +31,9 @@ type config struct {
 	// index is cached (docs/s3.md).
 	S3       s3Config `yaml:"s3"`
 	CacheDir string   `yaml:"cache_dir"`
+	// BlobCacheSize bounds the on-disk cache of blobs reads fetched from
+	// an s3:// repository ("2GiB"; "0" keeps none).
+	BlobCacheSize string `yaml:"blob_cache_size"`
 	// Copy names the repository `citadelfs copy` copies to by default,
 	// and when its systemd timer runs (docs/s3.md "Copy").
 	Copy copyConfig `yaml:"copy"`

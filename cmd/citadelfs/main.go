@@ -75,6 +75,9 @@ type globalFlags struct {
 	// For an s3:// repository (remote.go).
 	cacheDir string
 	s3       s3Config
+	// blobCacheSize is --blob-cache-size ("" for the config's, then the
+	// default).
+	blobCacheSize string
 }
 
 func main() {

@@ -29,6 +29,31 @@ func addRemoteFlags(fs *pflag.FlagSet, g *globalFlags) {
 	fs.StringVar(&g.s3.Region, "s3-region", "", "S3 region (default $AWS_REGION, then us-east-1)")
 	fs.BoolVar(&g.s3.PathStyle, "s3-path-style", false, "path-style S3 requests (default: automatic)")
 	fs.StringVar(&g.s3.CAFile, "s3-ca-file", "", "PEM file of the CAs to trust for an https S3 endpoint")
+	fs.StringVar(&g.blobCacheSize, "blob-cache-size", "", "on-disk cache of the blobs reads fetched from an s3:// repository, in --cache-dir; 0 for none (default 2GiB)")
+}
+
+// defaultBlobCacheSize bounds the blob cache when neither the flag nor
+// the config says: a few models' worth of chunks a mount rereads, small
+// beside the disks of the servers this is for.
+const defaultBlobCacheSize = 2 << 30
+
+// blobCacheSize is --blob-cache-size, then the config's blob_cache_size,
+// then defaultBlobCacheSize.
+func (env *cmdEnv) blobCacheSize() (int64, error) {
+	v, what := env.global.blobCacheSize, "--blob-cache-size"
+	if v == "" {
+		if c, err := env.config(); err == nil && c != nil && c.BlobCacheSize != "" {
+			v, what = c.BlobCacheSize, "blob_cache_size"
+		}
+	}
+	if v == "" {
+		return defaultBlobCacheSize, nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, usagef("%s %q: %v", what, v, err)
+	}
+	return n, nil
 }
 
 // isRemote reports whether loc names a repository in a store.
@@ -99,8 +124,12 @@ func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snaps
 	if err != nil {
 		return nil, err
 	}
+	blobCache, err := env.blobCacheSize()
+	if err != nil {
+		return nil, err
+	}
 	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: needsExclusive(env, command) || rebuildCache,
-		RebuildCache: rebuildCache}
+		RebuildCache: rebuildCache, BlobCacheSize: blobCache}
 	return snapshot.OpenStore(s, loc, o)
 }
 
