@@ -15,7 +15,9 @@ package snapshot
 //     tree names nothing the target's chunker and id key would make, and
 //     the copy re-chunks every file into new ids (recopy.go).
 //   - Per blob, the target's index says whether it is already there;
-//     only what it lacks is read and transferred.
+//     only what it lacks is read and transferred. Those blobs are read
+//     and verified copyReads at once, and stored through the target's
+//     blob saver, which PUTs a store's packs in parallel.
 //   - Order is the snapshot command's: data and tree packs first, each
 //     committed to the target's index as it is finished, the manifest
 //     last. A copy killed at any point leaves no snapshot in the target,
@@ -102,16 +104,38 @@ func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []*Snapsho
 	return c.res, nil
 }
 
+// copyReads bounds the blobs a copy reads and verifies at once. Each is
+// a ranged GET from a bucket (or a pread from a directory): one after
+// another, a copy out of S3 waited a round trip per chunk. Each read in
+// flight holds one stored blob (at most the chunker's maximum chunk).
+const copyReads = 8
+
 type copier struct {
 	src, dst *Repository
 	ctx      context.Context
 	res      *CopyResult
 	// seen is every blob this run has dealt with (copied, or found in
 	// the target), and every tree it has walked.
-	seen     map[index.ID]bool
-	pw       *index.PackWriter
+	seen map[index.ID]bool
+	// saver stores the current snapshot's blobs in the target: its
+	// packs are PUT in parallel to a store (blobSaver).
+	saver *blobSaver
+	// reads are the blobs being read from the source, oldest first;
+	// they are added to the target in this order, so a tree still
+	// follows its children.
+	reads    []*copyRead
 	cur      index.ID
 	progress CopyProgress
+}
+
+// copyRead is one blob read from the source by its own goroutine; done
+// is closed once stored or err is set.
+type copyRead struct {
+	id     index.ID
+	ref    index.BlobRef
+	stored []byte
+	err    error
+	done   chan struct{}
 }
 
 func (c *copier) snapshot(s *Snapshot) error {
@@ -122,6 +146,9 @@ func (c *copier) snapshot(s *Snapshot) error {
 	}
 	if index.Hash(manifest) != s.ID {
 		return fmt.Errorf("snapshot: copy %s: the manifest does not hash to its id: %w", s.ID.Short(), ErrCorrupt)
+	}
+	if c.saver, err = newBlobSaver(c.dst); err != nil {
+		return err
 	}
 	for _, src := range s.Sources {
 		if err := c.tree(src.Tree); err != nil {
@@ -167,8 +194,9 @@ func (c *copier) tree(id index.ID) error {
 	return c.blob(id)
 }
 
-// blob transfers one blob unless the target has it: read as stored,
-// verified, appended to the current pack.
+// blob transfers one blob unless the target has it: read as stored and
+// verified (in the background, copyReads at once), then appended to the
+// target's current pack.
 func (c *copier) blob(id index.ID) error {
 	if c.seen[id] {
 		return nil
@@ -176,11 +204,11 @@ func (c *copier) blob(id index.ID) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	has, err := c.dst.idx.HasBlob(id)
+	isNew, err := c.saver.Reserve(id)
 	if err != nil {
 		return err
 	}
-	if has {
+	if !isNew {
 		c.seen[id] = true
 		c.res.BlobsPresent++
 		return nil
@@ -192,56 +220,71 @@ func (c *copier) blob(id index.ID) error {
 		}
 		return err
 	}
-	stored, err := c.src.idx.ReadStored(ref, nil)
-	if err == nil {
-		err = c.src.verifyStored(ref, stored)
-	}
-	if err != nil {
-		return fmt.Errorf("snapshot: copy %s: %w", c.cur.Short(), err)
-	}
-	if c.pw == nil {
-		if c.pw, err = c.dst.idx.NewPackWriter(); err != nil {
+	c.seen[id] = true
+	if len(c.reads) == copyReads {
+		if err := c.addOldest(); err != nil {
 			return err
 		}
 	}
-	if err := c.pw.Add(ref.Type, ref.Codec, id, stored, int(ref.RawLength)); err != nil {
+	rd := &copyRead{id: id, ref: ref, done: make(chan struct{})}
+	c.reads = append(c.reads, rd)
+	go func() {
+		defer close(rd.done)
+		rd.stored, rd.err = c.src.idx.ReadStored(rd.ref, nil)
+		if rd.err == nil {
+			rd.err = c.src.verifyStored(rd.ref, rd.stored)
+		}
+	}()
+	return nil
+}
+
+// addOldest waits for the oldest read and adds its blob to the target.
+func (c *copier) addOldest() error {
+	rd := c.reads[0]
+	<-rd.done
+	c.reads[0] = nil
+	c.reads = c.reads[1:]
+	if rd.err != nil {
+		return fmt.Errorf("snapshot: copy %s: %w", c.cur.Short(), rd.err)
+	}
+	if err := c.saver.Add(rd.ref.Type, rd.ref.Codec, rd.id, rd.stored, int(rd.ref.RawLength)); err != nil {
 		return err
 	}
-	c.seen[id] = true
 	c.res.Blobs++
-	c.res.Bytes += int64(len(stored))
+	c.res.Bytes += int64(len(rd.stored))
 	if c.progress != nil {
 		c.progress(c.cur, c.res.Blobs, c.res.Bytes)
 	}
-	if c.pw.Size() >= uint64(c.dst.opts.PackSize) {
-		return c.flush()
-	}
 	return nil
 }
 
-// flush finishes the current pack and commits it to the target's index.
+// flush adds the blobs still being read, then finishes the snapshot's
+// packs and commits them to the target's index.
 func (c *copier) flush() error {
-	pw := c.pw
-	if pw == nil {
-		return nil
+	for len(c.reads) > 0 {
+		if err := c.addOldest(); err != nil {
+			return err
+		}
 	}
-	c.pw = nil
-	id, entries, err := pw.Finish()
-	if err != nil {
+	saver := c.saver
+	c.saver = nil
+	if err := saver.Flush(); err != nil {
 		return err
 	}
-	if err := c.dst.idx.CommitPack(id, entries, pw.Size()); err != nil {
-		return err
-	}
-	c.res.Packs++
+	c.res.Packs += saver.packs
 	return nil
 }
 
-// abort drops an unfinished pack (nothing in it was indexed).
+// abort waits for the reads in flight (they use the source) and drops
+// the unfinished packs (nothing in them was indexed).
 func (c *copier) abort() {
-	if c.pw != nil {
-		c.pw.Abort()
-		c.pw = nil
+	for _, rd := range c.reads {
+		<-rd.done
+	}
+	c.reads = nil
+	if c.saver != nil {
+		c.saver.Abort()
+		c.saver = nil
 	}
 }
 
