@@ -96,6 +96,24 @@ func TestCopyRechunksIntoOtherChunker(t *testing.T) {
 		}
 		compareTrees(t, filepath.Join(restoreAll(t, a, s), "data"), filepath.Join(restoreAll(t, b, got), "data"))
 	}
+	// The verifier migrate runs: each copy matches its source, and a
+	// copy of the other snapshot (one file changed) does not.
+	v := NewCopyVerifier(a, b)
+	for i, s := range snaps {
+		if err := v.Verify(ctx, s, findByID(t, b, res.Targets[i])); err != nil {
+			t.Fatalf("verify copy of %s: %v", s.ID.Short(), err)
+		}
+		if c, err := b.FindCopy(s); err != nil || c.ID != res.Targets[i] {
+			t.Fatalf("FindCopy(%s): %v %v", s.ID.Short(), c, err)
+		}
+	}
+	if vr := v.Result(); vr.Snapshots != 2 || vr.Files == 0 || vr.Bytes < 3<<20 {
+		t.Fatalf("verified %+v", vr)
+	}
+	if err := NewCopyVerifier(a, b).Verify(ctx, first.Snapshot, findByID(t, b, res.Targets[1])); !errors.Is(err, ErrCopyDiffers) {
+		t.Fatalf("verify against the copy of another snapshot: %v, want ErrCopyDiffers", err)
+	}
+
 	// The target's chunks are cut by its own chunker.
 	bt, err := b.LoadTree(ctx, findByID(t, b, res.Targets[0]).Sources[0].Tree)
 	if err != nil {

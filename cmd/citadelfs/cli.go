@@ -64,6 +64,9 @@ var cliSpecs = map[string]cliSpec{
 		{"citadelfs copy --to s3://backups/gpu01 --s3-endpoint http://rgw:7480", "copy every snapshot the bucket lacks (only the chunks it lacks)"},
 		{"citadelfs --repo s3://backups/gpu01 copy --to /backup/citadel latest", "bring the newest snapshot back to a local disk"},
 	}},
+	"migrate": {maxArgs: 0, json: true, examples: []example{
+		{"citadelfs init --repo /backup/citadel2 && citadelfs --repo /backup/citadel migrate --to /backup/citadel2", "turn a version 1 repository (in the clear) into a new encrypted one: every snapshot copied, then verified against its source"},
+	}},
 	"diff": {maxArgs: 2, json: true, argKind: argSnapshot, examples: []example{
 		{"citadelfs diff 3fa2c1 latest", "what changed between snapshot 3fa2c1 and the newest"},
 		{"citadelfs diff --json 3fa2c1 7be901", "the changes as JSON"},

@@ -38,24 +38,9 @@ func init() {
 }
 
 func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
-	to, cacheDir := copyFlags.to, copyFlags.toCacheDir
-	if to == "" || cacheDir == "" {
-		if c, err := env.config(); err == nil && c != nil {
-			if to == "" {
-				to = c.Copy.To
-			}
-			if cacheDir == "" && c.Copy.To == to {
-				cacheDir = c.Copy.CacheDir
-			}
-		}
-	}
-	if to == "" {
-		return usagef("copy needs a target: --to DIR or --to s3://bucket/prefix (or copy.to in the config)")
-	}
-	if !isRemote(to) {
-		to = env.absPath(to)
-	} else if cacheDir != "" {
-		cacheDir = env.absPath(cacheDir)
+	to, cacheDir, err := copyTarget(env, "copy", copyFlags.to, copyFlags.toCacheDir)
+	if err != nil {
+		return err
 	}
 	repo, release, err := openRepo(ctx, env)
 	if err != nil {
@@ -107,6 +92,30 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "copy: %d snapshots copied %s, %d already in %s; %d chunks (%s) transferred in %d packs, %d already there\n",
 		len(res.Copied), how, len(res.Skipped), to, res.Blobs, humanBytes(res.Bytes), res.Packs, res.BlobsPresent)
 	return nil
+}
+
+// copyTarget resolves a copy's (or migrate's) target and its index cache
+// from the flags, then the config's copy: section.
+func copyTarget(env *cmdEnv, verb, to, cacheDir string) (string, string, error) {
+	if to == "" || cacheDir == "" {
+		if c, err := env.config(); err == nil && c != nil {
+			if to == "" {
+				to = c.Copy.To
+			}
+			if cacheDir == "" && c.Copy.To == to {
+				cacheDir = c.Copy.CacheDir
+			}
+		}
+	}
+	if to == "" {
+		return "", "", usagef("%s needs a target: --to DIR or --to s3://bucket/prefix (or copy.to in the config)", verb)
+	}
+	if !isRemote(to) {
+		to = env.absPath(to)
+	} else if cacheDir != "" {
+		cacheDir = env.absPath(cacheDir)
+	}
+	return to, cacheDir, nil
 }
 
 type copyJSON struct {
