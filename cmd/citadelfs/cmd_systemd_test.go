@@ -458,16 +458,33 @@ func TestSnapshotConfiguredLabel(t *testing.T) {
 	}
 }
 
-// An s3:// repository: no mount service (not supported yet), oneshots on
-// the network with the index cache writable and credentials reachable,
-// and the --s3-* / --cache-dir flags given to systemd passed on.
+// An s3:// repository: a mount service on the network with the
+// credentials, oneshots on the network with the index cache writable and
+// credentials reachable, and the --s3-* / --cache-dir flags given to
+// systemd passed on to all of them.
 func TestSystemdS3Repo(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte("repo: s3://backups/citadel\nsources:\n  models: /opt/models\n"), 0o600)
 	_, units := installUnitsFor(t, cfg, "/usr/bin/citadelfs", "--s3-endpoint", "https://rgw.example:7480")
-	if _, ok := units["citadelfs-mount.service"]; ok {
-		t.Error("mount service for an s3:// repository")
+	mount, ok := units["citadelfs-mount.service"]
+	if !ok {
+		t.Fatal("no mount service for an s3:// repository")
+	}
+	for _, want := range []string{"Wants=network-online.target\n", "After=network-online.target", "EnvironmentFile=-" + dir + "/s3.env\n", "Type=notify\n"} {
+		if !strings.Contains(mount, want) {
+			t.Errorf("mount unit lacks %q:\n%s", want, mount)
+		}
+	}
+	// Anything that remounts would put the FUSE mount in a namespace of
+	// its own, invisible to the host.
+	for _, not := range []string{"CacheDirectory=", "ReadWritePaths=", "ProtectSystem=", "PrivateNetwork=", "RequiresMountsFor="} {
+		if strings.Contains(mount, not) {
+			t.Errorf("mount unit has %q:\n%s", not, mount)
+		}
+	}
+	if argv := strings.Join(execArgs(t, units)["citadelfs-mount.service"], " "); !strings.Contains(argv, "--s3-endpoint https://rgw.example:7480") {
+		t.Errorf("mount argv: %s", argv)
 	}
 	snap := units["citadelfs-snapshot-models-daily.service"]
 	for _, want := range []string{"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n", "CacheDirectory=citadelfs\n", "ProtectHome=read-only\n",
@@ -486,6 +503,10 @@ func TestSystemdS3Repo(t *testing.T) {
 		t.Errorf("argv: %s", argv)
 	}
 	_, units = installUnitsFor(t, cfg, "/usr/bin/citadelfs", "--cache-dir", "/srv/cache")
+	if mount := units["citadelfs-mount.service"]; !strings.Contains(mount, `RequiresMountsFor="/srv/cache"`) ||
+		!strings.Contains(strings.Join(execArgs(t, units)["citadelfs-mount.service"], " "), "--cache-dir /srv/cache") {
+		t.Errorf("mount unit with --cache-dir:\n%s", mount)
+	}
 	snap = units["citadelfs-snapshot-models-daily.service"]
 	if !strings.Contains(snap, `ReadWritePaths="-/srv/cache"`) || strings.Contains(snap, "CacheDirectory=") ||
 		!strings.Contains(strings.Join(execArgs(t, units)["citadelfs-snapshot-models-daily.service"], " "), "--cache-dir /srv/cache") {

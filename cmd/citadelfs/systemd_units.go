@@ -176,17 +176,14 @@ func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error
 		return oneshotHardening(sb)
 	}
 
-	if p.remote {
-		warnings = append(warnings, "no citadelfs-mount.service: mounting an s3:// repository is not supported yet (docs/s3.md)")
-	} else {
-		add("citadelfs-mount.service", `[Unit]
+	add("citadelfs-mount.service", `[Unit]
 Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mountpoint)+`, the repository's owner, the monitor
 `+net+`
 [Service]
 Type=notify
 NotifyAccess=main
 ExecStart=`+cmdline("mount", cfg.Mountpoint)+`
-`+mountCopyEnv(p, cfg)+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
+`+mountS3Env(p, cfg)+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
 # time after its own mount answered a statfs; a hung FUSE server is
 # restarted instead of hanging every reader.
 WatchdogSec=60s
@@ -198,7 +195,6 @@ RestartSec=5s
 [Install]
 WantedBy=multi-user.target
 `)
-	}
 
 	for _, t := range timers {
 		args := []string{"--quiet", "--source", t.Label}
@@ -562,15 +558,28 @@ func quotePath(p string) string {
 // descr is a path in Description=, where only specifiers are expanded.
 func descr(s string) string { return strings.ReplaceAll(s, "%", "%%") }
 
-// mountCopyEnv gives the mount daemon the S3 credentials when the
-// config's copy target is in S3: the copy timer's command runs inside
-// the daemon that owns a local repository (commands handed over its
-// socket carry no environment).
-func mountCopyEnv(p unitParams, cfg *config) string {
-	if !isRemote(cfg.Copy.To) {
+// mountS3Env gives the mount daemon the S3 credentials when the
+// repository or the config's copy target is in S3: the daemon reads and
+// locks an s3:// repository itself, and the copy timer's command runs
+// inside the daemon (commands handed over its socket carry no
+// environment). The daemon of an s3:// repository also writes its index
+// cache (--cache-dir, else /var/cache/citadelfs/<repository id>, which
+// the oneshots' CacheDirectory=citadelfs names too, so their commands
+// find its socket there): mountHardening remounts nothing, so that is
+// writable as it is; CacheDirectory= is left out of this unit, since a
+// mount namespace would hide the mount.
+func mountS3Env(p unitParams, cfg *config) string {
+	var what []string
+	if p.remote {
+		what = append(what, "the repository "+descr(p.repo))
+	}
+	if isRemote(cfg.Copy.To) {
+		what = append(what, "copy to "+descr(cfg.Copy.To))
+	}
+	if len(what) == 0 {
 		return ""
 	}
-	return "# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY... for copy to " + descr(cfg.Copy.To) + " (docs/s3.md); else root's ~/.aws\n" +
+	return "# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY... for " + strings.Join(what, " and ") + " (docs/s3.md); else root's ~/.aws\n" +
 		"EnvironmentFile=-" + descr(filepath.Join(filepath.Dir(p.config), "s3.env")) + "\n"
 }
 
