@@ -25,13 +25,25 @@ import (
 // The trailer makes a pack self-describing: `repair index` rebuilds the
 // Pebble index from trailers alone. Blob bytes carry no checksum of their
 // own; a blob's id is the BLAKE3 hash of its decoded bytes, verified on every read.
+//
+// Version 2 (an encrypted repository's packs, and only theirs) has the
+// same layout with two things sealed (Keys.Seal, sealed.go): each blob's
+// stored bytes (the encoded bytes sealed, bound to the blob's id, type,
+// codec and raw length) and the whole trailer, as one object bound to
+// the header, so the pack holds no plaintext id, type or length. The
+// footer's trailer length is then the sealed trailer's (count × entrySize
+// + SealOverhead: the count is all it tells), and the entries' offsets
+// and lengths are those of the sealed blobs, so one blob is still read
+// with one ranged read.
 const (
 	packMagic   = "CTDLPACK"
 	footerMagic = "CTDLEND1"
 	headerSize  = 16
 	footerSize  = 16
 	packVersion = 1
-	entrySize   = 1 + 1 + 32 + 8 + 4 + 4
+	// packVersionSealed is the version of an encrypted repository's packs.
+	packVersionSealed = 2
+	entrySize         = 1 + 1 + 32 + 8 + 4 + 4
 	// MaxBlobSize bounds one stored blob so a corrupt trailer cannot make a
 	// reader allocate gigabytes.
 	MaxBlobSize = 64 << 20
@@ -106,6 +118,11 @@ type PackWriter struct {
 	stopped bool // full is closed and the flusher has finished
 	off     uint64
 	entries []PackEntry
+	// keys seal the blobs and the trailer (version 2); nil: version 1.
+	keys *Keys
+	// sealBuf is where Add seals what it is given in encoded form
+	// (AddEncoded), reused across blobs.
+	sealBuf []byte
 }
 
 const (
@@ -121,27 +138,43 @@ func NewPackWriter(repoDir string) (*PackWriter, error) {
 	return NewStorePackWriter(NewLocalStore(repoDir, 1))
 }
 
-// NewPackWriter starts a pack in the repository's store.
-func (r *Repo) NewPackWriter() (*PackWriter, error) { return NewStorePackWriter(r.Store) }
+// NewPackWriter starts a pack in the repository's store: version 2,
+// sealed under its keys, for an encrypted repository, else version 1.
+func (r *Repo) NewPackWriter() (*PackWriter, error) { return newPackWriter(r.Store, r.Keys) }
 
-// NewStorePackWriter starts a pack in store s.
-func NewStorePackWriter(s Store) (*PackWriter, error) {
+// NewStorePackWriter starts a pack in store s (version 1, in the clear).
+func NewStorePackWriter(s Store) (*PackWriter, error) { return newPackWriter(s, nil) }
+
+// NewSealedPackWriter starts a version 2 pack in store s, sealed under
+// keys (nil keys: NewStorePackWriter).
+func NewSealedPackWriter(s Store, keys *Keys) (*PackWriter, error) { return newPackWriter(s, keys) }
+
+func newPackWriter(s Store, keys *Keys) (*PackWriter, error) {
 	w, err := s.Create()
 	if err != nil {
 		return nil, err
 	}
-	pw := &PackWriter{w: w, direct: w.Align() > 0,
+	pw := &PackWriter{w: w, direct: w.Align() > 0, keys: keys,
 		free: make(chan []byte, packBufCount), full: make(chan []byte, packBufCount), flushed: make(chan error, 1)}
 	for i := 0; i < packBufCount; i++ {
 		pw.free <- packBufs.Get().([]byte)[:0]
 	}
 	pw.buf = <-pw.free
 	go pw.flusher()
+	hdr := packHeader(keys)
+	pw.write(hdr[:])
+	return pw, nil
+}
+
+// packHeader is the header of a pack sealed under keys (nil: in the clear).
+func packHeader(keys *Keys) [headerSize]byte {
 	var hdr [headerSize]byte
 	copy(hdr[:], packMagic)
 	hdr[8] = packVersion
-	pw.write(hdr[:])
-	return pw, nil
+	if keys != nil {
+		hdr[8] = packVersionSealed
+	}
+	return hdr
 }
 
 var packSeq atomic.Uint64
@@ -204,15 +237,34 @@ func (pw *PackWriter) write(b []byte) {
 	}
 }
 
-// Add appends one encoded blob.
+// Add appends one blob as it is stored: its encoded bytes in a version 1
+// pack, those sealed (Keys.SealBlob) in a version 2 one. Blobs copied as
+// stored from another pack of the repository (prune, repair packs) are
+// added as read.
 func (pw *PackWriter) Add(t BlobType, codec uint8, id ID, stored []byte, rawLen int) error {
-	if len(stored) > MaxBlobSize || rawLen > MaxBlobSize {
+	if uint32(len(stored)) > storedBlobMax(pw.keys != nil) || len(stored) > 1<<31 || rawLen > MaxBlobSize {
 		return fmt.Errorf("index: blob %s too large (%d bytes)", id.Short(), len(stored))
+	}
+	if pw.keys != nil && len(stored) < SealOverhead {
+		return fmt.Errorf("index: blob %s: %d bytes cannot be a sealed blob", id.Short(), len(stored))
 	}
 	e := PackEntry{Type: t, Codec: codec, ID: id, Offset: pw.off, Length: uint32(len(stored)), RawLength: uint32(rawLen)}
 	pw.write(stored)
 	pw.entries = append(pw.entries, e)
 	return nil
+}
+
+// AddEncoded appends one blob given its encoded bytes, sealing them
+// first in a version 2 pack.
+func (pw *PackWriter) AddEncoded(t BlobType, codec uint8, id ID, encoded []byte, rawLen int) error {
+	stored, err := pw.keys.SealBlob(pw.sealBuf[:0], t, codec, id, rawLen, encoded)
+	if err != nil {
+		return err
+	}
+	if pw.keys != nil {
+		pw.sealBuf = stored
+	}
+	return pw.Add(t, codec, id, stored, rawLen)
 }
 
 // Size is the number of bytes written so far.
@@ -231,6 +283,16 @@ func (pw *PackWriter) Count() int { return len(pw.entries) }
 // the stored bytes a second time (each blob is verified on every read).
 func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 	trailer := encodeTrailer(pw.entries)
+	hdr := packHeader(pw.keys)
+	if pw.keys != nil {
+		sealed, err := pw.keys.Seal(nil, trailer, trailerAD(hdr))
+		if err != nil {
+			pw.Abort()
+			return ID{}, nil, err
+		}
+		trailer = sealed
+	}
+	pw.sealBuf = nil
 	var foot [footerSize]byte
 	binary.LittleEndian.PutUint32(foot[0:], uint32(len(trailer)))
 	binary.LittleEndian.PutUint32(foot[4:], crc32.Checksum(trailer, crcTable))
@@ -257,15 +319,7 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 		pw.cleanup()
 		return ID{}, nil, fmt.Errorf("index: write pack: %w", err)
 	}
-	h := blake3.New(32, nil)
-	var hdr [headerSize]byte
-	copy(hdr[:], packMagic)
-	hdr[8] = packVersion
-	h.Write(hdr[:])
-	h.Write(trailer)
-	h.Write(foot[:])
-	var id ID
-	copy(id[:], h.Sum(nil))
+	id := packID(hdr, trailer, foot)
 	w := pw.w
 	pw.w = nil
 	if err := w.Commit(PackName(id), int64(size)); err != nil {
@@ -315,9 +369,42 @@ func encodeTrailer(es []PackEntry) []byte {
 	return out
 }
 
-// DecodeTrailer parses a pack's trailer given the whole pack's size and a
-// ReaderAt over it. Every field is bounds-checked against the file.
+// packID is a pack's id: the BLAKE3 of its header, trailer (sealed, in
+// version 2) and footer.
+func packID(hdr [headerSize]byte, trailer []byte, foot [footerSize]byte) ID {
+	h := blake3.New(32, nil)
+	h.Write(hdr[:])
+	h.Write(trailer)
+	h.Write(foot[:])
+	var id ID
+	h.Sum(id[:0])
+	return id
+}
+
+// trailerAD binds a sealed trailer to its pack's header.
+func trailerAD(hdr [headerSize]byte) []byte { return append([]byte(adTrailer), hdr[:]...) }
+
+// DecodeTrailer parses a version 1 pack's trailer given the whole pack's
+// size and a ReaderAt over it. Every field is bounds-checked against the
+// file.
 func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
+	return DecodeTrailerWith(r, size, nil)
+}
+
+// DecodeTrailerWith is DecodeTrailer for a repository with keys: it
+// accepts only version 2 packs, whose sealed trailer it opens (any
+// change to it is ErrNotAuthentic, which is ErrCorrupt). For nil keys it
+// accepts only version 1: a pack in the clear in an encrypted repository
+// is not one it wrote, and a sealed pack in a clear one cannot be read.
+func DecodeTrailerWith(r io.ReaderAt, size int64, keys *Keys) ([]PackEntry, error) {
+	return decodeTrailer(r, size, keys, nil)
+}
+
+// decodeTrailer is DecodeTrailerWith that, given the pack's id (its
+// name), also checks that a sealed pack's header, trailer and footer
+// hash to it: every pack's header is the same, so only the id binds a
+// sealed trailer to its own pack's blobs.
+func decodeTrailer(r io.ReaderAt, size int64, keys *Keys, id *ID) ([]PackEntry, error) {
 	if size < headerSize+footerSize {
 		return nil, fmt.Errorf("index: pack too short (%d bytes): %w", size, ErrCorrupt)
 	}
@@ -328,8 +415,9 @@ func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
 	if string(hdr[:8]) != packMagic {
 		return nil, fmt.Errorf("index: bad pack header magic: %w", ErrCorrupt)
 	}
-	if hdr[8] != packVersion {
-		return nil, fmt.Errorf("index: pack header says format version %d, want %d: %w", hdr[8], packVersion, ErrCorrupt)
+	want := packHeader(keys)
+	if hdr[8] != want[8] {
+		return nil, fmt.Errorf("index: pack header says format version %d, want %d (%s): %w", hdr[8], want[8], packVersionFor(keys), ErrCorrupt)
 	}
 	// The reserved bytes are zero in every pack this format writes: a
 	// later version that uses them bumps the version byte. Anything else
@@ -348,7 +436,11 @@ func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
 		return nil, fmt.Errorf("index: bad pack footer: %w", ErrCorrupt)
 	}
 	tlen := int64(binary.LittleEndian.Uint32(foot[0:]))
-	if tlen%entrySize != 0 || tlen > size-headerSize-footerSize {
+	overhead := int64(0)
+	if keys != nil {
+		overhead = SealOverhead
+	}
+	if tlen < overhead || (tlen-overhead)%entrySize != 0 || tlen > size-headerSize-footerSize {
 		return nil, fmt.Errorf("index: bad pack trailer length %d: %w", tlen, ErrCorrupt)
 	}
 	trailer := make([]byte, tlen)
@@ -359,7 +451,17 @@ func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
 		return nil, fmt.Errorf("index: pack trailer checksum mismatch: %w", ErrCorrupt)
 	}
 	dataEnd := uint64(size - footerSize - tlen)
-	es, err := parseTrailer(trailer, dataEnd)
+	if keys != nil && id != nil && packID(hdr, trailer, foot) != *id {
+		return nil, fmt.Errorf("index: the header, trailer and footer do not hash to the pack's name (another pack's trailer?): %w", ErrCorrupt)
+	}
+	if keys != nil {
+		plain, err := keys.Open(nil, trailer, trailerAD(hdr))
+		if err != nil {
+			return nil, fmt.Errorf("index: pack trailer: %w", err)
+		}
+		trailer = plain
+	}
+	es, err := parseTrailerMax(trailer, dataEnd, storedBlobMax(keys != nil))
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +482,21 @@ func DecodeTrailer(r io.ReaderAt, size int64) ([]PackEntry, error) {
 	return es, nil
 }
 
+// packVersionFor names the pack version a repository with keys writes.
+func packVersionFor(keys *Keys) string {
+	if keys != nil {
+		return "an encrypted repository's packs are sealed"
+	}
+	return "this repository's packs are in the clear"
+}
+
 func parseTrailer(trailer []byte, dataEnd uint64) ([]PackEntry, error) {
+	return parseTrailerMax(trailer, dataEnd, MaxBlobSize)
+}
+
+// parseTrailerMax is parseTrailer with maxStored the largest stored length
+// an entry may have (storedBlobMax).
+func parseTrailerMax(trailer []byte, dataEnd uint64, maxStored uint32) ([]PackEntry, error) {
 	es := make([]PackEntry, 0, len(trailer)/entrySize)
 	for i := 0; i+entrySize <= len(trailer); i += entrySize {
 		b := trailer[i:]
@@ -392,7 +508,7 @@ func parseTrailer(trailer []byte, dataEnd uint64) ([]PackEntry, error) {
 		e.Length = binary.LittleEndian.Uint32(b[42:])
 		e.RawLength = binary.LittleEndian.Uint32(b[46:])
 		if e.Type > SnapshotBlob || e.Offset < headerSize || e.Offset > dataEnd || uint64(e.Length) > dataEnd-e.Offset ||
-			e.Length > MaxBlobSize || e.RawLength > MaxBlobSize {
+			e.Length > maxStored || e.RawLength > MaxBlobSize {
 			return nil, fmt.Errorf("index: pack trailer entry %d out of bounds: %w", i/entrySize, ErrCorrupt)
 		}
 		es = append(es, e)

@@ -94,12 +94,18 @@ func ListPackFiles(repoDir string) ([]PackInfo, error) {
 
 // ReadPackTrailer reads the trailer of pack id.
 func (r *Repo) ReadPackTrailer(id ID) ([]PackEntry, int64, error) {
-	return ReadStoreTrailer(r.Store, id)
+	return ReadStoreTrailerWith(r.Store, id, r.Keys)
 }
 
 // ReadStoreTrailer reads the trailer of pack id in store s: a stat and
 // three ranged reads (header, footer, trailer), never the whole pack.
 func ReadStoreTrailer(s Store, id ID) ([]PackEntry, int64, error) {
+	return ReadStoreTrailerWith(s, id, nil)
+}
+
+// ReadStoreTrailerWith is ReadStoreTrailer for a repository with keys
+// (DecodeTrailerWith).
+func ReadStoreTrailerWith(s Store, id ID, keys *Keys) ([]PackEntry, int64, error) {
 	name := PackName(id)
 	size, err := s.Stat(name)
 	if isNotExist(err) {
@@ -108,7 +114,7 @@ func ReadStoreTrailer(s Store, id ID) ([]PackEntry, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("index: stat pack %s: %w", id.Short(), err)
 	}
-	es, err := DecodeTrailer(readerAt{s, name}, size)
+	es, err := decodeTrailer(readerAt{s, name}, size, keys, &id)
 	if err != nil {
 		return nil, 0, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}

@@ -111,7 +111,7 @@ func RebuildIndexWith(dir string, o Options, ro RebuildOptions) (res *RebuildRes
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Dir: dir, KV: kv, Store: o.store(dir)}
+	r := &Repo{Dir: dir, KV: kv, Store: o.store(dir), Keys: o.Keys}
 	defer r.Store.Close()
 	packs, err := r.ListPacks()
 	if err != nil {
@@ -159,7 +159,10 @@ func RebuildIndexWith(dir string, o Options, ro RebuildOptions) (res *RebuildRes
 			}
 			ref := BlobRef{ID: e.ID, PackEntry: e, Pack: p.ID}
 			data, err := r.ReadStored(ref, nil)
-			if err != nil || e.Codec != 0 || Hash(data) != e.ID {
+			if err == nil {
+				data, err = r.Keys.OpenBlob(nil, e, data)
+			}
+			if err != nil || e.Codec != 0 || r.Keys.BlobID(data) != e.ID {
 				res.Damaged = append(res.Damaged, fmt.Sprintf("snapshot %s in pack %s unreadable", e.ID.Short(), p.ID.Short()))
 				continue
 			}

@@ -302,7 +302,7 @@ func (r *Repo) SyncCache() (*SyncResult, error) {
 			fresh = append(fresh, p)
 		}
 	}
-	trailers := readTrailers(r.Store, fresh, 8)
+	trailers := readTrailers(r.Store, r.Keys, fresh, 8)
 	for i, p := range fresh {
 		t := trailers[i]
 		if t.err != nil {
@@ -336,14 +336,14 @@ type trailerResult struct {
 
 // readTrailers reads the trailers of packs with n in flight: a new host's
 // first sync reads every pack's, and each is two round trips.
-func readTrailers(s Store, packs []PackInfo, n int) []trailerResult {
+func readTrailers(s Store, keys *Keys, packs []PackInfo, n int) []trailerResult {
 	out := make([]trailerResult, len(packs))
 	sem := make(chan struct{}, n)
 	done := make(chan struct{})
 	for i := range packs {
 		go func() {
 			sem <- struct{}{}
-			es, err := readTrailerSized(s, packs[i])
+			es, err := readTrailerSized(s, keys, packs[i])
 			out[i] = trailerResult{es, packs[i].Size, err}
 			<-sem
 			done <- struct{}{}
@@ -399,7 +399,13 @@ func (r *Repo) syncSnapshots(res *SyncResult) error {
 		if err != nil {
 			return fmt.Errorf("index: snapshot %s: %w", id.Short(), err)
 		}
-		if Hash(data) != id {
+		if r.Keys != nil {
+			if data, err = r.Keys.openObject(adSnapshot, id[:], data); err != nil {
+				res.Damaged = append(res.Damaged, fmt.Sprintf("snapshot %s: %v", id.Short(), err))
+				continue
+			}
+		}
+		if r.Keys.BlobID(data) != id {
 			res.Damaged = append(res.Damaged, fmt.Sprintf("snapshot %s fails its hash check", id.Short()))
 			continue
 		}
@@ -418,10 +424,10 @@ const tailSpan = 64 << 10
 // readTrailerSized reads the trailer of a pack whose size the listing
 // gave: one ranged GET of its header and one of its tail, where
 // ReadStoreTrailer needs a HEAD and three.
-func readTrailerSized(s Store, p PackInfo) ([]PackEntry, error) {
+func readTrailerSized(s Store, keys *Keys, p PackInfo) ([]PackEntry, error) {
 	name := PackName(p.ID)
 	r := &tailReader{s: s, name: name, size: p.Size}
-	es, err := DecodeTrailer(r, p.Size)
+	es, err := decodeTrailer(r, p.Size, keys, &p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", p.ID.Short(), err)
 	}

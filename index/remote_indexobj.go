@@ -64,7 +64,15 @@ func (r *Repo) FlushIndexObject() error {
 		return err
 	}
 	name := indexObjsPrefix + hex.EncodeToString(rnd[:])
-	if err := r.Store.Put(name, encodeIndexObj(r.written)); err != nil {
+	obj := encodeIndexObj(r.written)
+	if r.Keys != nil {
+		// Sealed: it names every blob and pack, as the trailers do.
+		var err error
+		if obj, err = r.Keys.sealObject(adIndexObj, []byte(name), obj); err != nil {
+			return err
+		}
+	}
+	if err := r.Store.Put(name, obj); err != nil {
 		return fmt.Errorf("index: put index object: %w", err)
 	}
 	// Our own cache knows these packs already.
@@ -89,7 +97,23 @@ func encodeIndexObj(ps []writtenPack) []byte {
 
 var errBadIndexObj = fmt.Errorf("index object malformed: %w", ErrCorrupt)
 
-func decodeIndexObj(b []byte) ([]writtenPack, error) {
+// decodeStoredIndexObj decodes index object name as read from the store:
+// for an encrypted repository it opens it first (a changed byte, or an
+// object moved to another name, is ErrNotAuthentic).
+func decodeStoredIndexObj(keys *Keys, name string, b []byte) ([]writtenPack, error) {
+	if keys != nil {
+		plain, err := keys.openObject(adIndexObj, []byte(name), b)
+		if err != nil {
+			return nil, err
+		}
+		b = plain
+	}
+	return decodeIndexObjMax(b, storedBlobMax(keys != nil))
+}
+
+func decodeIndexObj(b []byte) ([]writtenPack, error) { return decodeIndexObjMax(b, MaxBlobSize) }
+
+func decodeIndexObjMax(b []byte, maxStored uint32) ([]writtenPack, error) {
 	if len(b) < len(indexObjMagic)+8 || string(b[:len(indexObjMagic)]) != indexObjMagic {
 		return nil, errBadIndexObj
 	}
@@ -113,7 +137,7 @@ func decodeIndexObj(b []byte) ([]writtenPack, error) {
 		if c*entrySize > uint64(len(rest)) {
 			return nil, errBadIndexObj
 		}
-		es, err := parseTrailer(rest[:c*entrySize], p.size)
+		es, err := parseTrailerMax(rest[:c*entrySize], p.size, maxStored)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +188,7 @@ func (r *Repo) applyIndexObjects(present map[ID]int64, res *SyncResult) (int, er
 		if err != nil {
 			return added, fmt.Errorf("index: read %s: %w", name, err)
 		}
-		ps, err := decodeIndexObj(data)
+		ps, err := decodeStoredIndexObj(r.Keys, name, data)
 		if err != nil {
 			res.Damaged = append(res.Damaged, fmt.Sprintf("%s: %v", strings.TrimPrefix(name, indexObjsPrefix), err))
 			continue
@@ -228,7 +252,7 @@ func (r *Repo) dropDeadIndexObjects() error {
 		if err != nil {
 			continue
 		}
-		ps, err := decodeIndexObj(data)
+		ps, err := decodeStoredIndexObj(r.Keys, name, data)
 		if err != nil {
 			continue // damaged: left for the operator to look at
 		}

@@ -20,7 +20,16 @@ func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
 		if err := r.FlushIndexObject(); err != nil {
 			return err
 		}
-		if err := r.Store.Put(snapshotName(id), manifest); err != nil && !errors.Is(err, ErrObjectExists) {
+		obj := manifest
+		if r.Keys != nil {
+			// Sealed: the manifest names the host, the paths and the
+			// root trees.
+			var err error
+			if obj, err = r.Keys.sealObject(adSnapshot, id[:], manifest); err != nil {
+				return err
+			}
+		}
+		if err := r.Store.Put(snapshotName(id), obj); err != nil && !errors.Is(err, ErrObjectExists) {
 			return fmt.Errorf("index: commit snapshot %s: %w", id.Short(), err)
 		}
 	}

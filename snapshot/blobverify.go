@@ -16,16 +16,44 @@ import (
 // (index.Repo.ReadStored or a pack trailer read), never from a pack file
 // opened here.
 //
-// It decodes stored as ref's codec says into dst (nil: a new buffer; the
-// result may be dst grown) and checks that the result hashes to ref.ID.
-// Bytes that do not are never returned: the error is a *blobDamage, which
-// is ErrCorrupt.
-func decodeVerified(dec *codec.Decoder, dst []byte, ref index.BlobRef, stored []byte) ([]byte, error) {
+// It opens stored first when keys are given (an encrypted repository:
+// stored is sealed, and a changed byte fails there), decodes it as ref's
+// codec says into dst (nil: a new buffer; the result may be dst grown)
+// and checks that the result hashes to ref.ID (keys.BlobID: keyed in an
+// encrypted repository). Bytes that do not are never returned: the error
+// is a *blobDamage, which is ErrCorrupt. stored is left as it was (prune
+// and repair copy it as stored after this).
+func decodeVerified(keys *index.Keys, dec *codec.Decoder, dst []byte, ref index.BlobRef, stored []byte) ([]byte, error) {
+	if keys != nil {
+		if codec.ID(ref.Codec) == codec.Raw {
+			// Opened straight into dst: it is the decoded result.
+			plain, err := keys.OpenBlob(dst[:0], ref.PackEntry, stored)
+			if err == nil && len(plain) != int(ref.RawLength) {
+				err = fmt.Errorf("%d bytes stored for %d: %w", len(plain), ref.RawLength, ErrCorrupt)
+			}
+			if err != nil {
+				return nil, &blobDamage{ref: ref, decode: err}
+			}
+			return checkID(keys, plain, ref)
+		}
+		buf := sealBufs.Get().(*[]byte)
+		defer sealBufs.Put(buf)
+		opened, err := keys.OpenBlob((*buf)[:0], ref.PackEntry, stored)
+		if err != nil {
+			return nil, &blobDamage{ref: ref, decode: err}
+		}
+		*buf, stored = opened, opened
+	}
 	plain, err := dec.Decode(dst, stored, codec.ID(ref.Codec), int(ref.RawLength))
 	if err != nil {
 		return plain, &blobDamage{ref: ref, decode: err}
 	}
-	if index.Hash(plain) != ref.ID {
+	return checkID(keys, plain, ref)
+}
+
+// checkID returns plain if it hashes to ref's id, else a *blobDamage.
+func checkID(keys *index.Keys, plain []byte, ref index.BlobRef) ([]byte, error) {
+	if keys.BlobID(plain) != ref.ID {
 		return plain, &blobDamage{ref: ref}
 	}
 	return plain, nil

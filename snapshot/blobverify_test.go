@@ -22,16 +22,16 @@ func TestDecodeVerified(t *testing.T) {
 	}
 	ref := index.BlobRef{ID: index.Hash(plain), PackEntry: index.PackEntry{Codec: uint8(id), RawLength: uint32(len(plain))}}
 	dec := codec.NewDecoder()
-	if got, err := decodeVerified(dec, nil, ref, stored); err != nil || !bytes.Equal(got, plain) {
+	if got, err := decodeVerified(nil, dec, nil, ref, stored); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("sound blob: %v", err)
 	}
 	other := ref
 	other.ID = index.Hash([]byte("another blob"))
-	_, err = decodeVerified(dec, nil, other, stored)
+	_, err = decodeVerified(nil, dec, nil, other, stored)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "fails its hash check") {
 		t.Errorf("wrong hash: %v", err)
 	}
-	_, err = decodeVerified(dec, nil, ref, []byte("garbage that is no zstd frame"))
+	_, err = decodeVerified(nil, dec, nil, ref, []byte("garbage that is no zstd frame"))
 	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, codec.ErrCorrupt) || !strings.Contains(err.Error(), "does not decode") {
 		t.Errorf("undecodable: %v", err)
 	}

@@ -276,7 +276,7 @@ func (r *Repository) verifyPack(p index.ID, blobs []index.BlobRef, dec *codec.De
 			continue
 		}
 		buf = stored[:0]
-		plain, err = decodeVerified(dec, plain[:0], b, stored)
+		plain, err = decodeVerified(r.idx.Keys, dec, plain[:0], b, stored)
 		var bd *blobDamage
 		if errors.As(err, &bd) {
 			problem("pack %s: blob %s %s", p.Short(), b.ID.Short(), bd.what())

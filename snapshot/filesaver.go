@@ -68,7 +68,7 @@ func (a *archiver) chunkWorker() {
 
 func (a *archiver) storeChunk(job *chunkJob, enc *codec.Encoder, out *[]byte) error {
 	data := (*job.buf)[:job.n]
-	id := index.Hash(data)
+	id := a.r.blobID(data)
 	job.ref.ID = id
 	isNew, err := a.saver.Reserve(id)
 	if err != nil || !isNew {

@@ -311,7 +311,7 @@ func (r *Repository) prune(ctx context.Context, dryRun, wholeOnly bool) (*PruneR
 func (r *Repository) verifyStored(b index.BlobRef, stored []byte) error {
 	dec := r.decoders.Get().(*codec.Decoder)
 	defer r.decoders.Put(dec)
-	_, err := decodeVerified(dec, nil, b, stored)
+	_, err := decodeVerified(r.idx.Keys, dec, nil, b, stored)
 	return err
 }
 

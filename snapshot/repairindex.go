@@ -114,8 +114,10 @@ func (r *Repository) deriveAttempts(res *RepairIndexResult) error {
 }
 
 // verifyStoredBlob decodes a stored blob and checks its hash: which copy
-// of a blob found in several packs a rebuilt index serves.
+// of a blob found in several packs a rebuilt index serves. Only a
+// repository in the clear has an index to repair: an encrypted one's is
+// a cache outside it, rebuilt from the store (OpenStore, RebuildCache).
 func verifyStoredBlob(ref index.BlobRef, stored []byte) error {
-	_, err := decodeVerified(codec.NewDecoder(), nil, ref, stored)
+	_, err := decodeVerified(nil, codec.NewDecoder(), nil, ref, stored)
 	return err
 }

@@ -348,7 +348,7 @@ func (f *treeFixer) save(t *Tree) (index.ID, error) {
 }
 
 func (f *treeFixer) saveBlob(b []byte) (index.ID, error) {
-	id := index.Hash(b)
+	id := f.r.blobID(b)
 	if f.dryRun {
 		return id, nil
 	}

@@ -185,6 +185,12 @@ func (o Options) indexOptions() index.Options {
 func newRepository(idx *index.Repo, o Options) (*Repository, error) {
 	cp := idx.Config.Chunker
 	params := chunker.Params{Min: cp.Min, Avg: cp.Avg, Max: cp.Max, Seed: cp.Seed}
+	if idx.Keys != nil {
+		// An encrypted repository's gear table comes from its key (the
+		// seed in citadel.json, which is plaintext, is unused), so chunk
+		// boundaries cannot fingerprint a known file.
+		params.Seed = idx.Keys.GearSeed()
+	}
 	// Before anything sizes a buffer by them: a citadel.json edited (or
 	// written by hand) with parameters the chunker cannot use is refused
 	// in one line, not met as an out-of-memory crash in the first snapshot.
@@ -203,6 +209,10 @@ func (r *Repository) Close() error {
 	r.stopPrefetch()
 	return r.idx.Close()
 }
+
+// blobID is the id of a blob of plain bytes b: keyed BLAKE3 in an
+// encrypted repository, plain BLAKE3 in the clear.
+func (r *Repository) blobID(b []byte) index.ID { return r.idx.Keys.BlobID(b) }
 
 // Index exposes the underlying index (for the monitor's history and for
 // maintenance commands).
@@ -390,12 +400,12 @@ func (r *Repository) loadPlainKeep(id index.ID, pooled, keep bool) ([]byte, erro
 		dst = r.cache.bufs.get(int(ref.RawLength))
 	}
 	dec := r.decoders.Get().(*codec.Decoder)
-	plain, err := decodeVerified(dec, dst, ref, stored)
+	plain, err := decodeVerified(r.idx.Keys, dec, dst, ref, stored)
 	if err != nil && r.idx.DropCached(ref) {
 		// The bytes came from the blob cache (a remote repository's);
 		// what the store holds decides, so read it from there once.
 		if stored, err = r.idx.ReadStored(ref, sbuf); err == nil {
-			if plain, err = decodeVerified(dec, dst, ref, stored); err == nil && keep {
+			if plain, err = decodeVerified(r.idx.Keys, dec, dst, ref, stored); err == nil && keep {
 				r.idx.CacheStored(ref, stored)
 			}
 		} else if !errors.Is(err, index.ErrCorrupt) {

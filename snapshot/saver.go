@@ -129,10 +129,27 @@ func (s *blobSaver) Reserve(id index.ID) (bool, error) {
 	return true, nil
 }
 
-// Add stores a reserved blob.
-func (s *blobSaver) Add(t index.BlobType, codecID uint8, id index.ID, stored []byte, rawLen int) error {
+// sealBufs recycles the buffers blobSaver.Add seals into.
+var sealBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// Add stores a reserved blob given its encoded bytes. In an encrypted
+// repository it seals them first (index.Keys.SealBlob), here, on the
+// calling chunk worker and outside the saver's lock, so sealing runs on
+// as many cores as compressing does; the pack writer then copies the
+// sealed bytes into its buffer, as it copies encoded ones in the clear.
+func (s *blobSaver) Add(t index.BlobType, codecID uint8, id index.ID, encoded []byte, rawLen int) error {
 	if err := s.firstErr(); err != nil {
 		return err
+	}
+	stored := encoded
+	if keys := s.r.idx.Keys; keys != nil {
+		buf := sealBufs.Get().(*[]byte)
+		defer sealBufs.Put(buf)
+		sealed, err := keys.SealBlob((*buf)[:0], t, codecID, id, rawLen, encoded)
+		if err != nil {
+			return err
+		}
+		*buf, stored = sealed, sealed
 	}
 	s.mu.Lock()
 	if s.pw == nil {
@@ -221,12 +238,12 @@ func (r *Repository) writeManifestPack(m *Manifest) (index.ID, index.ID, error) 
 	if err != nil {
 		return index.ID{}, index.ID{}, err
 	}
-	id := index.Hash(b)
+	id := r.blobID(b)
 	pw, err := r.idx.NewPackWriter()
 	if err != nil {
 		return id, index.ID{}, err
 	}
-	if err := pw.Add(index.SnapshotBlob, 0, id, b, len(b)); err != nil {
+	if err := pw.AddEncoded(index.SnapshotBlob, 0, id, b, len(b)); err != nil {
 		pw.Abort()
 		return id, index.ID{}, err
 	}

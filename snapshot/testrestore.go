@@ -144,7 +144,7 @@ func (r *Repository) TestRestore(ctx context.Context, o TestRestoreOptions) (rep
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s (snapshot %s): %v", where, snapOf[f.label].ID.Short(), err))
 		} else {
 			restored := filepath.Join(dir, n.Name)
-			if msg := compareWithChunks(restored, &n); msg != "" {
+			if msg := compareWithChunks(r.idx.Keys, restored, &n); msg != "" {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (snapshot %s): restored file %s", where, snapOf[f.label].ID.Short(), msg))
 			} else {
 				rep.Files++
@@ -228,7 +228,7 @@ func (r *Repository) sampleSource(ctx context.Context, src *Source, o TestRestor
 
 // compareWithChunks re-reads the restored file and checks it against n:
 // size, each chunk's hash, zeros between chunks. "" when it matches.
-func compareWithChunks(path string, n *Node) string {
+func compareWithChunks(keys *index.Keys, path string, n *Node) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return "cannot be read back: " + err.Error()
@@ -273,7 +273,7 @@ func compareWithChunks(path string, n *Node) string {
 		if _, err := f.ReadAt(b, c.Offset); err != nil {
 			return fmt.Sprintf("cannot be read back at %d: %v", c.Offset, err)
 		}
-		if index.Hash(b) != c.ID {
+		if keys.BlobID(b) != c.ID {
 			return fmt.Sprintf("differs from the snapshot in the %d bytes at %d (chunk %s)", c.Length, c.Offset, c.ID.Short())
 		}
 		pos = c.Offset + c.Length

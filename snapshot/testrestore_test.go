@@ -107,19 +107,19 @@ func TestCompareWithChunks(t *testing.T) {
 	body := []byte("hello, world")
 	os.WriteFile(p, append(make([]byte, 4), body...), 0o644)
 	n := &Node{Size: 16, Content: []ChunkRef{{Offset: 4, Length: int64(len(body)), ID: index.Hash(body)}}}
-	if msg := compareWithChunks(p, n); msg != "" {
+	if msg := compareWithChunks(nil, p, n); msg != "" {
 		t.Fatal(msg)
 	}
 	os.WriteFile(p, append([]byte{0, 1, 0, 0}, body...), 0o644)
-	if msg := compareWithChunks(p, n); !strings.Contains(msg, "hole") {
+	if msg := compareWithChunks(nil, p, n); !strings.Contains(msg, "hole") {
 		t.Errorf("data in a hole: %q", msg)
 	}
 	os.WriteFile(p, append(make([]byte, 4), []byte("hello, World")...), 0o644)
-	if msg := compareWithChunks(p, n); !strings.Contains(msg, "differs") {
+	if msg := compareWithChunks(nil, p, n); !strings.Contains(msg, "differs") {
 		t.Errorf("changed chunk: %q", msg)
 	}
 	os.WriteFile(p, body, 0o644)
-	if msg := compareWithChunks(p, n); !strings.Contains(msg, "bytes, the snapshot says 16") {
+	if msg := compareWithChunks(nil, p, n); !strings.Contains(msg, "bytes, the snapshot says 16") {
 		t.Errorf("short file: %q", msg)
 	}
 }

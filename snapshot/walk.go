@@ -341,7 +341,7 @@ func (a *archiver) saveTree(t *Tree) (index.ID, error) {
 
 // saveTreeBlob stores one encoded tree blob (a listing or a part index).
 func (a *archiver) saveTreeBlob(b []byte) (index.ID, error) {
-	id := index.Hash(b)
+	id := a.r.blobID(b)
 	isNew, err := a.saver.Reserve(id)
 	if err != nil || !isNew {
 		return id, err
