@@ -18,9 +18,7 @@ func newSealedStore(t *testing.T) (Store, *Keys) {
 	t.Helper()
 	s := NewLocalStore(t.TempDir(), 8)
 	t.Cleanup(func() { s.Close() })
-	cfg := &Config{Version: FormatVersion, ID: "00112233445566778899aabbccddeeff", Created: time.Unix(0, 0).UTC(), Hash: "blake3",
-		Chunker: ChunkerParams{Min: 1, Avg: 2, Max: 4}, Encryption: EncryptionAESGCM}
-	if err := s.Put(configName, encodeConfig(*cfg)); err != nil {
+	if _, err := InitStoreWith(s, "fake://sealed", InitOptions{Chunker: ChunkerParams{Min: 1, Avg: 2, Max: 4}, Encryption: EncryptionAESGCM}); err != nil {
 		t.Fatal(err)
 	}
 	master, err := NewMasterKey()

@@ -144,7 +144,7 @@ func (c *copier) snapshot(s *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: copy %s: %w", s.ID.Short(), err)
 	}
-	if index.Hash(manifest) != s.ID {
+	if c.src.idx.Keys.BlobID(manifest) != s.ID {
 		return fmt.Errorf("snapshot: copy %s: the manifest does not hash to its id: %w", s.ID.Short(), ErrCorrupt)
 	}
 	if c.saver, err = newBlobSaver(c.dst); err != nil {
@@ -304,7 +304,7 @@ func (r *Repository) putManifest(id index.ID, manifest []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := pw.Add(index.SnapshotBlob, 0, id, manifest, len(manifest)); err != nil {
+	if err := pw.AddEncoded(index.SnapshotBlob, 0, id, manifest, len(manifest)); err != nil {
 		pw.Abort()
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"citadelfs/index"
 	"citadelfs/internal/testutil"
@@ -29,15 +27,8 @@ func initSealed(t *testing.T) (string, *index.Keys) {
 	s := index.NewLocalStore(dir, 1)
 	defer s.Close()
 	p := chunker.Default
-	cfg := index.Config{Version: index.FormatVersion, ID: "0123456789abcdef0123456789abcdef", Created: time.Unix(0, 0).UTC(), Hash: "blake3",
-		Chunker: index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max}, Encryption: index.EncryptionAESGCM}
-	compact, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Checksum = "blake3:" + index.Hash(compact).String()
-	data, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := s.Put("citadel.json", append(data, '\n')); err != nil {
+	if _, err := index.InitStoreWith(s, dir, index.InitOptions{Chunker: index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max},
+		Encryption: index.EncryptionAESGCM}); err != nil {
 		t.Fatal(err)
 	}
 	master, err := index.NewMasterKey()
