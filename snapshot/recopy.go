@@ -237,7 +237,7 @@ func (c *rechunker) tree(id index.ID) (index.ID, error) {
 
 // saveTree stores one encoded tree blob in the target.
 func (c *rechunker) saveTree(b []byte) (index.ID, error) {
-	id := c.dst.idx.Keys.BlobID(b)
+	id := c.dst.blobID(b)
 	isNew, err := c.saver.Reserve(id)
 	if err != nil {
 		return id, err
@@ -346,7 +346,7 @@ func (c *rechunker) worker() {
 
 func (c *rechunker) storeChunk(job *rechunkJob, enc *codec.Encoder, out *[]byte) error {
 	data := *job.buf
-	id := c.dst.idx.Keys.BlobID(data)
+	id := c.dst.blobID(data)
 	job.ref.ID = id
 	isNew, err := job.saver.Reserve(id)
 	if err != nil {
