@@ -118,7 +118,7 @@ BORG_LAST=
 tool_init() {
   local r=$W/repo-$1
   case $1 in
-  citadelfs) "$CFS" init --repo "$r" ;;
+  citadelfs) "$CFS" init --encryption none --repo "$r" ;;
   restic) restic -r "$r" init --repository-version 2 ;;
   borg) borg init --encryption none "$r" ;;
   esac

@@ -497,6 +497,11 @@ func InitEncrypted(s Store, location string, o InitOptions, secret Secret, so Sl
 	} else if !isNotExist(err) {
 		return nil, nil, fmt.Errorf("index: init %s: %w", location, err)
 	}
+	// Key slots are under the retention too: one deleted by whoever
+	// holds the bucket's credentials would lock the owner out.
+	if err := applyObjectLock(s, cfg, location); err != nil {
+		return nil, nil, err
+	}
 	master, err := NewMasterKey()
 	if err != nil {
 		return nil, nil, err

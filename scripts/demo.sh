@@ -12,6 +12,15 @@ go build -o "$D/corpusgen" ./cmd/corpusgen
 echo "== generating a small AI-server tree (64 MiB of bf16 models, configs, logs)"
 "$D/corpusgen" -out "$D/src" -models-mb 64 -logs-mb 8 -configs 300 >/dev/null
 export CITADELFS_REPO=$D/repo
+# The repository is encrypted (the default): its passphrase is a generated
+# file in the demo's own state dir, where its index cache lives too
+# (docs/encryption.md); on a server it is /etc/citadelfs/password or the
+# systemd credential the units load.
+export CITADELFS_STATE_DIR=$D/state
+mkdir -p -m 700 "$D/state"
+head -c 24 /dev/urandom | base64 > "$D/state/password"
+chmod 600 "$D/state/password"
+export CITADELFS_PASSWORD_FILE=$D/state/password
 SRC=(--source "models=$D/src/models" --source "configs=$D/src/configs" --source "logs=$D/src/logs")
 "$BIN" init
 echo "== first snapshot"
@@ -36,4 +45,4 @@ if [ "$(id -u)" = 0 ] && [ -e /dev/fuse ]; then
   done
   kill -TERM $pid; wait $pid || true
 fi
-echo "== demo done: repository at $D/repo"
+echo "== demo done: encrypted repository at $D/repo (passphrase in $D/state/password)"

@@ -49,7 +49,7 @@ func TestCopyLocalToLocal(t *testing.T) {
 	src := smallCorpus(t, dir)
 	repo := initRepo(t, dir)
 	target := filepath.Join(dir, "target")
-	mustCitadel(t, "init", "--repo", target)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", target)
 	takeSnapshot(t, repo, sourceFlags(src, "models")...)
 	takeSnapshot(t, repo, sourceFlags(src, "configs", "logs")...)
 
@@ -118,7 +118,7 @@ func TestCopyKill9Resume(t *testing.T) {
 	corpus(t, "-out", src, "-models-mb", "96", "-logs-mb", "1", "-configs", "20")
 	repo := initRepo(t, dir)
 	target := filepath.Join(dir, "target")
-	mustCitadel(t, "init", "--repo", target)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", target)
 	snap := takeSnapshot(t, repo, sourceFlags(src)...)
 	basePacks, _ := packFiles(t, target)
 
@@ -168,7 +168,7 @@ func TestCopyLocalToS3AndBack(t *testing.T) {
 	repo := initRepo(t, dir)
 	snap := takeSnapshot(t, repo, sourceFlags(src)...)
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 
 	up := parseCopy(t, mustCitadelEnv(t, r.env, "copy", "--repo", repo, "--to", r.url, "--s3-endpoint", r.endpoint,
 		"--to-cache-dir", filepath.Join(dir, "tocache"), "--json"))
@@ -185,7 +185,7 @@ func TestCopyLocalToS3AndBack(t *testing.T) {
 	}
 
 	second := filepath.Join(dir, "second")
-	mustCitadel(t, "init", "--repo", second)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", second)
 	down := parseCopy(t, r.must(t, cache, "copy", "--to", second, "--json"))
 	if len(down.Copied) != 1 || down.Copied[0] != snap.ID || down.Blobs != up.Blobs {
 		t.Fatalf("copy back from RGW: %+v (up: %+v)", down, up)
@@ -230,7 +230,7 @@ func TestCopyRefusesDamage(t *testing.T) {
 	}
 	flipByte(t, largest, size/2)
 	target := filepath.Join(dir, "target")
-	mustCitadel(t, "init", "--repo", target)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", target)
 	r := citadel(t, "copy", "--repo", repo, "--to", target)
 	if r.code != 4 || !oneLine(r.stderr) {
 		t.Fatalf("copy of a damaged source: want exit 4 and one line: %s", r)
@@ -251,7 +251,7 @@ func TestCopyFromMountedRepository(t *testing.T) {
 	repo := initRepo(t, dir)
 	snap := takeSnapshot(t, repo, sourceFlags(src, "configs")...)
 	target := filepath.Join(dir, "target")
-	mustCitadel(t, "init", "--repo", target)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", target)
 	mp := filepath.Join(dir, "mnt")
 	os.MkdirAll(mp, 0o755)
 	m := startMount(t, repo, mp, monitorConfig(t, dir))
@@ -277,7 +277,7 @@ func TestCopyToS3Kill9Resume(t *testing.T) {
 	repo := initRepo(t, dir)
 	snap := takeSnapshot(t, repo, sourceFlags(src)...)
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 	args := []string{"copy", "--repo", repo, "--to", r.url, "--s3-endpoint", r.endpoint, "--to-cache-dir", filepath.Join(dir, "tocache"), "--json"}
 
 	cmd := exec.Command(citadelBin, args...)

@@ -129,7 +129,7 @@ func TestFullDiskCampaign(t *testing.T) {
 	dir := t.TempDir()
 	mnt := loopExt4(t, dir, 200)
 	repo := filepath.Join(mnt, "repo")
-	mustCitadel(t, "init", "--repo", repo)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", repo)
 	if st := reserveState(t, repo); st.size <= 0 || !st.held {
 		t.Fatalf("init made no held reserve: %+v", st)
 	}
@@ -257,7 +257,7 @@ func TestFullDiskMountDaemon(t *testing.T) {
 	dir := t.TempDir()
 	disk := loopExt4(t, dir, 96)
 	repo := filepath.Join(disk, "repo")
-	mustCitadel(t, "init", "--repo", repo)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", repo)
 	src := filepath.Join(dir, "src")
 	writeRandomTree(t, filepath.Join(src, "a"), 1, 24)
 	takeSnapshot(t, repo, "--source", "data="+src)

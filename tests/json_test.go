@@ -27,6 +27,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("repo: %s\nsources:\n  data: %s\n", repo, src)), 0o644)
 	g := []string{"--config", cfg}
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("json rows\n"), 0o600) // the encrypted rows' passphrase
 
 	var first string
 	rows := jsonRows(dir, repo)
@@ -63,11 +64,11 @@ type jsonRow struct {
 // at repo; FIRST stands for the first snapshot's id.
 func jsonRows(dir, repo string) []jsonRow {
 	return []jsonRow{
-		{[]string{"init", "--repo", repo}, 0},
+		{[]string{"init", "--encryption", "none", "--repo", repo}, 0},
 		{[]string{"snapshot", "--tag", "one"}, 0},
 		{[]string{"snapshot", "--tag", "two"}, 0},
 		{[]string{"snapshots"}, 0},
-		{[]string{"init", "--repo", filepath.Join(dir, "copy")}, 0},
+		{[]string{"init", "--encryption", "none", "--repo", filepath.Join(dir, "copy")}, 0},
 		{[]string{"copy", "--to", filepath.Join(dir, "copy")}, 0},
 		{[]string{"diff", "FIRST", "latest"}, 0},
 		{[]string{"check"}, 0},
@@ -95,6 +96,9 @@ func jsonRows(dir, repo string) []jsonRow {
 		{[]string{"repair", "packs", "--dry-run"}, 0},
 		{[]string{"repair", "snapshots", "--dry-run"}, 0},
 		{[]string{"repair", "index"}, 0},
+		{[]string{"init", "--repo", filepath.Join(dir, "enc"), "--password-file", filepath.Join(dir, "pw")}, 0},
+		{[]string{"key", "add", "--repo", filepath.Join(dir, "enc"), "--password-file", filepath.Join(dir, "pw"), "--new-key-file", filepath.Join(dir, "kf")}, 0},
+		{[]string{"key", "list", "--repo", filepath.Join(dir, "enc"), "--key-file", filepath.Join(dir, "kf")}, 0},
 	}
 }
 

@@ -168,7 +168,7 @@ func smallCorpus(t testing.TB, dir string) string {
 func initRepo(t testing.TB, dir string) string {
 	t.Helper()
 	repo := filepath.Join(dir, "repo")
-	mustCitadel(t, "init", "--repo", repo)
+	mustCitadel(t, "init", "--encryption", "none", "--repo", repo)
 	return repo
 }
 

@@ -24,7 +24,7 @@ func tinyRepo(t *testing.T, env []string) (repo, id string) {
 		t.Fatal(err)
 	}
 	repo = filepath.Join(dir, "repo")
-	for _, args := range [][]string{{"init", "--repo", repo}, {"snapshot", "--repo", repo, "--source", "models=" + src}} {
+	for _, args := range [][]string{{"init", "--encryption", "none", "--repo", repo}, {"snapshot", "--repo", repo, "--source", "models=" + src}} {
 		if r := citadelEnv(t, env, args...); r.code != 0 {
 			t.Fatalf("citadelfs %s: %s", strings.Join(args, " "), r)
 		}

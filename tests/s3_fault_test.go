@@ -139,7 +139,7 @@ func TestS3StoreGoneMidSnapshot(t *testing.T) {
 	corpus(t, "-out", src, "-models-mb", "96", "-logs-mb", "1", "-configs", "50")
 	step("corpus")
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 	step("init")
 
 	proxy.cutAfter.Store(proxy.sent.Load() + 40<<20) // 40 MiB into the uploads
@@ -204,7 +204,7 @@ func TestS3Kill9DuringUploads(t *testing.T) {
 	src := filepath.Join(dir, "src")
 	corpus(t, "-out", src, "-models-mb", "96", "-logs-mb", "1", "-configs", "50")
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 	args := append([]string{"snapshot", "--repo", r.url, "--s3-endpoint", "http://" + proxy.addr, "--cache-dir", cache}, sourceFlags(src)...)
 	cmd := exec.Command(citadelBin, args...)
 	cmd.Env = append(testEnv(), r.env...)

@@ -79,8 +79,8 @@ func TestS3SnapshotRestoreAndCacheRebuild(t *testing.T) {
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
-	if res := r.run(t, cache, "init"); res.code == 0 || !oneLine(res.stderr) {
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
+	if res := r.run(t, cache, "init", "--encryption", "none", "--insecure-no-encryption"); res.code == 0 || !oneLine(res.stderr) {
 		t.Fatalf("a second init over the repository: %s", res)
 	}
 	res := r.must(t, cache, append([]string{"snapshot", "--json"}, sourceFlags(src)...)...)
@@ -154,7 +154,7 @@ func TestS3ForgetPrune(t *testing.T) {
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 	first := r.must(t, cache, append([]string{"snapshot", "--json"}, sourceFlags(src, "models")...)...)
 	var s1 snapSummary
 	json.Unmarshal([]byte(first.stdout), &s1)
@@ -193,7 +193,7 @@ func TestS3TwoHosts(t *testing.T) {
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
 	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
-	r.must(t, cacheA, "init")
+	r.must(t, cacheA, "init", "--encryption", "none", "--insecure-no-encryption")
 	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(src, "models")...)...)
 	after1 := r.bucketBytes(t)
 	// Host b has the same models plus one of its own.
@@ -253,7 +253,7 @@ func TestS3PruneBesideAnotherHostsSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 	r.must(t, cache, append([]string{"snapshot"}, sourceFlags(src, "configs")...)...)
 
 	other, err := index.AcquireStoreLock(r.store, false, "citadelfs snapshot", time.Now, index.LockTimes{})

@@ -53,7 +53,7 @@ backup_config:
     configs: "*/15 * * * *"
   validation: {test_restore_monthly: true}
 `, repo, srcs[0], srcs[1])), 0o600)
-	mustCitadel(t, "init", "--config", cfg)
+	mustCitadel(t, "init", "--encryption", "none", "--config", cfg)
 	units := filepath.Join(dir, "units")
 	mustCitadel(t, "systemd", "--config", cfg, "--install", "--dir", units, "--bin", citadelBin)
 

@@ -84,8 +84,15 @@ var cliSpecs = map[string]cliSpec{
 	"help": {maxArgs: 1, argKind: argCommand, examples: []example{
 		{"citadelfs help snapshot", "the flags and examples of one command"},
 	}},
+	"key": {maxArgs: 2, json: true, argKind: argWords, examples: []example{
+		{"citadelfs key list", "the key slots: id, kind, when and where each was made, which one opened this command"},
+		{"citadelfs key add --new-key-file /root/citadel.key --comment robot", "a key-file slot beside the passphrase (the file is made when missing)"},
+		{"citadelfs key passwd --new-password-file /root/new-pass", "change the passphrase: a new slot, then the old one removed; no data is rewritten"},
+		{"citadelfs key remove 1a2b3c4d", "remove a slot by the id key list shows"},
+	}},
 	"init": {maxArgs: 0, json: true, examples: []example{
-		{"citadelfs init --repo /backup/citadel", "create a repository"},
+		{"citadelfs init --repo /backup/citadel --password-file /etc/citadelfs/password", "create an encrypted repository (aes-256-gcm, the default)"},
+		{"citadelfs init --repo /backup/citadel --encryption none", "create a local repository in the clear"},
 		{"citadelfs init --repo /backup/citadel --reserve 2GiB", "with a larger space reserve for forget/prune on a full disk"},
 	}},
 	"monitor": {maxArgs: 0, json: true, examples: []example{
@@ -154,6 +161,7 @@ var argWordsOf = map[string][]string{
 	"completion": {"bash", "zsh", "fish"},
 	"config":     {"check"},
 	"repair":     {"index", "packs", "snapshots"},
+	"key":        {"list", "add", "remove", "passwd"},
 }
 
 // specOf returns c's row; a command without one (tests register their own)

@@ -25,7 +25,7 @@ func diffRepo(t *testing.T, dir string) []string {
 	cfg := filepath.Join(dir, "none.yaml")
 	os.WriteFile(cfg, nil, 0o600)
 	common := []string{"--repo", repo, "--config", cfg}
-	run(t, append([]string{"init"}, common...)...)
+	run(t, append([]string{"init", "--encryption", "none"}, common...)...)
 	return common
 }
 

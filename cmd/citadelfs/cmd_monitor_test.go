@@ -281,7 +281,7 @@ func TestMonitorLoopServesMetrics(t *testing.T) {
 // repository on the host.
 func TestHistoryDirPerRepository(t *testing.T) {
 	repo := filepath.Join(t.TempDir(), "repo")
-	if code, _, stderr := runCLI(t, "init", "--repo", repo); code != 0 {
+	if code, _, stderr := runCLI(t, "init", "--encryption", "none", "--repo", repo); code != 0 {
 		t.Fatalf("init: %s", stderr)
 	}
 	var rc struct{ ID string }
@@ -337,7 +337,7 @@ func TestHistoryDirPerRepository(t *testing.T) {
 func TestBackupFailedFromRealAttempt(t *testing.T) {
 	cfg, _ := monitorConfig(t, "", "")
 	repo := filepath.Join(t.TempDir(), "repo")
-	if code, _, stderr := runCLI(t, "init", "--repo", repo); code != exitOK {
+	if code, _, stderr := runCLI(t, "init", "--encryption", "none", "--repo", repo); code != exitOK {
 		t.Fatalf("init: exit %d: %s", code, stderr)
 	}
 	missing := filepath.Join(t.TempDir(), "gone")

@@ -63,8 +63,8 @@ func repairIndex(ctx context.Context, env *cmdEnv, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if isRemote(dir) {
-		return repairRemoteIndex(env, dir)
+	if loc, ok := env.storeRepo(dir); ok {
+		return repairRemoteIndex(env, loc)
 	}
 	res, err := snapshot.RepairIndexContext(ctx, dir, snapshot.Options{InsecurePermissions: env.global.insecureRepo})
 	if err != nil {

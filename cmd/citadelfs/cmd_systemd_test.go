@@ -444,7 +444,7 @@ func TestSnapshotConfiguredLabel(t *testing.T) {
 	os.WriteFile(filepath.Join(a, "f"), []byte("x"), 0o644)
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("repo: %s/repo\nsources:\n  a: %s\n  b: %s\n", dir, a, b)), 0o600)
-	run(t, "init", "--config", cfg)
+	run(t, "init", "--encryption", "none", "--config", cfg)
 	run(t, "snapshot", "--config", cfg, "--source", "a", "--tag", "daily")
 	out := run(t, "snapshots", "--config", cfg, "--json")
 	if !strings.Contains(out, `"a"`) || strings.Contains(out, `"b"`) || !strings.Contains(out, `"daily"`) {

@@ -16,7 +16,7 @@ import (
 // its readsOnly decides how a repository that cannot be written opens.
 func TestOpenRepoKnowsItsCommand(t *testing.T) {
 	repo := filepath.Join(t.TempDir(), "repo")
-	if code, _, stderr := runCLI(t, "init", "--repo", repo); code != exitOK {
+	if code, _, stderr := runCLI(t, "init", "--encryption", "none", "--repo", repo); code != exitOK {
 		t.Fatalf("init: %s", stderr)
 	}
 	ctx := context.Background()

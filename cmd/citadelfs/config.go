@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"citadelfs/index"
 	"citadelfs/monitor"
 	"citadelfs/snapshot"
 )
@@ -34,6 +36,12 @@ type config struct {
 	// BlobCacheSize bounds the on-disk cache of blobs reads fetched from
 	// an s3:// repository ("2GiB"; "0" keeps none).
 	BlobCacheSize string `yaml:"blob_cache_size"`
+	// Encryption is what init makes without --encryption: aes-256-gcm
+	// (the default) or none (docs/encryption.md). PasswordFile holds the
+	// passphrase of an encrypted repository; the generated systemd units
+	// load it as the credential citadelfs-password.
+	Encryption   string `yaml:"encryption"`
+	PasswordFile string `yaml:"password_file"`
 	// Copy names the repository `citadelfs copy` copies to by default,
 	// and when its systemd timer runs (docs/s3.md "Copy").
 	Copy copyConfig `yaml:"copy"`
@@ -258,6 +266,12 @@ func loadConfig(path string, explicit bool) (*config, error) {
 				errs = append(errs, fmt.Sprintf("%s:%d: archive_threshold: %v", path, n.Line, err))
 			}
 		}
+	}
+	if n := nodeAt(&root, "encryption"); len(errs) == 0 && n != nil && c.Encryption != index.EncryptionAESGCM && c.Encryption != index.EncryptionNone {
+		errs = append(errs, fmt.Sprintf("%s:%d: encryption %q: want %s or %s", path, n.Line, c.Encryption, index.EncryptionAESGCM, index.EncryptionNone))
+	}
+	if n := nodeAt(&root, "password_file"); len(errs) == 0 && n != nil && !filepath.IsAbs(c.PasswordFile) {
+		errs = append(errs, fmt.Sprintf("%s:%d: password_file %q: want an absolute path (the systemd units load it)", path, n.Line, c.PasswordFile))
 	}
 	if len(errs) == 0 {
 		if _, err := c.Retention.policy(); err != nil {

@@ -23,6 +23,7 @@ const (
 	exitBadVersion  = 12
 	exitDiskFull    = 13 // no space left (the repository's disk, or a restore target)
 	exitStore       = 14 // an s3:// repository's store could not be reached or refused
+	exitWrongKey    = 15 // the passphrase or key file opens no key slot of an encrypted repository
 	exitInterrupted = 130
 )
 
@@ -41,6 +42,7 @@ var exitTable = []struct {
 	{exitBadVersion, "repository format version not supported by this binary"},
 	{exitDiskFull, "disk full (the repository's, or a restore target's); nothing partial was committed, and forget --prune still runs"},
 	{exitStore, "the repository's store (S3) could not be reached or refused the request, after retries; nothing partial was committed"},
+	{exitWrongKey, "wrong passphrase or key file: it opens no key slot of the encrypted repository; nothing was written"},
 	{exitInterrupted, "interrupted (SIGINT/SIGTERM); nothing partial was committed"},
 }
 
@@ -66,6 +68,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.Is(err, index.ErrWrongKey):
+		return exitWrongKey
 	case errors.Is(err, index.ErrNoRepository):
 		return exitNoRepo
 	case errors.Is(err, index.ErrLocked):

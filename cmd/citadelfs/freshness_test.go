@@ -59,7 +59,7 @@ func TestFreshnessFollowsSchedule(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, d, "f"), []byte(d), 0o644)
 	}
 	cfgPath, _ := monitorConfig(t, "", fmt.Sprintf("repo: %s/repo\nsources:\n  configs: %s/configs\n  data: %s/data\nschedule:\n  configs: \"*/15 * * * *\"\n", dir, dir, dir))
-	run(t, "init", "--config", cfgPath)
+	run(t, "init", "--encryption", "none", "--config", cfgPath)
 	run(t, "snapshot", "--config", cfgPath)
 
 	stale := func(after time.Duration) map[string]monitor.SourceStatus {

@@ -61,6 +61,8 @@ type cmdEnv struct {
 	cfg    *config
 	// cwd is the caller's working directory when run by the daemon for a client.
 	cwd string
+	// keySlot is the key slot that unlocked the repository (unlock.go).
+	keySlot string
 }
 
 type globalFlags struct {
@@ -78,6 +80,8 @@ type globalFlags struct {
 	// blobCacheSize is --blob-cache-size ("" for the config's, then the
 	// default).
 	blobCacheSize string
+	// For an encrypted repository (unlock.go).
+	passwordFile, keyFile string
 }
 
 func main() {
@@ -208,6 +212,7 @@ func defineGlobalFlags(fs *pflag.FlagSet, g *globalFlags, json bool) {
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	fs.BoolVar(&g.insecureRepo, "insecure-repo-permissions", false, "open a repository that users other than this one and root can write (unsafe as root)")
 	addRemoteFlags(fs, g)
+	addKeyFlags(fs, g)
 	defineLogFlags(fs, g)
 }
 

@@ -118,18 +118,52 @@ func needsExclusive(env *cmdEnv, command string) bool {
 	return exclusiveCommand(command) || pruning
 }
 
-// openRemoteRepo opens an s3:// repository for a command.
+// repoStore is the store of a store repository (isStoreRepo): the
+// bucket of an s3:// one, the directory of a local encrypted one.
+func (env *cmdEnv) repoStore(loc string) (index.Store, error) {
+	if isRemote(loc) {
+		s, err := env.remoteStore(loc)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if !env.global.insecureRepo {
+		if err := index.CheckPermissions(loc); err != nil {
+			return nil, err
+		}
+	}
+	return index.NewLocalStore(loc, 0), nil
+}
+
+// openRemoteRepo opens a store repository for a command: an s3:// one,
+// or a local encrypted one (loc absolute), unlocking its keys.
 func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snapshot.Repository, error) {
-	s, err := env.remoteStore(loc)
+	s, err := env.repoStore(loc)
 	if err != nil {
+		return nil, err
+	}
+	cfg, err := index.ReadStoreConfig(s, loc)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	keys, err := env.unlockStore(s, loc, cfg)
+	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	blobCache, err := env.blobCacheSize()
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: needsExclusive(env, command) || rebuildCache,
 		RebuildCache: rebuildCache, BlobCacheSize: blobCache}
+	o.Keys = keys
+	if o.CacheDir == "" && !isRemote(loc) {
+		o.CacheDir = filepath.Join(cacheRoot(), cfg.ID)
+	}
 	return snapshot.OpenStore(s, loc, o)
 }
 

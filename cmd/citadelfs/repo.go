@@ -43,8 +43,8 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	if err != nil {
 		return nil, nil, err
 	}
-	if isRemote(dir) {
-		r, err := openRemoteRepo(env, dir, name, false)
+	if loc, ok := env.storeRepo(dir); ok {
+		r, err := openRemoteRepo(env, loc, name, false)
 		if err != nil {
 			return nil, nil, err
 		}

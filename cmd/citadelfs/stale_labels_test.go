@@ -28,7 +28,7 @@ func staleLabelRepo(t *testing.T) string {
 	os.MkdirAll(src, 0o755)
 	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
 	cfg, _ := monitorConfig(t, "", fmt.Sprintf("repo: %s/repo\nsources:\n  configs: %s\n", dir, src))
-	run(t, "init", "--config", cfg)
+	run(t, "init", "--encryption", "none", "--config", cfg)
 	run(t, "snapshot", "--config", cfg)
 	var o, e bytes.Buffer
 	if code := runMain(t.Context(), []string{"snapshot", "--config", cfg, "--source", "typo=" + filepath.Join(dir, "nowhere")}, &o, &e); code == exitOK {

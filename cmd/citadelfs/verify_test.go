@@ -16,7 +16,7 @@ import (
 func TestSnapshotVerify(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
-	if code, _, errOut := runCLI(t, "init", "--repo", repo); code != 0 {
+	if code, _, errOut := runCLI(t, "init", "--encryption", "none", "--repo", repo); code != 0 {
 		t.Fatal(errOut)
 	}
 	src := filepath.Join(dir, "src")
