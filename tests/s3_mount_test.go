@@ -52,7 +52,7 @@ func TestS3MountTwoHosts(t *testing.T) {
 	corpus(t, "-out", srcA, "-models-mb", "2", "-logs-mb", "1", "-configs", "30", "-seed", "1")
 	corpus(t, "-out", srcB, "-models-mb", "2", "-logs-mb", "1", "-configs", "30", "-seed", "2")
 	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
-	r.must(t, cacheA, "init")
+	r.must(t, cacheA, "init", "--encryption", "none", "--insecure-no-encryption")
 	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(srcA, "configs", "models")...)...)
 	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "configs", "models")...)...)
 
@@ -156,7 +156,7 @@ func TestS3MountStoreGoneMidRead(t *testing.T) {
 	src := filepath.Join(dir, "src")
 	corpus(t, "-out", src, "-models-mb", "4", "-logs-mb", "1", "-configs", "30")
 	cache := filepath.Join(dir, "cache")
-	r.must(t, cache, "init")
+	r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption")
 	r.must(t, cache, append([]string{"snapshot", "--host", "a"}, sourceFlags(src)...)...)
 
 	proxy := startProxy(t, u.Host)

@@ -69,8 +69,8 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 	t.Parallel() // RGW round trips overlap
 	dir := t.TempDir()
 	plain := newS3Repo(t)
-	plain.must(t, filepath.Join(dir, "cache-plain"), "init")
-	res := citadelEnv(t, plain.env, "init", "--repo", "s3://"+plain.bucket()+"/locked", "--s3-endpoint", plain.endpoint,
+	plain.must(t, filepath.Join(dir, "cache-plain"), "init", "--encryption", "none", "--insecure-no-encryption")
+	res := citadelEnv(t, plain.env, "init", "--encryption", "none", "--insecure-no-encryption", "--repo", "s3://"+plain.bucket()+"/locked", "--s3-endpoint", plain.endpoint,
 		"--cache-dir", filepath.Join(dir, "cache-x"), "--object-lock", "1")
 	assertOneLineError(t, res, 2, "Object Lock")
 	assertOneLineError(t, citadel(t, "init", "--repo", filepath.Join(dir, "local"), "--object-lock", "1"), 2, "s3://")
@@ -78,7 +78,7 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 	r := newS3Repo(t)
 	src := smallCorpus(t, dir)
 	cache := filepath.Join(dir, "cache")
-	if out := r.must(t, cache, "init", "--object-lock", "1").stdout; !strings.Contains(out, "1 days") {
+	if out := r.must(t, cache, "init", "--encryption", "none", "--insecure-no-encryption", "--object-lock", "1").stdout; !strings.Contains(out, "1 days") {
 		t.Fatalf("init --object-lock: %q", out)
 	}
 	size, err := r.store.Stat("citadel.json")

@@ -143,17 +143,17 @@ func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snaps
 	if err != nil {
 		return nil, err
 	}
+	blobCache, err := env.blobCacheSize()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	cfg, err := index.ReadStoreConfig(s, loc)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	keys, err := env.unlockStore(s, loc, cfg)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	blobCache, err := env.blobCacheSize()
 	if err != nil {
 		s.Close()
 		return nil, err
