@@ -9,16 +9,20 @@ import (
 	"github.com/spf13/pflag"
 
 	"citadelfs/index"
+	"citadelfs/index/s3store"
 	"citadelfs/snapshot"
 )
 
-// copy's target is named by --to alone; an s3:// target shares the
-// source's S3 settings (--s3-endpoint and the rest, the config's s3:),
-// so one endpoint serves both sides, and has its own index cache
-// (--to-cache-dir; the source's --cache-dir and cache_dir are the
-// source's, and a cache refuses a second repository).
+// copy's target is named by --to. An s3:// target has its own S3
+// settings when any is given (the config's copy.s3, for the config's
+// copy.to, with the --to-s3-* flags over it), so a copy can go from one
+// endpoint to another; with none it shares the source's (--s3-endpoint
+// and the rest, the config's s3:), one endpoint for both sides. It has
+// its own index cache (--to-cache-dir; the source's --cache-dir and
+// cache_dir are the source's, and a cache refuses a second repository).
 var copyFlags struct {
 	to, toCacheDir string
+	toS3           s3Config
 }
 
 func init() {
@@ -26,12 +30,17 @@ func init() {
 		name:      "copy",
 		readsOnly: true,
 		summary:   "copy snapshots to another repository (a directory or s3://), transferring only the chunks it lacks",
-		usage:     "--to REPO [--to-cache-dir DIR] [SNAPSHOT...]",
+		usage:     "--to REPO [--to-cache-dir DIR] [--to-s3-endpoint URL ...] [SNAPSHOT...]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			copyFlags.to, copyFlags.toCacheDir = "", ""
 			fs.StringVar(&copyFlags.to, "to", "", "the target repository: a directory or s3://bucket/prefix (default: the config's copy.to)")
 			fs.StringVar(&copyFlags.toCacheDir, "to-cache-dir", "", "local index cache of an s3:// target (default: the config's copy.cache_dir, then /var/cache/citadelfs/<repository id>)")
+			copyFlags.toS3 = s3Config{}
+			fs.StringVar(&copyFlags.toS3.Endpoint, "to-s3-endpoint", "", "S3 endpoint URL of an s3:// target (default: the config's copy.s3, else the source's S3 settings)")
+			fs.StringVar(&copyFlags.toS3.Region, "to-s3-region", "", "S3 region of an s3:// target")
+			fs.BoolVar(&copyFlags.toS3.PathStyle, "to-s3-path-style", false, "path-style S3 requests to an s3:// target")
+			fs.StringVar(&copyFlags.toS3.CAFile, "to-s3-ca-file", "", "PEM file of the CAs to trust for an https target endpoint")
 		},
 		run: runCopy,
 	})
@@ -41,6 +50,9 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 	to, cacheDir, err := copyTarget(env, "copy", copyFlags.to, copyFlags.toCacheDir)
 	if err != nil {
 		return err
+	}
+	if !isRemote(to) && copyFlags.toS3 != (s3Config{}) {
+		return usagef("copy: the --to-s3-* flags are for an s3:// target, not %s", to)
 	}
 	repo, release, err := openRepo(ctx, env)
 	if err != nil {
@@ -63,7 +75,7 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		snaps = append(snaps, s)
 	}
-	dst, err := openCopyTarget(env, to, cacheDir)
+	dst, err := openCopyTarget(env, to, cacheDir, copyFlags.toS3)
 	if err != nil {
 		return err
 	}
@@ -124,11 +136,23 @@ type copyJSON struct {
 }
 
 // openCopyTarget opens copy's target with a shared lock (a store's) or
-// the directory's own lock.
-func openCopyTarget(env *cmdEnv, to, cacheDir string) (*snapshot.Repository, error) {
+// the directory's own lock. An s3:// target with S3 settings of its own
+// (the config's copy.s3 when it is the config's copy.to, flags over
+// them) is reached with those alone; without, with the source's.
+func openCopyTarget(env *cmdEnv, to, cacheDir string, flags s3Config) (*snapshot.Repository, error) {
 	name := "citadelfs copy (target)"
 	if isRemote(to) {
-		s, err := env.remoteStore(to)
+		var file s3Config
+		if c, err := env.config(); err == nil && c != nil && c.Copy.To == to {
+			file = c.Copy.S3
+		}
+		var s *s3store.Store
+		var err error
+		if file != (s3Config{}) || flags != (s3Config{}) {
+			s, err = env.remoteStoreWith(to, file, flags)
+		} else {
+			s, err = env.remoteStore(to)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -155,5 +179,8 @@ func sameDir(a, b string) bool {
 type copyConfig struct {
 	To       string `yaml:"to"`        // a directory or s3://bucket/prefix
 	CacheDir string `yaml:"cache_dir"` // the index cache of an s3:// target
-	Schedule string `yaml:"schedule"`  // when the systemd timer copies (cron; default daily)
+	// S3 is an s3:// target's own S3 settings (as the top-level s3:);
+	// empty: the source's.
+	S3       s3Config `yaml:"s3"`
+	Schedule string   `yaml:"schedule"` // when the systemd timer copies (cron; default daily)
 }

@@ -62,7 +62,7 @@ func runMigrate(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	dst, err := openCopyTarget(env, to, cacheDir)
+	dst, err := openCopyTarget(env, to, cacheDir, s3Config{})
 	if err != nil {
 		return err
 	}

@@ -63,26 +63,33 @@ func isRemote(loc string) bool { return strings.HasPrefix(loc, "s3://") }
 // flags over the config file over the AWS variables. Credentials are
 // never taken from flags (they would show in ps and shell history).
 func (env *cmdEnv) remoteStore(loc string) (*s3store.Store, error) {
+	var c s3Config
+	if cf, err := env.config(); err == nil && cf != nil {
+		c = cf.S3
+	}
+	return env.remoteStoreWith(loc, c, env.global.s3)
+}
+
+// remoteStoreWith connects to loc with the settings file (from the
+// config) and flags (over them) give.
+func (env *cmdEnv) remoteStoreWith(loc string, file, flags s3Config) (*s3store.Store, error) {
 	bucket, prefix, _, err := s3store.ParseURL(loc)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	cfg := s3store.Config{Bucket: bucket, Prefix: prefix}
-	if c, err := env.config(); err == nil && c != nil {
-		cfg.Endpoint, cfg.Region, cfg.PathStyle, cfg.CAFile, cfg.Profile = c.S3.Endpoint, c.S3.Region, c.S3.PathStyle, c.S3.CAFile, c.S3.Profile
+	cfg := s3store.Config{Bucket: bucket, Prefix: prefix,
+		Endpoint: file.Endpoint, Region: file.Region, PathStyle: file.PathStyle, CAFile: file.CAFile, Profile: file.Profile}
+	if flags.Endpoint != "" {
+		cfg.Endpoint = flags.Endpoint
 	}
-	g := env.global.s3
-	if g.Endpoint != "" {
-		cfg.Endpoint = g.Endpoint
+	if flags.Region != "" {
+		cfg.Region = flags.Region
 	}
-	if g.Region != "" {
-		cfg.Region = g.Region
-	}
-	if g.PathStyle {
+	if flags.PathStyle {
 		cfg.PathStyle = true
 	}
-	if g.CAFile != "" {
-		cfg.CAFile = env.absPath(g.CAFile)
+	if flags.CAFile != "" {
+		cfg.CAFile = env.absPath(flags.CAFile)
 	}
 	s, err := s3store.New(cfg)
 	if err != nil {
