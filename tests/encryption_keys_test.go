@@ -143,10 +143,10 @@ func TestEncryptedLocalKeys(t *testing.T) {
 
 	before := dirListing(t, repo)
 	for name, r := range map[string]result{
-		"--password-file":         run("snapshot", "--password-file", bad, "--source", "data="+src),
+		"--password-file":          run("snapshot", "--password-file", bad, "--source", "data="+src),
 		"$CITADELFS_PASSWORD_FILE": citadelEnv(t, []string{"CITADELFS_PASSWORD_FILE=" + bad}, "forget", "--keep-last", "1", "--prune", "--repo", repo),
-		"key add":                 run("key", "add", "--password-file", bad, "--new-password-file", pw),
-		"a key file":              run("restore", "latest", filepath.Join(dir, "nowhere"), "--key-file", writeKeyFile(t, dir)),
+		"key add":                  run("key", "add", "--password-file", bad, "--new-password-file", pw),
+		"a key file":               run("restore", "latest", filepath.Join(dir, "nowhere"), "--key-file", writeKeyFile(t, dir)),
 	} {
 		assertOneLineError(t, r, 15, "wrong passphrase")
 		if r.code != 15 {
