@@ -25,6 +25,10 @@ func mountS3(t *testing.T, r *s3Repo, cache, host, mp string, args ...string) *m
 	return startMountEnv(t, r.env, r.url, mp, config, argv...)
 }
 
+// clientSyncAge is how recent a sync makes the daemon skip the one before
+// a client's command (cmd/citadelfs/cachesync.go).
+const clientSyncAge = 2 * time.Second
+
 // waitFor polls cond for up to 20 s (the daemon syncs its cache with the
 // store every second here).
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -57,7 +61,9 @@ func TestS3MountTwoHosts(t *testing.T) {
 	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "configs", "models")...)...)
 
 	mp := filepath.Join(dir, "mnt")
-	m := mountS3(t, r, cacheA, "a", mp)
+	// No periodic sync in this test (TestCacheSyncFollowsOtherHosts has
+	// it): the daemon syncs before each command a client hands it.
+	m := mountS3(t, r, cacheA, "a", mp, "--sync-interval", "1h")
 	if _, err := os.Lstat(filepath.Join(cacheA, "daemon.sock")); err != nil {
 		t.Fatalf("no control socket in the daemon's cache: %v", err)
 	}
@@ -83,10 +89,14 @@ func TestS3MountTwoHosts(t *testing.T) {
 	if strings.Contains(m.stderr.String(), "ran a command for a client") {
 		t.Fatalf("b's snapshot (another cache) ran in a's daemon:\n%s", m.stderr)
 	}
-	waitFor(t, "b's new snapshot in hosts/b/latest", func() bool {
-		data, _ := os.ReadFile(filepath.Join(mp, "hosts", "b", "latest", "configs", "added-by-b.yaml"))
-		return string(data) == "b: 2\n"
-	})
+	// Any command of a's run in the daemon syncs its cache first: b's
+	// snapshot is in its answer, and in the mount when it returns.
+	if out := r.must(t, cacheA, "snapshots", "--json").stdout; strings.Count(out, `"id"`) != 3 {
+		t.Fatalf("a's snapshots through the daemon after b's second: %s", out)
+	}
+	if data, err := os.ReadFile(filepath.Join(mp, "hosts", "b", "latest", "configs", "added-by-b.yaml")); string(data) != "b: 2\n" {
+		t.Fatalf("b's new snapshot not in hosts/b/latest after a's command: %q %v", data, err)
+	}
 	diffTrees(t, filepath.Join(srcB, "configs"), filepath.Join(mp, "hosts", "b", "latest", "configs"))
 	if _, err := os.Stat(filepath.Join(mp, "latest", "configs", "added-by-b.yaml")); !os.IsNotExist(err) {
 		t.Errorf("a's latest/ shows b's snapshot: %v", err)
@@ -97,10 +107,11 @@ func TestS3MountTwoHosts(t *testing.T) {
 		t.Fatalf("b's snapshots: %v %+v", err, bSnaps)
 	}
 	r.must(t, cacheB, "forget", bSnaps[0].ID)
-	waitFor(t, "b's forgotten snapshot gone from snapshots/", func() bool {
-		ents, _ := os.ReadDir(filepath.Join(mp, "snapshots"))
-		return len(ents) == 2
-	})
+	time.Sleep(clientSyncAge) // the daemon skips a sync when one ran this recently
+	r.must(t, cacheA, "snapshots")
+	if ents, _ := os.ReadDir(filepath.Join(mp, "snapshots")); len(ents) != 2 {
+		t.Errorf("snapshots/ has %d entries after b's forget, want 2", len(ents))
+	}
 	if _, err := os.Stat(filepath.Join(mp, "hosts", "b", "latest", "models")); !os.IsNotExist(err) {
 		t.Errorf("hosts/b/latest/models after b forgot the only snapshot of it: %v", err)
 	}

@@ -111,6 +111,7 @@ var cliSpecs = map[string]cliSpec{
 	"mount": {maxArgs: 1, argKind: argFile, examples: []example{
 		{"citadelfs mount /mnt/citadel", "serve every snapshot at /mnt/citadel/snapshots/ID/LABEL/..."},
 		{"citadelfs --repo /backup/citadel mount --allow-other /mnt/citadel", "let other users read it too"},
+		{"citadelfs --repo s3://backups/fleet --s3-endpoint http://rgw:7480 mount /mnt/citadel", "a bucket several hosts back up into: hosts/HOST/latest/ is each one's newest"},
 	}},
 	"prune": {maxArgs: 0, json: true, examples: []example{
 		{"citadelfs prune --dry-run", "say what would be freed"},

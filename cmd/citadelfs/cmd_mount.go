@@ -19,7 +19,6 @@ import (
 
 	cfs "citadelfs/fs"
 	"citadelfs/internal/fsadapter"
-	"citadelfs/snapshot"
 )
 
 func init() {
@@ -192,8 +191,8 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer daemon.Close(shutdownGrace)
 	if repo.Index().IsRemote() {
-		stopSync := startCacheSync(repo, syncEvery, srv.Refresh, log)
-		defer stopSync()
+		st.sync = newCacheSync(repo, srv.Refresh, log)
+		defer st.sync.start(syncEvery)()
 	}
 
 	monCtx, stopMon := context.WithCancel(context.Background())
@@ -239,47 +238,6 @@ func runMount(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	return nil
-}
-
-// startCacheSync brings a remote repository's cache up to date with the
-// store every interval, so that snapshots other hosts commit (and their
-// forgets and prunes) show in the mount without a remount; refresh then
-// has the kernel forget the names that changed. A store that cannot be
-// reached is logged once until a sync succeeds again: the mount keeps
-// serving what the cache knows. The returned func stops it.
-func startCacheSync(repo *snapshot.Repository, every time.Duration, refresh func(), log *slog.Logger) func() {
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		failing := false
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			res, err := repo.SyncCache()
-			switch {
-			case err != nil:
-				if !failing {
-					log.Warn("mount: cannot bring the cache up to date with the store; serving what it knows", "err", err)
-				}
-				failing = true
-				continue
-			case failing:
-				log.Info("mount: the store answers again; cache up to date")
-				failing = false
-			}
-			if res.SnapshotsAdded+res.SnapshotsDropped+res.PacksAdded+res.PacksDropped > 0 {
-				log.Info("mount: cache synced with the store", "snapshots_added", res.SnapshotsAdded, "snapshots_dropped", res.SnapshotsDropped,
-					"packs_added", res.PacksAdded, "packs_dropped", res.PacksDropped)
-				refresh()
-			}
-		}
-	}()
-	return func() { close(stop); <-done }
 }
 
 // checkMountpoint refuses a mountpoint inside the repository, or one that

@@ -38,6 +38,9 @@ type daemonState struct {
 	// exit code goes back: the mount shows what the command changed (a
 	// new snapshot in latest/) by the time the client returns.
 	refresh func()
+	// sync, for a repository in a store, brings its cache up to date
+	// before each client command; nil for a local one.
+	sync *cacheSync
 }
 
 // delegateToDaemon hands the command to a running mount daemon that owns
@@ -117,6 +120,9 @@ func runForClient(ctx context.Context, st *daemonState, log *slog.Logger, req da
 	if !filepath.IsAbs(req.Cwd) {
 		fmt.Fprintln(stderr, "citadelfs: the client sent no working directory")
 		return exitUsage
+	}
+	if st.sync != nil {
+		st.sync.sync(clientSyncAge)
 	}
 	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}, daemon: st, cwd: req.Cwd, isTerminal: req.StderrTerminal, columns: req.StderrColumns}
 	if code, ok := parseFlags(c, env, req.Args[1:]); !ok {
