@@ -46,6 +46,18 @@
 // checked by its CRC on every hit; Repo.ReadStoredCached reads through it,
 // ReadStored never does (check, copy, prune and repair read the store).
 //
+// # Object Lock
+//
+// objectlock.go: a repository made with init --object-lock records its
+// retention in citadel.json; every open sets it on the store (Retainer),
+// so everything but locks/ and forgotten/ markers is PUT under a
+// COMPLIANCE retention. A delete of a retained object fails with
+// ErrObjectLocked (ObjectLockedError says until when) before any request;
+// forget then leaves a forgotten/<id> marker, and prune keeps such
+// objects (StoreInfo gives their retention and LastModified, which the
+// prune grace uses too) until ReapForgotten and a later prune can delete
+// them.
+//
 // # Locks
 //
 // A local repository is locked with flock(2) on <repo>/lock (lock.go): one

@@ -208,6 +208,12 @@ func (l *StoreLock) Refresh() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := l.now()
+	if l.lost(t) {
+		// Others may have taken the lock as stale (and a prune may have
+		// run): renewing it now would let this process commit against
+		// what that prune deleted. It stays lost; Check refuses.
+		return fmt.Errorf("%w: the lock was not refreshed for %s and may have been taken as stale; not renewed", ErrLocked, t.Sub(l.renewed).Round(time.Second))
+	}
 	name, err := l.put()
 	if err != nil {
 		return err
@@ -228,12 +234,18 @@ func (l *StoreLock) Check() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if age := l.now().Sub(l.renewed); age > l.t.Expiry-l.t.Refresh {
+	if now := l.now(); l.lost(now) {
+		age := now.Sub(l.renewed)
 		return fmt.Errorf("%w: this process could not refresh its lock in the store for %s (others may take it as stale); nothing more is committed",
 			ErrLocked, age.Round(time.Second))
 	}
 	return nil
 }
+
+// lost reports whether the lock object in the store is old enough, at
+// now, that others may take it as stale: Expiry less one Refresh (for
+// the clocks' sake) since it was put.
+func (l *StoreLock) lost(now time.Time) bool { return now.Sub(l.renewed) > l.t.Expiry-l.t.Refresh }
 
 // Release deletes the lock object. A nil lock releases nothing.
 func (l *StoreLock) Release() error {

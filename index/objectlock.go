@@ -67,8 +67,66 @@ type Retainer interface {
 }
 
 // retentionExempt are the prefixes written without a retention: lock
-// objects, which a refresh and a release delete.
-var retentionExempt = []string{locksPrefix}
+// objects, which a refresh and a release delete, and the forgotten/
+// markers, which prune deletes with their manifest (and an operator may
+// delete to undo a forget).
+var retentionExempt = []string{locksPrefix, forgottenPrefix}
+
+// A snapshot forgotten while its snapshots/<id> object is retained is
+// marked by forgotten/<id>: every host's cache then drops it, and prune
+// deletes the manifest and the marker once the retention has ended.
+const forgottenPrefix = "forgotten/"
+
+func forgottenName(id ID) string { return forgottenPrefix + id.String() }
+
+// forgottenSnapshots lists the forgotten/ markers.
+func (r *Repo) forgottenSnapshots() (map[ID]bool, error) {
+	out := map[ID]bool{}
+	err := r.Store.List(forgottenPrefix, func(name string, _ int64) error {
+		if id, err := ParseID(name[len(forgottenPrefix):]); err == nil {
+			out[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: list forgotten snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// ReapForgotten deletes the manifests of forgotten snapshots whose
+// retention has ended, and their markers; kept counts those still
+// retained and until is when the last of them ends. Only prune (under
+// the exclusive lock) runs it.
+func (r *Repo) ReapForgotten() (kept int, until time.Time, err error) {
+	if !r.remote {
+		return 0, time.Time{}, nil
+	}
+	ids, err := r.forgottenSnapshots()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	for id := range ids {
+		if err := r.rlock.Check(); err != nil {
+			return kept, until, err
+		}
+		err := r.Store.Delete(snapshotName(id))
+		if t, ok := LockedUntil(err); ok {
+			kept++
+			if t.After(until) {
+				until = t
+			}
+			continue
+		}
+		if err == nil {
+			err = r.Store.Delete(forgottenName(id))
+		}
+		if err != nil {
+			return kept, until, fmt.Errorf("index: forgotten snapshot %s: %w", id.Short(), err)
+		}
+	}
+	return kept, until, nil
+}
 
 // ErrObjectLocked: a delete of an object still inside its retention,
 // refused before any request that could change it was sent.

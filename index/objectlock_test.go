@@ -35,7 +35,7 @@ func TestObjectLockRecordedAndApplied(t *testing.T) {
 	if _, err := index.InitStoreWith(s, "fake://b", index.InitOptions{Chunker: index.ChunkerParams{Min: 1, Avg: 2, Max: 4}, ObjectLock: lock}); err != nil {
 		t.Fatal(err)
 	}
-	if s.mode != "COMPLIANCE" || s.d != 7*24*time.Hour || len(s.ex) != 1 || s.ex[0] != "locks/" {
+	if s.mode != "COMPLIANCE" || s.d != 7*24*time.Hour || len(s.ex) != 2 || s.ex[0] != "locks/" || s.ex[1] != "forgotten/" {
 		t.Fatalf("init set %q %v %v", s.mode, s.d, s.ex)
 	}
 	cfg, err := index.ReadStoreConfig(s, "fake://b")

@@ -368,6 +368,13 @@ func (r *Repo) syncSnapshots(res *SyncResult) error {
 	}); err != nil {
 		return fmt.Errorf("index: list snapshots: %w", err)
 	}
+	forgotten, err := r.forgottenSnapshots()
+	if err != nil {
+		return err
+	}
+	for id := range forgotten {
+		delete(inStore, id)
+	}
 	var gone []ID
 	if err := r.Snapshots(func(id ID, _ []byte) error {
 		if !inStore[id] {

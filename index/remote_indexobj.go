@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"strings"
@@ -264,7 +265,8 @@ func (r *Repo) dropDeadIndexObjects() error {
 			}
 		}
 		if !live {
-			if err := r.Store.Delete(name); err != nil {
+			// One still under Object Lock stays until its retention ends.
+			if err := r.Store.Delete(name); err != nil && !errors.Is(err, ErrObjectLocked) {
 				return err
 			}
 		}

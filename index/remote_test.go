@@ -393,3 +393,29 @@ func TestLockExclusiveBesideOwnSharedLock(t *testing.T) {
 		t.Fatalf("exclusive beside another host's shared lock: %v, want ErrLocked naming it", err)
 	}
 }
+
+// A lock not refreshed for longer than Expiry less one Refresh (a host
+// paused, a store unreachable) is lost for good: the next refresh does not
+// renew it, so a process that wakes up cannot commit a snapshot naming
+// packs that another host's prune, which took the lock as stale, deleted.
+func TestStoreLockNotRenewedOnceLost(t *testing.T) {
+	s, _ := newRemote(t)
+	clock := time.Unix(1e9, 0)
+	now := func() time.Time { return clock }
+	l, err := index.AcquireStoreLock(s, false, "citadelfs snapshot", now, index.LockTimes{Refresh: time.Hour, Expiry: 3 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	clock = clock.Add(90 * time.Minute)
+	if err := l.Refresh(); err != nil {
+		t.Fatalf("refresh in time: %v", err)
+	}
+	clock = clock.Add(2*time.Hour + time.Minute) // past Expiry-Refresh since that refresh
+	if err := l.Refresh(); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("refresh of a lost lock: %v, want ErrLocked", err)
+	}
+	if err := l.Check(); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("check after a refused refresh: %v, want ErrLocked", err)
+	}
+}

@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // PutSnapshot commits a snapshot record with Sync. This is the last write
@@ -40,7 +41,18 @@ func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
 // In a remote repository its snapshots/<id> object goes first.
 func (r *Repo) DeleteSnapshot(id ID) error {
 	if r.remote {
-		if err := r.Store.Delete(snapshotName(id)); err != nil {
+		err := r.Store.Delete(snapshotName(id))
+		if errors.Is(err, ErrObjectLocked) {
+			// Under Object Lock: forgotten/<id> says so until prune can
+			// delete the manifest (ReapForgotten).
+			// (Not empty: RGW answers an empty PUT that carries a
+			// Content-MD5 with XAmzContentSHA256Mismatch.)
+			err = r.Store.Put(forgottenName(id), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"))
+			if errors.Is(err, ErrObjectExists) {
+				err = nil
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("index: forget snapshot %s: %w", id.Short(), err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"citadelfs/index"
 	"citadelfs/snapshot/codec"
@@ -43,7 +44,9 @@ func (r *Repository) forgetLocked(ctx context.Context, ids []index.ID) error {
 			if err := r.idx.DeleteBlobs([]index.ID{id}); err != nil {
 				return err
 			}
-			if err := r.idx.RemovePack(ref.Pack); err != nil {
+			// A manifest pack under Object Lock stays: prune deletes
+			// it once its retention ends.
+			if err := r.idx.RemovePack(ref.Pack); err != nil && !errors.Is(err, index.ErrObjectLocked) {
 				return err
 			}
 		}
@@ -65,7 +68,44 @@ type PruneResult struct {
 	// RepackSkipped: the disk was too full to rewrite partly used packs
 	// even after the unused ones were deleted; only those were.
 	RepackSkipped bool `json:"repack_skipped"`
+	// ObjectsKeptLocked counts objects prune would have deleted (packs,
+	// forgotten snapshots' manifests) that are still inside their Object
+	// Lock retention; LockedUntil is when the last of those ends (a later
+	// prune deletes them then).
+	ObjectsKeptLocked int        `json:"objects_kept_locked"`
+	LockedUntil       *time.Time `json:"locked_until,omitempty"`
+	// PacksKeptYoung counts unreferenced packs younger than the grace:
+	// another host's snapshot may have uploaded them and not yet put its
+	// manifest. Grace is the grace this prune kept ("0s": none).
+	PacksKeptYoung int    `json:"packs_kept_young"`
+	Grace          string `json:"grace"`
 }
+
+// keptLocked counts one object kept for its retention until t.
+func (res *PruneResult) keptLocked(t time.Time) {
+	res.ObjectsKeptLocked++
+	if res.LockedUntil == nil || t.After(*res.LockedUntil) {
+		t := t.UTC()
+		res.LockedUntil = &t
+	}
+}
+
+// PruneOptions tune PruneWith.
+type PruneOptions struct {
+	DryRun bool
+	// Grace: in a repository in a store, a pack no snapshot references
+	// is deleted (or rewritten) only once it is older than Grace by the
+	// store's LastModified, because another host's running snapshot
+	// uploads packs that no manifest names until it ends (docs/s3.md
+	// "Prune beside other hosts"). 0: none. A local directory has one
+	// writer at a time (its flock) and no grace.
+	Grace time.Duration
+}
+
+// DefaultPruneGrace is prune's grace unless --grace says otherwise: four
+// times the store lock's expiry, so a snapshot whose host lost its lock
+// (and may have kept uploading) is long over.
+const DefaultPruneGrace = 2 * time.Hour
 
 func (res *PruneResult) count(blobs int, freed int64, whole bool) {
 	res.BlobsDeleted += blobs
@@ -104,6 +144,19 @@ func holdsDamaged(needed []index.BlobRef, quarantined map[index.ID]index.Damaged
 // already written is indexed and complete: the second pass finds the old
 // pack's blobs indexed there and deletes it.
 func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, err error) {
+	return r.PruneWith(ctx, PruneOptions{DryRun: dryRun, Grace: DefaultPruneGrace})
+}
+
+// PruneWith is Prune with its options. In a repository in a store it also
+// keeps what is still retained under Object Lock (never deleting it,
+// which S3 would refuse, or rewriting it, which would only duplicate it)
+// and unreferenced packs younger than o.Grace, and deletes the manifests
+// of forgotten snapshots whose retention has ended.
+func (r *Repository) PruneWith(ctx context.Context, o PruneOptions) (res *PruneResult, err error) {
+	dryRun := o.DryRun
+	if !r.idx.IsRemote() {
+		o.Grace = 0
+	}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	if !dryRun {
@@ -122,16 +175,19 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, 
 			r.recordMaintenance(ctx, OpPrune, start, n, freed, err)
 		}()
 	}
-	res, err = r.prune(ctx, dryRun, false)
+	res, err = r.prune(ctx, o, false)
+	if err == nil && !dryRun {
+		err = r.reapForgotten(res)
+	}
 	if dryRun || !index.IsDiskFull(err) {
 		return res, err
 	}
 	r.idx.ReleaseReserve()
-	whole, err := r.prune(ctx, false, true)
+	whole, err := r.prune(ctx, PruneOptions{Grace: o.Grace}, true)
 	if err != nil {
 		return nil, err
 	}
-	res, err = r.prune(ctx, false, false)
+	res, err = r.prune(ctx, PruneOptions{Grace: o.Grace}, false)
 	if index.IsDiskFull(err) {
 		whole.RepackSkipped = true
 		return whole, nil
@@ -145,9 +201,46 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, 
 	return res, nil
 }
 
+// reapForgotten deletes forgotten snapshots' manifests whose retention
+// has ended (index.ReapForgotten) and counts those still retained.
+func (r *Repository) reapForgotten(res *PruneResult) error {
+	kept, until, err := r.idx.ReapForgotten()
+	for range kept {
+		res.keptLocked(until)
+	}
+	return err
+}
+
+// keptByAge reports whether pack id must stay although prune would delete
+// or rewrite it: still under Object Lock retention, or younger than the
+// grace. It asks the store (a HEAD) only for such packs.
+func (r *Repository) keptByAge(id index.ID, grace time.Duration, res *PruneResult) (bool, error) {
+	if !r.idx.IsRemote() {
+		return false, nil
+	}
+	info, ok, err := index.StoreInfo(r.idx.Store, index.PackName(id))
+	if err != nil {
+		return false, fmt.Errorf("snapshot: prune: pack %s: %w", id.Short(), err)
+	}
+	if !ok {
+		return false, nil
+	}
+	now := r.opts.Now()
+	if info.RetainUntil.After(now) {
+		res.keptLocked(info.RetainUntil)
+		return true, nil
+	}
+	if grace > 0 && now.Sub(info.Modified) < grace {
+		res.PacksKeptYoung++
+		return true, nil
+	}
+	return false, nil
+}
+
 // prune is one pass of Prune, for a caller holding writeMu; wholeOnly
 // deletes only the packs no blob of which is needed, writing none.
-func (r *Repository) prune(ctx context.Context, dryRun, wholeOnly bool) (*PruneResult, error) {
+func (r *Repository) prune(ctx context.Context, o PruneOptions, wholeOnly bool) (*PruneResult, error) {
+	dryRun := o.DryRun
 	live, err := r.liveBlobs(ctx)
 	if err != nil {
 		return nil, err
@@ -160,7 +253,7 @@ func (r *Repository) prune(ctx context.Context, dryRun, wholeOnly bool) (*PruneR
 	if err != nil {
 		return nil, err
 	}
-	res := &PruneResult{DryRun: dryRun}
+	res := &PruneResult{DryRun: dryRun, Grace: o.Grace.String()}
 	var pw *index.PackWriter
 	var toDelete []index.ID
 	written := map[index.ID]bool{}       // packs this prune wrote: never deleted
@@ -221,6 +314,11 @@ func (r *Repository) prune(ctx context.Context, dryRun, wholeOnly bool) (*PruneR
 			// would lose it. The pack stays until a snapshot stores that
 			// chunk again or `repair packs` salvages the rest.
 			res.PacksKeptDamaged++
+			continue
+		}
+		if kept, err := r.keptByAge(p.ID, o.Grace, res); err != nil {
+			return nil, err
+		} else if kept {
 			continue
 		}
 		if dryRun {
@@ -299,6 +397,13 @@ func (r *Repository) prune(ctx context.Context, dryRun, wholeOnly bool) (*PruneR
 				continue
 			}
 			if err := r.idx.RemovePack(p); err != nil {
+				// Retained after all (its retention was not readable
+				// before): it stays, its dead entries already dropped,
+				// and a later prune deletes it.
+				if t, ok := index.LockedUntil(err); ok {
+					res.keptLocked(t)
+					continue
+				}
 				return nil, err
 			}
 		}

@@ -3,8 +3,10 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,17 +92,65 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 		t.Fatalf("citadel.json: %v\n%s", err, cfg)
 	}
 	r.must(t, cache, append([]string{"snapshot"}, sourceFlags(src)...)...)
-
+	if err := os.WriteFile(filepath.Join(src, "configs", "new.yaml"), bytes.Repeat([]byte("lr: 3e-4\n"), 4000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.must(t, cache, append([]string{"snapshot"}, sourceFlags(src)...)...)
 	c := thiefClient(t)
 	ctx := context.Background()
 	bucket := r.bucket()
-	vs := listVersions(t, c, bucket, "fleet/")
+
+	// forget --prune of a snapshot inside its retention: nothing is
+	// deleted, no delete marker is laid, and prune says what it kept and
+	// until when; the snapshot is gone from every host's list.
+	before := listVersions(t, c, bucket, "fleet/")
+	res = r.must(t, cache, "forget", "--keep-last", "1", "--prune", "--grace", "0", "--json")
+	var fo struct {
+		Prune struct {
+			Kept  int        `json:"objects_kept_locked"`
+			Until *time.Time `json:"locked_until"`
+			Freed int64      `json:"bytes_freed"`
+		} `json:"prune"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &fo); err != nil || fo.Prune.Kept < 2 || fo.Prune.Until == nil ||
+		fo.Prune.Until.Before(time.Now().Add(23*time.Hour)) || fo.Prune.Freed != 0 {
+		t.Fatalf("forget --prune under retention: %v\n%s", err, res)
+	}
+	if res := r.must(t, cache, "prune", "--grace", "0"); !strings.Contains(res.stdout, "kept") || !strings.Contains(res.stdout, "Object Lock") {
+		t.Fatalf("prune's text: %s", res)
+	}
+	var after []s3Version
+	for _, v := range listVersions(t, c, bucket, "fleet/") {
+		if v.marker {
+			t.Fatalf("a delete marker on %s", v.key)
+		}
+		if !strings.HasPrefix(v.key, "fleet/forgotten/") && !strings.HasPrefix(v.key, "fleet/locks/") {
+			after = append(after, v)
+		}
+	}
+	if len(after) != len(before) {
+		t.Fatalf("%d objects before forget --prune, %d after", len(before), len(after))
+	}
+	var snaps []snapInfo
+	if err := json.Unmarshal([]byte(r.must(t, filepath.Join(dir, "cache-1"), "snapshots", "--json").stdout), &snaps); err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots on another host after forget: %v %+v", err, snaps)
+	}
+
+	// The forget's marker has no retention, by design (deleting it only
+	// undoes the forget): the thief's attack is on the rest.
+	var vs []s3Version
+	for _, v := range listVersions(t, c, bucket, "fleet/") {
+		if !strings.HasPrefix(v.key, "fleet/forgotten/") {
+			vs = append(vs, v)
+		}
+	}
 	saved := map[string][]byte{}
 	kinds := map[string]int{}
 	for _, v := range vs {
 		if v.marker || strings.HasPrefix(v.key, "fleet/locks/") {
 			t.Fatalf("after a snapshot: %+v", v)
 		}
+
 		mode, until, err := c.GetObjectRetention(ctx, bucket, v.key, v.id)
 		if err != nil || mode == nil || *mode != minio.Compliance || until == nil || until.Before(time.Now().Add(23*time.Hour)) {
 			t.Fatalf("%s: retention %v until %v (%v), want COMPLIANCE a day out", v.key, mode, until, err)
@@ -131,7 +181,12 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 		t.Fatalf("snapshots with citadel.json under a delete marker: %s", res)
 	}
 	// ...but every locked version is there and reads back unchanged.
-	after := listVersions(t, c, bucket, "fleet/")
+	after = nil
+	for _, v := range listVersions(t, c, bucket, "fleet/") {
+		if !strings.HasPrefix(v.key, "fleet/forgotten/") {
+			after = append(after, v)
+		}
+	}
 	markers := 0
 	for _, v := range after {
 		if v.marker {

@@ -15,6 +15,7 @@ import (
 var forgetFlags struct {
 	policy        snapshot.Policy
 	prune, dryRun bool
+	grace         time.Duration
 	fromConfig    bool
 	sources       []string
 }
@@ -38,6 +39,7 @@ func init() {
 			fs.StringArrayVar(&p.KeepTags, "keep-tag", nil, "keep every snapshot with this tag")
 			fs.BoolVar(&forgetFlags.prune, "prune", false, "prune unreferenced data afterwards")
 			fs.BoolVar(&forgetFlags.dryRun, "dry-run", false, "only say what would be removed")
+			graceFlag(fs, &forgetFlags.grace)
 			forgetFlags.sources = nil
 			fs.StringArrayVar(&forgetFlags.sources, "source", nil, "forget LABEL's last snapshot attempt, so the monitor stops reporting the label (a typo, a retired source); its snapshots stay (repeatable; alone, without ids or --keep-*)")
 		},
@@ -213,7 +215,7 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	}
 	if forgetFlags.prune {
-		res, err := repo.Prune(ctx, false)
+		res, err := repo.PruneWith(ctx, snapshot.PruneOptions{Grace: max(forgetFlags.grace, 0)})
 		if err != nil {
 			return fail(err)
 		}

@@ -3,22 +3,32 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"citadelfs/snapshot"
 )
 
-var pruneDryRun bool
+var (
+	pruneDryRun bool
+	pruneGrace  time.Duration
+)
+
+// graceFlag is prune's and forget --prune's --grace.
+func graceFlag(fs *pflag.FlagSet, d *time.Duration) {
+	fs.DurationVar(d, "grace", snapshot.DefaultPruneGrace, "s3://: keep unreferenced packs younger than this (another host's running snapshot may be about to reference them; 0: none)")
+}
 
 func init() {
 	register(&command{
 		name:      "prune",
 		summary:   "delete data that no snapshot references",
-		usage:     "[--dry-run]",
+		usage:     "[--dry-run] [--grace DURATION]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&pruneDryRun, "dry-run", false, "only say what would be freed")
+			graceFlag(fs, &pruneGrace)
 		},
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
 			repo, release, err := openRepo(ctx, env)
@@ -26,13 +36,16 @@ func init() {
 				return err
 			}
 			defer release()
-			return doPrune(ctx, env, repo, pruneDryRun)
+			if pruneGrace < 0 {
+				return usagef("--grace %s: want a duration of 0 or more (2h, 30m)", pruneGrace)
+			}
+			return doPrune(ctx, env, repo, snapshot.PruneOptions{DryRun: pruneDryRun, Grace: pruneGrace})
 		},
 	})
 }
 
-func doPrune(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, dryRun bool) error {
-	res, err := repo.Prune(ctx, dryRun)
+func doPrune(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, o snapshot.PruneOptions) error {
+	res, err := repo.PruneWith(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -40,7 +53,7 @@ func doPrune(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, dryRun
 	if env.global.json {
 		return writeJSON(env, res)
 	}
-	printPrune(env, res, dryRun)
+	printPrune(env, res, o.DryRun)
 	return nil
 }
 
@@ -59,4 +72,12 @@ func printPrune(env *cmdEnv, res *snapshot.PruneResult, dryRun bool) {
 	}
 	fmt.Fprintf(env.stdout, "prune: %s %s: %d packs deleted, %d repacked, %d blobs dropped\n",
 		verb, humanBytes(res.BytesFreed), res.PacksDeleted, res.PacksRepacked, res.BlobsDeleted)
+	if res.ObjectsKeptLocked > 0 {
+		fmt.Fprintf(env.stdout, "prune: kept %d objects under Object Lock retention (until %s at the latest; a later prune deletes them)\n",
+			res.ObjectsKeptLocked, res.LockedUntil.Format(time.RFC3339))
+	}
+	if res.PacksKeptYoung > 0 {
+		fmt.Fprintf(env.stdout, "prune: kept %d unreferenced packs younger than the grace of %s (another host's snapshot may be using them)\n",
+			res.PacksKeptYoung, res.Grace)
+	}
 }
