@@ -26,7 +26,7 @@ func TestS3PruneBesideInFlightSnapshotWithExpiredLock(t *testing.T) {
 	big := filepath.Join(dir, "big")
 	corpus(t, "-out", big, "-models-mb", "96", "-logs-mb", "1", "-configs", "20", "-seed", "7")
 	cacheA := filepath.Join(dir, "cache-a")
-	r.must(t, cacheA, "init")
+	r.must(t, cacheA, "init", "--encryption", "none", "--insecure-no-encryption")
 	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(small, "configs")...)...)
 	packs0, err := index.ListStorePacks(r.store)
 	if err != nil {
