@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: citadelfs, restic and borg side by side on one corpusgen tree, in
 # one run, interleaved step by step on the same source state (each step mutates
-# the source once, then runs citadelfs, restic, borg). See bench/README.md.
+# the source once, then runs citadelfs, citadelfs-enc (the same, encrypted:
+# aes-256-gcm), restic, borg). See bench/README.md.
 #
 # Environment:
 #   BENCH_MODELS_MB   model weights in MiB (default 2048)
@@ -21,7 +22,11 @@ MB=${BENCH_MODELS_MB:-2048}
 W=${BENCH_DIR:-$ROOT/.bench}
 CFS=$ROOT/bin/citadelfs
 SRC=$W/src
-TOOLS=(citadelfs restic borg)
+TOOLS=(citadelfs citadelfs-enc restic borg)
+# citadelfs-enc: an encrypted repository (the default init), unlocked from a
+# password file; its index is a cache outside the repository, in $ENC_CACHE.
+ENC_PASS=$W/enc-password
+ENC_CACHE=$W/cache/citadelfs-enc
 REPS=${BENCH_REPS:-3}
 MUTATIONS=("day 2" "finetune 3" "new-model 4" "insert-shift 5")
 
@@ -69,8 +74,8 @@ check_disk() {
   fstype=$(findmnt -no FSTYPE -T "$W" 2>/dev/null || echo '?')
   case $fstype in tmpfs | ramfs) die "$W is on $fstype; set BENCH_DIR to a disk-backed directory" ;; esac
   avail_mb=$(df -Pm "$W" | awk 'NR==2{print $4}')
-  # source, cold cp baseline, one restore or mount copy at a time, three repositories
-  need_mb=$(((MB + 200) * 7 + 2048))
+  # source, cold cp baseline, one restore or mount copy at a time, four repositories
+  need_mb=$(((MB + 200) * 8 + 2048))
   [ "$avail_mb" -ge "$need_mb" ] || die "$W has ${avail_mb} MiB free, need about ${need_mb} MiB for -models-mb $MB"
   say "work dir $W ($fstype, ${avail_mb} MiB free, about ${need_mb} MiB needed)"
 }
@@ -115,10 +120,18 @@ repo_bytes() { du -sb "$W/repo-$1" 2>/dev/null | awk '{print $1}'; }
 # ---------------------------------------------------------------- the tools
 
 BORG_LAST=
+# cfs_enc CMD ARGS...: citadelfs on the encrypted repository.
+cfs_enc() {
+  local cmd=$1
+  shift
+  env CITADELFS_PASSWORD_FILE="$ENC_PASS" "$CFS" "$cmd" --cache-dir "$ENC_CACHE" "$@"
+}
+
 tool_init() {
   local r=$W/repo-$1
   case $1 in
   citadelfs) "$CFS" init --encryption none --repo "$r" ;;
+  citadelfs-enc) cfs_enc init --encryption aes-256-gcm --repo "$r" ;;
   restic) restic -r "$r" init --repository-version 2 ;;
   borg) borg init --encryption none "$r" ;;
   esac
@@ -131,6 +144,10 @@ tool_snapshot() { # TOOL STEP
     measure "$1" "$2" "$CFS" snapshot --repo "$r" --json \
       --source "models=$SRC/models" --source "configs=$SRC/configs" --source "logs=$SRC/logs"
     ;;
+  citadelfs-enc)
+    measure "$1" "$2" env CITADELFS_PASSWORD_FILE="$ENC_PASS" "$CFS" snapshot --repo "$r" --cache-dir "$ENC_CACHE" --json \
+      --source "models=$SRC/models" --source "configs=$SRC/configs" --source "logs=$SRC/logs"
+    ;;
   restic)
     measure "$1" "$2" env -C "$SRC" restic -r "$r" backup --compression auto --host bench models configs logs
     ;;
@@ -140,7 +157,7 @@ tool_snapshot() { # TOOL STEP
     ;;
   esac
   local extra=
-  if [ "$1" = citadelfs ] && [ $M_RC = 0 ] && command -v jq >/dev/null; then
+  if [[ $1 == citadelfs* ]] && [ $M_RC = 0 ] && command -v jq >/dev/null; then
     extra=$(jq -c '{files,bytes,read_bytes,new_bytes,stored_bytes,duration_seconds}' "$W/logs/$1-$2.out" 2>/dev/null || true)
   fi
   record "$1" "$2" "$M_WALL" "$M_RSS" "$(repo_bytes "$1")" "$M_RC" "$extra"
@@ -150,6 +167,7 @@ tool_restore() { # TOOL TARGET
   local r=$W/repo-$1 t=$2
   case $1 in
   citadelfs) measure "$1" restore "$CFS" restore --repo "$r" latest "$t" ;;
+  citadelfs-enc) measure "$1" restore env CITADELFS_PASSWORD_FILE="$ENC_PASS" "$CFS" restore --repo "$r" --cache-dir "$ENC_CACHE" latest "$t" ;;
   restic) measure "$1" restore restic -r "$r" restore latest --target "$t" ;;
   borg)
     if [ -z "$BORG_LAST" ]; then M_RC=1 M_WALL=0 M_RSS=0; else
@@ -178,7 +196,7 @@ trap 'exit 130' INT TERM
 # mount_root TOOL MNT: the directory that holds models/ configs/ logs/ of the latest snapshot.
 mount_root() {
   case $1 in
-  citadelfs) echo "$2/latest" ;;
+  citadelfs | citadelfs-enc) echo "$2/latest" ;;
   restic) echo "$2/snapshots/latest" ;;
   borg) echo "$2" ;;
   esac
@@ -190,6 +208,7 @@ mount_start() {
   mkdir -p "$m"
   case $tool in
   citadelfs) "$CFS" mount --repo "$r" "$m" >>"$log" 2>&1 & ;;
+  citadelfs-enc) cfs_enc mount --repo "$r" "$m" >>"$log" 2>&1 & ;;
   restic) restic -r "$r" mount "$m" >>"$log" 2>&1 & ;;
   borg) borg mount -f "$r::$BORG_LAST" "$m" >>"$log" 2>&1 & ;;
   esac
@@ -217,7 +236,7 @@ vm_hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 # fusermount -u for the others) and wait for the process.
 mount_stop() {
   local tool=$1 m=$2 i
-  if [ "$tool" = citadelfs ]; then
+  if [[ $tool == citadelfs* ]]; then
     kill -TERM "$MPID" 2>/dev/null || true
   else
     fusermount3 -u "$m" 2>/dev/null || true
@@ -300,9 +319,9 @@ diff_status() {
 
 bench_mount() { # TOOL
   local tool=$1 m=$W/mnt-$1 root hwm=0 h
-  if [ "$tool" = citadelfs ] && ! "$CFS" help 2>&1 | grep -qE '^[[:space:]]+mount[[:space:]]'; then
+  if [[ $tool == citadelfs* ]] && ! "$CFS" help 2>&1 | grep -qE '^[[:space:]]+mount[[:space:]]'; then
     warn "citadelfs has no 'mount' command yet: skipping its mount benchmarks"
-    record citadelfs mount-cp-cold 0 0 0 127 "skipped: no mount command"
+    record "$tool" mount-cp-cold 0 0 0 127 "skipped: no mount command"
     return
   fi
   if [ "$tool" = borg ] && [ -z "$BORG_LAST" ]; then
@@ -375,8 +394,10 @@ go build -o "$ROOT/bin/memtouch" ./bench/memtouch || die "cannot build bench/mem
 memtouch() { "$ROOT/bin/memtouch" 2>/dev/null || echo "? ?"; }
 MEM_START=$(memtouch)
 install_tools
-rm -rf "$W"/{src,copy,restore,logs,cache,repo-*,mnt-*,results.*,gobench.txt}
+rm -rf "$W"/{src,copy,restore,logs,cache,repo-*,mnt-*,results.*,gobench.txt,enc-password}
 mkdir -p "$W/logs" "$W/cache"
+printf 'citadelfs-bench\n' >"$ENC_PASS"
+chmod 600 "$ENC_PASS"
 check_disk
 : >"$TSV"
 

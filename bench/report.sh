@@ -64,8 +64,10 @@ report() {
   if [ -n "${RC[local|cp-cold]:-}" ] && { [ -n "${RC[citadelfs|mount-cp-cold]:-}" ] || [ -n "${RC[borg|mount-cp-cold]:-}" ]; }; then
     echo
     echo "Mounts (latest snapshot): cp -a s, sequential read of $BIG ($(mib "$BIG_BYTES" 1048576) MiB) MB/s, daemon peak RSS MiB"
-    printf '%-16s|%14s |%14s |%14s\n' "" citadelfs restic borg
-    printf '%s\n' "----------------+---------------+---------------+---------------"
+    printf '%-16s|' ""
+    for t in "${TOOLS[@]}"; do printf '%14s |' "$t"; done
+    echo
+    printf '%s\n' "----------------+---------------+---------------+---------------+---------------"
     for s in mount-cp-cold mount-cp-warm seq-cold seq-packs-warm seq-warm mount-daemon-rss; do
       printf '%-16s|' "$s"
       for t in "${TOOLS[@]}"; do
@@ -91,8 +93,24 @@ report() {
     echo
   fi
 
+  if [ -n "${RC[citadelfs-enc|initial]:-}" ]; then
+    echo
+    echo "Encrypted (citadelfs-enc: aes-256-gcm, keyed ids and gear table) against citadelfs in the clear: wall s, peak RSS MiB, repository MiB"
+    echo "enc/cfs = encrypted time / clear time (<= 1.15 is the target); x restic = restic's time / encrypted time (restic always encrypts)"
+    printf '%-13s|%8s %5s %6s |%8s %5s %6s |%8s %8s\n' step "cfs s" RSS repo "enc s" RSS repo "enc/cfs" "x restic"
+    printf '%s\n' "-------------+----------------------+----------------------+------------------"
+    for s in "${STEPS[@]}"; do
+      local c="citadelfs|$s" e="citadelfs-enc|$s"
+      printf '%-13s|%8s %5s %6s |%8s %5s %6s |%8s %8s\n' "$s" \
+        "$(cell_time "$c")" "$(cell_rss "$c")" "$(cell_repo "$c")" \
+        "$(cell_time "$e")" "$(cell_rss "$e")" "$(cell_repo "$e")" \
+        "$(ratio "$(rwall "$e")" "$(rwall "$c")")" "$(ratio "$(rwall "restic|$s")" "$(rwall "$e")")"
+    done
+    echo "(the encrypted repository's index is a cache outside it, in $W/cache/citadelfs-enc, not counted; the clear one's is inside)"
+  fi
+
   echo
-  echo "Targets (issues 2 and 3):"
+  echo "Targets (issues 2, 3 and 11):"
   CHECKS=()
   check "initial snapshot >= 4x faster than restic" \
     "$(ratio "$(rwall restic\|initial)" "$(rwall citadelfs\|initial)")" '>=' 4 x
@@ -115,6 +133,16 @@ report() {
   local hwm=-
   ok "citadelfs|mount-daemon-rss" && hwm=$(mib "${RSS[citadelfs|mount-daemon-rss]}" 1024)
   check "mount daemon peak RSS < 300 MiB" "$hwm" '<' 300 MiB
+  check "encrypted initial snapshot within 15% of the clear one" \
+    "$(ratio "$(rwall citadelfs-enc\|initial)" "$(rwall citadelfs\|initial)")" '<=' 1.15 "x clear"
+  check "encrypted restore within 15% of the clear one" \
+    "$(ratio "$(rwall citadelfs-enc\|restore)" "$(rwall citadelfs\|restore)")" '<=' 1.15 "x clear"
+  check "encrypted restore identical (diff -r)" "${EXTRA[citadelfs-enc|restore]:--}" '==' identical ""
+  local encseq=-
+  if ok "citadelfs|seq-packs-warm" && ok "citadelfs-enc|seq-packs-warm"; then
+    encseq=$(ratio "${EXTRA[citadelfs-enc|seq-packs-warm]}" "${EXTRA[citadelfs|seq-packs-warm]}")
+  fi
+  check "encrypted mount seq read (packs warm) within 15% of the clear one" "$encseq" '>=' 0.85 "x clear"
 
   if [ -s "${GOBENCH:-/nonexistent}" ]; then
     echo
