@@ -67,6 +67,9 @@ func TestS3MountTwoHosts(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(cacheA, "daemon.sock")); err != nil {
 		t.Fatalf("no control socket in the daemon's cache: %v", err)
 	}
+	if doc, err := os.ReadFile(filepath.Join(mp, "status", "repo")); err != nil || !strings.Contains(string(doc), r.url) {
+		t.Errorf("status/repo of an s3:// mount: %v\n%s", err, doc)
+	}
 	if got := readDirNames(t, filepath.Join(mp, "hosts")); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("hosts/ = %q, want [a b]", got)
 	}
