@@ -87,6 +87,17 @@ func runSystemd(ctx context.Context, env *cmdEnv, args []string) error {
 		// --repo goes into the units only when it did not come from the
 		// config: systemd does not pass $CITADELFS_REPO on.
 		repoFlag: env.global.repo != "" || os.Getenv("CITADELFS_REPO") != ""}
+	p.passwordFile = cfg.PasswordFile
+	if !remote && localStoreLayout(repo) {
+		p.storeLocal = true
+		p.cacheDir = env.cacheDir()
+		if env.global.cacheDir != "" {
+			p.flags = append(p.flags, "--cache-dir", p.cacheDir)
+		}
+		if cfg.PasswordFile == "" {
+			env.warnf("repository %s is encrypted and the config has no password_file: the timers cannot unlock it (docs/encryption.md)", repo)
+		}
+	}
 	if remote {
 		// The index cache: the config's cache_dir or --cache-dir, else
 		// systemd's CacheDirectory=citadelfs (/var/cache/citadelfs, the

@@ -18,6 +18,25 @@ type unitParams struct {
 	remote   bool
 	cacheDir string
 	flags    []string
+	// storeLocal: repo is a local encrypted repository (the store
+	// layout), whose index cache (cacheDir, or CacheDirectory=citadelfs)
+	// is written besides it.
+	storeLocal bool
+	// passwordFile is the config's password_file: every unit that opens
+	// the repository loads it as the credential citadelfs-password.
+	passwordFile string
+}
+
+// credentialLines is the LoadCredential= of a unit that opens the
+// repository: the passphrase reaches the command as
+// $CREDENTIALS_DIRECTORY/citadelfs-password (a file only that unit's
+// processes can read), and the unit file names only where it is.
+func (p unitParams) credentialLines() string {
+	if p.passwordFile == "" {
+		return ""
+	}
+	return "# the repository's passphrase, read by citadelfs from $CREDENTIALS_DIRECTORY (docs/encryption.md)\n" +
+		"LoadCredential=" + credentialName + ":" + strings.ReplaceAll(p.passwordFile, "%", "%%") + "\n"
 }
 
 // Default times. A source without a schedule is snapshotted daily at
@@ -99,6 +118,12 @@ func snapshotTimers(cfg *config) ([]snapshotTimer, []string, error) {
 // the mount daemon runs they hand their work to it over its socket.
 func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error) {
 	paths := []struct{ what, path string }{{"binary", p.bin}, {"config", p.config}, {"mountpoint", cfg.Mountpoint}}
+	if p.passwordFile != "" {
+		if strings.ContainsAny(p.passwordFile, " \t\"'\\") {
+			return nil, nil, usagef("password_file %q: systemd's LoadCredential= takes no path with spaces, quotes or backslashes; move it", p.passwordFile)
+		}
+		paths = append(paths, struct{ what, path string }{"password_file", p.passwordFile})
+	}
 	if !p.remote {
 		paths = append(paths, struct{ what, path string }{"repository", p.repo})
 	} else if p.cacheDir != "" {
@@ -171,9 +196,16 @@ func systemdUnits(p unitParams, cfg *config) (map[string]string, []string, error
 		} else {
 			sb.rw = []string{p.repo}
 			sb.protectHome = protectHomeFor(append([]string{p.repo}, paths...))
+			if p.storeLocal {
+				if p.cacheDir != "" {
+					sb.rw = append(sb.rw, p.cacheDir)
+				} else {
+					sb.cacheDirectory = true
+				}
+			}
 		}
 		sb.rw = append(sb.rw, rwExtra...)
-		return oneshotHardening(sb)
+		return p.credentialLines() + oneshotHardening(sb)
 	}
 
 	add("citadelfs-mount.service", `[Unit]
@@ -183,7 +215,7 @@ Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mou
 Type=notify
 NotifyAccess=main
 ExecStart=`+cmdline("mount", cfg.Mountpoint)+`
-`+mountS3Env(p, cfg)+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
+`+mountS3Env(p, cfg)+p.credentialLines()+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
 # time after its own mount answered a statfs; a hung FUSE server is
 # restarted instead of hanging every reader.
 WatchdogSec=60s
@@ -614,6 +646,13 @@ func copyUnits(p unitParams, cfg *config, add func(string, ...string) error,
 	if err := side(p.repo, p.cacheDir); err != nil {
 		return err
 	}
+	if p.storeLocal { // a local encrypted repository's cache
+		if p.cacheDir != "" {
+			sb.rw = append(sb.rw, p.cacheDir)
+		} else {
+			sb.cacheDirectory = true
+		}
+	}
 	if strings.ContainsFunc(to, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return usagef("copy.to %q: control characters cannot go into a unit file", to)
 	}
@@ -639,7 +678,7 @@ Type=oneshot
 Nice=10
 IOSchedulingClass=idle
 ExecStart=`+cmdline("copy", "--quiet")+`
-`+retryLocked+oneshotHardening(sb)); err != nil {
+`+retryLocked+p.credentialLines()+oneshotHardening(sb)); err != nil {
 		return err
 	}
 	return add("citadelfs-copy.timer", `[Unit]
