@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -142,6 +143,19 @@ func TestRemoteReadFetchesOnlyItsBlobsAndCaches(t *testing.T) {
 	}
 	r.Close()
 
+	// A test restore proves what the store holds: it reads past the
+	// cache, and every byte of both files is fetched.
+	r, _ = f.open(t, 64<<20, nil)
+	f.counter.Reset()
+	rep, err := r.TestRestore(context.Background(), TestRestoreOptions{Fraction: 1, TempDir: t.TempDir()})
+	if err != nil || rep.Files != 2 || len(rep.Problems) != 0 {
+		t.Fatalf("test restore: %+v %v", rep, err)
+	}
+	if _, fetched = f.counter.Reads(); fetched < int64(len(f.big)+len(f.small)) {
+		t.Fatalf("the test restore fetched %d bytes, less than the files: it read the cache", fetched)
+	}
+	r.Close()
+
 	// 0 keeps no cache, and removes the one there was.
 	r, s = f.open(t, 0, nil)
 	if _, fetched = readFile(t, f, r, s, "small.cfg"); fetched < int64(len(f.small)) {
@@ -267,5 +281,57 @@ func TestRemoteRestoreFetchesInParallel(t *testing.T) {
 	}
 	if c := r.Index().BlobCache.Size(); c > int64(len(f.big))/8 {
 		t.Fatalf("the restore of a %d-byte file left %d bytes in the blob cache", len(f.big), c)
+	}
+}
+
+// A restore from a remote repository loads the trees of many small
+// directories ahead of its walk, several at once, not one round trip per
+// directory.
+func TestRemoteRestoreLoadsTreesAhead(t *testing.T) {
+	s := index.NewLocalStore(t.TempDir(), 8)
+	defer s.Close()
+	if err := InitStore(s, "fake://bucket", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for i := range 40 {
+		// Distinct names: distinct trees (equal ones are one blob).
+		os.MkdirAll(filepath.Join(src, fmt.Sprintf("dir%02d", i), fmt.Sprintf("sub%02d", i), "leaf"), 0o755)
+	}
+	cache := t.TempDir()
+	r, err := OpenStore(s, "fake://bucket", Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.TakeSnapshot(context.Background(), Request{Sources: []SourceSpec{{Label: "d", Path: src}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	var counter *index.CountingStore
+	r, err = OpenStore(s, "fake://bucket", Options{CacheDir: cache, WrapStore: func(st index.Store) index.Store {
+		counter = index.NewCountingStore(slowReads(st))
+		return counter
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	snaps, _ := r.Snapshots()
+	counter.Reset()
+	out := t.TempDir()
+	res, err := r.Restore(context.Background(), snaps[0], nil, out, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dirs != 1+40*3 {
+		t.Fatalf("restored %d directories", res.Dirs)
+	}
+	for i := range 40 {
+		if st, err := os.Stat(filepath.Join(out, "d", fmt.Sprintf("dir%02d", i), fmt.Sprintf("sub%02d", i), "leaf")); err != nil || !st.IsDir() {
+			t.Fatalf("dir%02d not restored: %v", i, err)
+		}
+	}
+	if m := counter.MaxInFlight(); m < 4 {
+		t.Fatalf("the restore's walk had at most %d tree fetches in flight, want 4 or more", m)
 	}
 }

@@ -344,22 +344,43 @@ func (r *Repository) LoadBlob(ctx context.Context, id index.ID, useCache bool) (
 // recycled buffer (see blobCache). The stored bytes are read into a
 // recycled buffer: the decoded result never shares memory with them.
 func (r *Repository) loadPlain(id index.ID, pooled bool) ([]byte, error) {
-	return r.loadPlainKeep(id, pooled, true)
+	return r.loadPlainKeep(id, pooled, cacheKeep)
 }
 
 // loadData loads a file's chunk for a restore: through the blob cache of
 // a remote repository, but without keeping what it fetches
-// (index.Repo.ReadStoredCached).
-func (r *Repository) loadData(ctx context.Context, id index.ID) ([]byte, error) {
+// (index.Repo.ReadStoredCached); with fromStore past the cache.
+func (r *Repository) loadData(ctx context.Context, id index.ID, fromStore bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return r.loadPlainKeep(id, false, false)
+	mode := cacheHitsOnly
+	if fromStore {
+		mode = cacheBypass
+	}
+	return r.loadPlainKeep(id, false, mode)
 }
 
-// loadPlainKeep is loadPlain; keep says whether a remote repository's
-// blob cache keeps what is fetched.
-func (r *Repository) loadPlainKeep(id index.ID, pooled, keep bool) ([]byte, error) {
+// How a read of a remote repository uses its blob cache.
+type cacheMode int
+
+const (
+	cacheKeep     cacheMode = iota // hits, and keep what is fetched
+	cacheHitsOnly                  // hits; keep nothing (a restore)
+	cacheBypass                    // always the store (a test restore)
+)
+
+// readStored reads ref's stored bytes as mode says.
+func (r *Repository) readStored(ref index.BlobRef, buf []byte, mode cacheMode) ([]byte, error) {
+	if mode == cacheBypass {
+		return r.idx.ReadStored(ref, buf)
+	}
+	return r.idx.ReadStoredCached(ref, buf, mode == cacheKeep)
+}
+
+// loadPlainKeep is loadPlain; mode says how a remote repository's blob
+// cache is used.
+func (r *Repository) loadPlainKeep(id index.ID, pooled bool, mode cacheMode) ([]byte, error) {
 	ref, err := r.idx.Lookup(id)
 	if err != nil {
 		if errors.Is(err, index.ErrBlobMissing) {
@@ -371,7 +392,7 @@ func (r *Repository) loadPlainKeep(id index.ID, pooled, keep bool) ([]byte, erro
 	// can read it with O_DIRECT (pooled buffers of that size are
 	// page-aligned).
 	sbuf := r.cache.bufs.get(int(ref.Length) + 8<<10)
-	stored, err := r.idx.ReadStoredCached(ref, sbuf, keep)
+	stored, err := r.readStored(ref, sbuf, mode)
 	if errors.Is(err, index.ErrPackMissing) {
 		// Prune may have moved the blob to a new pack and removed the
 		// old one between the lookup and the read: look again.
@@ -379,7 +400,7 @@ func (r *Repository) loadPlainKeep(id index.ID, pooled, keep bool) ([]byte, erro
 			r.cache.bufs.put(sbuf)
 			ref = again
 			sbuf = r.cache.bufs.get(int(ref.Length) + 8<<10)
-			stored, err = r.idx.ReadStoredCached(ref, sbuf, keep)
+			stored, err = r.readStored(ref, sbuf, mode)
 		}
 	}
 	if err != nil {
@@ -401,11 +422,11 @@ func (r *Repository) loadPlainKeep(id index.ID, pooled, keep bool) ([]byte, erro
 	}
 	dec := r.decoders.Get().(*codec.Decoder)
 	plain, err := decodeVerified(r.idx.Keys, dec, dst, ref, stored)
-	if err != nil && r.idx.DropCached(ref) {
+	if err != nil && mode != cacheBypass && r.idx.DropCached(ref) {
 		// The bytes came from the blob cache (a remote repository's);
 		// what the store holds decides, so read it from there once.
 		if stored, err = r.idx.ReadStored(ref, sbuf); err == nil {
-			if plain, err = decodeVerified(r.idx.Keys, dec, dst, ref, stored); err == nil && keep {
+			if plain, err = decodeVerified(r.idx.Keys, dec, dst, ref, stored); err == nil && mode == cacheKeep {
 				r.idx.CacheStored(ref, stored)
 			}
 		} else if !errors.Is(err, index.ErrCorrupt) {

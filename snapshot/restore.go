@@ -18,13 +18,19 @@ import (
 // RestoreOptions tune a restore.
 type RestoreOptions struct {
 	// Workers restore files in parallel (default 4: decoding is CPU, the
-	// writes are I/O, so a little more than the core count overlaps both).
+	// writes are I/O, so a little more than the core count overlaps both;
+	// 16 from a remote repository, where a small file is one round trip).
 	Workers int
 	// Progress, if set, counts restored files and bytes.
 	Progress *Progress
 	// Warn receives non-fatal problems (a socket skipped, an xattr the
 	// target file system refused).
 	Warn func(string)
+
+	// fromStore reads every chunk from the store, past a remote
+	// repository's blob cache: a test restore proves what the store
+	// holds.
+	fromStore bool
 }
 
 // RestoreResult summarises a restore.
@@ -80,6 +86,9 @@ func (r *Repository) Resolve(ctx context.Context, snap *Snapshot, path string) (
 func (r *Repository) Restore(ctx context.Context, snap *Snapshot, node *Node, target string, o RestoreOptions) (*RestoreResult, error) {
 	if o.Workers == 0 {
 		o.Workers = 4
+		if r.idx.IsRemote() {
+			o.Workers = remoteRestoreWorkers
+		}
 	}
 	if o.Progress == nil {
 		o.Progress = &Progress{}
@@ -101,6 +110,9 @@ func (r *Repository) Restore(ctx context.Context, snap *Snapshot, node *Node, ta
 	defer cancel(nil)
 	rs := &restorer{r: r, ctx: ctx, cancel: cancel, o: o, res: &RestoreResult{}, jobs: make(chan restoreJob, 64),
 		links: map[[2]uint64]*linkFirst{}, failed: map[string]bool{}}
+	if r.idx.IsRemote() {
+		rs.loadSlots = make(chan struct{}, restoreLoads)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < o.Workers; i++ {
 		wg.Add(1)
@@ -118,6 +130,7 @@ func (r *Repository) Restore(ctx context.Context, snap *Snapshot, node *Node, ta
 	}
 	close(rs.jobs)
 	wg.Wait()
+	rs.treeLoads.Wait()
 	if err == nil {
 		err = context.Cause(ctx)
 	}
@@ -151,6 +164,81 @@ type restorer struct {
 	// failed (its partial bytes removed with it) is in Failed instead.
 	files atomic.Int64
 	bytes atomic.Int64
+
+	// loadSlots bounds the chunk loads of a restore from a remote
+	// repository (loadChunks); nil for a local one.
+	loadSlots chan struct{}
+
+	// Trees loaded ahead of the walk (treesAhead), under mu.
+	trees     map[index.ID]*treeLoad
+	treeSlots chan struct{}
+	treeLoads sync.WaitGroup
+}
+
+// treeLoad is a subtree being loaded ahead of the walk.
+type treeLoad struct {
+	done chan struct{}
+	t    *Tree
+	err  error
+}
+
+// treesAheadMax bounds the subtrees a restore from a remote repository
+// loads ahead of its walk (queued or in flight), and treeFetches the
+// fetches among them at once.
+const (
+	treesAheadMax = 64
+	treeFetches   = 8
+)
+
+// treesAhead starts loading the subtrees of t's directories, for a
+// remote repository: the walk is depth-first in one goroutine, and one
+// ranged GET round trip per directory made a tree of many small
+// directories (configs) slow however many workers restore the files.
+func (rs *restorer) treesAhead(t *Tree) {
+	if !rs.r.idx.IsRemote() {
+		return
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.trees == nil {
+		rs.trees, rs.treeSlots = map[index.ID]*treeLoad{}, make(chan struct{}, treeFetches)
+	}
+	for i := range t.Nodes {
+		id := t.Nodes[i].Subtree
+		if t.Nodes[i].Type != TypeDir || id.IsZero() || rs.trees[id] != nil {
+			continue
+		}
+		if len(rs.trees) >= treesAheadMax {
+			return
+		}
+		l := &treeLoad{done: make(chan struct{})}
+		rs.trees[id] = l
+		rs.treeLoads.Add(1)
+		go func() {
+			defer rs.treeLoads.Done()
+			select {
+			case rs.treeSlots <- struct{}{}:
+				l.t, l.err = rs.r.LoadTree(rs.ctx, id)
+				<-rs.treeSlots
+			case <-rs.ctx.Done():
+				l.err = context.Cause(rs.ctx)
+			}
+			close(l.done)
+		}()
+	}
+}
+
+// loadTree is LoadTree, taking a tree treesAhead loaded if it did.
+func (rs *restorer) loadTree(id index.ID) (*Tree, error) {
+	rs.mu.Lock()
+	l := rs.trees[id]
+	delete(rs.trees, id)
+	rs.mu.Unlock()
+	if l == nil {
+		return rs.r.LoadTree(rs.ctx, id)
+	}
+	<-l.done
+	return l.t, l.err
 }
 
 // linkFirst is the first name of a hardlinked file, written with data;
@@ -205,10 +293,11 @@ func (rs *restorer) restoreNode(n *Node, parent *restoreDir, name string) error 
 		defer d.release()
 		rs.res.Dirs++
 		if !n.Subtree.IsZero() {
-			t, err := rs.r.LoadTree(rs.ctx, n.Subtree)
+			t, err := rs.loadTree(n.Subtree)
 			if err != nil {
 				return err
 			}
+			rs.treesAhead(t)
 			for i := range t.Nodes {
 				if err := rs.restoreNode(&t.Nodes[i], d, t.Nodes[i].Name); err != nil {
 					return err
@@ -441,65 +530,93 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 }
 
 // restoreAhead is how many chunk loads of one file a restore from a
-// remote repository keeps in flight. The workers restore several files at
-// once; this is for the large ones (model weights).
-const restoreAhead = 4
+// remote repository keeps in flight, and restoreLoads how many all its
+// workers together may hold: started, or decoded and not yet written. The
+// workers restore several files at once (remoteRestoreWorkers, as small
+// files are each one round trip); the loads ahead are for the large ones
+// (model weights). At most restoreLoads chunks (4 MiB at most, 1 MiB on
+// average) wait in memory.
+const (
+	restoreAhead         = 4
+	restoreLoads         = 16
+	remoteRestoreWorkers = 16
+)
 
 // loadChunks returns a function that yields the decoded chunks of
 // content in order, one per call. From a local repository it loads each
 // when asked (the restore's workers already keep both cores decoding);
 // from one in a store it keeps up to restoreAhead loads in flight, so a
-// large file is not one ranged GET round trip after another. What is
-// loaded ahead is bounded by that count (with the 4 workers, at most 16
-// chunks decoded and not yet written). stop ends the loads ahead; it must
-// be called once the caller is done.
+// large file is not one ranged GET round trip after another, under the
+// restore's restoreLoads slots. Each file takes its slots in chunk order,
+// and a slot is given back when its chunk is handed over, so the chunk a
+// worker waits for always holds one: no two workers can starve each
+// other. stop ends the loads ahead; it must be called once the caller is
+// done.
 func (rs *restorer) loadChunks(content []ChunkRef) (next func() ([]byte, error), stop func()) {
-	ahead := 1
-	if rs.r.idx.IsRemote() {
-		ahead = restoreAhead
-	}
-	if ahead <= 1 || len(content) < 2 {
+	if rs.loadSlots == nil || len(content) < 2 {
 		i := 0
 		return func() ([]byte, error) {
 			c := content[i]
 			i++
-			return rs.r.loadData(rs.ctx, c.ID)
+			return rs.r.loadData(rs.ctx, c.ID, rs.o.fromStore)
 		}, func() {}
 	}
 	type loaded struct {
 		data []byte
 		err  error
+		slot bool // it holds one of rs.loadSlots
 	}
 	ctx, cancel := context.WithCancel(rs.ctx)
-	// A load is started only once its slot is queued: with the one the
-	// caller waits on, at most ahead are in flight.
-	slots := make(chan chan loaded, ahead-1)
+	// A load is started only once its place in the queue and its slot are
+	// taken: with the one the caller waits on, at most restoreAhead.
+	queue := make(chan chan loaded, restoreAhead-1)
 	go func() {
-		defer close(slots)
+		defer close(queue)
 		for _, c := range content {
 			ch := make(chan loaded, 1)
 			select {
-			case slots <- ch:
+			case queue <- ch:
 			case <-ctx.Done():
 				return
 			}
+			select {
+			case rs.loadSlots <- struct{}{}:
+			case <-ctx.Done():
+				ch <- loaded{err: context.Cause(ctx)}
+				return
+			}
 			go func(id index.ID) {
-				data, err := rs.r.loadData(ctx, id)
-				ch <- loaded{data, err}
+				data, err := rs.r.loadData(ctx, id, rs.o.fromStore)
+				ch <- loaded{data, err, true}
 			}(c.ID)
 		}
 	}()
-	return func() ([]byte, error) {
-		ch, ok := <-slots
-		if !ok { // only after a cancel
-			if err := context.Cause(rs.ctx); err != nil {
-				return nil, err
-			}
-			return nil, context.Canceled
-		}
+	take := func(ch chan loaded) loaded {
 		l := <-ch
-		return l.data, l.err
-	}, cancel
+		if l.slot {
+			<-rs.loadSlots
+		}
+		return l
+	}
+	return func() ([]byte, error) {
+			ch, ok := <-queue
+			if !ok { // only after a cancel
+				if err := context.Cause(rs.ctx); err != nil {
+					return nil, err
+				}
+				return nil, context.Canceled
+			}
+			l := take(ch)
+			return l.data, l.err
+		}, func() {
+			cancel()
+			// The loads still queued give their slots back as they end.
+			go func() {
+				for ch := range queue {
+					take(ch)
+				}
+			}()
+		}
 }
 
 // metaTimes is n's atime and mtime for utimensat.

@@ -137,7 +137,7 @@ func (r *Repository) TestRestore(ctx context.Context, o TestRestoreOptions) (rep
 		dir := filepath.Join(work, fmt.Sprint(i))
 		where := f.label + "/" + f.path
 		n := f.node
-		if _, err := r.Restore(ctx, snapOf[f.label], &n, dir, RestoreOptions{Workers: 1}); err != nil {
+		if _, err := r.Restore(ctx, snapOf[f.label], &n, dir, RestoreOptions{Workers: 1, fromStore: true}); err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				return rep, fmt.Errorf("snapshot: test restore of %s: %w", where, err)
 			}
