@@ -210,7 +210,12 @@ func TestS3MountStoreGoneMidRead(t *testing.T) {
 	if took > 90*time.Second {
 		t.Errorf("the failing read took %v: more than the bounded retries", took)
 	}
-	// The mount is alive: its virtual folders and status answer.
+	// A folder not listed yet needs its tree from the store: EIO too,
+	// and not remembered (it lists once the store is back, below).
+	if _, err := os.ReadDir(filepath.Join(mp, "latest", "logs")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("listing latest/logs with the store gone: %v, want EIO", err)
+	}
+	// The mount is alive: its virtual folders answer.
 	if _, err := os.ReadDir(filepath.Join(mp, "hosts", "a")); err != nil {
 		t.Fatalf("the mount after the failed read: %v", err)
 	}
