@@ -520,3 +520,10 @@ func InitEncrypted(s Store, location string, o InitOptions, secret Secret, so Sl
 	}
 	return cfg, keys, nil
 }
+
+// ApplyRetention makes s write with the retention cfg records (Object
+// Lock), as OpenStore does: for a command that writes key slots without
+// opening the repository (citadelfs key).
+func ApplyRetention(s Store, cfg *Config, location string) error {
+	return applyObjectLock(s, cfg, location)
+}

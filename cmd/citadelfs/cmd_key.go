@@ -113,6 +113,10 @@ func openKeys(env *cmdEnv) (*keyCtx, error) {
 		s.Close()
 		return nil, usagef("repository %s is not encrypted: it has no key slots", loc)
 	}
+	if err := index.ApplyRetention(s, cfg, loc); err != nil {
+		s.Close()
+		return nil, err
+	}
 	keys, err := env.unlockStore(s, loc, cfg)
 	if err != nil {
 		s.Close()
