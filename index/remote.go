@@ -241,6 +241,9 @@ type SyncResult struct {
 	SnapshotsAdded, SnapshotsDropped int
 	// Damaged names packs whose trailer could not be read.
 	Damaged []string
+	// BlobsRefound counts blobs of dropped packs indexed again in
+	// another pack that holds them (refindBlobs).
+	BlobsRefound int
 }
 
 // SyncCache brings a remote repository's cache index up to date with
@@ -271,12 +274,18 @@ func (r *Repo) SyncCache() (*SyncResult, error) {
 	}
 	if len(missing) > 0 {
 		b := r.KV.NewBatch()
+		orphans := map[ID]bool{}
 		if err := r.Blobs(func(ref BlobRef) error {
 			if missing[ref.Pack] {
 				b.Delete(blobKey(ref.ID))
+				orphans[ref.ID] = true
 			}
 			return nil
 		}); err != nil {
+			return nil, err
+		}
+		// In the same batch, so a crash cannot leave them unindexed.
+		if err := r.refindBlobs(b, orphans, missing, present); err != nil {
 			return nil, err
 		}
 		for id := range missing {
@@ -286,6 +295,7 @@ func (r *Repo) SyncCache() (*SyncResult, error) {
 			return nil, err
 		}
 		res.PacksDropped = len(missing)
+		res.BlobsRefound = len(orphans)
 	}
 	// Index objects first: one read per writing session.
 	n, err := r.applyIndexObjects(present, res)
@@ -475,4 +485,101 @@ func (t *tailReader) ReadAt(p []byte, off int64) (int, error) {
 		return copy(p, t.tail[off-t.tailOff:]), nil
 	}
 	return readerAt{t.s, t.name}.ReadAt(p, off) // a trailer bigger than the tail
+}
+
+// refindBlobs adds to b, for each of orphans (blobs of the packs missing
+// from the store, whose entries b deletes), an entry in another pack this
+// cache knows that holds it, if one does; orphans keeps the ones found.
+//
+// Two hosts that store the same new chunks at the same moment both
+// upload them, in different packs. Each cache, when it next syncs, knows
+// the other's pack but indexes none of those chunks there: it holds them
+// in its own. A prune on one host then deletes the other's copy (dead in
+// its index), and the host it belonged to must be pointed at the copy
+// that stays, or its snapshots no longer restore and check calls them
+// damaged. Most blobs of a pruned pack are dead and found nowhere; this
+// costs one read per index object, and the trailers of the known packs no
+// index object names, only after packs went from the store.
+func (r *Repo) refindBlobs(b *Batch, orphans, missing map[ID]bool, present map[ID]int64) error {
+	if len(orphans) == 0 {
+		return nil
+	}
+	found := map[ID]bool{}
+	take := func(pack ID, es []PackEntry) {
+		for _, e := range es {
+			if orphans[e.ID] && !found[e.ID] {
+				b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
+				found[e.ID] = true
+			}
+		}
+	}
+	known := func(id ID) (bool, error) {
+		if _, ok := present[id]; !ok || missing[id] {
+			return false, nil
+		}
+		return r.IsIndexedPack(id)
+	}
+	var names []string
+	if err := r.Store.List(indexObjsPrefix, func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index: list index objects: %w", err)
+	}
+	named := map[ID]bool{}
+	for _, name := range names {
+		size, err := r.Store.Stat(name)
+		if isNotExist(err) || err == nil && size > 256<<20 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data, err := r.Store.ReadRange(name, 0, int(size), nil)
+		if isNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("index: read %s: %w", name, err)
+		}
+		ps, err := decodeStoredIndexObj(r.Keys, name, data)
+		if err != nil {
+			continue // reported by applyIndexObjects
+		}
+		for _, p := range ps {
+			if sz, ok := present[p.id]; !ok || uint64(sz) != p.size {
+				continue
+			}
+			named[p.id] = true
+			if ok, err := known(p.id); err != nil {
+				return err
+			} else if ok {
+				take(p.id, p.entries)
+			}
+		}
+	}
+	if len(found) < len(orphans) {
+		var rest []PackInfo
+		for id, size := range present {
+			if named[id] {
+				continue
+			}
+			if ok, err := known(id); err != nil {
+				return err
+			} else if ok {
+				rest = append(rest, PackInfo{ID: id, Size: size})
+			}
+		}
+		for i, t := range readTrailers(r.Store, r.Keys, rest, 8) {
+			if t.err == nil {
+				take(rest[i].ID, t.entries)
+			}
+		}
+	}
+	for id := range orphans {
+		if !found[id] {
+			delete(orphans, id)
+		}
+	}
+	return nil
 }
