@@ -36,6 +36,10 @@ package snapshot
 //     read again: trees by id, file contents by their source chunk
 //     list, the latter up to rechunkMemoRefs chunk references (about 64
 //     MiB); past that, files are read again (slower, never wrong).
+//   - Cost: measured on the shared 2-core machine, a 1 GiB file of
+//     random bytes (clear → clear with another gear table) re-chunked in
+//     7.9 s (130 MiB/s) with a peak RSS of 139 MiB, against 126 MiB for
+//     a 256 MiB one (bounded), which copied as stored in 1.0 s.
 //   - Order and kills are the snapshot command's: data and trees first,
 //     packs committed as they fill, the manifest last. A kill leaves no
 //     snapshot in the target, only committed packs the rerun dedups

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -72,18 +73,20 @@ func TestCopyRechunksOtherChunker(t *testing.T) {
 	}
 }
 
-// A re-chunking copy killed with SIGKILL after some of its packs landed
-// leaves no snapshot; the rerun dedups against those packs, completes,
-// and the target checks clean and restores identical.
+// A re-chunking copy into an encrypted repository killed with SIGKILL
+// after some of its packs landed leaves no snapshot; the rerun dedups
+// against those packs, completes, and the target checks clean and
+// restores identical.
 func TestCopyRechunkKill9Resume(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	corpus(t, "-out", src, "-models-mb", "64", "-logs-mb", "1", "-configs", "20")
 	repo := initRepo(t, dir)
-	target := initOtherChunker(t, filepath.Join(dir, "target"))
+	pw := filepath.Join(dir, "pw")
+	target := initEncrypted(t, filepath.Join(dir, "target"), pw, "kill nine")
 	snap := takeSnapshot(t, repo, sourceFlags(src)...)
 
-	cmd := exec.Command(citadelBin, "copy", "--repo", repo, "--to", target, "--json")
+	cmd := exec.Command(citadelBin, "copy", "--repo", repo, "--to", target, "--to-password-file", pw, "--json")
 	cmd.Env = testEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -100,17 +103,17 @@ func TestCopyRechunkKill9Resume(t *testing.T) {
 	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !hit || !ws.Signaled() {
 		t.Fatalf("copy finished (%s) before the first pack landed; the corpus is too small to exercise the kill: %s", cmd.ProcessState, stderr.String())
 	}
-	if ids := snapshotIDs(t, target); len(ids) != 0 {
-		t.Fatalf("a killed copy left snapshots in the target: %v", ids)
+	if r := mustCitadel(t, "snapshots", "--repo", target, "--password-file", pw, "--json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("a killed copy left snapshots in the target: %s", r.stdout)
 	}
-	resumed := parseRechunk(t, mustCitadel(t, "copy", "--repo", repo, "--to", target, "--json"))
-	if len(resumed.Copied) != 1 || resumed.Copied[0] != snap.ID || resumed.Present == 0 {
+	resumed := parseRechunk(t, mustCitadel(t, "copy", "--repo", repo, "--to", target, "--to-password-file", pw, "--json"))
+	if !resumed.Rechunked || len(resumed.Copied) != 1 || resumed.Copied[0] != snap.ID || resumed.Present == 0 {
 		t.Fatalf("the rerun did not reuse what the killed copy wrote: %+v", resumed)
 	}
-	if r := citadel(t, "check", "--repo", target, "--read-data"); r.code != 0 {
+	if r := citadel(t, "check", "--repo", target, "--password-file", pw, "--read-data"); r.code != 0 {
 		t.Fatalf("check --read-data of the target: %s", r)
 	}
-	out := restore(t, target, resumed.Targets[0])
+	out := restoreWith(t, target, pw, resumed.Targets[0])
 	for _, l := range labels {
 		assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
 	}

@@ -99,6 +99,7 @@ func jsonRows(dir, repo string) []jsonRow {
 		{[]string{"init", "--repo", filepath.Join(dir, "enc"), "--password-file", filepath.Join(dir, "pw")}, 0},
 		{[]string{"key", "add", "--repo", filepath.Join(dir, "enc"), "--password-file", filepath.Join(dir, "pw"), "--new-key-file", filepath.Join(dir, "kf")}, 0},
 		{[]string{"key", "list", "--repo", filepath.Join(dir, "enc"), "--key-file", filepath.Join(dir, "kf")}, 0},
+		{[]string{"migrate", "--to", filepath.Join(dir, "enc"), "--password-file", filepath.Join(dir, "pw")}, 0},
 	}
 }
 

@@ -52,10 +52,10 @@ func packDigest(t *testing.T, repo string) string {
 	return b.String()
 }
 
-// The frozen version 1 fixture migrated into a repository that chunks
-// differently: both snapshots re-chunked and verified, each restores from
-// the target as from the source (the latest as the frozen listing), the
-// target checks clean, a rerun copies nothing, and the source's packs and
+// The frozen version 1 fixture migrated into a new encrypted repository:
+// both snapshots re-chunked and verified, each restores from the target
+// as from the source (the latest as the frozen listing), the target
+// checks clean, a rerun copies nothing, and the source's packs and
 // snapshots are as they were.
 func TestMigrateV1Fixture(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -67,9 +67,11 @@ func TestMigrateV1Fixture(t *testing.T) {
 	}
 	repo := copyV1Fixture(t)
 	before, beforeSnaps := packDigest(t, repo), strings.Join(snapshotIDs(t, repo), ",")
-	target := initOtherChunker(t, filepath.Join(t.TempDir(), "v2"))
+	pw := filepath.Join(t.TempDir(), "pw")
+	target := initEncrypted(t, filepath.Join(t.TempDir(), "v2"), pw, "migrated")
 
-	m := parseMigrate(t, mustCitadel(t, "migrate", "--repo", repo, "--to", target, "--json"))
+	// The source is in the clear: --password-file is the target's.
+	m := parseMigrate(t, mustCitadel(t, "migrate", "--repo", repo, "--to", target, "--password-file", pw, "--json"))
 	if !m.Rechunked || len(m.Copied) != 2 || len(m.Snapshots) != 2 || m.Verified.Snapshots != 2 || m.Verified.Files == 0 || m.Verified.Bytes == 0 {
 		t.Fatalf("migrate of the v1 fixture: %+v", m)
 	}
@@ -78,17 +80,17 @@ func TestMigrateV1Fixture(t *testing.T) {
 		if m.Snapshots[i] == id {
 			t.Fatalf("snapshot %s kept its id in a repository that chunks differently", id)
 		}
-		if a, b := v1Listing(t, restore(t, repo, id)), v1Listing(t, restore(t, target, m.Snapshots[i])); a != b {
+		if a, b := v1Listing(t, restore(t, repo, id)), v1Listing(t, restoreWith(t, target, pw, m.Snapshots[i])); a != b {
 			t.Fatalf("snapshot %s restores differently from the target:\ntarget:\n%s\nsource:\n%s", id[:8], b, a)
 		}
 	}
-	if got := v1Listing(t, restore(t, target, "latest")); got != string(want) {
+	if got := v1Listing(t, restoreWith(t, target, pw, "latest")); got != string(want) {
 		t.Fatalf("restore latest of the migrated fixture differs from its listing:\ngot:\n%s\nwant:\n%s", got, want)
 	}
-	if r := citadel(t, "check", "--read-data", "--repo", target); r.code != 0 {
+	if r := citadel(t, "check", "--read-data", "--repo", target, "--password-file", pw); r.code != 0 {
 		t.Fatalf("check --read-data of the migrated repository: %s", r)
 	}
-	again := parseMigrate(t, mustCitadel(t, "migrate", "--repo", repo, "--to", target, "--json"))
+	again := parseMigrate(t, mustCitadel(t, "migrate", "--repo", repo, "--to", target, "--to-password-file", pw, "--json"))
 	if len(again.Copied) != 0 || len(again.Skipped) != 2 || again.Blobs != 0 || again.Verified.Snapshots != 2 ||
 		strings.Join(again.Snapshots, ",") != strings.Join(m.Snapshots, ",") {
 		t.Fatalf("second migrate: %+v (first %+v)", again, m)
@@ -100,7 +102,7 @@ func TestMigrateV1Fixture(t *testing.T) {
 	// Bad input: no target, an argument, the source itself.
 	for _, args := range [][]string{
 		{"migrate", "--repo", repo},
-		{"migrate", "--repo", repo, "--to", target, "latest"},
+		{"migrate", "--repo", repo, "--to", target, "--password-file", pw, "latest"},
 		{"migrate", "--repo", repo, "--to", repo},
 	} {
 		if r := citadel(t, args...); r.code != 2 || !oneLine(r.stderr) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
@@ -30,17 +31,18 @@ func init() {
 		name:      "copy",
 		readsOnly: true,
 		summary:   "copy snapshots to another repository (a directory or s3://), transferring only the chunks it lacks",
-		usage:     "--to REPO [--to-cache-dir DIR] [--to-s3-endpoint URL ...] [SNAPSHOT...]",
+		usage:     "--to REPO [--to-cache-dir DIR] [--to-s3-endpoint URL ...] [--to-password-file FILE|--to-key-file FILE] [SNAPSHOT...]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			copyFlags.to, copyFlags.toCacheDir = "", ""
 			fs.StringVar(&copyFlags.to, "to", "", "the target repository: a directory or s3://bucket/prefix (default: the config's copy.to)")
-			fs.StringVar(&copyFlags.toCacheDir, "to-cache-dir", "", "local index cache of an s3:// target (default: the config's copy.cache_dir, then /var/cache/citadelfs/<repository id>)")
+			fs.StringVar(&copyFlags.toCacheDir, "to-cache-dir", "", "local index cache of an s3:// or encrypted target (default: the config's copy.cache_dir, then /var/cache/citadelfs/<repository id>)")
 			copyFlags.toS3 = s3Config{}
 			fs.StringVar(&copyFlags.toS3.Endpoint, "to-s3-endpoint", "", "S3 endpoint URL of an s3:// target (default: the config's copy.s3, else the source's S3 settings)")
 			fs.StringVar(&copyFlags.toS3.Region, "to-s3-region", "", "S3 region of an s3:// target")
 			fs.BoolVar(&copyFlags.toS3.PathStyle, "to-s3-path-style", false, "path-style S3 requests to an s3:// target")
 			fs.StringVar(&copyFlags.toS3.CAFile, "to-s3-ca-file", "", "PEM file of the CAs to trust for an https target endpoint")
+			addTargetKeyFlags(fs)
 		},
 		run: runCopy,
 	})
@@ -135,34 +137,161 @@ type copyJSON struct {
 	*snapshot.CopyResult
 }
 
-// openCopyTarget opens copy's target with a shared lock (a store's) or
-// the directory's own lock. An s3:// target with S3 settings of its own
-// (the config's copy.s3 when it is the config's copy.to, flags over
-// them) is reached with those alone; without, with the source's.
+// openCopyTarget opens copy's (and migrate's) target with a shared lock
+// (a store's) or the directory's own lock. An s3:// target with S3
+// settings of its own (the config's copy.s3 when it is the config's
+// copy.to, flags over them) is reached with those alone; without, with
+// the source's. A store repository (s3://, or an encrypted local one) is
+// unlocked with the target's own secret (copyTargetSecret); its cache is
+// cacheDir, for a local one by default under the cache root beside the
+// source's.
 func openCopyTarget(env *cmdEnv, to, cacheDir string, flags s3Config) (*snapshot.Repository, error) {
 	name := "citadelfs copy (target)"
-	if isRemote(to) {
+	loc, ok := env.storeRepo(to)
+	if !ok {
+		r, err := snapshot.Open(to, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo})
+		if err != nil && errors.Is(err, index.ErrLocked) {
+			return nil, fmt.Errorf("copy: target %s: %w", to, err)
+		}
+		return r, err
+	}
+	var s index.Store
+	if isRemote(loc) {
 		var file s3Config
 		if c, err := env.config(); err == nil && c != nil && c.Copy.To == to {
 			file = c.Copy.S3
 		}
-		var s *s3store.Store
+		var rs *s3store.Store
 		var err error
 		if file != (s3Config{}) || flags != (s3Config{}) {
-			s, err = env.remoteStoreWith(to, file, flags)
+			rs, err = env.remoteStoreWith(loc, file, flags)
 		} else {
-			s, err = env.remoteStore(to)
+			rs, err = env.remoteStore(loc)
 		}
 		if err != nil {
 			return nil, err
 		}
-		return snapshot.OpenStore(s, to, snapshot.Options{Command: name, CacheDir: cacheDir})
+		s = rs
+	} else {
+		ls, err := env.repoStore(loc)
+		if err != nil {
+			return nil, err
+		}
+		s = ls
 	}
-	r, err := snapshot.Open(to, snapshot.Options{Command: name, InsecurePermissions: env.global.insecureRepo})
-	if err != nil && errors.Is(err, index.ErrLocked) {
-		return nil, fmt.Errorf("copy: target %s: %w", to, err)
+	cfg, err := index.ReadStoreConfig(s, loc)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	keys, err := env.unlockCopyTarget(s, loc, cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if cacheDir == "" && !isRemote(loc) {
+		cacheDir = filepath.Join(cacheRoot(), cfg.ID)
+	}
+	r, err := snapshot.OpenStore(s, loc, snapshot.Options{Command: name, CacheDir: cacheDir, Keys: keys})
+	if err != nil {
+		s.Close()
 	}
 	return r, err
+}
+
+// The secret of an encrypted copy target, first found of:
+//
+//	--to-password-file FILE, --to-key-file FILE
+//	$CITADELFS_TO_PASSWORD_FILE
+//	$CREDENTIALS_DIRECTORY/citadelfs-to-password (a systemd credential)
+//	the command's own sources (--password-file, --key-file,
+//	  $CITADELFS_PASSWORD_FILE, the credential citadelfs-password,
+//	  password_file: in the config): a source in the clear needs none
+//	  (migrating a version 1 repository), and one passphrase often
+//	  opens both sides
+//	a terminal prompt
+const (
+	toPasswordFileEnv = "CITADELFS_TO_PASSWORD_FILE"
+	toCredentialName  = "citadelfs-to-password"
+)
+
+// targetKeyFlags are copy's and migrate's --to-password-file and
+// --to-key-file.
+var targetKeyFlags struct{ passwordFile, keyFile string }
+
+func addTargetKeyFlags(fs *pflag.FlagSet) {
+	targetKeyFlags.passwordFile, targetKeyFlags.keyFile = "", ""
+	fs.StringVar(&targetKeyFlags.passwordFile, "to-password-file", "", "file holding an encrypted target's passphrase (default $"+toPasswordFileEnv+", the systemd credential "+toCredentialName+", then the source's own --password-file and the rest, then a prompt)")
+	fs.StringVar(&targetKeyFlags.keyFile, "to-key-file", "", "key file opening an encrypted target")
+}
+
+// copyTargetSecret is the secret that opens the encrypted target at loc.
+func (env *cmdEnv) copyTargetSecret(loc string) (*secretSource, error) {
+	f := targetKeyFlags
+	switch {
+	case f.passwordFile != "" && f.keyFile != "":
+		return nil, usagef("--to-password-file and --to-key-file: give one")
+	case f.passwordFile != "":
+		p, err := readPassphraseFile(env.absPath(f.passwordFile))
+		if err != nil {
+			return nil, err
+		}
+		return &secretSource{index.Passphrase(p), "--to-password-file"}, nil
+	case f.keyFile != "":
+		s, err := readKeyFile(env.absPath(f.keyFile))
+		if err != nil {
+			return nil, err
+		}
+		return &secretSource{s, "--to-key-file"}, nil
+	}
+	if p := os.Getenv(toPasswordFileEnv); p != "" {
+		b, err := readPassphraseFile(env.absPath(p))
+		if err != nil {
+			return nil, fmt.Errorf("$%s: %w", toPasswordFileEnv, err)
+		}
+		return &secretSource{index.Passphrase(b), "$" + toPasswordFileEnv}, nil
+	}
+	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, toCredentialName)); err == nil {
+			b, err := readPassphraseFile(filepath.Join(d, toCredentialName))
+			if err != nil {
+				return nil, err
+			}
+			return &secretSource{index.Passphrase(b), "the systemd credential " + toCredentialName}, nil
+		}
+	}
+	if s, err := env.configuredSecret(); err != nil || s != nil {
+		return s, err
+	}
+	p, err := env.promptPassphrase("copy target "+loc, false)
+	if err != nil {
+		return nil, usagef("copy target %s is encrypted: give its passphrase with --to-password-file FILE or $%s, or a key file with --to-key-file FILE (no terminal to ask on)", loc, toPasswordFileEnv)
+	}
+	return &secretSource{index.Passphrase(p), "the terminal"}, nil
+}
+
+// unlockCopyTarget unlocks the keys of an encrypted target (nil for one in
+// the clear). A wrong secret is exit 15 before anything is written.
+func (env *cmdEnv) unlockCopyTarget(s index.Store, loc string, cfg *index.Config) (*index.Keys, error) {
+	if !cfg.Encrypted() {
+		return nil, nil
+	}
+	src, err := env.copyTargetSecret(loc)
+	if err != nil {
+		return nil, err
+	}
+	u, err := index.UnlockKeys(s, cfg.ID, src.secret)
+	if errors.Is(err, index.ErrWrongKey) {
+		return nil, withExit(exitWrongKey, fmt.Errorf("copy target %s: the %s from %s opens no key slot of it (wrong passphrase or key file; the target's is --to-password-file or --to-key-file); nothing was written",
+			loc, kindWord(src.secret.Kind), src.from))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copy target %s: %w", loc, err)
+	}
+	for _, d := range u.Damaged {
+		env.warnf("copy target: %v (another slot opened it; remove the damaged one with 'citadelfs key remove')", d)
+	}
+	return u.Keys, nil
 }
 
 // sameDir says whether a and b are one directory.

@@ -29,11 +29,12 @@ func init() {
 		name:      "migrate",
 		readsOnly: true,
 		summary:   "copy every snapshot into another repository (e.g. a new encrypted one) and verify each copy restores as its source",
-		usage:     "--to REPO [--to-cache-dir DIR]",
+		usage:     "--to REPO [--to-cache-dir DIR] [--to-password-file FILE|--to-key-file FILE]",
 		flags: func(fs *pflag.FlagSet) {
 			migrateFlags.to, migrateFlags.toCacheDir = "", ""
 			fs.StringVar(&migrateFlags.to, "to", "", "the target repository, made with init first: a directory or s3://bucket/prefix")
-			fs.StringVar(&migrateFlags.toCacheDir, "to-cache-dir", "", "local index cache of an s3:// target (default /var/cache/citadelfs/<repository id>)")
+			fs.StringVar(&migrateFlags.toCacheDir, "to-cache-dir", "", "local index cache of an s3:// or encrypted target (default /var/cache/citadelfs/<repository id>)")
+			addTargetKeyFlags(fs)
 		},
 		run: runMigrate,
 	})
