@@ -202,14 +202,29 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 		t.Fatalf("%d versions lost, %d markers for %d objects", len(saved), markers, len(vs))
 	}
 
-	// Recovery: remove the delete markers (any credential may), and the
-	// snapshot restores identical from a fresh cache.
-	for _, v := range after {
-		if v.marker {
-			if err := c.RemoveObject(ctx, bucket, v.key, minio.RemoveObjectOptions{VersionID: v.id}); err != nil {
-				t.Fatal(err)
-			}
+	// Recovery: repair undelete removes the delete markers (any
+	// credential may), and the snapshot restores identical from a fresh
+	// cache.
+	undelete := func(args ...string) (u struct {
+		Restored int            `json:"restored"`
+		ByPrefix map[string]int `json:"by_prefix"`
+		Markers  int            `json:"markers_removed"`
+	}) {
+		t.Helper()
+		res := r.must(t, filepath.Join(dir, "cache-3"), append([]string{"repair", "undelete", "--json"}, args...)...)
+		if err := json.Unmarshal([]byte(res.stdout), &u); err != nil {
+			t.Fatalf("repair undelete --json: %v\n%s", err, res)
 		}
+		return u
+	}
+	if u := undelete("--dry-run"); u.Restored != len(vs) || u.Markers != len(vs) || u.ByPrefix["packs"] != kinds["packs"] {
+		t.Fatalf("repair undelete --dry-run: %+v for %d objects", u, len(vs))
+	}
+	if n := len(listVersions(t, c, bucket, "fleet/")); n != len(vs)*2+1 {
+		t.Fatalf("the dry run changed the bucket: %d entries", n)
+	}
+	if u := undelete(); u.Restored != len(vs) || u.ByPrefix["citadel.json"] != 1 {
+		t.Fatalf("repair undelete: %+v for %d objects", u, len(vs))
 	}
 	out := filepath.Join(t.TempDir(), "restore")
 	r.must(t, filepath.Join(dir, "cache-3"), "restore", "latest", out)

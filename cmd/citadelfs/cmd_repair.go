@@ -21,13 +21,14 @@ var repairSubcommands = map[string]func(ctx context.Context, env *cmdEnv, args [
 	"index":     repairIndex,
 	"packs":     repairPacks,
 	"snapshots": repairSnapshots,
+	"undelete":  repairUndelete,
 }
 
 func init() {
 	register(&command{
 		name:      "repair",
 		summary:   "rebuild the index, salvage damaged packs, rewrite snapshots that lost data",
-		usage:     "index | packs [PACK...] [--dry-run] | snapshots [--forget] [--dry-run]",
+		usage:     "index | packs [PACK...] [--dry-run] | snapshots [--forget] [--dry-run] | undelete [--dry-run]",
 		delegable: true,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&repairFlags.dryRun, "dry-run", false, "only say what would change")

@@ -215,3 +215,73 @@ func (s *Store) deleteVersions(name string) error {
 	}
 	return nil
 }
+
+// UndeleteResult says what Undelete found and did.
+type UndeleteResult struct {
+	// Restored counts the objects visible again (per top-level prefix
+	// in ByPrefix: packs, snapshots, index, citadel.json, ...).
+	Restored int            `json:"restored"`
+	ByPrefix map[string]int `json:"by_prefix"`
+	// Markers counts the delete markers removed (or, dry, to remove).
+	Markers int  `json:"markers_removed"`
+	DryRun  bool `json:"dry_run"`
+}
+
+// Undelete removes the delete markers that hide an object version under
+// the prefix (a plain DELETE in a versioned bucket lays one and removes
+// nothing), so each such object is visible again as its newest version.
+// Lock objects are left hidden. A marker over no version hides nothing
+// and is removed too. A bucket with Object Lock allows this to any
+// credential: markers carry no retention.
+func (s *Store) Undelete(dryRun bool) (*UndeleteResult, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type state struct {
+		markers  []string
+		versions int
+		hidden   bool // the newest entry is a marker
+	}
+	keys := map[string]*state{}
+	for obj := range s.c.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true, WithVersions: true}) {
+		if obj.Err != nil {
+			return nil, s.wrap("list versions", obj.Err)
+		}
+		name, ok := strings.CutPrefix(obj.Key, s.prefix)
+		if !ok || strings.HasPrefix(name, "locks/") {
+			continue
+		}
+		st := keys[name]
+		if st == nil {
+			st = &state{}
+			keys[name] = st
+		}
+		if obj.IsDeleteMarker {
+			st.markers = append(st.markers, obj.VersionID)
+			if obj.IsLatest {
+				st.hidden = true
+			}
+		} else {
+			st.versions++
+		}
+	}
+	res := &UndeleteResult{ByPrefix: map[string]int{}, DryRun: dryRun}
+	for name, st := range keys {
+		if len(st.markers) == 0 {
+			continue
+		}
+		if st.hidden && st.versions > 0 {
+			res.Restored++
+			res.ByPrefix[strings.SplitN(name, "/", 2)[0]]++
+		}
+		for _, v := range st.markers {
+			res.Markers++
+			if dryRun {
+				continue
+			}
+			if err := s.c.RemoveObject(context.Background(), s.bucket, s.key(name), minio.RemoveObjectOptions{VersionID: v}); err != nil {
+				return res, s.wrap("remove the delete marker of "+name, err)
+			}
+		}
+	}
+	return res, nil
+}
