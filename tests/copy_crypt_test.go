@@ -83,6 +83,15 @@ func TestCopyClearToEncryptedToAnotherKey(t *testing.T) {
 		t.Fatalf("copy of the original into the copy of its copy: %+v", again)
 	}
 
+	// The config's copy: {to, password_file} (what the copy timer runs).
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("repo: "+repo+"\nsources:\n  models: "+src+"\ncopy:\n  to: "+enc2+"\n  password_file: "+pw2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if byConfig := parseRechunk(t, mustCitadel(t, "copy", "--config", cfg, "--json")); len(byConfig.Skipped) != 1 || byConfig.Blobs != 0 {
+		t.Fatalf("copy by the config's copy: section: %+v", byConfig)
+	}
+
 	if r := citadel(t, "check", "--repo", enc2, "--password-file", pw2, "--read-data"); r.code != 0 {
 		t.Fatalf("check --read-data of the second encrypted repository: %s", r)
 	}

@@ -203,7 +203,9 @@ func openCopyTarget(env *cmdEnv, to, cacheDir string, flags s3Config) (*snapshot
 //
 //	--to-password-file FILE, --to-key-file FILE
 //	$CITADELFS_TO_PASSWORD_FILE
-//	$CREDENTIALS_DIRECTORY/citadelfs-to-password (a systemd credential)
+//	$CREDENTIALS_DIRECTORY/citadelfs-to-password (a systemd credential:
+//	  the units load copy.password_file so)
+//	copy.password_file in the config, for its copy.to
 //	the command's own sources (--password-file, --key-file,
 //	  $CITADELFS_PASSWORD_FILE, the credential citadelfs-password,
 //	  password_file: in the config): a source in the clear needs none
@@ -260,6 +262,16 @@ func (env *cmdEnv) copyTargetSecret(loc string) (*secretSource, error) {
 			return &secretSource{index.Passphrase(b), "the systemd credential " + toCredentialName}, nil
 		}
 	}
+	if c, err := env.config(); err == nil && c != nil && c.Copy.PasswordFile != "" && (c.Copy.To == loc || (!isRemote(c.Copy.To) && env.absPath(c.Copy.To) == loc)) {
+		if !filepath.IsAbs(c.Copy.PasswordFile) {
+			return nil, usagef("copy.password_file %q in %s: want an absolute path (the systemd units load it)", c.Copy.PasswordFile, env.global.configPath)
+		}
+		b, err := readPassphraseFile(c.Copy.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("copy.password_file in %s: %w", env.global.configPath, err)
+		}
+		return &secretSource{index.Passphrase(b), "copy.password_file"}, nil
+	}
 	if s, err := env.configuredSecret(); err != nil || s != nil {
 		return s, err
 	}
@@ -307,7 +319,11 @@ func sameDir(a, b string) bool {
 // copyConfig is the config's copy: section.
 type copyConfig struct {
 	To       string `yaml:"to"`        // a directory or s3://bucket/prefix
-	CacheDir string `yaml:"cache_dir"` // the index cache of an s3:// target
+	CacheDir string `yaml:"cache_dir"` // the index cache of an s3:// or encrypted target
+	// PasswordFile holds an encrypted target's passphrase (absolute; the
+	// copy unit and the mount daemon's load it as the credential
+	// citadelfs-to-password).
+	PasswordFile string `yaml:"password_file"`
 	// S3 is an s3:// target's own S3 settings (as the top-level s3:);
 	// empty: the source's.
 	S3       s3Config `yaml:"s3"`

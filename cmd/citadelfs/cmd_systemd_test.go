@@ -604,6 +604,24 @@ func TestSystemdCopyTimer(t *testing.T) {
 		t.Errorf("copy to a directory: the mount daemon got a credentials file")
 	}
 
+	// An encrypted target's passphrase: the copy service, and the mount
+	// daemon that runs the copy of the repository it owns, load it as a
+	// credential; a relative path is refused.
+	pwCfg := filepath.Join(dir, "pw.yaml")
+	os.WriteFile(pwCfg, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: s3://backups/gpu01\n  password_file: /etc/citadelfs/copy.pw\n"), 0o600)
+	_, units = installUnitsFor(t, pwCfg, "/usr/local/bin/citadelfs")
+	for _, u := range []string{"citadelfs-copy.service", "citadelfs-mount.service"} {
+		if !strings.Contains(units[u], "LoadCredential=citadelfs-to-password:/etc/citadelfs/copy.pw\n") {
+			t.Errorf("copy.password_file: %s does not load it:\n%s", u, units[u])
+		}
+	}
+	relCfg := filepath.Join(dir, "rel.yaml")
+	os.WriteFile(relCfg, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: s3://backups/gpu01\n  password_file: copy.pw\n"), 0o600)
+	var rout, rerr bytes.Buffer
+	if code := runMain(t.Context(), []string{"systemd", "--config", relCfg, "--bin", "/usr/local/bin/citadelfs"}, &rout, &rerr); code != exitUsage || !strings.Contains(rerr.String(), "copy.password_file") {
+		t.Errorf("a relative copy.password_file: exit %d, %q", code, rerr.String())
+	}
+
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("repo: /backup/citadel\nsources:\n  models: /opt/models\ncopy:\n  to: /mnt/usb/citadel\n  schedule: \"61 * * * *\"\n"), 0o600)
 	var out, errb bytes.Buffer

@@ -39,6 +39,18 @@ func (p unitParams) credentialLines() string {
 		"LoadCredential=" + credentialName + ":" + strings.ReplaceAll(p.passwordFile, "%", "%%") + "\n"
 }
 
+// copyCredentialLines is the LoadCredential= of a unit that opens the
+// config's copy target (the copy service, and the mount daemon that runs
+// the copy of the repository it owns): copy.password_file as the
+// credential citadelfs-to-password.
+func copyCredentialLines(cfg *config) string {
+	if cfg.Copy.PasswordFile == "" {
+		return ""
+	}
+	return "# the copy target's passphrase, read by citadelfs copy from $CREDENTIALS_DIRECTORY (docs/s3.md)\n" +
+		"LoadCredential=" + toCredentialName + ":" + strings.ReplaceAll(cfg.Copy.PasswordFile, "%", "%%") + "\n"
+}
+
 // Default times. A source without a schedule is snapshotted daily at
 // 02:00, with a weekly full read on Sunday at 03:00 (the seed's models
 // times); every source without an entry tagged weekly gets that weekly full
@@ -215,7 +227,7 @@ Description=citadelfs: snapshots of `+descr(p.repo)+` mounted at `+descr(cfg.Mou
 Type=notify
 NotifyAccess=main
 ExecStart=`+cmdline("mount", cfg.Mountpoint)+`
-`+mountS3Env(p, cfg)+p.credentialLines()+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
+`+mountS3Env(p, cfg)+p.credentialLines()+copyCredentialLines(cfg)+`# The daemon pings the watchdog (WATCHDOG=1) at half this interval, each
 # time after its own mount answered a statfs; a hung FUSE server is
 # restarted instead of hanging every reader.
 WatchdogSec=60s
@@ -632,6 +644,13 @@ func copyUnits(p unitParams, cfg *config, add func(string, ...string) error,
 				return err
 			}
 			sb.rw = append(sb.rw, filepath.Clean(loc))
+			if loc == to && localStoreLayout(loc) { // an encrypted target's cache
+				if cache != "" {
+					sb.rw = append(sb.rw, cache)
+				} else {
+					sb.cacheDirectory = true
+				}
+			}
 		case cache != "":
 			if err := unitPathOK("copy cache directory", cache); err != nil {
 				return err
@@ -656,6 +675,9 @@ func copyUnits(p unitParams, cfg *config, add func(string, ...string) error,
 	if strings.ContainsFunc(to, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return usagef("copy.to %q: control characters cannot go into a unit file", to)
 	}
+	if f := cfg.Copy.PasswordFile; f != "" && (!filepath.IsAbs(f) || strings.ContainsAny(f, " \t\"'\\")) {
+		return usagef("copy.password_file %q: want an absolute path without spaces, quotes or backslashes (systemd's LoadCredential= loads it)", f)
+	}
 	if err := side(to, cfg.Copy.CacheDir); err != nil {
 		return err
 	}
@@ -678,7 +700,7 @@ Type=oneshot
 Nice=10
 IOSchedulingClass=idle
 ExecStart=`+cmdline("copy", "--quiet")+`
-`+retryLocked+p.credentialLines()+oneshotHardening(sb)); err != nil {
+`+retryLocked+p.credentialLines()+copyCredentialLines(cfg)+oneshotHardening(sb)); err != nil {
 		return err
 	}
 	return add("citadelfs-copy.timer", `[Unit]
