@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"citadelfs/index"
 )
@@ -260,18 +261,44 @@ func (r *Repository) prefetch(id index.ID) {
 	if p.closed {
 		return
 	}
+	// Queued already (every read of a sequential run asks for the same
+	// chunks ahead until a worker starts them): asked twice, the queue
+	// filled with copies, and the chunks further ahead found it full,
+	// which held a reader of a remote repository to about half its
+	// fetches in flight.
+	p.queuedMu.Lock()
+	if p.queued[id] {
+		p.queuedMu.Unlock()
+		return
+	}
+	if p.queued == nil {
+		p.queued = map[index.ID]bool{}
+	}
+	p.queued[id] = true
+	p.queuedMu.Unlock()
 	p.pending.Add(1)
 	select {
 	case p.queue <- id:
 	default:
+		p.unqueue(id)
+		p.skipped.Add(1)
 		p.pending.Done()
 	}
+}
+
+func (p *prefetcher) unqueue(id index.ID) {
+	p.queuedMu.Lock()
+	delete(p.queued, id)
+	p.queuedMu.Unlock()
 }
 
 func (r *Repository) prefetchWorker() {
 	p := &r.prefetcher
 	defer p.workers.Done()
 	for id := range p.queue {
+		// Off the queued set before the load registers as in flight:
+		// in between, a second prefetch of it only joins the load.
+		p.unqueue(id)
 		if ch, err := r.loadShared(context.Background(), id); err == nil {
 			r.cache.release(ch)
 		}
@@ -288,6 +315,11 @@ type prefetcher struct {
 
 	mu     sync.RWMutex // closed, and sends on queue
 	closed bool
+
+	queuedMu sync.Mutex
+	queued   map[index.ID]bool // in queue, not yet taken by a worker
+	// skipped counts chunks not queued because the queue was full.
+	skipped atomic.Int64
 }
 
 // stopPrefetch stops the workers and waits for them (Close: they use the

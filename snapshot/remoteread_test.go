@@ -244,7 +244,9 @@ func slowReads(s index.Store) index.Store {
 }
 
 // A sequential reader of a remote repository (a cp out of the mount)
-// has several chunk fetches in flight, not one round trip per chunk.
+// has several chunk fetches in flight, not one round trip per chunk, and
+// keeps them in flight: no chunk ahead is skipped for a queue full of
+// chunks already queued.
 func TestRemoteSequentialReadFetchesInParallel(t *testing.T) {
 	f := newRemoteFixture(t)
 	r, s := f.open(t, 0, slowReads)
@@ -254,6 +256,12 @@ func TestRemoteSequentialReadFetchesInParallel(t *testing.T) {
 	}
 	if m := f.counter.MaxInFlight(); m < 6 {
 		t.Fatalf("a sequential read had at most %d fetches in flight, want 6 or more", m)
+	}
+	// Each chunk is queued once: asked again by every read of the run
+	// while it waited, the queue filled with copies and the chunks
+	// further ahead were skipped (hundreds of them here).
+	if n := r.prefetcher.skipped.Load(); n > remoteReadAhead {
+		t.Fatalf("%d chunks ahead not queued: the prefetch queue was full", n)
 	}
 }
 
