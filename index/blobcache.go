@@ -253,22 +253,31 @@ func (c *BlobCache) Put(ref BlobRef, data []byte) {
 	if ok {
 		return
 	}
-	if err := c.write(key, data); err != nil {
+	tmp, err := c.write(key, data)
+	if err != nil {
 		return
 	}
+	// The rename, like every removal, under mu: what entries holds is
+	// what is on disk.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; ok {
-		return // two readers fetched it at once; the rename replaced the same bytes
+		os.Remove(tmp) // two readers fetched it at once
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(c.dir, key)); err != nil {
+		os.Remove(tmp)
+		return
 	}
 	c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, size: size})
 	c.size += size
 	c.evictLocked()
 }
 
-func (c *BlobCache) write(key string, data []byte) error {
-	final := filepath.Join(c.dir, key)
-	dir := filepath.Dir(final)
+// write writes an entry's file under a temporary name, beside where it
+// goes, and returns that name.
+func (c *BlobCache) write(key string, data []byte) (string, error) {
+	dir := filepath.Dir(filepath.Join(c.dir, key))
 	tmp := filepath.Join(dir, "tmp-"+strconv.FormatInt(c.seq.Add(1), 10)+"-"+strconv.Itoa(os.Getpid()))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -277,7 +286,7 @@ func (c *BlobCache) write(key string, data []byte) error {
 		}
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	var h [blobCacheHeader]byte
 	copy(h[:8], blobCacheMagic)
@@ -290,13 +299,11 @@ func (c *BlobCache) write(key string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, final)
-	}
 	if err != nil {
 		os.Remove(tmp)
+		return "", err
 	}
-	return err
+	return tmp, nil
 }
 
 // Drop removes ref's entry, if there is one, and reports whether there
@@ -315,13 +322,13 @@ func (c *BlobCache) Drop(ref BlobRef) bool {
 
 func (c *BlobCache) remove(key string) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {
 		e := el.Value.(*cacheEntry)
 		c.lru.Remove(el)
 		delete(c.entries, key)
 		c.size -= e.size
 	}
-	c.mu.Unlock()
 	os.Remove(filepath.Join(c.dir, key))
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -130,5 +131,54 @@ func TestBlobCacheDamagedEntryIsAMiss(t *testing.T) {
 				t.Fatal("entry not cached again")
 			}
 		})
+	}
+}
+
+// Readers and writers at once (a mount's many reads, its prefetch
+// workers): every hit is the right bytes, the bound holds, and what the
+// cache counts is what is on disk.
+func TestBlobCacheConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	const n = 512
+	bound := int64(10 * (blobCacheHeader + n))
+	c, err := OpenBlobCache(dir, bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 400 {
+				i := (k*7 + g*13) % 50
+				ref := cacheRef(i, n)
+				if b, ok := c.Get(ref, nil); ok && !bytes.Equal(b, cacheData(i, n)) {
+					errs <- fmt.Sprintf("entry %d: wrong bytes", i)
+					return
+				} else if !ok {
+					c.Put(ref, cacheData(i, n))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	if c.Size() > bound {
+		t.Fatalf("%d bytes cached, bound %d", c.Size(), bound)
+	}
+	files := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files != c.Len() {
+		t.Fatalf("%d files on disk, %d entries counted", files, c.Len())
 	}
 }
