@@ -9,6 +9,7 @@
 #   BENCH_DIR         work dir, not tmpfs (default .bench/ in the repo root)
 #   BENCH_SKIP_MOUNT  1: skip the mount section
 #   BENCH_SKIP_GOBENCH 1: skip the codec go benchmarks
+#   BENCH_TOOLS       the tools to run (default "citadelfs citadelfs-enc restic borg")
 #   BENCH_REPS        runs of the local cold cp -a and of each mount measure;
 #                     the median is reported (default 3: the machine is noisy)
 #
@@ -22,7 +23,8 @@ MB=${BENCH_MODELS_MB:-2048}
 W=${BENCH_DIR:-$ROOT/.bench}
 CFS=$ROOT/bin/citadelfs
 SRC=$W/src
-TOOLS=(citadelfs citadelfs-enc restic borg)
+# shellcheck disable=SC2206
+TOOLS=(${BENCH_TOOLS:-citadelfs citadelfs-enc restic borg})
 # citadelfs-enc: an encrypted repository (the default init), unlocked from a
 # password file; its index is a cache outside the repository, in $ENC_CACHE.
 ENC_PASS=$W/enc-password
@@ -82,7 +84,7 @@ check_disk() {
 
 # ---------------------------------------------------------------- results
 
-declare -A WALL RSS REPO RC EXTRA
+declare -A WALL RSS REPO RC EXTRA CPU
 TSV=$W/results.tsv
 
 # record TOOL STEP WALL_S RSS_KIB REPO_BYTES RC EXTRA
@@ -95,7 +97,9 @@ record() {
 now_ns() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
 
-# measure TOOL STEP CMD...: run CMD under /usr/bin/time; sets M_WALL, M_RSS (KiB), M_RC.
+# measure TOOL STEP CMD...: run CMD under /usr/bin/time; sets M_WALL, M_RSS (KiB), M_RC,
+# and CPU[TOOL|STEP] (user + system seconds: on a loaded machine the steadier
+# measure of what a tool costs; the report shows it where wall times are compared).
 measure() {
   local tool=$1 step=$2
   shift 2
@@ -104,11 +108,13 @@ measure() {
   sync
   t0=$(now_ns)
   M_RC=0
-  /usr/bin/time -f '%M' -o "$tf" "$@" >"$log.out" 2>"$log.err" || M_RC=$?
+  /usr/bin/time -f '%U %S
+%M' -o "$tf" "$@" >"$log.out" 2>"$log.err" || M_RC=$?
   t1=$(now_ns)
   M_WALL=$(secs "$t0" "$t1")
   M_RSS=$(tail -n1 "$tf" 2>/dev/null || echo 0)
   [[ $M_RSS =~ ^[0-9]+$ ]] || M_RSS=0
+  CPU[$tool|$step]=$(tail -n2 "$tf" 2>/dev/null | head -n1 | awk 'NF == 2 {printf "%.2f", $1 + $2}')
   if [ $M_RC != 0 ]; then
     warn "$tool $step failed (exit $M_RC), see $log.err:"
     tail -n3 "$log.err" | sed 's/^/   /' >&2
@@ -208,7 +214,9 @@ mount_start() {
   mkdir -p "$m"
   case $tool in
   citadelfs) "$CFS" mount --repo "$r" "$m" >>"$log" 2>&1 & ;;
-  citadelfs-enc) cfs_enc mount --repo "$r" "$m" >>"$log" 2>&1 & ;;
+  # env execs citadelfs, so MPID is the daemon's (a shell function would
+  # fork a subshell: SIGTERM and VmHWM would go to it).
+  citadelfs-enc) env CITADELFS_PASSWORD_FILE="$ENC_PASS" "$CFS" mount --cache-dir "$ENC_CACHE" --repo "$r" "$m" >>"$log" 2>&1 & ;;
   restic) restic -r "$r" mount "$m" >>"$log" 2>&1 & ;;
   borg) borg mount -f "$r::$BORG_LAST" "$m" >>"$log" 2>&1 & ;;
   esac

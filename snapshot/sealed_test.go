@@ -282,3 +282,60 @@ func TestEncryptedTwoHostsDedup(t *testing.T) {
 		t.Fatalf("snapshots: %d, %v", len(snaps), err)
 	}
 }
+
+// Prune copies live blobs of a partly dead pack as stored, still sealed
+// (their additional data names the blob, not the pack): the repacked
+// pack opens, checks clean and restores.
+func TestEncryptedPruneRepacksSealedBlobs(t *testing.T) {
+	ctx := context.Background()
+	dir, k := initSealed(t)
+	s := index.NewLocalStore(dir, 4)
+	defer s.Close()
+	r, err := OpenStore(s, dir, Options{Keys: k, CacheDir: t.TempDir(), PackSize: 1 << 20, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	src := t.TempDir()
+	for i := range 40 {
+		b := make([]byte, 8<<10)
+		fillRandom(b, uint64(100+i))
+		if err := os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i%26))+string(rune('a'+i/26))), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(src)
+	for _, e := range ents[:20] {
+		os.Remove(filepath.Join(src, e.Name()))
+	}
+	second, err := r.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Forget(ctx, []index.ID{first.Snapshot.ID}); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := r.PruneWith(ctx, PruneOptions{})
+	if err != nil || pr.PacksRepacked == 0 || pr.BlobsDeleted < 20 {
+		t.Fatalf("prune: %+v, %v", pr, err)
+	}
+	rep, err := r.Check(ctx, CheckOptions{ReadData: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("check after the repack: %v %v", err, rep.Problems)
+	}
+	out := t.TempDir()
+	if _, err := r.Restore(ctx, second.Snapshot, nil, out, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents[20:] {
+		want, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		got, err := os.ReadFile(filepath.Join(out, "d", e.Name()))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s restored wrong: %v", e.Name(), err)
+		}
+	}
+}
