@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -188,6 +189,108 @@ func StoreInfo(s Store, name string) (info ObjectInfo, ok bool, err error) {
 		s = u.Unwrap()
 	}
 	return ObjectInfo{}, false, nil
+}
+
+// RetentionExtender is a Retainer that can move an existing object's
+// retain-until date out to a full retention from now.
+type RetentionExtender interface {
+	ExtendRetention(name string) (until time.Time, err error)
+}
+
+// ExtendRetention renews the retention of what the repository still uses,
+// so that data older than its retention but still referenced (the base
+// model every snapshot shares) stays out of a thief's reach: the given
+// live packs, every snapshot's manifest object, citadel.json and the key
+// slots. Index objects are not renewed: they only speed up a new host's
+// sync, which the pack trailers can replace. Only prune runs it, with the
+// packs it keeps. n counts the objects renewed; until is their new date.
+func (r *Repo) ExtendRetention(livePacks []ID) (n int, until time.Time, err error) {
+	if !r.remote || r.Config.ObjectLock == nil {
+		return 0, time.Time{}, nil
+	}
+	var ext RetentionExtender
+	for s := r.Store; s != nil; {
+		if e, ok := s.(RetentionExtender); ok {
+			ext = e
+			break
+		}
+		u, ok := s.(unwrapper)
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	if ext == nil {
+		return 0, time.Time{}, nil
+	}
+	names := []string{configName}
+	for _, id := range livePacks {
+		names = append(names, PackName(id))
+	}
+	if err := r.Snapshots(func(id ID, _ []byte) error {
+		names = append(names, snapshotName(id))
+		return nil
+	}); err != nil {
+		return 0, time.Time{}, err
+	}
+	if err := r.Store.List(keysPrefix, func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return 0, time.Time{}, fmt.Errorf("index: list key slots: %w", err)
+	}
+	if err := r.rlock.Check(); err != nil {
+		return 0, time.Time{}, err
+	}
+	type result struct {
+		until time.Time
+		err   error
+	}
+	out := make([]result, len(names))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t, err := ext.ExtendRetention(name)
+			out[i] = result{t, err}
+		}()
+	}
+	wg.Wait()
+	for i, o := range out {
+		if o.err != nil {
+			if isNotExist(o.err) {
+				continue // gone meanwhile (a forgotten snapshot's pack)
+			}
+			return n, until, fmt.Errorf("index: renew the retention of %s: %w", names[i], o.err)
+		}
+		if !o.until.IsZero() {
+			n++
+			if o.until.After(until) {
+				until = o.until
+			}
+		}
+	}
+	return n, until, nil
+}
+
+// IsDirectoryStore reports whether s, under its decorators, is a local
+// directory (a LocalStore): one host's, where prune needs no grace.
+func IsDirectoryStore(s Store) bool {
+	for s != nil {
+		if _, ok := s.(*LocalStore); ok {
+			return true
+		}
+		u, ok := s.(unwrapper)
+		if !ok {
+			return false
+		}
+		s = u.Unwrap()
+	}
+	return false
 }
 
 // asRetainer finds the Retainer under s's decorators.

@@ -79,6 +79,24 @@ type PruneResult struct {
 	// manifest. Grace is the grace this prune kept ("0s": none).
 	PacksKeptYoung int    `json:"packs_kept_young"`
 	Grace          string `json:"grace"`
+	// RetentionRenewed counts the objects in use whose Object Lock
+	// retention prune moved out to RetainedUntil (a full retention from
+	// now).
+	RetentionRenewed int        `json:"retention_renewed"`
+	RetainedUntil    *time.Time `json:"retained_until,omitempty"`
+
+	inUse []index.ID // packs that stay with a live blob in them
+}
+
+// uncount takes back a count of a pack that stayed after all.
+func (res *PruneResult) uncount(blobs int, freed int64, whole bool) {
+	res.BlobsDeleted -= blobs
+	res.BytesFreed -= freed
+	if whole {
+		res.PacksDeleted--
+	} else {
+		res.PacksRepacked--
+	}
 }
 
 // keptLocked counts one object kept for its retention until t.
@@ -97,8 +115,8 @@ type PruneOptions struct {
 	// is deleted (or rewritten) only once it is older than Grace by the
 	// store's LastModified, because another host's running snapshot
 	// uploads packs that no manifest names until it ends (docs/s3.md
-	// "Prune beside other hosts"). 0: none. A local directory has one
-	// writer at a time (its flock) and no grace.
+	// "Prune beside other hosts"). 0: none. A local directory, in
+	// either layout, is one host's and has no grace.
 	Grace time.Duration
 }
 
@@ -154,8 +172,8 @@ func (r *Repository) Prune(ctx context.Context, dryRun bool) (res *PruneResult, 
 // of forgotten snapshots whose retention has ended.
 func (r *Repository) PruneWith(ctx context.Context, o PruneOptions) (res *PruneResult, err error) {
 	dryRun := o.DryRun
-	if !r.idx.IsRemote() {
-		o.Grace = 0
+	if !r.idx.IsRemote() || index.IsDirectoryStore(r.idx.Store) {
+		o.Grace = 0 // a directory (an encrypted one has the store layout) has one host
 	}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -178,6 +196,9 @@ func (r *Repository) PruneWith(ctx context.Context, o PruneOptions) (res *PruneR
 	res, err = r.prune(ctx, o, false)
 	if err == nil && !dryRun {
 		err = r.reapForgotten(res)
+	}
+	if err == nil && !dryRun {
+		err = r.renewRetention(res)
 	}
 	if dryRun || !index.IsDiskFull(err) {
 		return res, err
@@ -207,6 +228,20 @@ func (r *Repository) reapForgotten(res *PruneResult) error {
 	kept, until, err := r.idx.ReapForgotten()
 	for range kept {
 		res.keptLocked(until)
+	}
+	return err
+}
+
+// renewRetention moves the Object Lock retention of what stays in use
+// (the packs with a live blob, the manifests, citadel.json, key slots)
+// out to a full retention from now (index.ExtendRetention), so data that
+// every snapshot still shares never falls out of its protection.
+func (r *Repository) renewRetention(res *PruneResult) error {
+	n, until, err := r.idx.ExtendRetention(res.inUse)
+	res.RetentionRenewed = n
+	if n > 0 {
+		until = until.UTC()
+		res.RetainedUntil = &until
 	}
 	return err
 }
@@ -258,6 +293,13 @@ func (r *Repository) prune(ctx context.Context, o PruneOptions, wholeOnly bool) 
 	var toDelete []index.ID
 	written := map[index.ID]bool{}       // packs this prune wrote: never deleted
 	holdsManifest := map[index.ID]bool{} // packs to delete that hold a snapshot manifest
+	inUse := map[index.ID]bool{}         // packs that stay with a live blob in them
+	countedAs := map[index.ID][3]int64{} // per pack to delete: blobs, bytes freed, live blobs
+	defer func() {
+		for id := range inUse {
+			res.inUse = append(res.inUse, id)
+		}
+	}()
 	defer func() {
 		if pw != nil { // an error or cancel left a pack half written
 			pw.Abort()
@@ -298,6 +340,9 @@ func (r *Repository) prune(ctx context.Context, o PruneOptions, wholeOnly bool) 
 			case here:
 				deadHere = append(deadHere, e.ID)
 			}
+		}
+		if len(needed) > 0 {
+			inUse[p.ID] = true
 		}
 		if len(needed) == len(entries) || neededBytes*2 >= size {
 			// Every blob here is still needed, or most of the bytes
@@ -362,10 +407,12 @@ func (r *Repository) prune(ctx context.Context, o PruneOptions, wholeOnly bool) 
 			continue
 		}
 		res.count(len(entries)-len(needed), size-neededBytes, len(needed) == 0)
+		countedAs[p.ID] = [3]int64{int64(len(entries) - len(needed)), size - neededBytes, int64(len(needed))}
 		if err := r.idx.DeleteBlobs(deadHere); err != nil {
 			return nil, err
 		}
 		toDelete = append(toDelete, p.ID)
+		delete(inUse, p.ID)
 		for _, e := range entries {
 			if e.Type == index.SnapshotBlob {
 				holdsManifest[p.ID] = true
@@ -401,6 +448,8 @@ func (r *Repository) prune(ctx context.Context, o PruneOptions, wholeOnly bool) 
 				// before): it stays, its dead entries already dropped,
 				// and a later prune deletes it.
 				if t, ok := index.LockedUntil(err); ok {
+					c := countedAs[p]
+					res.uncount(int(c[0]), c[1], c[2] == 0)
 					res.keptLocked(t)
 					continue
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,9 @@ type retainedStore struct {
 	index.Store
 	mu          sync.Mutex
 	until       time.Time
-	packDeletes int // deletes that reached a retained pack
+	packDeletes int      // deletes that reached a retained pack
+	renewed     []string // names whose retention was extended
+	hideInfo    bool     // Info says nothing of the retention; only Delete refuses
 }
 
 func (s *retainedStore) retained(name string) bool {
@@ -31,10 +34,22 @@ func (s *retainedStore) Info(name string) (index.ObjectInfo, error) {
 	info, _, err := index.StoreInfo(s.Store, name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.retained(name) {
+	if s.retained(name) && !s.hideInfo {
 		info.RetainUntil = s.until
 	}
 	return info, err
+}
+
+func (s *retainedStore) SetRetention(string, time.Duration, ...string) error { return nil }
+
+func (s *retainedStore) ExtendRetention(name string) (time.Time, error) {
+	if _, err := s.Store.Stat(name); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.renewed = append(s.renewed, name)
+	return time.Now().Add(24 * time.Hour), nil
 }
 
 func (s *retainedStore) Delete(name string) error {
@@ -51,13 +66,34 @@ func (s *retainedStore) Delete(name string) error {
 	return s.Store.Delete(name)
 }
 
+// bucketLike hides the LocalStore under it, which stands in for a bucket
+// here: prune gives a directory no grace.
+type bucketLike struct{ index.Store }
+
+func (b bucketLike) Info(name string) (index.ObjectInfo, error) {
+	info, _, err := index.StoreInfo(b.Store, name)
+	return info, err
+}
+
 // newStoreRepo is a repository in a store (a LocalStore standing in for
 // the bucket) with its own cache, as a remote host opens it.
 func newStoreRepo(t *testing.T, wrap func(index.Store) index.Store) (*Repository, string) {
+	return newStoreRepoLocked(t, nil, wrap)
+}
+
+// newStoreRepoLocked is newStoreRepo with an Object Lock recorded at init
+// through rs (which must then also be what wrap returns).
+func newStoreRepoLocked(t *testing.T, rs *retainedStore, wrap func(index.Store) index.Store) (*Repository, string) {
 	t.Helper()
 	dir := t.TempDir()
 	s := index.NewLocalStore(dir, 8)
-	if err := InitStore(s, "fake://bucket", Options{}); err != nil {
+	var init index.Store = s
+	var lock *index.ObjectLock
+	if rs != nil {
+		rs.Store = s
+		init, lock = rs, &index.ObjectLock{Mode: index.RetentionCompliance, Days: 2}
+	}
+	if err := InitStore(init, "fake://bucket", Options{ObjectLock: lock}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := OpenStore(s, "fake://bucket", Options{PackSize: 1 << 20, CacheDir: filepath.Join(t.TempDir(), "cache"), WrapStore: wrap})
@@ -86,6 +122,46 @@ func twoSnapshots(t *testing.T, r *Repository) (index.ID, index.ID) {
 	return ids[0], ids[1]
 }
 
+// packsOf names the packs snapshot id's blobs are in.
+func packsOf(t *testing.T, r *Repository, id index.ID) []string {
+	t.Helper()
+	snaps, err := r.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	seen := map[index.ID]bool{}
+	for _, s := range snaps {
+		if s.ID != id {
+			continue
+		}
+		blobs := []index.ID{s.ID}
+		for _, src := range s.Sources {
+			tr, err := r.LoadTree(context.Background(), src.Tree)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobs = append(blobs, src.Tree)
+			for _, n := range tr.Nodes {
+				for _, c := range n.Content {
+					blobs = append(blobs, c.ID)
+				}
+			}
+		}
+		for _, b := range blobs {
+			ref, err := r.idx.Lookup(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !seen[ref.Pack] {
+				seen[ref.Pack] = true
+				out = append(out, index.PackName(ref.Pack))
+			}
+		}
+	}
+	return out
+}
+
 func mustRestoreAll(t *testing.T, r *Repository) {
 	t.Helper()
 	snaps, err := r.Snapshots()
@@ -111,9 +187,10 @@ func ageStore(t *testing.T, dir string, d time.Duration) {
 	})
 }
 
-// In a repository in a store, an unreferenced pack younger than the grace
-// stays (another host's running snapshot may be about to name it); once
-// older, prune deletes it. --grace 0 turns this off.
+// In a repository in a bucket, an unreferenced pack younger than the
+// grace stays (another host's running snapshot may be about to name it);
+// once older, prune deletes it. --grace 0 turns this off, and a directory
+// (even in the store layout) has none.
 func TestPruneGraceKeepsYoungPacks(t *testing.T) {
 	ctx := context.Background()
 	r, dir := newStoreRepo(t, nil)
@@ -122,6 +199,18 @@ func TestPruneGraceKeepsYoungPacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := r.Prune(ctx, false) // the default grace
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PacksDeleted == 0 || res.PacksKeptYoung != 0 {
+		t.Fatalf("a directory got a grace: %+v", res)
+	}
+	r, dir = newStoreRepo(t, func(s index.Store) index.Store { return bucketLike{s} })
+	first, _ = twoSnapshots(t, r)
+	if err := r.Forget(ctx, []index.ID{first}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.Prune(ctx, false) // the default grace
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +227,7 @@ func TestPruneGraceKeepsYoungPacks(t *testing.T) {
 	}
 	mustRestoreAll(t, r)
 
-	r2, _ := newStoreRepo(t, nil)
+	r2, _ := newStoreRepo(t, func(s index.Store) index.Store { return bucketLike{s} })
 	first, _ = twoSnapshots(t, r2)
 	r2.Forget(ctx, []index.ID{first})
 	if res, err = r2.PruneWith(ctx, PruneOptions{Grace: 0}); err != nil || res.PacksDeleted == 0 || res.PacksKeptYoung != 0 {
@@ -156,8 +245,10 @@ func TestPruneKeepsObjectLockedData(t *testing.T) {
 	ctx := context.Background()
 	until := time.Now().Add(48 * time.Hour).Truncate(time.Second)
 	rs := &retainedStore{until: until}
-	r, dir := newStoreRepo(t, func(s index.Store) index.Store { rs.Store = s; return rs })
+	r, dir := newStoreRepoLocked(t, rs, func(s index.Store) index.Store { rs.Store = s; return rs })
 	first, second := twoSnapshots(t, r)
+	firstPacks := packsOf(t, r, first)
+	secondPacks := packsOf(t, r, second)
 	if err := r.Forget(ctx, []index.ID{first}); err != nil {
 		t.Fatalf("forget of a retained snapshot: %v", err)
 	}
@@ -185,6 +276,25 @@ func TestPruneKeepsObjectLockedData(t *testing.T) {
 	if rs.packDeletes != 0 {
 		t.Fatalf("prune tried to delete %d retained packs", rs.packDeletes)
 	}
+	// What stays in use had its retention renewed; the forgotten
+	// snapshot's own packs did not (they must be able to expire).
+	renewed := map[string]bool{}
+	for _, n := range rs.renewed {
+		renewed[n] = true
+	}
+	for _, want := range append([]string{"citadel.json", "snapshots/" + second.String()}, secondPacks...) {
+		if !renewed[want] {
+			t.Errorf("%s in use, its retention not renewed (renewed: %v)", want, rs.renewed)
+		}
+	}
+	for _, p := range firstPacks {
+		if renewed[p] && !slices.Contains(secondPacks, p) {
+			t.Errorf("the forgotten snapshot's pack %s had its retention renewed", p)
+		}
+	}
+	if res.RetentionRenewed != len(rs.renewed) || res.RetainedUntil == nil {
+		t.Errorf("prune reported %d renewed until %v, the store saw %d", res.RetentionRenewed, res.RetainedUntil, len(rs.renewed))
+	}
 	mustRestoreAll(t, r)
 
 	rs.mu.Lock()
@@ -197,6 +307,28 @@ func TestPruneKeepsObjectLockedData(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s after the retention ended: %v", p, err)
 		}
+	}
+	mustRestoreAll(t, r)
+}
+
+// A retention prune could not see beforehand (the store's HEAD did not
+// say) stops the delete itself: the pack stays, and prune counts it as
+// kept, not as freed.
+func TestPruneCountsAPackTheStoreRefusesAsKept(t *testing.T) {
+	ctx := context.Background()
+	rs := &retainedStore{until: time.Now().Add(time.Hour), hideInfo: true}
+	r, dir := newStoreRepoLocked(t, rs, func(s index.Store) index.Store { rs.Store = s; return rs })
+	first, _ := twoSnapshots(t, r)
+	if err := r.Forget(ctx, []index.ID{first}); err != nil {
+		t.Fatal(err)
+	}
+	ageStore(t, dir, 3*time.Hour)
+	res, err := r.Prune(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PacksDeleted != 0 || res.BytesFreed != 0 || res.BlobsDeleted != 0 || res.ObjectsKeptLocked == 0 {
+		t.Fatalf("prune refused by the store: %+v", res)
 	}
 	mustRestoreAll(t, r)
 }

@@ -104,17 +104,32 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 	// deleted, no delete marker is laid, and prune says what it kept and
 	// until when; the snapshot is gone from every host's list.
 	before := listVersions(t, c, bucket, "fleet/")
+	retention := func(key string) time.Time {
+		t.Helper()
+		_, until, err := c.GetObjectRetention(ctx, bucket, key, "")
+		if err != nil || until == nil {
+			t.Fatalf("retention of %s: %v", key, err)
+		}
+		return *until
+	}
+	cfgUntil := retention("fleet/citadel.json")
+	time.Sleep(time.Second) // retention dates have whole seconds
 	res = r.must(t, cache, "forget", "--keep-last", "1", "--prune", "--grace", "0", "--json")
 	var fo struct {
 		Prune struct {
-			Kept  int        `json:"objects_kept_locked"`
-			Until *time.Time `json:"locked_until"`
-			Freed int64      `json:"bytes_freed"`
+			Kept    int        `json:"objects_kept_locked"`
+			Until   *time.Time `json:"locked_until"`
+			Freed   int64      `json:"bytes_freed"`
+			Renewed int        `json:"retention_renewed"`
 		} `json:"prune"`
 	}
 	if err := json.Unmarshal([]byte(res.stdout), &fo); err != nil || fo.Prune.Kept < 2 || fo.Prune.Until == nil ||
-		fo.Prune.Until.Before(time.Now().Add(23*time.Hour)) || fo.Prune.Freed != 0 {
+		fo.Prune.Until.Before(time.Now().Add(23*time.Hour)) || fo.Prune.Freed != 0 || fo.Prune.Renewed < 3 {
 		t.Fatalf("forget --prune under retention: %v\n%s", err, res)
+	}
+	// What stays in use had its retention renewed from now.
+	if got := retention("fleet/citadel.json"); !got.After(cfgUntil) {
+		t.Fatalf("citadel.json retained until %v after prune, %v before", got, cfgUntil)
 	}
 	if res := r.must(t, cache, "prune", "--grace", "0"); !strings.Contains(res.stdout, "kept") || !strings.Contains(res.stdout, "Object Lock") {
 		t.Fatalf("prune's text: %s", res)

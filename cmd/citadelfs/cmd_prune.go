@@ -76,6 +76,10 @@ func printPrune(env *cmdEnv, res *snapshot.PruneResult, dryRun bool) {
 		fmt.Fprintf(env.stdout, "prune: kept %d objects under Object Lock retention (until %s at the latest; a later prune deletes them)\n",
 			res.ObjectsKeptLocked, res.LockedUntil.Format(time.RFC3339))
 	}
+	if res.RetentionRenewed > 0 {
+		fmt.Fprintf(env.stdout, "prune: renewed the Object Lock retention of %d objects in use, to %s\n",
+			res.RetentionRenewed, res.RetainedUntil.Format(time.RFC3339))
+	}
 	if res.PacksKeptYoung > 0 {
 		fmt.Fprintf(env.stdout, "prune: kept %d unreferenced packs younger than the grace of %s (another host's snapshot may be using them)\n",
 			res.PacksKeptYoung, res.Grace)

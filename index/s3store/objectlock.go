@@ -285,3 +285,19 @@ func (s *Store) Undelete(dryRun bool) (*UndeleteResult, error) {
 	}
 	return res, nil
 }
+
+// ExtendRetention moves name's retain-until date (its newest version's)
+// to the store's retention from now: a COMPLIANCE date can be moved out,
+// never in. An exempt name or a store without retention is left alone.
+func (s *Store) ExtendRetention(name string) (time.Time, error) {
+	if !s.retained(name) {
+		return time.Time{}, nil
+	}
+	mode := s.lockMode
+	until := time.Now().Add(s.lockFor + time.Second).Truncate(time.Second).UTC()
+	err := s.c.PutObjectRetention(context.Background(), s.bucket, s.key(name), minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
+	if err != nil {
+		return time.Time{}, s.wrap("extend the retention of "+name, err)
+	}
+	return until, nil
+}

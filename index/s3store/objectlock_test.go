@@ -85,6 +85,18 @@ func TestS3ObjectLockRetention(t *testing.T) {
 	if li, err := s.Info("locks/l1"); err != nil || !li.RetainUntil.IsZero() {
 		t.Fatalf("lock object: %+v, %v (want no retention)", li, err)
 	}
+	// A renewal moves the date out (whole seconds: wait one) and never in.
+	time.Sleep(1100 * time.Millisecond)
+	renewed, err := s.ExtendRetention("packs/aa/p.pack")
+	if err != nil || !renewed.After(info.RetainUntil) {
+		t.Fatalf("renewal: %v, %v (was %v)", renewed, err, info.RetainUntil)
+	}
+	if again, err := s.Info("packs/aa/p.pack"); err != nil || !again.RetainUntil.Equal(renewed) {
+		t.Fatalf("after the renewal: %+v, %v, want until %v", again, err, renewed)
+	}
+	if u, err := s.ExtendRetention("locks/l1"); err != nil || !u.IsZero() {
+		t.Fatalf("renewal of a lock object: %v %v", u, err)
+	}
 	err = s.Delete("packs/aa/p.pack")
 	if until, ok := index.LockedUntil(err); !ok || !errors.Is(err, index.ErrObjectLocked) || until.Before(time.Now().Add(23*time.Hour)) {
 		t.Fatalf("delete of a locked pack: %v", err)
