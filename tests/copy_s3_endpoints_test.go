@@ -21,9 +21,9 @@ func TestCopyBetweenS3Endpoints(t *testing.T) {
 	dir := t.TempDir()
 	src := smallCorpus(t, dir)
 	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
-	a.must(t, cacheA, "init")
+	a.must(t, cacheA, "init", "--encryption", "none", "--insecure-no-encryption")
 	a.must(t, cacheA, append([]string{"snapshot"}, sourceFlags(src)...)...)
-	b.must(t, cacheB, "init")
+	b.must(t, cacheB, "init", "--encryption", "none", "--insecure-no-encryption")
 	u, err := url.Parse(b.endpoint)
 	if err != nil {
 		t.Fatal(err)

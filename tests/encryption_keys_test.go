@@ -322,3 +322,27 @@ func TestEncryptedS3Keys(t *testing.T) {
 		diffTrees(t, src, filepath.Join(dst, "data"))
 	}
 }
+
+// copy and migrate unlock an encrypted target, local too: from
+// --to-password-file, or the source's own sources when the target has the
+// same passphrase (a migrate from a repository in the clear); a wrong
+// target passphrase is exit 15.
+func TestCopyToEncryptedLocalTarget(t *testing.T) {
+	dir := t.TempDir()
+	src := keyTestSource(t, dir)
+	clear := filepath.Join(dir, "clear")
+	enc := filepath.Join(dir, "enc")
+	enc2 := filepath.Join(dir, "enc2")
+	pw := writeSecret(t, dir, "pw", "target one")
+	pw2 := writeSecret(t, dir, "pw2", "target two")
+	mustCitadel(t, "init", "--encryption", "none", "--repo", clear)
+	mustCitadel(t, "snapshot", "--repo", clear, "--source", "data="+src)
+	mustCitadel(t, "init", "--repo", enc, "--password-file", pw)
+	mustCitadel(t, "init", "--repo", enc2, "--password-file", pw2)
+	mustCitadel(t, "migrate", "--repo", clear, "--to", enc, "--password-file", pw)
+	assertOneLineError(t, citadel(t, "copy", "--repo", enc, "--password-file", pw, "--to", enc2, "--to-password-file", pw), 15, "--to-password-file")
+	mustCitadel(t, "copy", "--repo", enc, "--password-file", pw, "--to", enc2, "--to-password-file", pw2)
+	dst := filepath.Join(t.TempDir(), "r")
+	mustCitadel(t, "restore", "--repo", enc2, "--password-file", pw2, "latest", dst)
+	diffTrees(t, src, filepath.Join(dst, "data"))
+}

@@ -179,6 +179,17 @@ func (env *cmdEnv) unlockStore(s index.Store, loc string, cfg *index.Config) (*i
 	if err != nil {
 		return nil, err
 	}
+	u, err := env.unlockWith(s, loc, cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	env.keySlot = u.SlotID
+	return u.Keys, nil
+}
+
+// unlockWith opens a key slot of cfg's repository with src: a wrong
+// secret is exit 15, damaged slots beside the one that opened warnings.
+func (env *cmdEnv) unlockWith(s index.Store, loc string, cfg *index.Config, src *secretSource) (*index.Unlocked, error) {
 	u, err := index.UnlockKeys(s, cfg.ID, src.secret)
 	if errors.Is(err, index.ErrWrongKey) {
 		return nil, withExit(exitWrongKey, fmt.Errorf("%s: the %s from %s opens no key slot of the repository (wrong passphrase or key file); nothing was written",
@@ -190,8 +201,7 @@ func (env *cmdEnv) unlockStore(s index.Store, loc string, cfg *index.Config) (*i
 	for _, d := range u.Damaged {
 		env.warnf("%v (another slot opened the repository; remove the damaged one with 'citadelfs key remove')", d)
 	}
-	env.keySlot = u.SlotID
-	return u.Keys, nil
+	return u, nil
 }
 
 func kindWord(kind string) string {
