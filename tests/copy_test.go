@@ -262,6 +262,17 @@ func TestCopyFromMountedRepository(t *testing.T) {
 	}
 	out := restore(t, target, snap.ID)
 	assertSameTree(t, filepath.Join(src, "configs"), filepath.Join(out, "configs"))
+
+	// An encrypted target whose passphrase is in the client's
+	// $CITADELFS_TO_PASSWORD_FILE: the daemon runs the copy, and gets the
+	// file from the client (commands handed over the socket carry no
+	// environment).
+	pw := filepath.Join(dir, "pw")
+	enc := initEncrypted(t, filepath.Join(dir, "enc"), pw, "beside the mount")
+	got = parseCopy(t, mustCitadelEnv(t, []string{"CITADELFS_TO_PASSWORD_FILE=" + pw}, "copy", "--repo", repo, "--to", enc, "--json"))
+	if len(got.Copied) != 1 || got.Copied[0] != snap.ID {
+		t.Fatalf("copy beside the mount into an encrypted target: %+v", got)
+	}
 }
 
 // A copy to RGW killed with SIGKILL after its first pack is in the

@@ -44,8 +44,20 @@ func init() {
 			fs.StringVar(&copyFlags.toS3.CAFile, "to-s3-ca-file", "", "PEM file of the CAs to trust for an https target endpoint")
 			addTargetKeyFlags(fs)
 		},
-		run: runCopy,
+		run:          runCopy,
+		delegateArgs: copyDelegateArgs,
 	})
+}
+
+// copyDelegateArgs gives the daemon the client's $CITADELFS_TO_PASSWORD_FILE
+// as --to-password-file (absolute), unless a target secret flag is
+// already there: the daemon runs the copy without this environment.
+func copyDelegateArgs(env *cmdEnv, args []string) []string {
+	f := os.Getenv(toPasswordFileEnv)
+	if f == "" || targetKeyFlags.passwordFile != "" || targetKeyFlags.keyFile != "" {
+		return args
+	}
+	return append(args, "--to-password-file", env.absPath(f))
 }
 
 func runCopy(ctx context.Context, env *cmdEnv, args []string) error {

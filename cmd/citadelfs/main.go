@@ -35,6 +35,10 @@ type command struct {
 	// readsOnly commands open a repository they cannot write (read-only
 	// media, a full disk) read-only instead of failing: see openRepo.
 	readsOnly bool
+	// delegateArgs, if set, rewrites a delegable command's arguments
+	// before they go to the daemon, which sees none of this process's
+	// environment (copy passes $CITADELFS_TO_PASSWORD_FILE as a flag).
+	delegateArgs func(env *cmdEnv, args []string) []string
 }
 
 var commands = map[string]*command{}
@@ -149,7 +153,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		theStopper.setCommand(c.name, commandGrace(c.name))
 	}
 	if c.delegable && !runsHere(c, env) {
-		if code, handled := delegateToDaemon(ctx, env, c, append([]string{c.name}, cmdArgs...)); handled {
+		dargs := append([]string{c.name}, cmdArgs...)
+		if c.delegateArgs != nil {
+			dargs = c.delegateArgs(env, dargs)
+		}
+		if code, handled := delegateToDaemon(ctx, env, c, dargs); handled {
 			return code
 		}
 	}
