@@ -7,7 +7,8 @@ ok() { [ "${RC[$1]:-x}" = 0 ]; }
 num() { awk -v v="$1" -v f="$2" 'BEGIN{printf f, v}'; }
 mib() { awk -v v="$1" -v d="$2" 'BEGIN{printf "%.0f", v/d}'; }
 
-cell_time() { if ok "$1"; then num "${WALL[$1]}" '%.2f'; else echo FAIL; fi; }
+# A tool left out (BENCH_TOOLS) has no result: "-", not FAIL.
+cell_time() { if ok "$1"; then num "${WALL[$1]}" '%.2f'; elif [ -n "${RC[$1]:-}" ]; then echo FAIL; else echo -; fi; }
 cell_rss() { if ok "$1"; then mib "${RSS[$1]}" 1024; else echo -; fi; }
 cell_repo() { if ok "$1" && [ "${REPO[$1]:-0}" != 0 ]; then mib "${REPO[$1]}" 1048576; else echo -; fi; }
 # ratio A B: A/B with one decimal, "-" where either is missing or zero.

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
 
 	"citadelfs/index"
@@ -68,6 +69,9 @@ type blobDamage struct {
 
 // what says what is wrong, as check reports it and quarantine records it.
 func (e *blobDamage) what() string {
+	if errors.Is(e.decode, index.ErrNotAuthentic) {
+		return "fails authentication (its sealed bytes changed, or were moved from elsewhere)"
+	}
 	if e.decode != nil {
 		return "does not decode: " + e.decode.Error()
 	}
@@ -76,6 +80,9 @@ func (e *blobDamage) what() string {
 
 // reason is the short word for check's list of affected files.
 func (e *blobDamage) reason() string {
+	if errors.Is(e.decode, index.ErrNotAuthentic) {
+		return "not authentic"
+	}
 	if e.decode != nil {
 		return "does not decode"
 	}

@@ -207,3 +207,54 @@ func TestEncryptedS3BucketHoldsNoPlaintext(t *testing.T) {
 		diffTrees(t, filepath.Join(src, l), filepath.Join(dst, l))
 	}
 }
+
+// A flipped byte in an encrypted repository's pack, in a blob or in the
+// sealed trailer, is damage: check --read-data and restore exit 4 with
+// one line, and nothing restored differs from the source.
+func TestEncryptedTamperedPackIsExit4(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	corpus(t, "-out", src, "-models-mb", "6", "-logs-mb", "1", "-configs", "20")
+	pw := writePassword(t, dir)
+	repo := filepath.Join(dir, "repo")
+	mustCitadel(t, "init", "--repo", repo, "--password-file", pw)
+	takeSnapshot(t, repo, append(sourceFlags(src, "models"), "--password-file", pw)...)
+	pack, size := largestPack(t, repo)
+	good, err := os.ReadFile(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, where := range []struct {
+		name string
+		off  int64
+	}{{"a sealed blob", size / 2}, {"the sealed trailer", size - 16 - 30}} {
+		flipByte(t, pack, where.off)
+		// A fresh cache: the trailers are read, as a new host would.
+		cache := filepath.Join(t.TempDir(), "cache")
+		res := citadel(t, "check", "--repo", repo, "--password-file", pw, "--cache-dir", cache, "--read-data")
+		if res.code != 4 {
+			t.Fatalf("%s flipped: check exit %d, want 4\n%s", where.name, res.code, res)
+		}
+		dst := filepath.Join(t.TempDir(), "restore")
+		res = citadel(t, "restore", "--repo", repo, "--password-file", pw, "--cache-dir", cache, "latest", dst)
+		// A warning for the file, then the one-line error.
+		if where.name == "a sealed blob" && (res.code != 4 || !strings.Contains(res.stderr, "fails authentication")) {
+			t.Fatalf("%s flipped: restore exit %d, want 4 naming the failed authentication\n%s", where.name, res.code, res)
+		}
+		filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			rel, _ := filepath.Rel(dst, p)
+			got, _ := os.ReadFile(p)
+			want, err := os.ReadFile(filepath.Join(src, rel))
+			if err != nil || !bytes.HasPrefix(want, got) {
+				t.Errorf("%s flipped: %s restored with other bytes", where.name, rel)
+			}
+			return nil
+		})
+		if err := os.WriteFile(pack, good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
