@@ -39,8 +39,8 @@ func treeDigest(t *testing.T, dir string) string {
 }
 
 // clear → encrypted → encrypted under another passphrase (another master
-// key): each copy re-chunks; the last restores identical and checks
-// clean; each target's secret comes from its own flag or variable, the
+// key) → clear again: each copy re-chunks; each restores identical, the
+// second encrypted one checks clean; each target's secret comes from its own flag or variable, the
 // source's own passphrase is tried for a target given none, and a wrong
 // one is exit 15 with nothing written.
 func TestCopyClearToEncryptedToAnotherKey(t *testing.T) {
@@ -96,6 +96,19 @@ func TestCopyClearToEncryptedToAnotherKey(t *testing.T) {
 		t.Fatalf("check --read-data of the second encrypted repository: %s", r)
 	}
 	out := restoreWith(t, enc2, pw2, second.Targets[0])
+	for _, l := range labels {
+		assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
+	}
+
+	// enc2 → a new repository in the clear: the source's passphrase
+	// only, the target needs none.
+	plain := filepath.Join(dir, "plain")
+	mustCitadel(t, "init", "--encryption", "none", "--repo", plain)
+	down := parseRechunk(t, mustCitadel(t, "copy", "--repo", enc2, "--password-file", pw2, "--to", plain, "--json"))
+	if !down.Rechunked || len(down.Copied) != 1 || down.Copied[0] != second.Targets[0] {
+		t.Fatalf("copy encrypted → clear: %+v", down)
+	}
+	out = restore(t, plain, down.Targets[0])
 	for _, l := range labels {
 		assertSameTree(t, filepath.Join(src, l), filepath.Join(out, l))
 	}
