@@ -419,3 +419,34 @@ func TestStoreLockNotRenewedOnceLost(t *testing.T) {
 		t.Fatalf("check after a refused refresh: %v, want ErrLocked", err)
 	}
 }
+
+// A pack deleted from the store while a snapshot runs (another host's
+// prune, beside a lock it took as stale) stops that snapshot's commit:
+// nothing is committed, and the next open drops the pack and commits.
+func TestRemoteSnapshotRefusedWhenAPackVanished(t *testing.T) {
+	s, _ := newRemote(t)
+	cache := t.TempDir()
+	r := openRemote(t, s, cache, index.Options{})
+	defer r.Close()
+	commitBlobAndSnapshot(t, r, []byte("base model"), []byte("m1"))
+	ref, err := r.Lookup(index.Hash([]byte("base model")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(index.PackName(ref.Pack)); err != nil { // the other host's prune
+		t.Fatal(err)
+	}
+	err = r.PutSnapshot(index.Hash([]byte("m2")), []byte("m2"))
+	if !errors.Is(err, index.ErrLocked) || !strings.Contains(err.Error(), "deleted from the store") {
+		t.Fatalf("commit after a pack vanished: %v, want ErrLocked", err)
+	}
+	if _, err := s.Stat("snapshots/" + index.Hash([]byte("m2")).String()); err == nil {
+		t.Fatal("the snapshot was committed")
+	}
+	r.Close()
+	r2 := openRemote(t, s, cache, index.Options{}) // the rerun: its sync drops the pack
+	defer r2.Close()
+	if err := r2.PutSnapshot(index.Hash([]byte("m2")), []byte("m2")); err != nil {
+		t.Fatalf("commit after a fresh sync: %v", err)
+	}
+}

@@ -16,6 +16,9 @@ func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
 		if err := r.rlock.Check(); err != nil {
 			return err
 		}
+		if err := r.checkPacksStillStored(id); err != nil {
+			return err
+		}
 		// The index object first: a host that sees the snapshot finds
 		// the packs it uses without reading their trailers.
 		if err := r.FlushIndexObject(); err != nil {
@@ -78,3 +81,36 @@ func (r *Repo) HasSnapshot(id ID) (bool, error) { return r.KV.Has(SnapshotKey(id
 // SnapshotManifest returns the manifest bytes of snapshot id's record;
 // ErrNotFound if the index has none.
 func (r *Repo) SnapshotManifest(id ID) ([]byte, error) { return r.KV.Get(SnapshotKey(id)) }
+
+// checkPacksStillStored refuses to commit snapshot id when a pack this
+// cache indexes has gone from the store since the cache was synced: only
+// a prune deletes packs, and one that ran beside this snapshot (its lock
+// taken as stale, clocks adrift) may have deleted a pack whose blobs the
+// snapshot reused. Committing would name data that is gone; refusing
+// costs a rerun, which syncs the cache and stores those chunks again.
+// One listing of packs/ per snapshot, independent of locks and clocks
+// (docs/s3.md "Prune beside other hosts").
+func (r *Repo) checkPacksStillStored(id ID) error {
+	stored, err := r.ListPacks()
+	if err != nil {
+		return fmt.Errorf("index: commit snapshot %s: %w", id.Short(), err)
+	}
+	present := make(map[ID]bool, len(stored))
+	for _, p := range stored {
+		present[p.ID] = true
+	}
+	gone := 0
+	if err := r.IndexedPacks(func(p ID, _ int, _ uint64) error {
+		if !present[p] {
+			gone++
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if gone > 0 {
+		return fmt.Errorf("%w: %d packs this host's index holds were deleted from the store while snapshot %s ran (another host's prune); nothing was committed: run it again",
+			ErrLocked, gone, id.Short())
+	}
+	return nil
+}
