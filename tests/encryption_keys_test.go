@@ -267,8 +267,8 @@ func TestInitEncryptionChoice(t *testing.T) {
 	assertOneLineError(t, citadel(t, "init", "--repo", filepath.Join(dir, "x"), "--encryption", "des"), 2, "--encryption")
 	assertOneLineError(t, citadel(t, "init", "--repo", "s3://bucket/p", "--encryption", "none"), 2, "--insecure-no-encryption")
 	assertOneLineError(t, citadel(t, "init", "--repo", filepath.Join(dir, "enc")), 2, "--password-file")
-	if _, err := os.Stat(filepath.Join(dir, "enc", "citadel.json")); err == nil {
-		t.Error("init without a passphrase made a repository")
+	if _, err := os.Stat(filepath.Join(dir, "enc")); err == nil {
+		t.Error("init without a passphrase made the repository's directory")
 	}
 }
 

@@ -151,23 +151,14 @@ func initDone(env *cmdEnv, dir, enc, slot string) error {
 // or s3://) with its first key slot: a passphrase (asked twice on a
 // terminal), or a key file, made when the file does not exist yet.
 func initEncrypted(env *cmdEnv, dir string) error {
-	var s index.Store
-	var lock *index.ObjectLock
-	if isRemote(dir) {
-		rs, l, err := env.initBucket(dir)
-		if err != nil {
-			return err
-		}
-		s, lock = rs, l
-	} else {
+	if !isRemote(dir) {
 		dir = env.absPath(dir)
-		if err := prepareInitDir(dir); err != nil {
+		if err := checkInitDir(dir); err != nil {
 			return err
 		}
-		s = index.NewLocalStore(dir, 0)
 	}
-	defer s.Close()
-	var secret *secretSource
+	// The secret first: a passphrase typed twice differently, or none
+	// at all, leaves no directory, bucket or key file behind.
 	var madeKeyFile string
 	if kf := env.global.keyFile; kf != "" && env.global.passwordFile == "" {
 		path := env.absPath(kf)
@@ -178,13 +169,7 @@ func initEncrypted(env *cmdEnv, dir string) error {
 			madeKeyFile = path
 		}
 	}
-	secret, err := env.repoSecret(dir, true)
-	if err != nil {
-		return err
-	}
-	p := chunker.Default
-	_, _, err = index.InitEncrypted(s, dir, index.InitOptions{Chunker: index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max}, ObjectLock: lock},
-		secret.secret, index.SlotOptions{Comment: "made by init from " + secret.from})
+	slot, err := initEncryptedWith(env, dir)
 	if err != nil {
 		if madeKeyFile != "" {
 			os.Remove(madeKeyFile)
@@ -194,11 +179,60 @@ func initEncrypted(env *cmdEnv, dir string) error {
 	if madeKeyFile != "" {
 		env.warnf("wrote a new key file %s: keep a copy away from the repository, it is the only way in", madeKeyFile)
 	}
-	slots, err := index.ListKeySlots(s)
-	if err != nil || len(slots) == 0 {
-		return initDone(env, dir, index.EncryptionAESGCM, "")
+	return initDone(env, dir, index.EncryptionAESGCM, slot)
+}
+
+// initEncryptedWith makes the repository once the key file (if any) is
+// there, and returns its first slot's id.
+func initEncryptedWith(env *cmdEnv, dir string) (string, error) {
+	secret, err := env.repoSecret(dir, true)
+	if err != nil {
+		return "", err
 	}
-	return initDone(env, dir, index.EncryptionAESGCM, slots[0].ID)
+	var s index.Store
+	var lock *index.ObjectLock
+	if isRemote(dir) {
+		rs, l, err := env.initBucket(dir)
+		if err != nil {
+			return "", err
+		}
+		s, lock = rs, l
+	} else {
+		if err := prepareInitDir(dir); err != nil {
+			return "", err
+		}
+		s = index.NewLocalStore(dir, 0)
+	}
+	defer s.Close()
+	p := chunker.Default
+	cfg, _, err := index.InitEncrypted(s, dir, index.InitOptions{Chunker: index.ChunkerParams{Min: p.Min, Avg: p.Avg, Max: p.Max}, ObjectLock: lock},
+		secret.secret, index.SlotOptions{Comment: "made by init from " + secret.from})
+	if err != nil {
+		return "", err
+	}
+	if u, err := index.UnlockKeys(s, cfg.ID, secret.secret); err == nil {
+		return u.SlotID, nil
+	}
+	return "", nil
+}
+
+// checkInitDir refuses a path that is not absent or an empty directory,
+// writing nothing.
+func checkInitDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("init %s: %w", dir, err)
+	}
+	if len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, "citadel.json")); err == nil {
+			return fmt.Errorf("init %s: a repository already exists there", dir)
+		}
+		return fmt.Errorf("init %s: directory is not empty", dir)
+	}
+	return nil
 }
 
 // prepareInitDir makes dir (0700) for a new local repository, or checks
