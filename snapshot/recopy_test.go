@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -200,5 +201,30 @@ func TestCopyRechunkResumes(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(restoreAll(t, b, s), s.Sources[0].Label, "model.bin"))
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("restore from the target: %v, %d bytes (want %d, identical)", err, len(got), len(data))
+	}
+}
+
+// A damaged source chunk stops a re-chunking copy with ErrCorrupt before
+// the snapshot reaches the target: its bytes are never re-chunked into
+// good-looking blobs of the other repository.
+func TestCopyRechunkStopsAtDamage(t *testing.T) {
+	ctx := context.Background()
+	a, dir := newRepo(t)
+	_, _, res := snapshotRandomFile(t, a, "f.bin", 2<<20, 5)
+	packs, _ := index.ListPackFiles(dir)
+	sort.Slice(packs, func(i, j int) bool { return packs[i].Size > packs[j].Size })
+	p := index.PackPath(dir, packs[0].ID)
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0x40
+	os.WriteFile(p, b, 0o600)
+	a.cache = newBlobCache(64 << 20)
+
+	dst, _ := newRepoWith(t, smallChunks)
+	got, err := a.Copy(ctx, dst, []*Snapshot{res.Snapshot}, nil)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("re-chunking copy of a damaged chunk: %v (%+v), want ErrCorrupt", err, got)
+	}
+	if snaps, _ := dst.Snapshots(); len(snaps) != 0 {
+		t.Fatalf("the damaged snapshot reached the target: %d snapshots", len(snaps))
 	}
 }
