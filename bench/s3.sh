@@ -49,7 +49,7 @@ t() {
   say "$name: ${T[$name]} s, ${R[$name]} MiB RSS"
 }
 
-"$CFS" init --repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a" >/dev/null
+"$CFS" init --encryption none --insecure-no-encryption --repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a" >/dev/null
 R_A=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a")
 R_B=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-b")
 t cfs-snapshot "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
