@@ -20,6 +20,12 @@
 // stored the same content under the same name, which is success. Reads
 // are ranged GETs of exactly the bytes asked for.
 //
+// In a bucket with Object Lock (objectlock.go) each PUT also carries a
+// COMPLIANCE retention and is preceded by a HEAD (RGW 16.2 ignores
+// If-None-Match in a versioned bucket), and Delete never lays a delete
+// marker: it removes every version by id, or nothing while one is
+// retained.
+//
 // # Credentials
 //
 // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), then
