@@ -65,8 +65,11 @@ type cmdEnv struct {
 	cfg    *config
 	// cwd is the caller's working directory when run by the daemon for a client.
 	cwd string
-	// keySlot is the key slot that unlocked the repository (unlock.go).
+	// keySlot is the key slot that unlocked the repository, secret what
+	// opened it (unlock.go): asked once, also by a command that opens the
+	// repository again (status --watch).
 	keySlot string
+	secret  *secretSource
 }
 
 type globalFlags struct {

@@ -73,7 +73,8 @@ func readKeyFile(path string) (index.Secret, error) {
 	return s, nil
 }
 
-// secretSources lists, in order, the non-interactive sources env has.
+// configuredSecret is the first non-interactive source env has (nil:
+// none given).
 func (env *cmdEnv) configuredSecret() (*secretSource, error) {
 	g := env.global
 	switch {
@@ -157,6 +158,9 @@ func (env *cmdEnv) promptPassphrase(what string, confirm bool) ([]byte, error) {
 // repoSecret is the secret that opens (or, at init, will open) the
 // repository at loc.
 func (env *cmdEnv) repoSecret(loc string, confirm bool) (*secretSource, error) {
+	if env.secret != nil && !confirm {
+		return env.secret, nil
+	}
 	s, err := env.configuredSecret()
 	if err != nil || s != nil {
 		return s, err
@@ -183,7 +187,7 @@ func (env *cmdEnv) unlockStore(s index.Store, loc string, cfg *index.Config) (*i
 	if err != nil {
 		return nil, err
 	}
-	env.keySlot = u.SlotID
+	env.keySlot, env.secret = u.SlotID, src
 	return u.Keys, nil
 }
 
@@ -242,7 +246,7 @@ func cacheRoot() string {
 	return index.DefaultCacheRoot
 }
 
-// trimSecretWords keeps a slot comment to one printable line.
+// oneLine keeps a slot comment or host to one printable line.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {

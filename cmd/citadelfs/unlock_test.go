@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"citadelfs/index"
 )
 
 // encryptedRepo makes an encrypted local repository unlocked by the
@@ -103,5 +105,32 @@ func TestSystemdPasswordCredential(t *testing.T) {
 		if strings.Contains(u, "LoadCredential") || strings.Contains(u, "CacheDirectory") {
 			t.Errorf("%s of a repository in the clear: %s", name, u)
 		}
+	}
+}
+
+// A command that opens the repository again (status --watch redraws)
+// unlocks with the secret it was given once: a prompt is not asked again.
+func TestUnlockSecretAskedOnce(t *testing.T) {
+	_, repo, pw := encryptedRepo(t)
+	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, global: &globalFlags{passwordFile: pw, configPath: "/nonexistent.yaml"}}
+	open := func() error {
+		s, err := env.repoStore(repo)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		cfg, err := index.ReadStoreConfig(s, repo)
+		if err != nil {
+			return err
+		}
+		_, err = env.unlockStore(s, repo, cfg)
+		return err
+	}
+	if err := open(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(pw) // the source is gone: only the remembered secret can open it
+	if err := open(); err != nil {
+		t.Fatalf("second open: %v", err)
 	}
 }
