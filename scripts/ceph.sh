@@ -256,7 +256,7 @@ case "${1:-}" in
   start)  start ;;
   stop)   stop ;;
   status) status ;;
-  env)    printf 'export CITADELFS_S3_ENDPOINT=http://127.0.0.1:%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1\n' \
-            "$RGW_PORT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" ;;
+  env)    printf 'export CITADELFS_S3_ENDPOINT=http://127.0.0.1:%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 CITADELFS_CEPH_CONF=%s\n' \
+            "$RGW_PORT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$CONF" ;;
   *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
 esac

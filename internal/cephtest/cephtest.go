@@ -75,7 +75,11 @@ func Need(t testing.TB) Env {
 	return env
 }
 
-// Bucket returns a fresh bucket name for one test.
+// Bucket returns a fresh bucket name for one test. When the test passes,
+// the bucket is removed with everything in it (radosgw-admin, which also
+// removes Object Lock tests' versions, that S3 calls may not touch), so a
+// whole run fits the cluster's small OSD; a failed test's bucket stays
+// for a look.
 func Bucket(t testing.TB) string {
 	var b [6]byte
 	rand.Read(b[:])
@@ -83,7 +87,30 @@ func Bucket(t testing.TB) string {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	return strings.Trim("t-"+name+"-"+hex.EncodeToString(b[:]), "-")
+	bucket := strings.Trim("t-"+name+"-"+hex.EncodeToString(b[:]), "-")
+	t.Cleanup(func() {
+		if !t.Failed() {
+			removeBucket(bucket)
+		}
+	})
+	return bucket
+}
+
+// removeBucket purges bucket where the cluster's config is known: the
+// cluster this process started, or $CITADELFS_CEPH_CONF (scripts/ceph.sh
+// env sets it). Errors are ignored: the bucket may never have been made.
+func removeBucket(bucket string) {
+	conf := os.Getenv("CITADELFS_CEPH_CONF")
+	if started != "" {
+		conf = filepath.Join(started, "ceph.conf")
+	}
+	if conf == "" {
+		return
+	}
+	cmd := exec.Command("radosgw-admin", "-c", conf, "bucket", "rm", "--bucket="+bucket, "--purge-objects", "--bypass-gc")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "cephtest: remove bucket %s: %v: %s\n", bucket, err, out)
+	}
 }
 
 func setup() {
