@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/s3.sh: citadelfs and restic side by side against one RGW, in one run:
 # the initial snapshot of a corpusgen tree, a second host's snapshot of the
-# same tree (a fresh cache), a restore, and the raw PUT rate of the bytes
-# citadelfs stored (its packs PUT again, 4 in flight, as the reference).
+# same tree (a fresh cache), a restore, cp -a out of each one's mount, and
+# the raw PUT rate of the bytes citadelfs stored (its packs PUT again, 4 in
+# flight, as the reference).
 #
 # Environment:
 #   BENCH_MODELS_MB   model weights in MiB (default 512)
@@ -28,6 +29,11 @@ if [ -z "${CITADELFS_S3_ENDPOINT:-}" ]; then
 fi
 EP=$CITADELFS_S3_ENDPOINT
 export RESTIC_PASSWORD=citadelfs-bench RESTIC_CACHE_DIR=$W/restic-cache
+# Both encrypt (citadelfs by default): the same passphrase, from a file,
+# as init would otherwise prompt for one.
+mkdir -p "$W"
+printf '%s\n' "$RESTIC_PASSWORD" > "$W/password"
+export CITADELFS_PASSWORD_FILE=$W/password
 
 rm -rf "$W/src" "$W/cache-"* "$W/out-"* "$W/restic-cache"
 mkdir -p "$W"
@@ -61,11 +67,36 @@ t restic-snapshot restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs"
 t restic-restore restic -r "s3:$EP/$RB" restore latest --target "$W/out-restic"
 
 diff -r --no-dereference "$W/src" "$W/out-cfs" >/dev/null && say "citadelfs restore identical" || say "citadelfs restore DIFFERS"
+
+# cp -a out of each tool's FUSE mount of its bucket (cold: a fresh mount,
+# nothing in the blob cache). The RSS column is the mount daemon's peak.
+# waitdir <dir>: until the mount shows it (30 s at most).
+waitdir() { for _ in $(seq 150); do [ -d "$1" ] && return 0; sleep 0.2; done; say "no $1"; return 1; }
+# mountcp <name> <pid> <from> <to>
+mountcp() {
+  if waitdir "$3"; then
+    t "$1" cp -a "$3/." "$4"
+    R[$1]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$2/status" 2>/dev/null || echo -)
+  else
+    T[$1]=failed; R[$1]=-
+  fi
+}
+mkdir -p "$W/mnt-cfs" "$W/mnt-restic"
+"$CFS" mount "${R_A[@]}" "$W/mnt-cfs" >"$W/mount-cfs.log" 2>&1 &
+MP=$!
+mountcp cfs-mount-cp $MP "$W/mnt-cfs/latest" "$W/out-cfs-mount"
+kill -INT $MP; wait $MP || true
+restic -r "s3:$EP/$RB" mount "$W/mnt-restic" >"$W/mount-restic.log" 2>&1 &
+MP=$!
+mountcp restic-mount-cp $MP "$W/mnt-restic/snapshots/latest" "$W/out-restic-mount"
+kill -INT $MP; wait $MP || true
+fusermount -u "$W/mnt-restic" 2>/dev/null || true
+diff -r --no-dereference "$W/src" "$W/out-cfs-mount" >/dev/null && say "citadelfs mount copy identical" || say "citadelfs mount copy DIFFERS"
 # The raw PUT reference and the bucket sizes, through the project's own client.
 REF=$(CB=$CB RB=$RB EP=$EP go run ./bench/s3put)
 echo
 echo "corpus: $SRCBYTES bytes; $REF"
 printf '%-22s %10s %10s\n' step seconds rss_MiB
-for k in cfs-snapshot restic-snapshot cfs-second-host cfs-restore restic-restore; do
+for k in cfs-snapshot restic-snapshot cfs-second-host cfs-restore restic-restore cfs-mount-cp restic-mount-cp; do
   printf '%-22s %10s %10s\n' "$k" "${T[$k]}" "${R[$k]}"
 done
