@@ -346,3 +346,32 @@ func TestCopyToEncryptedLocalTarget(t *testing.T) {
 	mustCitadel(t, "restore", "--repo", enc2, "--password-file", pw2, "latest", dst)
 	diffTrees(t, src, filepath.Join(dst, "data"))
 }
+
+// The mount daemon of a local encrypted repository unlocks it from the
+// systemd credential (as the generated unit gives it), serves its
+// snapshots, and runs a client's snapshot, which then needs no
+// passphrase of its own: the daemon holds the repository open.
+func TestMountEncryptedLocal(t *testing.T) {
+	needMount(t)
+	dir := t.TempDir()
+	src := keyTestSource(t, dir)
+	repo := filepath.Join(dir, "repo")
+	pw := writeSecret(t, dir, "pw", "mount passphrase")
+	mustCitadel(t, "init", "--repo", repo, "--password-file", pw)
+	mustCitadel(t, "snapshot", "--repo", repo, "--password-file", pw, "--source", "data="+src)
+	creds := filepath.Join(dir, "creds")
+	os.Mkdir(creds, 0o700)
+	os.WriteFile(filepath.Join(creds, "citadelfs-password"), []byte("mount passphrase\n"), 0o600)
+	mp := filepath.Join(dir, "mnt")
+	os.Mkdir(mp, 0o755)
+	startMountEnv(t, []string{"CREDENTIALS_DIRECTORY=" + creds}, repo, mp, fastMonitorConfig(t, dir))
+	got, err := os.ReadFile(filepath.Join(mp, "latest", "data", "a.txt"))
+	if err != nil || string(got) != "alpha\n" {
+		t.Fatalf("latest/data/a.txt through the mount: %q, %v", got, err)
+	}
+	os.WriteFile(filepath.Join(src, "b.txt"), []byte("beta\n"), 0o644)
+	mustCitadel(t, "snapshot", "--repo", repo, "--source", "data="+src)
+	if got, err := os.ReadFile(filepath.Join(mp, "latest", "data", "b.txt")); err != nil || string(got) != "beta\n" {
+		t.Fatalf("the client's snapshot through the daemon: %q, %v", got, err)
+	}
+}
