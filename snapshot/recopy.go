@@ -114,6 +114,11 @@ func (r *Repository) rechunkCopy(ctx context.Context, dst *Repository, snaps []*
 		trees:   map[index.ID]index.ID{}, files: map[[32]byte][]ChunkRef{},
 		jobs: make(chan *rechunkJob, 2*dst.opts.Workers)}
 	c.bufs.New = func() any { b := make([]byte, 0, c.params.Max); return &b }
+	// As a snapshot does: a pack lost from the target since must not be
+	// deduplicated against, or the copy would name chunks nobody can read.
+	if _, _, err := dst.idx.ForgetMissingPacks(); err != nil {
+		return nil, err
+	}
 	for range dst.opts.Workers {
 		c.workers.Add(1)
 		go c.worker()

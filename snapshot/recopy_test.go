@@ -228,3 +228,31 @@ func TestCopyRechunkStopsAtDamage(t *testing.T) {
 		t.Fatalf("the damaged snapshot reached the target: %d snapshots", len(snaps))
 	}
 }
+
+// Packs lost from the target (deleted by hand) are not deduplicated
+// against: the next re-chunking copy stores their chunks again, and its
+// snapshot restores.
+func TestCopyRechunkStoresAgainWhatTheTargetLost(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newRepo(t)
+	src, data, res := snapshotRandomFile(t, a, "f.bin", 3<<20, 9)
+	b, dirB := newRepoWith(t, smallChunks)
+	if _, err := a.Copy(ctx, b, []*Snapshot{res.Snapshot}, nil); err != nil {
+		t.Fatal(err)
+	}
+	packs, _ := index.ListPackFiles(dirB)
+	sort.Slice(packs, func(i, j int) bool { return packs[i].Size > packs[j].Size })
+	os.Remove(index.PackPath(dirB, packs[0].ID)) // chunks of f.bin
+	again, err := a.TakeSnapshot(ctx, Request{Sources: []SourceSpec{{Label: "d", Path: src}}, Tags: []string{"again"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Copy(ctx, b, []*Snapshot{again.Snapshot}, nil)
+	if err != nil || len(got.Copied) != 1 || got.Blobs == 0 {
+		t.Fatalf("copy after the target lost its packs: %v %+v", err, got)
+	}
+	restored, err := os.ReadFile(filepath.Join(restoreAll(t, b, findByID(t, b, got.Targets[0])), "d", "f.bin"))
+	if err != nil || string(restored) != string(data) {
+		t.Fatalf("restore from the target: %v, %d bytes", err, len(restored))
+	}
+}
