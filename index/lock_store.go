@@ -13,9 +13,16 @@ import (
 
 // StoreLock is a lock held in the store itself, for a repository that
 // several hosts share (restic's lock files are the model): an object
-// locks/<random> that says who holds it, shared (snapshot, forget,
-// restore, mount) or exclusive (prune, repair). A shared lock excludes
-// only exclusive ones.
+// locks/<random> that says who holds it and its kind (LockKind):
+//
+//   - reader (a mount daemon, for its whole life): excludes nothing and
+//     waits for nothing. A prune may delete packs under it; the reader
+//     re-syncs its cache when a pack it reads is gone (snapshot's read
+//     path), so a fleet whose every host mounts the bucket can still
+//     prune.
+//   - shared (snapshot, forget, restore, check, copy, and each command a
+//     client hands to a mount daemon): excludes exclusive ones.
+//   - exclusive (prune, repair): excludes shared and exclusive ones.
 //
 // A lock expires: its holder refreshes it every LockTimes.Refresh by
 // putting a new object and deleting the old (a store can put-if-absent,
@@ -35,9 +42,12 @@ type StoreLock struct {
 	now  func() time.Time
 	t    LockTimes
 
-	// beside is the lock of this process an exclusive lock is taken next
-	// to (Repo.LockExclusive): it is not a conflict.
+	// beside is the lock of this process a command's lock is taken next
+	// to (Repo.LockCommand): it is not a conflict.
 	beside *StoreLock
+	// onRelease, when set, runs once the lock is released (Repo.LockCommand
+	// forgets it).
+	onRelease func()
 
 	mu   sync.Mutex
 	name string
@@ -49,11 +59,51 @@ type StoreLock struct {
 
 // StoreLockInfo is the content of a lock object.
 type StoreLockInfo struct {
-	Host      string    `json:"host"`
-	PID       int       `json:"pid"`
-	Command   string    `json:"command"`
-	Exclusive bool      `json:"exclusive"`
-	Time      time.Time `json:"time"`
+	Host    string `json:"host"`
+	PID     int    `json:"pid"`
+	Command string `json:"command"`
+	// Exclusive is kept beside Kind for binaries that know no Kind: they
+	// take a reader lock for a shared one, which is safe (their prune
+	// waits for it, as it did for a mount's shared lock).
+	Exclusive bool `json:"exclusive"`
+	// Kind is "reader", "shared" or "exclusive"; a lock without one is
+	// shared or exclusive by Exclusive.
+	Kind LockKind  `json:"kind,omitempty"`
+	Time time.Time `json:"time"`
+}
+
+// LockKind is what a StoreLock excludes (see StoreLock).
+type LockKind string
+
+const (
+	LockReader    LockKind = "reader"
+	LockShared    LockKind = "shared"
+	LockExclusive LockKind = "exclusive"
+)
+
+// kind is the lock's kind, for a lock object written before kinds too.
+func (i StoreLockInfo) kind() LockKind {
+	switch {
+	case i.Kind != "":
+		return i.Kind
+	case i.Exclusive:
+		return LockExclusive
+	}
+	return LockShared
+}
+
+// excludes reports whether a held lock of kind held stops one of kind
+// want from being taken.
+func excludes(held, want LockKind) bool {
+	switch want {
+	case LockReader:
+		return false
+	case LockShared:
+		return held == LockExclusive
+	}
+	// Exclusive: any lock other than a reader's (an unknown kind, from a
+	// newer binary, counts).
+	return held != LockReader
 }
 
 // LockTimes tune StoreLock; zero fields take the defaults.
@@ -77,27 +127,82 @@ func (t LockTimes) withDefaults() LockTimes {
 
 const locksPrefix = "locks/"
 
-// AcquireStoreLock takes a lock in s without waiting.
+// AcquireStoreLock takes a shared (or exclusive) lock in s without
+// waiting.
 func AcquireStoreLock(s Store, exclusive bool, command string, now func() time.Time, t LockTimes) (*StoreLock, error) {
-	return acquireStoreLock(s, exclusive, command, now, t, nil)
+	kind := LockShared
+	if exclusive {
+		kind = LockExclusive
+	}
+	return AcquireStoreLockKind(s, kind, command, now, t)
 }
 
-// LockExclusive takes an exclusive lock in the store beside the shared one
-// the repository holds, for a prune or repair run inside a process that
-// keeps the repository open (the mount daemon). Other hosts' locks
-// conflict as for any exclusive lock; the repository's own shared lock
-// does not. Release the returned lock when the command is done.
-func (r *Repo) LockExclusive(command string) (*StoreLock, error) {
+// AcquireStoreLockKind takes a lock of kind in s without waiting.
+func AcquireStoreLockKind(s Store, kind LockKind, command string, now func() time.Time, t LockTimes) (*StoreLock, error) {
+	return acquireStoreLock(s, kind, command, now, t, nil)
+}
+
+// LockCommand takes a shared (or exclusive) lock in the store beside the
+// lock the repository holds, for a command run inside a process that
+// keeps the repository open under a reader lock (the mount daemon): a
+// snapshot, forget or restore there shares, a prune or repair excludes,
+// as each does on its own. Other hosts' locks conflict as for any lock of
+// that kind; the repository's own does not. While it is held, what the
+// repository commits checks it (checkLock). Release the returned lock
+// when the command is done.
+func (r *Repo) LockCommand(command string, exclusive bool) (*StoreLock, error) {
 	if !r.remote || r.rlock == nil {
 		return nil, fmt.Errorf("index: %s holds no store lock to go beside", r.Dir)
 	}
-	return acquireStoreLock(r.Store, true, command, r.rlock.now, r.rlock.t, r.rlock)
+	kind := LockShared
+	if exclusive {
+		kind = LockExclusive
+	}
+	l, err := acquireStoreLock(r.Store, kind, command, r.rlock.now, r.rlock.t, r.rlock)
+	if err != nil {
+		return nil, err
+	}
+	r.cmdLocksMu.Lock()
+	if r.cmdLocks == nil {
+		r.cmdLocks = map[*StoreLock]bool{}
+	}
+	r.cmdLocks[l] = true
+	r.cmdLocksMu.Unlock()
+	l.onRelease = func() {
+		r.cmdLocksMu.Lock()
+		delete(r.cmdLocks, l)
+		r.cmdLocksMu.Unlock()
+	}
+	return l, nil
 }
 
-func acquireStoreLock(s Store, exclusive bool, command string, now func() time.Time, t LockTimes, beside *StoreLock) (*StoreLock, error) {
+// checkLock reports ErrLocked when what the repository would commit or
+// delete in the store is not covered by a live lock of its own: the
+// repository's lock (StoreLock.Check), or, when that is a reader's (a
+// mount daemon), the command locks taken beside it (LockCommand). A
+// reader lock alone commits nothing: a prune of another host may run
+// under it.
+func (r *Repo) checkLock() error {
+	if r.rlock == nil || r.rlock.info.kind() != LockReader {
+		return r.rlock.Check()
+	}
+	r.cmdLocksMu.Lock()
+	defer r.cmdLocksMu.Unlock()
+	if len(r.cmdLocks) == 0 {
+		return fmt.Errorf("%w: this process holds only a reader lock on %s; nothing is committed without a shared one", ErrLocked, r.Dir)
+	}
+	for l := range r.cmdLocks {
+		if err := l.Check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func acquireStoreLock(s Store, kind LockKind, command string, now func() time.Time, t LockTimes, beside *StoreLock) (*StoreLock, error) {
 	host, _ := os.Hostname()
 	l := &StoreLock{s: s, now: now, t: t.withDefaults(), beside: beside,
-		info: StoreLockInfo{Host: host, PID: os.Getpid(), Command: command, Exclusive: exclusive}}
+		info: StoreLockInfo{Host: host, PID: os.Getpid(), Command: command, Exclusive: kind == LockExclusive, Kind: kind}}
 	if err := l.conflict(); err != nil {
 		return nil, err
 	}
@@ -147,12 +252,12 @@ func (l *StoreLock) conflict() error {
 		if err != nil {
 			continue // deleted meanwhile (a refresh), or not ours to judge
 		}
-		if l.stale(info) || !info.Exclusive && !l.info.Exclusive {
+		if l.stale(info) || !excludes(info.kind(), l.info.kind()) {
 			continue
 		}
-		if l.beside != nil && info.Host == l.info.Host && info.PID == l.info.PID && !info.Exclusive {
-			// Our own shared lock (under whichever name its last
-			// refresh gave it).
+		if b := l.beside; b != nil && info.Host == l.info.Host && info.PID == l.info.PID && info.kind() == b.info.kind() && info.Command == b.info.Command {
+			// Our own repository's lock (under whichever name its
+			// last refresh gave it).
 			continue
 		}
 		return fmt.Errorf("%w: %s (pid %d on %s, since %s, lock %s)", ErrLocked, info.Command, info.PID, info.Host,
@@ -208,7 +313,7 @@ func (l *StoreLock) Refresh() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := l.now()
-	if l.lost(t) {
+	if l.lost(t) && l.info.kind() != LockReader {
 		// Others may have taken the lock as stale (and a prune may have
 		// run): renewing it now would let this process commit against
 		// what that prune deleted. It stays lost; Check refuses.
@@ -259,6 +364,10 @@ func (l *StoreLock) Release() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.onRelease != nil {
+		l.onRelease()
+		l.onRelease = nil
+	}
 	if l.name == "" {
 		return nil
 	}

@@ -108,7 +108,7 @@ func (r *Repo) ReapForgotten() (kept int, until time.Time, err error) {
 		return 0, time.Time{}, err
 	}
 	for id := range ids {
-		if err := r.rlock.Check(); err != nil {
+		if err := r.checkLock(); err != nil {
 			return kept, until, err
 		}
 		err := r.Store.Delete(snapshotName(id))

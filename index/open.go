@@ -33,7 +33,11 @@ type Repo struct {
 	// (Options.BlobCacheSize); nil when there is none.
 	BlobCache *BlobCache
 	rlock     *StoreLock // a remote repository's lock
-	remote    bool
+	// cmdLocks are the locks commands took beside a reader rlock
+	// (LockCommand), which checkLock checks.
+	cmdLocksMu sync.Mutex
+	cmdLocks   map[*StoreLock]bool
+	remote     bool
 	// written: packs committed since the last index object (remote).
 	writtenMu sync.Mutex
 	written   []writtenPack
@@ -80,6 +84,10 @@ type Options struct {
 	CacheDir  string
 	Exclusive bool
 	LockTimes LockTimes
+	// Reader takes a reader lock instead (a mount daemon: excluded by
+	// nothing, and no prune waits for it); what the repository then
+	// commits needs a command lock beside it (Repo.LockCommand).
+	Reader bool
 	// Keys are the unlocked keys of an encrypted repository (key slots
 	// unlock them from a passphrase or key file); Open and OpenStore
 	// refuse an encrypted repository without them (ErrNeedKey), and keys

@@ -124,7 +124,7 @@ func ReadStoreTrailerWith(s Store, id ID, keys *Keys) ([]PackEntry, int64, error
 // RemovePack deletes a pack file and its index record. Callers must first
 // have removed (or re-pointed) every blob entry that refers to it.
 func (r *Repo) RemovePack(id ID) error {
-	if err := r.rlock.Check(); err != nil {
+	if err := r.checkLock(); err != nil {
 		return err
 	}
 	if err := r.Store.Delete(PackName(id)); err != nil {

@@ -164,7 +164,14 @@ func OpenStore(s Store, location string, o Options) (*Repo, error) {
 	}
 	var lock *StoreLock
 	if !o.ReadOnly {
-		lock, err = AcquireStoreLock(s, o.Exclusive, o.Command, o.Now, o.LockTimes)
+		kind := LockShared
+		switch {
+		case o.Exclusive:
+			kind = LockExclusive
+		case o.Reader:
+			kind = LockReader
+		}
+		lock, err = AcquireStoreLockKind(s, kind, o.Command, o.Now, o.LockTimes)
 		if err != nil {
 			return nil, err
 		}

@@ -363,18 +363,19 @@ func TestRemoteIndexObjectsCleanedAfterPrune(t *testing.T) {
 	}
 }
 
-// The mount daemon holds a shared lock for its lifetime; a prune it runs
-// for a client takes an exclusive one beside it (Repo.LockExclusive). That
-// lock excludes others as any exclusive lock does, and another host's
-// shared lock still refuses it; only the repository's own does not.
-func TestLockExclusiveBesideOwnSharedLock(t *testing.T) {
+// A command run inside a process that keeps the repository open takes
+// its lock beside the repository's own (Repo.LockCommand): an exclusive
+// one there excludes others as any exclusive lock does, and another
+// host's shared lock still refuses it; only the repository's own does
+// not.
+func TestLockCommandBesideOwnSharedLock(t *testing.T) {
 	s, _ := newRemote(t)
 	r := openRemote(t, s, t.TempDir(), index.Options{})
 	defer r.Close()
 	if _, err := index.AcquireStoreLock(s, true, "prune", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
 		t.Fatalf("a plain exclusive lock beside the shared one: %v, want ErrLocked", err)
 	}
-	ex, err := r.LockExclusive("prune")
+	ex, err := r.LockCommand("prune", true)
 	if err != nil {
 		t.Fatalf("exclusive beside our own shared lock: %v", err)
 	}
@@ -385,12 +386,100 @@ func TestLockExclusiveBesideOwnSharedLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another host's snapshot running: refused.
-	other, _ := json.Marshal(index.StoreLockInfo{Host: "other-host", PID: 1, Command: "citadelfs snapshot", Time: time.Now().UTC()})
-	if err := s.Put("locks/0123456789abcdef0123456789abcdef", other); err != nil {
+	putForeignLock(t, s, index.StoreLockInfo{Host: "other-host", PID: 1, Command: "citadelfs snapshot", Time: time.Now().UTC()})
+	if _, err := r.LockCommand("prune", true); !errors.Is(err, index.ErrLocked) || !strings.Contains(err.Error(), "other-host") {
+		t.Fatalf("exclusive beside another host's shared lock: %v, want ErrLocked naming it", err)
+	}
+}
+
+func putForeignLock(t *testing.T, s index.Store, info index.StoreLockInfo) string {
+	t.Helper()
+	b, _ := json.Marshal(info)
+	name := fmt.Sprintf("locks/%032x", time.Now().UnixNano())
+	if err := s.Put(name, b); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.LockExclusive("prune"); !errors.Is(err, index.ErrLocked) || !strings.Contains(err.Error(), "other-host") {
-		t.Fatalf("exclusive beside another host's shared lock: %v, want ErrLocked naming it", err)
+	return name
+}
+
+// A mount daemon's reader lock (Options.Reader) is excluded by nothing
+// and excludes nothing: another host's prune takes its exclusive lock
+// beside it, and a reader opens while that prune runs. A shared lock
+// (another host's snapshot) still refuses the prune. The lock object says
+// "reader".
+func TestReaderLockExcludesNothing(t *testing.T) {
+	s, _ := newRemote(t)
+	rd := openRemote(t, s, t.TempDir(), index.Options{Reader: true, Command: "citadelfs mount"})
+	defer rd.Close()
+	var kinds []string
+	s.List("locks/", func(name string, size int64) error {
+		b, _ := s.ReadRange(name, 0, int(size), nil)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		kinds = append(kinds, fmt.Sprint(m["kind"], "/", m["exclusive"]))
+		return nil
+	})
+	if len(kinds) != 1 || kinds[0] != "reader/false" {
+		t.Fatalf("the reader's lock object: kind/exclusive %q, want [reader/false]", kinds)
+	}
+	ex, err := index.AcquireStoreLock(s, true, "citadelfs prune", time.Now, index.LockTimes{})
+	if err != nil {
+		t.Fatalf("another host's prune beside a mount's reader lock: %v", err)
+	}
+	if _, err := index.AcquireStoreLock(s, false, "citadelfs snapshot", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("a snapshot beside the prune: %v, want ErrLocked", err)
+	}
+	rd2 := openRemote(t, s, t.TempDir(), index.Options{Reader: true, Command: "citadelfs mount"})
+	rd2.Close()
+	ex.Release()
+
+	sh, err := index.AcquireStoreLock(s, false, "citadelfs snapshot", time.Now, index.LockTimes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := index.AcquireStoreLock(s, true, "citadelfs prune", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("a prune beside a running snapshot: %v, want ErrLocked", err)
+	}
+	sh.Release()
+
+	// A lock object of a binary that knows no kinds, exclusive false:
+	// shared, so a prune waits for it.
+	old := putForeignLock(t, s, index.StoreLockInfo{Host: "old-host", PID: 1, Command: "citadelfs mount", Time: time.Now().UTC()})
+	if _, err := index.AcquireStoreLock(s, true, "citadelfs prune", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) || !strings.Contains(err.Error(), "old-host") {
+		t.Fatalf("a prune beside a lock without a kind: %v, want ErrLocked naming it", err)
+	}
+	s.Delete(old)
+}
+
+// A repository open under a reader lock commits nothing on its own: a
+// prune of another host may run under that lock. A command's shared
+// lock beside it (LockCommand) lets it commit while held, and only then.
+func TestReaderLockCommitsOnlyUnderCommandLock(t *testing.T) {
+	s, _ := newRemote(t)
+	rd := openRemote(t, s, t.TempDir(), index.Options{Reader: true, Command: "citadelfs mount"})
+	defer rd.Close()
+	manifest := []byte("manifest one")
+	if err := rd.PutSnapshot(index.Hash(manifest), manifest); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("a snapshot committed under the reader lock alone: %v, want ErrLocked", err)
+	}
+	sh, err := rd.LockCommand("citadelfs snapshot", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitBlobAndSnapshot(t, rd, []byte("blob one"), manifest)
+	// The command's shared lock excludes another host's prune.
+	if _, err := index.AcquireStoreLock(s, true, "citadelfs prune", time.Now, index.LockTimes{}); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("another host's prune beside the daemon's snapshot: %v, want ErrLocked", err)
+	}
+	if err := sh.Release(); err != nil {
+		t.Fatal(err)
+	}
+	again := []byte("manifest two")
+	if err := rd.PutSnapshot(index.Hash(again), again); !errors.Is(err, index.ErrLocked) {
+		t.Fatalf("a commit after the command's lock was released: %v, want ErrLocked", err)
+	}
+	if n := snapshotCount(t, rd); n != 1 {
+		t.Fatalf("%d snapshots, want 1", n)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 // object, put first: the cache's record follows it.
 func (r *Repo) PutSnapshot(id ID, manifest []byte) error {
 	if r.remote {
-		if err := r.rlock.Check(); err != nil {
+		if err := r.checkLock(); err != nil {
 			return err
 		}
 		if err := r.checkPacksStillStored(id); err != nil {

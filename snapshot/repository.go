@@ -59,6 +59,10 @@ type Options struct {
 	// store's exclusive lock (prune, repair) instead of a shared one.
 	CacheDir  string
 	Exclusive bool
+	// Reader takes the store's reader lock instead (index.Options.Reader):
+	// the mount daemon, which no other host's prune waits for; commands
+	// it runs take their own lock (index.Repo.LockCommand).
+	Reader bool
 	// RebuildCache throws the cache's index away and rebuilds it from
 	// the store (repair index of a remote repository); it takes the
 	// exclusive lock.
@@ -125,6 +129,10 @@ type Repository struct {
 	// quarantined holds the damaged copies this process has recorded
 	// (quarantineSeen -> true): see quarantine.
 	quarantined sync.Map
+
+	// resync is the cache sync a read that met a pack gone from the
+	// store runs (missingpack.go).
+	resync missingResync
 }
 
 // Init creates a repository at dir.
@@ -179,7 +187,7 @@ func OpenStore(s index.Store, location string, o Options) (*Repository, error) {
 func (o Options) indexOptions() index.Options {
 	return index.Options{Command: o.Command, Now: o.Now, ReadOnly: o.ReadOnly, InsecurePermissions: o.InsecurePermissions,
 		WrapStore: o.WrapStore, Reserve: max(o.Reserve, 0), KeepReserve: o.KeepReserve, CacheDir: o.CacheDir, Exclusive: o.Exclusive || o.RebuildCache, RebuildCache: o.RebuildCache,
-		Keys: o.Keys, BlobCacheSize: o.BlobCacheSize}
+		Reader: o.Reader, Keys: o.Keys, BlobCacheSize: o.BlobCacheSize}
 }
 
 func newRepository(idx *index.Repo, o Options) (*Repository, error) {
@@ -382,6 +390,11 @@ func (r *Repository) readStored(ref index.BlobRef, buf []byte, mode cacheMode) (
 // cache is used.
 func (r *Repository) loadPlainKeep(id index.ID, pooled bool, mode cacheMode) ([]byte, error) {
 	ref, err := r.idx.Lookup(id)
+	if errors.Is(err, index.ErrBlobMissing) && r.idx.IsRemote() {
+		// A sync of the cache may be between dropping a pack another
+		// host's prune deleted and indexing the one the blob moved to.
+		ref, err = r.lookupSettled(id)
+	}
 	if err != nil {
 		if errors.Is(err, index.ErrBlobMissing) {
 			return nil, fmt.Errorf("snapshot: chunk %s: %v: %w", id.Short(), err, ErrCorrupt)
@@ -397,6 +410,17 @@ func (r *Repository) loadPlainKeep(id index.ID, pooled bool, mode cacheMode) ([]
 		// Prune may have moved the blob to a new pack and removed the
 		// old one between the lookup and the read: look again.
 		if again, lerr := r.idx.Lookup(id); lerr == nil && again.Pack != ref.Pack {
+			r.cache.bufs.put(sbuf)
+			ref = again
+			sbuf = r.cache.bufs.get(int(ref.Length) + 8<<10)
+			stored, err = r.readStored(ref, sbuf, mode)
+		}
+	}
+	if errors.Is(err, index.ErrPackMissing) && r.idx.IsRemote() {
+		// Another host's prune, which this process's reader lock (a
+		// mount) does not hold back, deleted the pack: the cache,
+		// synced, knows where the blob went, if it lives on.
+		if again, ok := r.refindAfterPrune(id, ref); ok {
 			r.cache.bufs.put(sbuf)
 			ref = again
 			sbuf = r.cache.bufs.get(int(ref.Length) + 8<<10)

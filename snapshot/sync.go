@@ -17,6 +17,8 @@ func (r *Repository) SyncCache() (res *index.SyncResult, ran bool, err error) {
 		return nil, false, nil
 	}
 	defer r.writeMu.Unlock()
+	r.resync.syncMu.Lock()
+	defer r.resync.syncMu.Unlock()
 	res, err = r.idx.SyncCache()
 	if err != nil {
 		return nil, true, err

@@ -110,6 +110,10 @@ func (env *cmdEnv) cacheDir() string {
 	return ""
 }
 
+// mountCommand is the lock holder's name of a mount daemon, which takes
+// the store's reader lock for its life (index.LockReader).
+const mountCommand = "citadelfs mount"
+
 // exclusiveCommands take a remote repository's exclusive lock; the rest
 // share it (snapshots from many hosts at once).
 func exclusiveCommand(name string) bool {
@@ -166,7 +170,7 @@ func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snaps
 		return nil, err
 	}
 	o := snapshot.Options{Command: command, CacheDir: env.cacheDir(), Exclusive: needsExclusive(env, command) || rebuildCache,
-		RebuildCache: rebuildCache, BlobCacheSize: blobCache}
+		RebuildCache: rebuildCache, BlobCacheSize: blobCache, Reader: command == mountCommand}
 	o.Keys = keys
 	if o.CacheDir == "" && !isRemote(loc) {
 		o.CacheDir = filepath.Join(cacheRoot(), cfg.ID)

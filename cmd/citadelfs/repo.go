@@ -28,14 +28,16 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	}
 	if env.daemon != nil && env.daemon.repo != nil {
 		r := env.daemon.repo
-		if r.Index().IsRemote() && needsExclusive(env, name) {
-			// The daemon's lock in the store is shared; what prunes
-			// must exclude other hosts' snapshots for its duration.
-			ex, err := r.Index().LockExclusive(name)
+		if r.Index().IsRemote() {
+			// The daemon's lock in the store is a reader's, which no
+			// prune waits for: a command it runs takes the lock it
+			// would take on its own, shared (a snapshot, a restore) or
+			// exclusive (prune, repair), beside it.
+			l, err := r.Index().LockCommand(name, needsExclusive(env, name))
 			if err != nil {
 				return nil, nil, err
 			}
-			return r, func() { ex.Release() }, nil
+			return r, func() { l.Release() }, nil
 		}
 		return r, func() {}, nil
 	}
