@@ -119,7 +119,11 @@ func putConfig(s Store, location string, cfg *Config) error {
 func ReadStoreConfig(s Store, location string) (*Config, error) {
 	size, err := s.Stat(configName)
 	if isNotExist(err) {
-		return nil, fmt.Errorf("%s has no %s: %w (create one with 'citadelfs init --repo %s')", location, configName, ErrNoRepository, location)
+		hint := ""
+		if strings.HasPrefix(location, "s3://") {
+			hint = "; if it was deleted from a bucket with versioning or Object Lock, 'citadelfs repair undelete' brings it back"
+		}
+		return nil, fmt.Errorf("%s has no %s: %w (create one with 'citadelfs init --repo %s'%s)", location, configName, ErrNoRepository, location, hint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("index: read %s/%s: %w", location, configName, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 
@@ -254,6 +255,9 @@ func (r *Repository) keptByAge(id index.ID, grace time.Duration, res *PruneResul
 		return false, nil
 	}
 	info, ok, err := index.StoreInfo(r.idx.Store, index.PackName(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil // gone since the listing: nothing to delete
+	}
 	if err != nil {
 		return false, fmt.Errorf("snapshot: prune: pack %s: %w", id.Short(), err)
 	}

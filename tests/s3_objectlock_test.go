@@ -192,7 +192,7 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 		}
 	}
 	// What the thief achieved: the repository looks empty...
-	if res := r.run(t, filepath.Join(dir, "cache-2"), "snapshots"); res.code != 10 {
+	if res := r.run(t, filepath.Join(dir, "cache-2"), "snapshots"); res.code != 10 || !strings.Contains(res.stderr, "repair undelete") {
 		t.Fatalf("snapshots with citadel.json under a delete marker: %s", res)
 	}
 	// ...but every locked version is there and reads back unchanged.
