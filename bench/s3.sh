@@ -10,6 +10,7 @@
 #   BENCH_DIR         work dir (default .bench-s3/ in the repo root)
 #   CITADELFS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: an RGW
 #                     to use; without them scripts/ceph.sh starts one (root).
+#   KEEP=1            keep the buckets (by default s3put deletes them)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"

@@ -26,7 +26,9 @@ import (
 // four at once on an idle one 250 MiB/s), and with one finisher the
 // compressing workers waited on the uploads. Memory is bounded
 // by the pipeline: the pack being filled, two waiting, and one per
-// finisher, each at most PackSize (16 MiB for a store) plus a blob.
+// finisher, each at most PackSize (16 MiB for a store) plus a blob; the
+// command raises its soft heap target for it (cmd/citadelfs
+// uploadMemoryLimit).
 type blobSaver struct {
 	r       *Repository
 	target  int

@@ -93,6 +93,7 @@ func runCopy(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	raiseMemoryLimitForUploads(dst)
 	defer dst.Close()
 	dst.Index().KV.SetInterrupt(ctx.Done())
 	var c counts

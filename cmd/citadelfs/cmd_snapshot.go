@@ -131,6 +131,7 @@ func runSnapshot(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer release()
+	raiseMemoryLimitForUploads(repo)
 	prog := &snapshot.Progress{Start: time.Now()}
 	pl := startProgress(env, snapshotProgress(prog, "snapshot"))
 	sys := sysprobe.Probe(sysprobe.Options{})

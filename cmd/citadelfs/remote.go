@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -230,4 +232,21 @@ func repairRemoteIndex(env *cmdEnv, loc string) error {
 		return withExit(exitDamaged, fmt.Errorf("%d packs or snapshots could not be read", len(res.Damaged)))
 	}
 	return nil
+}
+
+// uploadMemoryLimit is the soft heap target (main sets 128 MiB) of a
+// command that uploads packs to a store: a snapshot (or copy) into a
+// bucket holds its upload pipeline, the pack being filled, two waiting
+// and four in flight, 16 MiB each (snapshot/saver.go). Under 128 MiB the
+// garbage collector ran almost without pause: a third more CPU and twice
+// the wall time of the initial snapshot on the bench, at the same peak
+// RSS (140 MiB); at 192 MiB the peak is 190 MiB. GOMEMLIMIT overrides it.
+const uploadMemoryLimit = 192 << 20
+
+// raiseMemoryLimitForUploads applies uploadMemoryLimit when the repository
+// r writes to is in a store.
+func raiseMemoryLimitForUploads(r *snapshot.Repository) {
+	if r.Index().IsRemote() && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(uploadMemoryLimit)
+	}
 }
