@@ -65,7 +65,8 @@ var cliSpecs = map[string]cliSpec{
 		{"citadelfs --repo s3://backups/gpu01 copy --to /backup/citadel latest", "bring the newest snapshot back to a local disk"},
 	}},
 	"migrate": {maxArgs: 0, json: true, examples: []example{
-		{"citadelfs init --repo /backup/citadel2 && citadelfs --repo /backup/citadel migrate --to /backup/citadel2", "turn a version 1 repository (in the clear) into a new encrypted one: every snapshot copied, then verified against its source"},
+		{"citadelfs init --repo /backup/citadel2 --password-file /etc/citadelfs/pw && citadelfs --repo /backup/citadel migrate --to /backup/citadel2 --password-file /etc/citadelfs/pw",
+			"turn a version 1 repository (in the clear) into a new encrypted one: every snapshot copied (re-chunked under the new key), then verified against its source; the clear source needs no passphrase, so --password-file opens the target"},
 	}},
 	"diff": {maxArgs: 2, json: true, argKind: argSnapshot, examples: []example{
 		{"citadelfs diff 3fa2c1 latest", "what changed between snapshot 3fa2c1 and the newest"},
