@@ -58,6 +58,19 @@
 // prune grace uses too) until ReapForgotten and a later prune can delete
 // them.
 //
+// # Encryption and key slots
+//
+// Format version 2 names its encryption in citadel.json (repo.go); an
+// encrypted repository has the store layout even in a local directory
+// (Config.StoreLayout: Open refuses it, OpenStore over NewLocalStore opens
+// it), because its Pebble index holds names in the clear and so is a cache
+// outside it. crypt.go derives its keys from one master key; keyslots.go
+// wraps that key in keys/<id> objects, one per passphrase (argon2id) or
+// key file (BLAKE3), under AES-256-GCM with the repository id and every
+// slot field as additional data, and a checksum so a damaged slot is
+// ErrCorrupt and a wrong passphrase ErrWrongKey (docs/encryption.md).
+// InitEncrypted writes the first slot before citadel.json.
+//
 // # Locks
 //
 // A local repository is locked with flock(2) on <repo>/lock (lock.go): one

@@ -413,7 +413,7 @@ func UnlockKeys(s Store, repoID string, secret Secret) (*Unlocked, error) {
 	case len(slots) == 0:
 		return nil, fmt.Errorf("index: the repository has no key slots (keys/ is empty or gone): %w", ErrCorrupt)
 	case len(u.Damaged) > 0:
-		return nil, fmt.Errorf("index: no intact key slot opens with the %s given, and %d damaged (%v): %w", secret.Kind, len(u.Damaged), u.Damaged[0], ErrCorrupt)
+		return nil, fmt.Errorf("index: no intact key slot opens with the %s given, and %d damaged: %w", secret.Kind, len(u.Damaged), u.Damaged[0]) // each wraps ErrCorrupt
 	case tried == 0:
 		return nil, fmt.Errorf("index: the repository has no %s key slot: %w", secret.Kind, ErrWrongKey)
 	}
