@@ -292,9 +292,9 @@ func TestRemoteRestoreFetchesInParallel(t *testing.T) {
 	}
 }
 
-// A restore from a remote repository loads the trees of many small
-// directories ahead of its walk, several at once, not one round trip per
-// directory.
+// A restore from a remote repository, and a walk of the mount, load the
+// trees of many small directories ahead, several at once, not one round
+// trip per directory.
 func TestRemoteRestoreLoadsTreesAhead(t *testing.T) {
 	s := index.NewLocalStore(t.TempDir(), 8)
 	defer s.Close()
@@ -341,5 +341,42 @@ func TestRemoteRestoreLoadsTreesAhead(t *testing.T) {
 	}
 	if m := counter.MaxInFlight(); m < 4 {
 		t.Fatalf("the restore's walk had at most %d tree fetches in flight, want 4 or more", m)
+	}
+	r.Close()
+
+	// The mount's listings (a find, a cp -a) load the same way.
+	r, err = OpenStore(s, "fake://bucket", Options{CacheDir: cache, WrapStore: func(st index.Store) index.Store {
+		counter = index.NewCountingStore(slowReads(st))
+		return counter
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	snaps, _ = r.Snapshots()
+	counter.Reset()
+	dirs := 0
+	var walk func(id index.ID)
+	walk = func(id index.ID) {
+		tr, err := r.LoadTreeAhead(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range tr.Nodes {
+			if n.Type == TypeDir {
+				dirs++
+				if !n.Subtree.IsZero() {
+					walk(n.Subtree)
+				}
+			}
+		}
+	}
+	root := snaps[0].Sources[0].RootNode()
+	walk(root.Subtree)
+	if dirs != 40*3 {
+		t.Fatalf("walked %d directories", dirs)
+	}
+	if m := counter.MaxInFlight(); m < 4 {
+		t.Fatalf("a walk through LoadTreeAhead had at most %d tree fetches in flight, want 4 or more", m)
 	}
 }

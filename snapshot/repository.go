@@ -121,6 +121,7 @@ type Repository struct {
 	inflightMu sync.Mutex
 	inflight   map[index.ID]*inflightLoad
 	prefetcher prefetcher
+	treeAhead  treeAhead
 
 	snapMu    sync.Mutex
 	snapCache []*Snapshot
@@ -215,6 +216,7 @@ func newRepository(idx *index.Repo, o Options) (*Repository, error) {
 // Close releases the repository, once background decoding has stopped.
 func (r *Repository) Close() error {
 	r.stopPrefetch()
+	r.treeAhead.stop()
 	return r.idx.Close()
 }
 
@@ -487,11 +489,27 @@ type corruptError struct{ error }
 func (e corruptError) Is(target error) bool { return target == ErrCorrupt }
 func (e corruptError) Unwrap() error        { return e.error }
 
-// LoadTree reads and decodes a tree blob (cached).
+// LoadTree reads and decodes a tree blob (cached). A load of it that
+// LoadTreeAhead started is joined.
 func (r *Repository) LoadTree(ctx context.Context, id index.ID) (*Tree, error) {
 	if t, ok := r.cache.getTree(id); ok {
 		return t, nil
 	}
+	if l := r.treeAhead.loading(id); l != nil {
+		select {
+		case <-l.done:
+			if l.err == nil {
+				return l.t, nil
+			}
+			// Load it here, for this caller's own error.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return r.loadTreeNow(ctx, id)
+}
+
+func (r *Repository) loadTreeNow(ctx context.Context, id index.ID) (*Tree, error) {
 	b, err := r.LoadBlob(ctx, id, false)
 	if err != nil {
 		return nil, err
@@ -608,6 +626,14 @@ func (c *blobCache) has(id index.ID) bool {
 	defer c.mu.Unlock()
 	it, ok := c.items[id]
 	return ok && it.data != nil
+}
+
+// hasTree reports whether tree id is cached, without making it recent.
+func (c *blobCache) hasTree(id index.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[id]
+	return ok && it.tree != nil
 }
 
 // getEscaped returns a cached chunk's bytes for a caller that keeps them.

@@ -130,7 +130,6 @@ func (r *Repository) Restore(ctx context.Context, snap *Snapshot, node *Node, ta
 	}
 	close(rs.jobs)
 	wg.Wait()
-	rs.treeLoads.Wait()
 	if err == nil {
 		err = context.Cause(ctx)
 	}
@@ -168,77 +167,6 @@ type restorer struct {
 	// loadSlots bounds the chunk loads of a restore from a remote
 	// repository (loadChunks); nil for a local one.
 	loadSlots chan struct{}
-
-	// Trees loaded ahead of the walk (treesAhead), under mu.
-	trees     map[index.ID]*treeLoad
-	treeSlots chan struct{}
-	treeLoads sync.WaitGroup
-}
-
-// treeLoad is a subtree being loaded ahead of the walk.
-type treeLoad struct {
-	done chan struct{}
-	t    *Tree
-	err  error
-}
-
-// treesAheadMax bounds the subtrees a restore from a remote repository
-// loads ahead of its walk (queued or in flight), and treeFetches the
-// fetches among them at once.
-const (
-	treesAheadMax = 64
-	treeFetches   = 8
-)
-
-// treesAhead starts loading the subtrees of t's directories, for a
-// remote repository: the walk is depth-first in one goroutine, and one
-// ranged GET round trip per directory made a tree of many small
-// directories (configs) slow however many workers restore the files.
-func (rs *restorer) treesAhead(t *Tree) {
-	if !rs.r.idx.IsRemote() {
-		return
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.trees == nil {
-		rs.trees, rs.treeSlots = map[index.ID]*treeLoad{}, make(chan struct{}, treeFetches)
-	}
-	for i := range t.Nodes {
-		id := t.Nodes[i].Subtree
-		if t.Nodes[i].Type != TypeDir || id.IsZero() || rs.trees[id] != nil {
-			continue
-		}
-		if len(rs.trees) >= treesAheadMax {
-			return
-		}
-		l := &treeLoad{done: make(chan struct{})}
-		rs.trees[id] = l
-		rs.treeLoads.Add(1)
-		go func() {
-			defer rs.treeLoads.Done()
-			select {
-			case rs.treeSlots <- struct{}{}:
-				l.t, l.err = rs.r.LoadTree(rs.ctx, id)
-				<-rs.treeSlots
-			case <-rs.ctx.Done():
-				l.err = context.Cause(rs.ctx)
-			}
-			close(l.done)
-		}()
-	}
-}
-
-// loadTree is LoadTree, taking a tree treesAhead loaded if it did.
-func (rs *restorer) loadTree(id index.ID) (*Tree, error) {
-	rs.mu.Lock()
-	l := rs.trees[id]
-	delete(rs.trees, id)
-	rs.mu.Unlock()
-	if l == nil {
-		return rs.r.LoadTree(rs.ctx, id)
-	}
-	<-l.done
-	return l.t, l.err
 }
 
 // linkFirst is the first name of a hardlinked file, written with data;
@@ -293,11 +221,10 @@ func (rs *restorer) restoreNode(n *Node, parent *restoreDir, name string) error 
 		defer d.release()
 		rs.res.Dirs++
 		if !n.Subtree.IsZero() {
-			t, err := rs.loadTree(n.Subtree)
+			t, err := rs.r.LoadTreeAhead(rs.ctx, n.Subtree)
 			if err != nil {
 				return err
 			}
-			rs.treesAhead(t)
 			for i := range t.Nodes {
 				if err := rs.restoreNode(&t.Nodes[i], d, t.Nodes[i].Name); err != nil {
 					return err

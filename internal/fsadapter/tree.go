@@ -71,7 +71,8 @@ func (t *tree) ReadDir(ctx context.Context, dir cfs.Node) ([]cfs.Node, error) {
 	if !ok || h.node.Type != snapshot.TypeDir {
 		return nil, fmt.Errorf("fsadapter: ReadDir on a non-directory")
 	}
-	tree, err := t.r.LoadTree(ctx, h.node.Subtree)
+	// Ahead: a cp -a or find goes on into the subdirectories.
+	tree, err := t.r.LoadTreeAhead(ctx, h.node.Subtree)
 	if err != nil {
 		if t.forgotten(err, h.snap) {
 			return nil, fmt.Errorf("fsadapter: snapshot %.8s was forgotten: %w", h.snap, iofs.ErrNotExist)
