@@ -76,7 +76,11 @@
 // A local repository is locked with flock(2) on <repo>/lock (lock.go): one
 // writer, or many readers. A remote one with lock objects in the store
 // (lock_store.go): shared for snapshots and reads, exclusive for prune and
-// repair, refreshed while held and ignored by others once expired.
+// repair, and reader for a mount daemon, which excludes nothing and which
+// no prune waits for (the daemon's reads find pruned blobs again, in
+// snapshot's read path; its commands take their own lock beside it,
+// Repo.LockCommand); refreshed while held and ignored by others once
+// expired.
 //
 // # Errors
 //

@@ -46,7 +46,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // mount runs (b's own cache, beside the daemon's shared lock) shows after
 // the daemon's next sync, without a remount. Commands of host a with the
 // daemon's cache run inside the daemon (its socket is in that cache),
-// prune included, under an exclusive lock taken beside its shared one.
+// prune included, under an exclusive lock taken beside its reader lock.
 func TestS3MountTwoHosts(t *testing.T) {
 	needMount(t)
 	t.Parallel() // RGW round trips overlap
@@ -84,7 +84,7 @@ func TestS3MountTwoHosts(t *testing.T) {
 	assertSameTree(t, filepath.Join(srcB, "models"), out)
 
 	// b snapshots again, from its own host and cache, while a's mount
-	// holds its shared lock.
+	// holds its reader lock.
 	if err := os.WriteFile(filepath.Join(srcB, "configs", "added-by-b.yaml"), []byte("b: 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +132,8 @@ func TestS3MountTwoHosts(t *testing.T) {
 		t.Errorf("a's new snapshot not in latest/ when the command returned: %q %v", data, err)
 	}
 	// prune in the daemon (what b forgot): it takes the exclusive lock
-	// beside its shared one (no other host holds one now), and the mount
-	// and the bucket stay whole.
+	// beside its reader one (no other host holds one now; the daemon's
+	// monitor holds none), and the mount and the bucket stay whole.
 	snaps := r.must(t, cacheA, "snapshots", "--json").stdout
 	if strings.Count(snaps, `"id"`) != 3 {
 		t.Fatalf("snapshots through the daemon: %s", snaps)
@@ -232,6 +232,122 @@ func TestS3MountStoreGoneMidRead(t *testing.T) {
 	}
 	cpOut("models")
 	cpOut("logs")
+	select {
+	case <-m.exited:
+		t.Fatalf("the daemon exited: %v\n%s", m.err, m.stderr)
+	default:
+	}
+}
+
+// A fleet whose hosts all mount the bucket can still prune: host a's
+// mount holds a reader lock, which another host's prune does not wait
+// for. Host b (its own cache) forgets its first snapshot and prunes with
+// --grace 0 while a's mount runs: the prune proceeds and frees space;
+// a's mount keeps serving the snapshots that remain byte for byte (their
+// chunks' pack was repacked under it: the reads that meet the deleted
+// pack re-sync a's cache and read the new one), a file a had open in the
+// forgotten snapshot answers ESTALE, and after a's next sync the
+// forgotten snapshot is gone from the mount. Nothing of this is a
+// corrupt read: no backup_corrupt.
+func TestS3MountOtherHostPrunes(t *testing.T) {
+	needMount(t)
+	t.Parallel() // RGW round trips overlap
+	r := newS3Repo(t)
+	dir := t.TempDir()
+	srcA, srcB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	corpus(t, "-out", srcA, "-models-mb", "1", "-logs-mb", "1", "-configs", "20", "-seed", "1")
+	corpus(t, "-out", srcB, "-models-mb", "2", "-logs-mb", "1", "-configs", "30", "-seed", "2")
+	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
+	r.must(t, cacheA, "init", "--encryption", "none", "--insecure-no-encryption")
+	r.must(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(srcA, "configs", "models")...)...)
+	// b's first snapshot stores its configs beside its models; its
+	// second holds the configs only, so forgetting the first leaves that
+	// pack mostly dead: the prune rewrites the configs into a new pack.
+	// (A second apart: each snapshot's folder under snapshots/ is its
+	// time, to the second.)
+	time.Sleep(time.Second)
+	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "configs", "models")...)...)
+	time.Sleep(time.Second)
+	r.must(t, cacheB, append([]string{"snapshot", "--host", "b"}, sourceFlags(srcB, "configs")...)...)
+	var bSnaps []snapInfo
+	if err := json.Unmarshal([]byte(r.must(t, cacheB, "snapshots", "--json", "--host", "b").stdout), &bSnaps); err != nil || len(bSnaps) != 2 {
+		t.Fatalf("b's snapshots: %v %+v", err, bSnaps)
+	}
+	goneSnap := filepath.Join("snapshots", bSnaps[0].Time.Local().Format("2006-01-02T15:04:05"))
+
+	mp := filepath.Join(dir, "mnt")
+	m := mountS3(t, r, cacheA, "a", mp, "--sync-interval", "1h")
+	// Listed (trees read), but no file's data read yet: the reads after
+	// the prune meet what it did to the packs.
+	for _, p := range []string{filepath.Join("hosts", "b", "latest", "configs"), filepath.Join("latest", "configs"), filepath.Join("latest", "models")} {
+		if res := runCmd(t, os.Environ(), "ls", "-lR", filepath.Join(mp, p)); res.code != 0 {
+			t.Fatalf("ls -lR %s: %s", p, res)
+		}
+	}
+	goneDir := filepath.Join(mp, goneSnap, "models")
+	models := readDirNames(t, goneDir)
+	if len(models) == 0 {
+		t.Fatalf("set-up: %s is empty", goneDir)
+	}
+	open, err := os.Open(filepath.Join(goneDir, models[0], "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+
+	r.must(t, cacheB, "forget", bSnaps[0].ID)
+	before := r.bucketBytes(t)
+	res := r.run(t, cacheB, "prune", "--grace", "0", "--json")
+	if res.code != 0 {
+		t.Fatalf("b's prune while a's mount runs: %s", res)
+	}
+	var pr struct {
+		PacksDeleted  int `json:"packs_deleted"`
+		PacksRepacked int `json:"packs_repacked"`
+	}
+	json.Unmarshal([]byte(res.stdout), &pr)
+	after := r.bucketBytes(t)
+	t.Logf("b's prune beside a's mount: %+v, bucket %d -> %d bytes", pr, before, after)
+	if after >= before || pr.PacksRepacked == 0 {
+		t.Fatalf("b's prune: %+v, bucket %d -> %d bytes; want space freed and the shared pack repacked", pr, before, after)
+	}
+
+	// a's mount, its cache not synced since: the snapshots that stay
+	// read the same (diff -r), b's configs from the repacked pack.
+	for _, c := range []struct{ src, mnt string }{
+		{filepath.Join(srcB, "configs"), filepath.Join(mp, "hosts", "b", "latest", "configs")},
+		{filepath.Join(srcA, "configs"), filepath.Join(mp, "latest", "configs")},
+		{filepath.Join(srcA, "models"), filepath.Join(mp, "latest", "models")},
+	} {
+		diffTrees(t, c.src, c.mnt)
+	}
+	buf := make([]byte, 4096)
+	if n, err := open.Read(buf); !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("read of a file open in the snapshot b forgot and pruned: %d bytes, %v; want ESTALE", n, err)
+	}
+
+	// a's next sync (any command of a's runs in the daemon after one):
+	// the forgotten snapshot is gone from the mount.
+	time.Sleep(clientSyncAge)
+	if out := r.must(t, cacheA, "snapshots", "--json").stdout; strings.Count(out, `"id"`) != 2 {
+		t.Fatalf("a's snapshots after b's prune: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(mp, goneSnap)); !os.IsNotExist(err) {
+		t.Errorf("%s after b's forget, prune and a's sync: %v", goneSnap, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(mp, "snapshots")); len(ents) != 2 {
+		t.Errorf("snapshots/ has %d entries after b's prune, want 2", len(ents))
+	}
+	time.Sleep(1500 * time.Millisecond) // at least one monitor cycle
+	for _, name := range []string{"alerts.json", "health"} {
+		doc, err := os.ReadFile(filepath.Join(mp, "status", name))
+		if err != nil || strings.Contains(string(doc), "backup_corrupt") || strings.Contains(string(doc), "corrupt") {
+			t.Errorf("status/%s after b's prune under a's mount: %v\n%s", name, err, doc)
+		}
+	}
+	if st := r.run(t, cacheA, "status"); strings.Contains(st.stdout+st.stderr, "backup_corrupt") {
+		t.Errorf("a's status after b's prune: %s", st)
+	}
 	select {
 	case <-m.exited:
 		t.Fatalf("the daemon exited: %v\n%s", m.err, m.stderr)

@@ -13,8 +13,9 @@ import (
 // repository env names (the daemon's own inside the mount daemon), the
 // configured sources and their allowed ages, and inside the daemon the
 // mount's corrupt-read record. release is called when the command ends.
+// Inside the daemon it takes no store lock of its own (openRepoReader).
 func backupSourceFor(ctx context.Context, env *cmdEnv) (monitor.BackupSource, func(), error) {
-	repo, release, err := openRepo(ctx, env)
+	repo, release, err := openRepoReader(ctx, env)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,6 +21,19 @@ var testWrapStore func(index.Store) index.Store
 // returns the daemon's already-open repository (Pebble admits one process)
 // and release does nothing.
 func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), error) {
+	return openRepoAs(ctx, env, false)
+}
+
+// openRepoReader is openRepo for what only looks at the repository's
+// state from inside the mount daemon (the monitor's backup source, alive
+// as long as the daemon): it runs under the daemon's reader lock, as the
+// mount's reads do, and takes no lock of its own there, or the daemon
+// would hold a shared one for its whole life and no host could prune.
+func openRepoReader(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), error) {
+	return openRepoAs(ctx, env, true)
+}
+
+func openRepoAs(ctx context.Context, env *cmdEnv, reader bool) (*snapshot.Repository, func(), error) {
 	c := env.cmd // nil in tests that build an env by hand
 	name := "citadelfs"
 	if c != nil {
@@ -28,7 +41,7 @@ func openRepo(ctx context.Context, env *cmdEnv) (*snapshot.Repository, func(), e
 	}
 	if env.daemon != nil && env.daemon.repo != nil {
 		r := env.daemon.repo
-		if r.Index().IsRemote() {
+		if r.Index().IsRemote() && !reader {
 			// The daemon's lock in the store is a reader's, which no
 			// prune waits for: a command it runs takes the lock it
 			// would take on its own, shared (a snapshot, a restore) or
