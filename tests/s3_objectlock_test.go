@@ -76,6 +76,10 @@ func TestS3ObjectLockSurvivesStolenCredentials(t *testing.T) {
 		"--cache-dir", filepath.Join(dir, "cache-x"), "--object-lock", "1")
 	assertOneLineError(t, res, 2, "Object Lock")
 	assertOneLineError(t, citadel(t, "init", "--repo", filepath.Join(dir, "local"), "--object-lock", "1"), 2, "s3://")
+	assertOneLineError(t, citadelEnv(t, plain.env, "init", "--encryption", "none", "--insecure-no-encryption", "--repo", "s3://"+plain.bucket()+"/x",
+		"--s3-endpoint", plain.endpoint, "--cache-dir", filepath.Join(dir, "cache-y"), "--object-lock", "36500"), 2, "days")
+	assertOneLineError(t, plain.run(t, filepath.Join(dir, "cache-plain"), "prune", "--grace", "-1h"), 2, "--grace")
+	assertOneLineError(t, plain.run(t, filepath.Join(dir, "cache-plain"), "forget", "--keep-last", "1", "--prune", "--grace", "-5m"), 2, "--grace")
 
 	r := newS3Repo(t)
 	src := smallCorpus(t, dir)

@@ -99,6 +99,9 @@ func (out *forgetJSON) decided(s *snapshot.Snapshot, keep bool, reasons []string
 }
 
 func runForget(ctx context.Context, env *cmdEnv, args []string) error {
+	if err := checkGrace(forgetFlags.grace); err != nil {
+		return err
+	}
 	repo, release, err := openRepo(ctx, env)
 	if err != nil {
 		return err
@@ -215,7 +218,7 @@ func runForget(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	}
 	if forgetFlags.prune {
-		res, err := repo.PruneWith(ctx, snapshot.PruneOptions{Grace: max(forgetFlags.grace, 0)})
+		res, err := repo.PruneWith(ctx, snapshot.PruneOptions{Grace: forgetFlags.grace})
 		if err != nil {
 			return fail(err)
 		}

@@ -31,17 +31,25 @@ func init() {
 			graceFlag(fs, &pruneGrace)
 		},
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
+			if err := checkGrace(pruneGrace); err != nil {
+				return err
+			}
 			repo, release, err := openRepo(ctx, env)
 			if err != nil {
 				return err
 			}
 			defer release()
-			if pruneGrace < 0 {
-				return usagef("--grace %s: want a duration of 0 or more (2h, 30m)", pruneGrace)
-			}
 			return doPrune(ctx, env, repo, snapshot.PruneOptions{DryRun: pruneDryRun, Grace: pruneGrace})
 		},
 	})
+}
+
+// checkGrace refuses a negative --grace before anything is opened.
+func checkGrace(d time.Duration) error {
+	if d < 0 {
+		return usagef("--grace %s: want a duration of 0 or more (2h, 30m, 0)", d)
+	}
+	return nil
 }
 
 func doPrune(ctx context.Context, env *cmdEnv, repo *snapshot.Repository, o snapshot.PruneOptions) error {
