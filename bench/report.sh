@@ -68,7 +68,9 @@ report() {
     printf '%-16s|' ""
     for t in "${TOOLS[@]}"; do printf '%14s |' "$t"; done
     echo
-    printf '%s\n' "----------------+---------------+---------------+---------------+---------------"
+    printf '%s' "----------------"
+    for t in "${TOOLS[@]}"; do printf '%s' "+---------------"; done
+    echo
     for s in mount-cp-cold mount-cp-warm seq-cold seq-packs-warm seq-warm mount-daemon-rss; do
       printf '%-16s|' "$s"
       for t in "${TOOLS[@]}"; do
