@@ -438,12 +438,15 @@ func ResolveKeySlot(s Store, prefix string) (string, error) {
 	}
 	switch len(match) {
 	case 0:
-		return "", fmt.Errorf("no key slot %q", prefix)
+		return "", fmt.Errorf("%w %q", ErrNoKeySlot, prefix)
 	case 1:
 		return match[0], nil
 	}
 	return "", fmt.Errorf("key slot %q is ambiguous (%d slots start with it)", prefix, len(match))
 }
+
+// ErrNoKeySlot: no key slot has the id (or prefix) given.
+var ErrNoKeySlot = errors.New("no such key slot")
 
 // ErrLastKeySlot: removing the slot would leave no intact one.
 var ErrLastKeySlot = errors.New("it is the repository's last intact key slot: without it nobody can open the repository")
@@ -469,7 +472,7 @@ func RemoveKeySlot(s Store, id, inUse string, force bool) error {
 	}
 	switch {
 	case !found:
-		return fmt.Errorf("no key slot %q", id)
+		return fmt.Errorf("%w %q", ErrNoKeySlot, id)
 	case others == 0:
 		return fmt.Errorf("key slot %s: %w", shortSlot(id), ErrLastKeySlot)
 	case id == inUse && !force:

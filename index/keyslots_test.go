@@ -147,6 +147,12 @@ func TestKeySlotAddRemove(t *testing.T) {
 	if id, err := ResolveKeySlot(s, first[:8]); err != nil || id != first {
 		t.Errorf("resolve %s: %s, %v", first[:8], id, err)
 	}
+	if _, err := ResolveKeySlot(s, "ffffffffff"); !errors.Is(err, ErrNoKeySlot) {
+		t.Errorf("resolve an unknown slot: %v", err)
+	}
+	if err := RemoveKeySlot(s, "ffffffffff", first, false); !errors.Is(err, ErrNoKeySlot) {
+		t.Errorf("remove an unknown slot: %v", err)
+	}
 	if err := RemoveKeySlot(s, first, first, false); !errors.Is(err, ErrSlotInUse) {
 		t.Errorf("remove the slot in use: %v", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -239,14 +240,20 @@ func keyAdd(env *cmdEnv, k *keyCtx, _ []string) error {
 
 func keyRemove(env *cmdEnv, k *keyCtx, args []string) error {
 	id, err := index.ResolveKeySlot(k.store, args[0])
-	if err != nil {
+	if errors.Is(err, index.ErrNoKeySlot) || err != nil && strings.Contains(err.Error(), "ambiguous") {
 		return usagef("%v (see 'citadelfs key list')", err)
 	}
-	if err := index.RemoveKeySlot(k.store, id, env.keySlot, keyFlags.force); err != nil {
-		if strings.Contains(err.Error(), index.ErrSlotInUse.Error()) {
-			return usagef("%v: give --force to remove it, or open the repository with another slot", err)
-		}
+	if err != nil {
+		return err
+	}
+	err = index.RemoveKeySlot(k.store, id, env.keySlot, keyFlags.force)
+	switch {
+	case errors.Is(err, index.ErrSlotInUse):
+		return usagef("%v: give --force to remove it, or open the repository with another slot", err)
+	case errors.Is(err, index.ErrLastKeySlot), errors.Is(err, index.ErrNoKeySlot):
 		return usagef("%v", err)
+	case err != nil:
+		return err // the store's: unreachable (14), or a slot under Object Lock retention
 	}
 	if env.global.json {
 		return writeJSON(env, map[string]string{"removed": id})
