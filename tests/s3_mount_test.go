@@ -348,6 +348,22 @@ func TestS3MountOtherHostPrunes(t *testing.T) {
 	if st := r.run(t, cacheA, "status"); strings.Contains(st.stdout+st.stderr, "backup_corrupt") {
 		t.Errorf("a's status after b's prune: %s", st)
 	}
+
+	// While another host's prune holds its exclusive lock, a's listings
+	// through the daemon still answer (the reader lock), and a's
+	// snapshot through it takes its own shared lock and is refused.
+	other, _ := json.Marshal(map[string]any{"host": "host-c", "pid": 1, "command": "citadelfs prune", "exclusive": true,
+		"kind": "exclusive", "time": time.Now().UTC()})
+	if err := r.store.Put("locks/0123456789abcdef0123456789abcdef", other); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.run(t, cacheA, "snapshots"); res.code != 0 {
+		t.Errorf("a's snapshots through the daemon beside another host's prune: %s", res)
+	}
+	if res := r.run(t, cacheA, append([]string{"snapshot", "--host", "a"}, sourceFlags(srcA, "configs")...)...); res.code != 11 || !strings.Contains(res.stderr, "host-c") {
+		t.Errorf("a's snapshot through the daemon beside another host's prune: %s; want exit 11 naming it", res)
+	}
+	r.store.Delete("locks/0123456789abcdef0123456789abcdef")
 	select {
 	case <-m.exited:
 		t.Fatalf("the daemon exited: %v\n%s", m.err, m.stderr)

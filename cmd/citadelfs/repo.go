@@ -41,11 +41,12 @@ func openRepoAs(ctx context.Context, env *cmdEnv, reader bool) (*snapshot.Reposi
 	}
 	if env.daemon != nil && env.daemon.repo != nil {
 		r := env.daemon.repo
-		if r.Index().IsRemote() && !reader {
+		if r.Index().IsRemote() && !reader && !listsOnly(c) {
 			// The daemon's lock in the store is a reader's, which no
 			// prune waits for: a command it runs takes the lock it
 			// would take on its own, shared (a snapshot, a restore) or
-			// exclusive (prune, repair), beside it.
+			// exclusive (prune, repair), beside it. What only lists
+			// reads the cache under the reader lock, as the mount does.
 			l, err := r.Index().LockCommand(name, needsExclusive(env, name))
 			if err != nil {
 				return nil, nil, err
@@ -91,6 +92,22 @@ func openRepoAs(ctx context.Context, env *cmdEnv, reader bool) (*snapshot.Reposi
 	// A write waiting in a Pebble write stall gives up on SIGTERM/SIGINT.
 	r.Index().KV.SetInterrupt(ctx.Done())
 	return r, func() { r.Close() }, nil
+}
+
+// listsOnly reports whether c only lists what the cache knows (snapshots,
+// their trees): inside the mount daemon it runs under the daemon's reader
+// lock, so a listing works while another host prunes (the trees it reads
+// find pruned blobs again as the mount's reads do), and costs the store no
+// lock object. restore and check, which must not meet a prune, share.
+func listsOnly(c *command) bool {
+	if c == nil {
+		return false
+	}
+	switch c.name {
+	case "snapshots", "ls", "find", "diff":
+		return true
+	}
+	return false
 }
 
 // absPath makes p absolute against the caller's working directory (which
