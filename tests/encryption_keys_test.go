@@ -375,3 +375,34 @@ func TestMountEncryptedLocal(t *testing.T) {
 		t.Fatalf("the client's snapshot through the daemon: %q, %v", got, err)
 	}
 }
+
+// A local encrypted repository keeps no on-disk blob cache: its packs are
+// on a local disk already, and the default 2 GiB cache would copy the
+// backup beside itself. The cache dir holds the index only.
+func TestEncryptedLocalKeepsNoBlobCache(t *testing.T) {
+	dir := t.TempDir()
+	src := keyTestSource(t, dir)
+	repo := filepath.Join(dir, "repo")
+	kf := writeKeyFile(t, dir)
+	for _, args := range [][]string{
+		{"init", "--key-file", kf},
+		{"snapshot", "--key-file", kf, "--source", "data=" + src},
+		{"restore", "--key-file", kf, "latest", filepath.Join(dir, "out")},
+	} {
+		if r := citadel(t, append(args, "--repo", repo)...); r.code != 0 {
+			t.Fatalf("citadelfs %s: %s", strings.Join(args, " "), r)
+		}
+	}
+	cfg, err := index.ReadConfig(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(stateDir, "cache", cfg.ID)
+	if _, err := os.Stat(filepath.Join(cache, "index")); err != nil {
+		t.Fatalf("no index in the cache dir %s: %v", cache, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(cache, "blobs"))
+	if len(ents) != 0 {
+		t.Fatalf("%s/blobs holds %d entries: a local repository's blobs were cached", cache, len(ents))
+	}
+}

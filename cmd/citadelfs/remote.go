@@ -161,6 +161,12 @@ func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snaps
 		s.Close()
 		return nil, err
 	}
+	if !isRemote(loc) {
+		// A local encrypted repository's packs are on a local disk: a
+		// cache of its blobs would copy the backup beside itself (2 GiB
+		// by default) to save nothing but a pread.
+		blobCache = 0
+	}
 	cfg, err := index.ReadStoreConfig(s, loc)
 	if err != nil {
 		s.Close()
