@@ -45,9 +45,10 @@ type StoreLock struct {
 	// beside is the lock of this process a command's lock is taken next
 	// to (Repo.LockCommand): it is not a conflict.
 	beside *StoreLock
-	// onRelease, when set, runs once the lock is released (Repo.LockCommand
-	// forgets it).
-	onRelease func()
+	// onRelease, when set, runs once as the lock is released, before its
+	// object is deleted (Repo.LockCommand: the index objects a prune left
+	// dead, and forgetting the lock).
+	onRelease func() error
 
 	mu   sync.Mutex
 	name string
@@ -168,10 +169,20 @@ func (r *Repo) LockCommand(command string, exclusive bool) (*StoreLock, error) {
 	}
 	r.cmdLocks[l] = true
 	r.cmdLocksMu.Unlock()
-	l.onRelease = func() {
+	removed := r.packsRemoved.Load()
+	l.onRelease = func() error {
+		var err error
+		if exclusive && r.packsRemoved.Load() > removed {
+			// Still under the exclusive lock: what Close does after a
+			// prune run on its own (the daemon may never close).
+			if err = r.FlushIndexObject(); err == nil {
+				err = r.dropDeadIndexObjects()
+			}
+		}
 		r.cmdLocksMu.Lock()
 		delete(r.cmdLocks, l)
 		r.cmdLocksMu.Unlock()
+		return err
 	}
 	return l, nil
 }
@@ -364,17 +375,18 @@ func (l *StoreLock) Release() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var herr error
 	if l.onRelease != nil {
-		l.onRelease()
+		herr = l.onRelease()
 		l.onRelease = nil
 	}
 	if l.name == "" {
-		return nil
+		return herr
 	}
 	err := l.s.Delete(l.name)
 	l.name = ""
 	if err != nil {
 		return fmt.Errorf("index: release the repository lock: %w", err)
 	}
-	return nil
+	return herr
 }

@@ -363,6 +363,47 @@ func TestRemoteIndexObjectsCleanedAfterPrune(t *testing.T) {
 	}
 }
 
+// A prune run inside a mount daemon (an exclusive LockCommand beside the
+// daemon's reader lock, which never closes) drops the index objects it
+// left dead when its lock is released, as a prune on its own does at
+// close; a shared command's release drops none.
+func TestLockCommandExclusiveCleansIndexObjects(t *testing.T) {
+	s, _ := newRemote(t)
+	w := openRemote(t, s, t.TempDir(), index.Options{})
+	commitBlobAndSnapshot(t, w, []byte("dead"), []byte("m1"))
+	commitBlobAndSnapshot(t, w, []byte("live"), []byte("m2"))
+	dead, _ := w.Lookup(index.Hash([]byte("dead")))
+	w.Close()
+	count := func() int {
+		n := 0
+		s.List("index/", func(string, int64) error { n++; return nil })
+		return n
+	}
+	d := openRemote(t, s, t.TempDir(), index.Options{Reader: true, Command: "citadelfs mount"})
+	defer d.Close()
+	sh, err := d.LockCommand("citadelfs snapshots", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Release(); err != nil || count() != 2 {
+		t.Fatalf("a shared command's release: %v, %d index objects, want 2", err, count())
+	}
+	ex, err := d.LockCommand("citadelfs prune", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.DeleteBlobs([]index.ID{dead.ID, index.Hash([]byte("m1"))})
+	if err := d.RemovePack(dead.Pack); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 1 {
+		t.Fatalf("%d index objects after the daemon's prune released its lock, want 1", count())
+	}
+}
+
 // A command run inside a process that keeps the repository open takes
 // its lock beside the repository's own (Repo.LockCommand): an exclusive
 // one there excludes others as any exclusive lock does, and another

@@ -51,7 +51,11 @@ func openRepoAs(ctx context.Context, env *cmdEnv, reader bool) (*snapshot.Reposi
 			if err != nil {
 				return nil, nil, err
 			}
-			return r, func() { l.Release() }, nil
+			return r, func() {
+				if err := l.Release(); err != nil {
+					env.warnf("%v", err)
+				}
+			}, nil
 		}
 		return r, func() {}, nil
 	}
