@@ -43,7 +43,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // Two hosts (--host a, --host b, a cache each) snapshot into one bucket;
 // host a mounts it. hosts/b/latest is b's newest and latest/ a's own, both
 // byte for byte the sources; cp -a out works. A snapshot b takes while the
-// mount runs (b's own cache, beside the daemon's shared lock) shows after
+// mount runs (b's own cache, beside the daemon's reader lock) shows after
 // the daemon's next sync, without a remount. Commands of host a with the
 // daemon's cache run inside the daemon (its socket is in that cache),
 // prune included, under an exclusive lock taken beside its reader lock.

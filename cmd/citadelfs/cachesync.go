@@ -14,7 +14,10 @@ import (
 // daemon runs, without a remount: every --sync-interval, and before each
 // command a client hands over (a command run on its own syncs when it
 // opens the repository; one run in the daemon should see no less), unless
-// a sync finished within clientSyncAge.
+// a sync finished within clientSyncAge. Between these, a read that meets a
+// pack another host's prune deleted syncs at once (snapshot/missingpack.go:
+// the daemon's reader lock holds no prune back); the mount notices the
+// snapshots that sync dropped by their generation.
 type cacheSync struct {
 	repo    *snapshot.Repository
 	refresh func() // has the kernel forget the names that changed
