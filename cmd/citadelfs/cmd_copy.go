@@ -243,37 +243,9 @@ func addTargetKeyFlags(fs *pflag.FlagSet) {
 // copyTargetSecret is the secret that opens the encrypted target at loc.
 func (env *cmdEnv) copyTargetSecret(loc string) (*secretSource, error) {
 	f := targetKeyFlags
-	switch {
-	case f.passwordFile != "" && f.keyFile != "":
-		return nil, usagef("--to-password-file and --to-key-file: give one")
-	case f.passwordFile != "":
-		p, err := readPassphraseFile(env.absPath(f.passwordFile))
-		if err != nil {
-			return nil, err
-		}
-		return &secretSource{index.Passphrase(p), "--to-password-file"}, nil
-	case f.keyFile != "":
-		s, err := readKeyFile(env.absPath(f.keyFile))
-		if err != nil {
-			return nil, err
-		}
-		return &secretSource{s, "--to-key-file"}, nil
-	}
-	if p := os.Getenv(toPasswordFileEnv); p != "" {
-		b, err := readPassphraseFile(env.absPath(p))
-		if err != nil {
-			return nil, fmt.Errorf("$%s: %w", toPasswordFileEnv, err)
-		}
-		return &secretSource{index.Passphrase(b), "$" + toPasswordFileEnv}, nil
-	}
-	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, toCredentialName)); err == nil {
-			b, err := readPassphraseFile(filepath.Join(d, toCredentialName))
-			if err != nil {
-				return nil, err
-			}
-			return &secretSource{index.Passphrase(b), "the systemd credential " + toCredentialName}, nil
-		}
+	if s, err := env.secretFrom(secretNames{passwordFile: f.passwordFile, keyFile: f.keyFile,
+		passwordFlag: "--to-password-file", keyFlag: "--to-key-file", envVar: toPasswordFileEnv, credential: toCredentialName}); err != nil || s != nil {
+		return s, err
 	}
 	if c, err := env.config(); err == nil && c != nil && c.Copy.PasswordFile != "" && (c.Copy.To == loc || (!isRemote(c.Copy.To) && env.absPath(c.Copy.To) == loc)) {
 		if !filepath.IsAbs(c.Copy.PasswordFile) {

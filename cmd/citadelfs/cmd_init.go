@@ -241,15 +241,8 @@ func prepareInitDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("init %s: %w", dir, err)
 	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("init %s: %w", dir, err)
-	}
-	if len(ents) > 0 {
-		if _, err := os.Stat(filepath.Join(dir, "citadel.json")); err == nil {
-			return fmt.Errorf("init %s: a repository already exists there", dir)
-		}
-		return fmt.Errorf("init %s: directory is not empty", dir)
+	if err := checkInitDir(dir); err != nil {
+		return err
 	}
 	return os.Chmod(dir, 0o700)
 }

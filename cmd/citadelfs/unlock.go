@@ -73,41 +73,61 @@ func readKeyFile(path string) (index.Secret, error) {
 	return s, nil
 }
 
+// secretNames names one chain of non-interactive sources: the
+// repository's own (--password-file, --key-file, $CITADELFS_PASSWORD_FILE,
+// the credential citadelfs-password) or a copy target's (the --to-…
+// ones, cmd_copy.go).
+type secretNames struct {
+	passwordFile, keyFile string // the flags' values
+	passwordFlag, keyFlag string // the flags' names, for messages
+	envVar, credential    string
+}
+
+// secretFrom returns the first source of n that is given, in the order
+// of the table above (nil: none of them).
+func (env *cmdEnv) secretFrom(n secretNames) (*secretSource, error) {
+	switch {
+	case n.passwordFile != "" && n.keyFile != "":
+		return nil, usagef("%s and %s: give one", n.passwordFlag, n.keyFlag)
+	case n.passwordFile != "":
+		p, err := readPassphraseFile(env.absPath(n.passwordFile))
+		if err != nil {
+			return nil, err
+		}
+		return &secretSource{index.Passphrase(p), n.passwordFlag}, nil
+	case n.keyFile != "":
+		s, err := readKeyFile(env.absPath(n.keyFile))
+		if err != nil {
+			return nil, err
+		}
+		return &secretSource{s, n.keyFlag}, nil
+	}
+	if f := os.Getenv(n.envVar); f != "" {
+		p, err := readPassphraseFile(env.absPath(f))
+		if err != nil {
+			return nil, fmt.Errorf("$%s: %w", n.envVar, err)
+		}
+		return &secretSource{index.Passphrase(p), "$" + n.envVar}, nil
+	}
+	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, n.credential)); err == nil {
+			p, err := readPassphraseFile(filepath.Join(d, n.credential))
+			if err != nil {
+				return nil, err
+			}
+			return &secretSource{index.Passphrase(p), "the systemd credential " + n.credential}, nil
+		}
+	}
+	return nil, nil
+}
+
 // configuredSecret is the first non-interactive source env has (nil:
 // none given).
 func (env *cmdEnv) configuredSecret() (*secretSource, error) {
 	g := env.global
-	switch {
-	case g.passwordFile != "" && g.keyFile != "":
-		return nil, usagef("--password-file and --key-file: give one")
-	case g.passwordFile != "":
-		p, err := readPassphraseFile(env.absPath(g.passwordFile))
-		if err != nil {
-			return nil, err
-		}
-		return &secretSource{index.Passphrase(p), "--password-file"}, nil
-	case g.keyFile != "":
-		s, err := readKeyFile(env.absPath(g.keyFile))
-		if err != nil {
-			return nil, err
-		}
-		return &secretSource{s, "--key-file"}, nil
-	}
-	if f := os.Getenv(passwordFileEnv); f != "" {
-		p, err := readPassphraseFile(env.absPath(f))
-		if err != nil {
-			return nil, fmt.Errorf("$%s: %w", passwordFileEnv, err)
-		}
-		return &secretSource{index.Passphrase(p), "$" + passwordFileEnv}, nil
-	}
-	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, credentialName)); err == nil {
-			p, err := readPassphraseFile(filepath.Join(d, credentialName))
-			if err != nil {
-				return nil, err
-			}
-			return &secretSource{index.Passphrase(p), "the systemd credential " + credentialName}, nil
-		}
+	if s, err := env.secretFrom(secretNames{passwordFile: g.passwordFile, keyFile: g.keyFile,
+		passwordFlag: "--password-file", keyFlag: "--key-file", envVar: passwordFileEnv, credential: credentialName}); err != nil || s != nil {
+		return s, err
 	}
 	if c, err := env.config(); err == nil && c != nil && c.PasswordFile != "" {
 		p, err := readPassphraseFile(c.PasswordFile)
