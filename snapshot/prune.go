@@ -440,6 +440,12 @@ func (r *Repository) prune(ctx context.Context, o PruneOptions, wholeOnly bool) 
 		if err := flush(); err != nil {
 			return nil, err
 		}
+		// The last point to stop at: what is left undeleted is only
+		// garbage for the next prune (the dead entries are dropped, the
+		// live blobs indexed in their new packs).
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		for _, p := range toDelete {
 			if written[p] {
 				// A pack's id is the hash of its header and trailer, so

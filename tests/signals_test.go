@@ -23,7 +23,22 @@ type running struct {
 
 func startCitadel(t *testing.T, env []string, args ...string) *running {
 	t.Helper()
-	p := &running{cmd: exec.Command(citadelBin, args...), stderr: &testutil.SyncBuffer{}, stdout: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	return startCmd(t, env, exec.Command(citadelBin, args...))
+}
+
+// startCitadelNiced is startCitadel at nice 19 (nice(1) execs the binary
+// under the same pid): the test's own poller (waitOpen) then wins the CPU
+// from it on a loaded 2-core machine, so "it has opened a pack" is seen
+// while the work goes on, not after a short command (prune) has passed
+// its last cancellation point.
+func startCitadelNiced(t *testing.T, env []string, args ...string) *running {
+	t.Helper()
+	return startCmd(t, env, exec.Command("nice", append([]string{"-n", "19", citadelBin}, args...)...))
+}
+
+func startCmd(t *testing.T, env []string, cmd *exec.Cmd) *running {
+	t.Helper()
+	p := &running{cmd: cmd, stderr: &testutil.SyncBuffer{}, stdout: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = append(testEnv(), env...)
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
 	if err := p.cmd.Start(); err != nil {
@@ -153,7 +168,7 @@ func TestSignalsStopEveryCommand(t *testing.T) {
 	for _, c := range cases {
 		for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 			t.Run(c.name+" "+sigLabel(sig), func(t *testing.T) {
-				p := startCitadel(t, stateEnv, c.args(i)...)
+				p := startCitadelNiced(t, stateEnv, c.args(i)...)
 				if c.busy == "" {
 					select {
 					case <-p.exited:
