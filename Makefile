@@ -33,8 +33,8 @@ vet:
 
 # Unit tests (with the race detector on the concurrent packages), then the
 # end-to-end tests in tests/, which build and run the real binary (347 s on
-# an idle 2-core CI machine at this stop, most of it key unlocks and Ceph:
-# the limit leaves room without letting make test pass 10 minutes).
+# an idle 2-core CI machine at this stop: the limit leaves room without
+# letting make test pass 10 minutes).
 test: build
 	$(GO) vet ./...
 	$(GO) test -race -timeout 480s ./index/... ./snapshot/... ./fs/... ./monitor/... ./cmd/...
