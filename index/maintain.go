@@ -1,7 +1,6 @@
 package index
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -67,13 +66,7 @@ func (r *Repo) ReplacePack(old, pack ID, entries []PackEntry, size uint64, lost 
 	// bytes.)
 	b := r.KV.NewBatch()
 	if len(entries) > 0 {
-		for _, e := range entries {
-			b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
-		}
-		var pv [12]byte
-		binary.LittleEndian.PutUint32(pv[0:], uint32(len(entries)))
-		binary.LittleEndian.PutUint64(pv[4:], size)
-		b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
+		putPack(b, pack, entries, len(entries), size)
 	}
 	for _, id := range lost {
 		b.Delete(blobKey(id))

@@ -59,18 +59,25 @@ func (r *Repo) IsIndexedPack(id ID) (bool, error) {
 	return r.KV.Has(append([]byte{prefixPack}, id[:]...))
 }
 
+// putPack adds to b the blob entries of pack that it serves and the
+// pack's own record (how many blobs it holds, its size): the one place
+// the pack record is encoded, for a commit, a repair and a rebuild.
+func putPack(b *Batch, pack ID, serves []PackEntry, count int, size uint64) {
+	for _, e := range serves {
+		b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
+	}
+	var pv [12]byte
+	binary.LittleEndian.PutUint32(pv[0:], uint32(count))
+	binary.LittleEndian.PutUint64(pv[4:], size)
+	b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
+}
+
 // CommitPack records a finished, durable pack and all its blobs in one
 // synced batch. extra is applied in the same batch (snapshot records go
 // in a later, separate commit).
 func (r *Repo) CommitPack(pack ID, entries []PackEntry, size uint64) error {
 	b := r.KV.NewBatch()
-	for _, e := range entries {
-		b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
-	}
-	var pv [12]byte
-	binary.LittleEndian.PutUint32(pv[0:], uint32(len(entries)))
-	binary.LittleEndian.PutUint64(pv[4:], size)
-	b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
+	putPack(b, pack, entries, len(entries), size)
 	if err := b.Commit(true); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -214,13 +213,7 @@ func openOldIndex(idx string) (*KV, error) {
 // batch; count is how many blobs the pack holds.
 func (r *Repo) commitRebuiltPack(pack ID, chosen []PackEntry, count int, size uint64) error {
 	b := r.KV.NewBatch()
-	for _, e := range chosen {
-		b.Put(blobKey(e.ID), encodeBlobRef(pack, e))
-	}
-	var pv [12]byte
-	binary.LittleEndian.PutUint32(pv[0:], uint32(count))
-	binary.LittleEndian.PutUint64(pv[4:], size)
-	b.Put(append([]byte{prefixPack}, pack[:]...), pv[:])
+	putPack(b, pack, chosen, count, size)
 	return b.Commit(true)
 }
 

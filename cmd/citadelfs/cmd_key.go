@@ -105,7 +105,7 @@ func openKeys(env *cmdEnv) (*keyCtx, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := index.ReadStoreConfig(s, loc)
+	cfg, keys, err := env.unlockedConfig(s, loc)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -114,12 +114,8 @@ func openKeys(env *cmdEnv) (*keyCtx, error) {
 		s.Close()
 		return nil, usagef("repository %s is not encrypted: it has no key slots", loc)
 	}
+	// Slots key add writes stay under the bucket's Object Lock retention.
 	if err := index.ApplyRetention(s, cfg, loc); err != nil {
-		s.Close()
-		return nil, err
-	}
-	keys, err := env.unlockStore(s, loc, cfg)
-	if err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -149,6 +149,20 @@ func (env *cmdEnv) repoStore(loc string) (index.Store, error) {
 	return index.NewLocalStore(loc, 0), nil
 }
 
+// unlockedConfig reads the citadel.json of the repository in store s and
+// unlocks its keys (nil for one in the clear).
+func (env *cmdEnv) unlockedConfig(s index.Store, loc string) (*index.Config, *index.Keys, error) {
+	cfg, err := index.ReadStoreConfig(s, loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := env.unlockStore(s, loc, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, keys, nil
+}
+
 // openRemoteRepo opens a store repository for a command: an s3:// one,
 // or a local encrypted one (loc absolute), unlocking its keys.
 func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snapshot.Repository, error) {
@@ -167,12 +181,7 @@ func openRemoteRepo(env *cmdEnv, loc, command string, rebuildCache bool) (*snaps
 		// by default) to save nothing but a pread.
 		blobCache = 0
 	}
-	cfg, err := index.ReadStoreConfig(s, loc)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	keys, err := env.unlockStore(s, loc, cfg)
+	cfg, keys, err := env.unlockedConfig(s, loc)
 	if err != nil {
 		s.Close()
 		return nil, err
