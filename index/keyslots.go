@@ -214,7 +214,7 @@ func CreateKeySlot(s Store, repoID string, keys *Keys, secret Secret, o SlotOpti
 			return nil, fmt.Errorf("index: key slot: %w", err)
 		}
 	}
-	ks := &KeySlot{ID: hex.EncodeToString(id[:]), Kind: secret.Kind, Created: o.Now.UTC().Truncate(time.Second), Host: o.Host, Comment: o.Comment, Salt: salt}
+	ks := &KeySlot{ID: hex.EncodeToString(id[:]), Kind: secret.Kind, Created: o.Now.UTC(), Host: o.Host, Comment: o.Comment, Salt: salt}
 	switch secret.Kind {
 	case SlotPassphrase:
 		p := DefaultArgon2

@@ -13,8 +13,8 @@ import (
 // (snapshots, forgets, prunes) shows in the mount and in the commands the
 // daemon runs, without a remount: every --sync-interval, and before each
 // command a client hands over (a command run on its own syncs when it
-// opens the repository; one run in the daemon should see no less), unless
-// a sync finished within clientSyncAge. Between these, a read that meets a
+// opens the repository; one run in the daemon should see no less; only
+// status takes a sync that finished within clientSyncAge). Between these, a read that meets a
 // pack another host's prune deleted syncs at once (snapshot/missingpack.go:
 // the daemon's reader lock holds no prune back); the mount notices the
 // snapshots that sync dropped by their generation.
@@ -28,8 +28,10 @@ type cacheSync struct {
 	failing bool       // the last sync failed (logged once until one works)
 }
 
-// clientSyncAge: a client's command skips the sync when one finished this
-// recently (a status --watch asking every second costs no listing each).
+// clientSyncAge: status, run for a client, skips the sync when one
+// finished this recently (a status --watch asking every second costs no
+// listing each). Other commands always sync: a snapshot another host
+// committed a moment ago must be in their answer.
 const clientSyncAge = 2 * time.Second
 
 func newCacheSync(repo *snapshot.Repository, refresh func(), log *slog.Logger) *cacheSync {

@@ -21,6 +21,7 @@ func init() {
 		summary:   "show system, GPUs, model services, alerts and backups",
 		usage:     "[--watch] [--interval D]",
 		delegable: true,
+		staleOK:   true,
 		flags: func(fs *pflag.FlagSet) {
 			fs.Bool("watch", false, "a full-screen dashboard on a terminal (q quits), else a plain frame every --interval")
 			fs.Duration("interval", 2*time.Second, "how often --watch redraws")

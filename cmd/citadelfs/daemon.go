@@ -122,7 +122,11 @@ func runForClient(ctx context.Context, st *daemonState, log *slog.Logger, req da
 		return exitUsage
 	}
 	if st.sync != nil {
-		st.sync.sync(clientSyncAge)
+		maxAge := time.Duration(0)
+		if c.staleOK {
+			maxAge = clientSyncAge
+		}
+		st.sync.sync(maxAge)
 	}
 	env := &cmdEnv{stdout: stdout, stderr: stderr, global: &globalFlags{}, daemon: st, cwd: req.Cwd, isTerminal: req.StderrTerminal, columns: req.StderrColumns}
 	if code, ok := parseFlags(c, env, req.Args[1:]); !ok {

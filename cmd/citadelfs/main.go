@@ -32,6 +32,11 @@ type command struct {
 	// delegable commands are handed to a running mount daemon over its
 	// control socket when one owns the repository.
 	delegable bool
+	// staleOK delegable commands accept the daemon's cache as a sync that
+	// finished within clientSyncAge left it (status --watch asks every
+	// second); the others see the store as it is when they start, as
+	// they would run on their own.
+	staleOK bool
 	// readsOnly commands open a repository they cannot write (read-only
 	// media, a full disk) read-only instead of failing: see openRepo.
 	readsOnly bool
