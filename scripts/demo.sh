@@ -39,9 +39,13 @@ if [ "$(id -u)" = 0 ] && [ -e /dev/fuse ]; then
   mkdir -p "$D/mnt"
   "$BIN" mount "$D/mnt" & pid=$!
   for _ in $(seq 50); do [ -e "$D/mnt/status" ] && break; sleep 0.1; done
+  # The monitor takes its first sample as the mount starts (CPU load is
+  # measured over a second); until it lands status/health says UNKNOWN.
+  for _ in $(seq 50); do grep -q "no sample collected yet" "$D/mnt/status/health" 2>/dev/null || break; sleep 0.2; done
   ls "$D/mnt" "$D/mnt/latest"
   for f in snapshots repo backup health alerts; do
     [ -e "$D/mnt/status/$f" ] && { echo "-- status/$f"; cat "$D/mnt/status/$f"; }
+    [ "$f" = alerts ] && [ ! -s "$D/mnt/status/alerts" ] && echo "(empty: no alert is firing)"
   done
   kill -TERM $pid; wait $pid || true
 fi
