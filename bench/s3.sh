@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # bench/s3.sh: citadelfs and restic side by side against one RGW, in one run:
 # the initial snapshot of a corpusgen tree, a second host's snapshot of the
-# same tree (a fresh cache), a restore, cp -a out of each one's mount, and
-# the raw PUT rate of the bytes citadelfs stored (its packs PUT again, 4 in
-# flight, as the reference).
+# same tree (a fresh cache), a snapshot of each after `corpusgen -mutate day`,
+# a restore, cp -a out of each one's mount, and the raw PUT rate of the bytes
+# citadelfs stored (its packs PUT again, 4 in flight, as the reference). Both
+# tools encrypt: restic always does, citadelfs by default (aes-256-gcm), with
+# the same passphrase from a file. It ends with the issue-10 targets, each
+# ratio worked out.
 #
 # Environment:
-#   BENCH_MODELS_MB   model weights in MiB (default 512)
+#   BENCH_MODELS_MB   model weights in MiB (default 2048: about 4 min here)
 #   BENCH_DIR         work dir (default .bench-s3/ in the repo root)
+#   BENCH_SKIP_MOUNT=1  skip the two mounts' cp -a (quick runs)
 #   CITADELFS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: an RGW
 #                     to use; without them scripts/ceph.sh starts one (root).
-#   KEEP=1            keep the buckets (by default s3put deletes them)
+#   CITADELFS_CEPH_CONF  with radosgw-admin, the buckets are purged past RGW's
+#                     garbage collection (which frees deleted objects only
+#                     after 2 h: a few 2 GiB runs fill a 16 GiB OSD)
+#   KEEP=1            keep the buckets (by default they are deleted)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-MB=${BENCH_MODELS_MB:-512}
+MB=${BENCH_MODELS_MB:-2048}
 W=${BENCH_DIR:-$ROOT/.bench-s3}
 CFS=$ROOT/bin/citadelfs
 say() { printf '== %s\n' "$*" >&2; }
@@ -25,6 +32,7 @@ if [ -z "${CITADELFS_S3_ENDPOINT:-}" ]; then
   export CEPH_DIR=$W/ceph
   mkdir -p "$W"
   bash scripts/ceph.sh start
+  STARTED_CEPH=1
   trap 'bash scripts/ceph.sh stop || true' EXIT
   eval "$(bash scripts/ceph.sh env)"
 fi
@@ -38,11 +46,31 @@ export CITADELFS_PASSWORD_FILE=$W/password
 
 rm -rf "$W/src" "$W/cache-"* "$W/out-"* "$W/restic-cache"
 mkdir -p "$W"
-go run ./cmd/corpusgen -out "$W/src" -models-mb "$MB" -logs-mb 16 -configs 400 >/dev/null
+gen=(-out "$W/src" -models-mb "$MB" -logs-mb 16 -configs 400)
+go build -o "$W/corpusgen" ./cmd/corpusgen
+go build -o "$W/s3put" ./bench/s3put
+"$W/corpusgen" "${gen[@]}" >/dev/null
 SRCBYTES=$(du -sb "$W/src" | cut -f1)
+MODELBYTES=$(du -sb "$W/src/models" | cut -f1)
 RUN=$(date +%s)
 CB=cfs-$RUN RB=restic-$RUN
+export CB RB EP
 srcs=(--source "models=$W/src/models" --source "configs=$W/src/configs" --source "logs=$W/src/logs")
+
+# purge deletes the buckets at exit, however the run ends: past RGW's
+# garbage collection where radosgw-admin can reach the cluster, through
+# S3 (freed in 2 h) otherwise.
+purge() {
+  [ -n "${KEEP:-}" ] && return 0
+  local b
+  if [ -n "${CITADELFS_CEPH_CONF:-}" ] && command -v radosgw-admin >/dev/null; then
+    for b in "$CB" "$RB" "$CB-put"; do
+      radosgw-admin -c "$CITADELFS_CEPH_CONF" bucket rm --bucket="$b" --purge-objects --bypass-gc >/dev/null 2>&1 || true
+    done
+  fi
+  "$W/s3put" -rm "$CB" "$RB" "$CB-put" 2>/dev/null || true
+}
+trap 'purge; [ -n "${STARTED_CEPH:-}" ] && bash scripts/ceph.sh stop || true' EXIT
 
 # t <name> <command...>: wall seconds and peak RSS of one command
 declare -A T R
@@ -56,17 +84,24 @@ t() {
   say "$name: ${T[$name]} s, ${R[$name]} MiB RSS"
 }
 
-"$CFS" init --encryption none --insecure-no-encryption --repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a" >/dev/null
+"$CFS" init --repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a" >/dev/null
 R_A=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a")
 R_B=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-b")
-t cfs-snapshot "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
-t cfs-second-host "$CFS" snapshot "${R_B[@]}" --host other "${srcs[@]}"
-t cfs-restore "$CFS" restore "${R_A[@]}" latest "$W/out-cfs"
-
 restic -r "s3:$EP/$RB" init >/dev/null
+t cfs-snapshot "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
 t restic-snapshot restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs" "$W/src/logs"
-t restic-restore restic -r "s3:$EP/$RB" restore latest --target "$W/out-restic"
+# What a second host's snapshot of the same tree PUT: the bucket's growth.
+before=$("$W/s3put" -du "$CB")
+t cfs-second-host "$CFS" snapshot "${R_B[@]}" --host other "${srcs[@]}"
+SECOND=$(( $("$W/s3put" -du "$CB") - before ))
 
+"$W/corpusgen" "${gen[@]}" -mutate day -seed 2 >"$W/mutate.out"
+say "corpusgen -mutate day: $(wc -l <"$W/mutate.out") changes"
+t cfs-mutation "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
+t restic-mutation restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs" "$W/src/logs"
+
+t cfs-restore "$CFS" restore "${R_A[@]}" latest "$W/out-cfs"
+t restic-restore restic -r "s3:$EP/$RB" restore latest --target "$W/out-restic"
 diff -r --no-dereference "$W/src" "$W/out-cfs" >/dev/null && say "citadelfs restore identical" || say "citadelfs restore DIFFERS"
 
 # cp -a out of each tool's FUSE mount of its bucket (cold: a fresh mount,
@@ -82,22 +117,48 @@ mountcp() {
     T[$1]=failed; R[$1]=-
   fi
 }
-mkdir -p "$W/mnt-cfs" "$W/mnt-restic"
-"$CFS" mount "${R_A[@]}" "$W/mnt-cfs" >"$W/mount-cfs.log" 2>&1 &
-MP=$!
-mountcp cfs-mount-cp $MP "$W/mnt-cfs/latest" "$W/out-cfs-mount"
-kill -INT $MP; wait $MP || true
-restic -r "s3:$EP/$RB" mount "$W/mnt-restic" >"$W/mount-restic.log" 2>&1 &
-MP=$!
-mountcp restic-mount-cp $MP "$W/mnt-restic/snapshots/latest" "$W/out-restic-mount"
-kill -INT $MP; wait $MP || true
-fusermount -u "$W/mnt-restic" 2>/dev/null || true
-diff -r --no-dereference "$W/src" "$W/out-cfs-mount" >/dev/null && say "citadelfs mount copy identical" || say "citadelfs mount copy DIFFERS"
-# The raw PUT reference and the bucket sizes, through the project's own client.
-REF=$(CB=$CB RB=$RB EP=$EP go run ./bench/s3put)
+if [ -z "${BENCH_SKIP_MOUNT:-}" ]; then
+  mkdir -p "$W/mnt-cfs" "$W/mnt-restic"
+  "$CFS" mount "${R_A[@]}" "$W/mnt-cfs" >"$W/mount-cfs.log" 2>&1 &
+  MP=$!
+  mountcp cfs-mount-cp $MP "$W/mnt-cfs/latest" "$W/out-cfs-mount"
+  kill -INT $MP; wait $MP || true
+  restic -r "s3:$EP/$RB" mount "$W/mnt-restic" >"$W/mount-restic.log" 2>&1 &
+  MP=$!
+  mountcp restic-mount-cp $MP "$W/mnt-restic/snapshots/latest" "$W/out-restic-mount"
+  kill -INT $MP; wait $MP || true
+  fusermount -u "$W/mnt-restic" 2>/dev/null || true
+  diff -r --no-dereference "$W/src" "$W/out-cfs-mount" >/dev/null && say "citadelfs mount copy identical" || say "citadelfs mount copy DIFFERS"
+fi
+# The raw PUT reference and the bucket sizes, through the project's own
+# client; purge (at exit) deletes the buckets.
+REF=$(KEEP=1 "$W/s3put")
+PUT=$(sed -n 's/.*pack bytes: \([0-9.]*\) s.*/\1/p' <<<"$REF")
 echo
-echo "corpus: $SRCBYTES bytes; $REF"
+echo "corpus: $SRCBYTES bytes ($MODELBYTES of models); $REF"
 printf '%-22s %10s %10s\n' step seconds rss_MiB
-for k in cfs-snapshot restic-snapshot cfs-second-host cfs-restore restic-restore cfs-mount-cp restic-mount-cp; do
-  printf '%-22s %10s %10s\n' "$k" "${T[$k]}" "${R[$k]}"
+for k in cfs-snapshot restic-snapshot cfs-second-host cfs-mutation restic-mutation cfs-restore restic-restore cfs-mount-cp restic-mount-cp; do
+  [ -n "${T[$k]:-}" ] && printf '%-22s %10s %10s\n' "$k" "${T[$k]}" "${R[$k]}"
 done
+
+# The targets, each ratio worked out.
+# ratio <a> <b>: a/b to 2 places, or - when either is not a number
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
+# check <what> <value> <op> <limit>
+check() {
+  local ok
+  ok=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { if (v == "-") print "n/a"; else if (op == "") print "(no target)"; else if (op == ">=" ? v+0 >= l+0 : v+0 < l+0) print "met"; else print "MISSED" }')
+  printf '%-46s %8s %s %-6s %s\n' "$1" "$2" "$3" "$4" "$ok"
+}
+peak=0
+for k in cfs-snapshot cfs-second-host cfs-mutation cfs-restore cfs-mount-cp; do
+  [[ "${R[$k]:-}" =~ ^[0-9]+$ ]] && (( R[$k] > peak )) && peak=${R[$k]}
+done
+echo
+check "initial: restic / citadelfs (x)" "$(ratio "${T[restic-snapshot]}" "${T[cfs-snapshot]}")" ">=" 3
+check "initial: citadelfs / raw PUT of its packs (x)" "$(ratio "${T[cfs-snapshot]}" "$PUT")" "<" 1.5
+check "mutation: restic / citadelfs (x)" "$(ratio "${T[restic-mutation]}" "${T[cfs-mutation]}")" "" ""
+check "second host: uploaded / models (%)" "$(awk -v a="$SECOND" -v b="$MODELBYTES" 'BEGIN { printf "%.3f", 100*a/b }')" "<" 2
+check "restore: restic / citadelfs (x)" "$(ratio "${T[restic-restore]}" "${T[cfs-restore]}")" ">=" 2
+check "citadelfs peak RSS (MiB)" "$peak" "<" 300
+echo "(the second host PUT $SECOND bytes; $MODELBYTES bytes of models)"

@@ -5,6 +5,10 @@
 // deletes the three buckets: a run leaves about 1.2 GB otherwise, and a few
 // runs filled the single 16 GiB OSD the tests share (RGW frees deleted
 // objects only at its garbage collection, hours later by default).
+//
+// Two more uses for bench/s3.sh: `s3put -du BUCKET` prints the bytes a
+// bucket holds, `s3put -rm BUCKET...` deletes buckets (missing ones are
+// skipped).
 package main
 
 import (
@@ -37,6 +41,9 @@ func size(s *s3store.Store) (n int64, objs int) {
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		os.Exit(tool(os.Args[1], os.Args[2:]))
+	}
 	cfs := store(os.Getenv("CB"), "r/")
 	restic := store(os.Getenv("RB"), "")
 	cn, co := size(cfs)
@@ -88,6 +95,26 @@ func main() {
 			}
 		}
 	}
+}
+
+// tool runs `-du BUCKET` or `-rm BUCKET...`.
+func tool(cmd string, buckets []string) int {
+	switch {
+	case cmd == "-du" && len(buckets) == 1:
+		n, _ := size(store(buckets[0], ""))
+		fmt.Println(n)
+	case cmd == "-rm":
+		for _, b := range buckets {
+			if err := removeBucket(b); err != nil && minio.ToErrorResponse(err).Code != "NoSuchBucket" {
+				fmt.Fprintln(os.Stderr, "s3put: remove bucket", b, err)
+				return 1
+			}
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "usage: s3put [-du BUCKET | -rm BUCKET...]")
+		return 2
+	}
+	return 0
 }
 
 // removeBucket deletes every object of bucket, then the bucket.
