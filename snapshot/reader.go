@@ -41,10 +41,22 @@ const remoteReadAhead = 8
 
 // readAhead is how many chunks a sequential reader of r fetches ahead.
 func (r *Repository) readAhead() int {
-	if r.idx.IsRemote() {
+	if r.fetchesRemotely() {
 		return remoteReadAhead
 	}
 	return prefetchAhead
+}
+
+// fetchesRemotely reports whether r's blobs come over the network (an
+// S3 bucket), where a read waits on round trips, not on the CPU. An
+// encrypted repository in a local directory is a store repository too
+// (its index is a cache), but its reads are preads of a local disk, as
+// a directory repository's are: with remoteReadAhead chunks ahead and as
+// many workers on 2 cores, its reads decoded no faster and held more
+// buffers at once, which the buffer pool could not recycle (every byte
+// of a fresh buffer is a page fault).
+func (r *Repository) fetchesRemotely() bool {
+	return r.idx.IsRemote() && !index.IsDirectoryStore(r.idx.Store)
 }
 
 // seqSlack is how far from the end of the last read a read may start and
@@ -247,7 +259,7 @@ func (r *Repository) prefetch(id index.ID) {
 	p := &r.prefetcher
 	p.start.Do(func() {
 		queue, workers := r.opts.Workers, 2*r.opts.Workers
-		if r.idx.IsRemote() {
+		if r.fetchesRemotely() {
 			queue, workers = remoteReadAhead, max(workers, remoteReadAhead)
 		}
 		p.queue = make(chan index.ID, queue)
