@@ -180,6 +180,23 @@ func (k *Keys) Open(dst, sealed, ad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// OpenInPlace is Open with the plain bytes written over sealed itself
+// (from its 24th byte on: AES-GCM decrypts its ciphertext in place), for
+// a caller that has no further use for the sealed bytes: it saves a
+// buffer as large as the object and a pass over it. On ErrNotAuthentic
+// sealed is left overwritten (GCM clears what it decrypted).
+func (k *Keys) OpenInPlace(sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < SealOverhead {
+		return nil, fmt.Errorf("index: a sealed object of %d bytes is shorter than its %d-byte salt and tag: %w", len(sealed), SealOverhead, ErrNotAuthentic)
+	}
+	salt, ct := sealed[:sealSaltSize], sealed[sealSaltSize:]
+	out, err := k.aead(salt).Open(ct[:0], salt[12:], ct, ad)
+	if err != nil {
+		return nil, ErrNotAuthentic
+	}
+	return out, nil
+}
+
 // ErrWrongKey: no key slot of the repository opens with the passphrase
 // or key file given (keyslots).
 var ErrWrongKey = errors.New("wrong passphrase or key file: no key slot of the repository opens with it")

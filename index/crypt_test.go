@@ -40,6 +40,12 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	if err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("open: %v, equal %v", err, bytes.Equal(got, plain))
 	}
+	// In place: the same plain bytes, inside the sealed buffer.
+	inPlace := append([]byte(nil), body...)
+	got, err = k.OpenInPlace(inPlace, ad)
+	if err != nil || !bytes.Equal(got, plain) || &got[0] != &inPlace[sealSaltSize] {
+		t.Fatalf("open in place: %v, equal %v", err, bytes.Equal(got, plain))
+	}
 	// Two seals of the same bytes differ (a random salt each).
 	again, _ := k.Seal(nil, plain, ad)
 	if bytes.Equal(again, body) {
@@ -59,10 +65,17 @@ func TestOpenRefusesTampering(t *testing.T) {
 		if _, err := k.Open(nil, bad, []byte("ad")); !errors.Is(err, ErrNotAuthentic) || !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("flip at byte %d: %v", i, err)
 		}
+		if _, err := k.OpenInPlace(bad, []byte("ad")); !errors.Is(err, ErrNotAuthentic) || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flip at byte %d, opened in place: %v", i, err)
+		}
 	}
 	for _, n := range []int{0, 1, SealOverhead - 1, SealOverhead, len(sealed) - 1} {
 		if _, err := k.Open(nil, sealed[:n], []byte("ad")); !errors.Is(err, ErrNotAuthentic) {
 			t.Fatalf("cut to %d bytes: %v", n, err)
+		}
+		cut := append([]byte(nil), sealed[:n]...)
+		if _, err := k.OpenInPlace(cut, []byte("ad")); !errors.Is(err, ErrNotAuthentic) {
+			t.Fatalf("cut to %d bytes, opened in place: %v", n, err)
 		}
 	}
 	if _, err := k.Open(nil, sealed, []byte("other")); !errors.Is(err, ErrNotAuthentic) {

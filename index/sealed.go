@@ -59,6 +59,21 @@ func (k *Keys) OpenBlob(dst []byte, e PackEntry, stored []byte) ([]byte, error) 
 	return out, nil
 }
 
+// OpenBlobInPlace is OpenBlob with the encoded bytes written over stored
+// (Keys.OpenInPlace), for a reader that owns stored and has no further
+// use for it; nil Keys return stored as it is.
+func (k *Keys) OpenBlobInPlace(e PackEntry, stored []byte) ([]byte, error) {
+	if k == nil {
+		return stored, nil
+	}
+	var ad [46]byte
+	out, err := k.OpenInPlace(stored, blobAD(&ad, e.Type, e.Codec, e.ID, e.RawLength))
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), err)
+	}
+	return out, nil
+}
+
 // sealObject and openObject seal and open the small objects (index
 // objects, snapshot objects) under an additional data of tag and name.
 func (k *Keys) sealObject(tag string, name []byte, plain []byte) ([]byte, error) {

@@ -31,7 +31,9 @@ type Store interface {
 	Create() (ObjectWriter, error)
 	// ReadRange returns n bytes of object name from offset off. It reads
 	// into buf when buf is large enough; the result may start inside buf
-	// (LocalStore's O_DIRECT reads align the span they read).
+	// (LocalStore's O_DIRECT reads align the span they read). The result
+	// is the caller's to write to (readers decrypt sealed blobs in place):
+	// never memory the store keeps.
 	ReadRange(name string, off int64, n int, buf []byte) ([]byte, error)
 	// Stat returns the size of object name.
 	Stat(name string) (int64, error)

@@ -25,6 +25,19 @@ import (
 // is a *blobDamage, which is ErrCorrupt. stored is left as it was (prune
 // and repair copy it as stored after this).
 func decodeVerified(keys *index.Keys, dec *codec.Decoder, dst []byte, ref index.BlobRef, stored []byte) ([]byte, error) {
+	return decodeVerifiedOwned(keys, dec, dst, ref, stored, false)
+}
+
+// decodeScratch is decodeVerified for a reader that owns stored and
+// drops it afterwards (loadPlain, restore): a sealed blob that is not raw
+// is opened in place (index.Keys.OpenBlobInPlace), not into a second
+// buffer of its size, which the decoder would then read again; stored is
+// left overwritten.
+func decodeScratch(keys *index.Keys, dec *codec.Decoder, dst []byte, ref index.BlobRef, stored []byte) ([]byte, error) {
+	return decodeVerifiedOwned(keys, dec, dst, ref, stored, true)
+}
+
+func decodeVerifiedOwned(keys *index.Keys, dec *codec.Decoder, dst []byte, ref index.BlobRef, stored []byte, scratch bool) ([]byte, error) {
 	if keys != nil {
 		if codec.ID(ref.Codec) == codec.Raw {
 			// Opened straight into dst: it is the decoded result.
@@ -37,13 +50,21 @@ func decodeVerified(keys *index.Keys, dec *codec.Decoder, dst []byte, ref index.
 			}
 			return checkID(keys, plain, ref)
 		}
-		buf := sealBufs.Get().(*[]byte)
-		defer sealBufs.Put(buf)
-		opened, err := keys.OpenBlob((*buf)[:0], ref.PackEntry, stored)
-		if err != nil {
-			return nil, &blobDamage{ref: ref, decode: err}
+		if scratch {
+			opened, err := keys.OpenBlobInPlace(ref.PackEntry, stored)
+			if err != nil {
+				return nil, &blobDamage{ref: ref, decode: err}
+			}
+			stored = opened
+		} else {
+			buf := sealBufs.Get().(*[]byte)
+			defer sealBufs.Put(buf)
+			opened, err := keys.OpenBlob((*buf)[:0], ref.PackEntry, stored)
+			if err != nil {
+				return nil, &blobDamage{ref: ref, decode: err}
+			}
+			*buf, stored = opened, opened
 		}
-		*buf, stored = opened, opened
 	}
 	plain, err := dec.Decode(dst, stored, codec.ID(ref.Codec), int(ref.RawLength))
 	if err != nil {

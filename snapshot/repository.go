@@ -447,7 +447,9 @@ func (r *Repository) loadPlainKeep(id index.ID, pooled bool, mode cacheMode) ([]
 		dst = r.cache.bufs.get(int(ref.RawLength))
 	}
 	dec := r.decoders.Get().(*codec.Decoder)
-	plain, err := decodeVerified(r.idx.Keys, dec, dst, ref, stored)
+	// stored is this read's own (in sbuf, or memory the store allocated
+	// for it; the blob cache copied what it keeps): decrypted in place.
+	plain, err := decodeScratch(r.idx.Keys, dec, dst, ref, stored)
 	if err != nil && mode != cacheBypass && r.idx.DropCached(ref) {
 		// The bytes came from the blob cache (a remote repository's);
 		// what the store holds decides, so read it from there once.
