@@ -15,7 +15,27 @@
 // Every object is written with one single-part PUT carrying
 // If-None-Match: *, so two hosts never overwrite each other (RGW 16.2
 // honours the condition on single-part uploads only, not on multipart
-// ones). A pack is held in memory until it is complete (16 MiB by
+// ones).
+//
+// # Payload signing
+//
+// Requests are signed with SigV4 but the body is not (UNSIGNED-PAYLOAD):
+// over plain http minio-go would otherwise sign it in 64 KiB chunks
+// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), a SHA-256 of every byte on the
+// client and again on RGW, which checks each chunk. Over plain http the
+// body carries a Content-MD5 instead, computed as the pack is buffered
+// (writer.Write, off the packer's goroutine), which RGW checks against
+// the MD5 it computes anyway for the ETag: a body damaged on the way is
+// refused (BadDigest), at no cost on the server. Over https TLS
+// authenticates the body, and no digest is sent. Measured on the bench
+// (805 MB tree, 349 MB of encrypted packs, RGW on the same 2 cores,
+// medians of 3): streaming signature 2.87 s wall, 1.74 s user CPU,
+// 1.93 s of RGW and OSD CPU; Content-MD5 2.31 s, 1.91 s, 1.58 s; a
+// whole-body SHA-256 signed once 2.71 s, 1.87 s, 1.85 s (Go's MD5 runs at
+// 640 MB/s here against SHA-256's 1.7 GB/s with SHA-NI, but RGW's
+// SHA-256 check costs it more than the client saves); no digest at all
+// 1.97 s, 1.42 s, 1.51 s, with nothing but TCP's checksum between a
+// flipped bit and the bucket until the pack is next read. A pack is held in memory until it is complete (16 MiB by
 // default for a bucket) and then PUT whole; a 412 answer for a pack means another host
 // stored the same content under the same name, which is success. Reads
 // are ranged GETs of exactly the bytes asked for.
@@ -37,10 +57,13 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -109,6 +132,9 @@ type Store struct {
 	bucket string
 	prefix string
 	retry  int
+	// md5 is whether PUTs carry a Content-MD5 (plain http; see
+	// "Payload signing").
+	md5 bool
 	// The retention of every PUT outside lockExempt (objectlock.go);
 	// lockFor is 0 for a bucket without Object Lock.
 	lockMode   minio.RetentionMode
@@ -182,7 +208,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	return &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix, retry: cfg.Retries}, nil
+	return &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix, retry: cfg.Retries, md5: u.Scheme == "http"}, nil
 }
 
 // dialQuickAck dials connections that ask the kernel, before each read,
@@ -262,11 +288,22 @@ func (s *Store) wrap(what string, err error) error {
 
 // Put stores data under name with a conditional single-part PUT.
 func (s *Store) Put(name string, data []byte) error {
-	return s.put(name, bytes.NewReader(data), int64(len(data)))
+	var sum []byte
+	if s.md5 {
+		m := md5.Sum(data)
+		sum = m[:]
+	}
+	return s.put(name, bytes.NewReader(data), int64(len(data)), sum)
 }
 
-func (s *Store) put(name string, body io.Reader, size int64) error {
-	opts := minio.PutObjectOptions{DisableMultipart: true, SendContentMd5: true, ContentType: "application/octet-stream"}
+// put PUTs size bytes of body, with sum as its Content-MD5 unless nil
+// (see "Payload signing").
+func (s *Store) put(name string, body io.Reader, size int64, sum []byte) error {
+	opts := minio.PutObjectOptions{DisableMultipart: true, DisableContentSha256: true, ContentType: "application/octet-stream"}
+	var md5b64 string
+	if sum != nil {
+		md5b64 = base64.StdEncoding.EncodeToString(sum)
+	}
 	opts.SetMatchETagExcept("*")
 	if s.lockFor > 0 {
 		if err := s.putAbsent(name); err != nil {
@@ -274,7 +311,7 @@ func (s *Store) put(name string, body io.Reader, size int64) error {
 		}
 		s.putRetention(name, &opts)
 	}
-	if _, err := s.c.PutObject(context.Background(), s.bucket, s.key(name), body, size, "", "", opts); err != nil {
+	if _, err := s.c.PutObject(context.Background(), s.bucket, s.key(name), body, size, md5b64, "", opts); err != nil {
 		return s.wrap("put "+name, err)
 	}
 	return nil
@@ -291,7 +328,13 @@ func (s *Store) put(name string, body io.Reader, size int64) error {
 // net/http may still be reading a request body after it returned the
 // answer (an early 412 or 5xx), so the body's reader is closed under its
 // lock first and reads nothing from then on.
-func (s *Store) Create() (index.ObjectWriter, error) { return &writer{s: s}, nil }
+func (s *Store) Create() (index.ObjectWriter, error) {
+	w := &writer{s: s}
+	if s.md5 {
+		w.sum = md5.New()
+	}
+	return w, nil
+}
 
 // pieceSize is the unit a pack is buffered in; maxFreePieces bounds the
 // free list (the pipeline of a snapshot holds about seven 16 MiB packs).
@@ -326,10 +369,14 @@ type writer struct {
 	s      *Store
 	pieces [][]byte // all full but the last
 	n      int64
+	sum    hash.Hash // the MD5 of the n bytes, or nil (see "Payload signing")
 }
 
 func (w *writer) Write(b []byte) (int, error) {
 	written := len(b)
+	if w.sum != nil {
+		w.sum.Write(b)
+	}
 	for len(b) > 0 {
 		if len(w.pieces) == 0 || len(w.pieces[len(w.pieces)-1]) == pieceSize {
 			w.pieces = append(w.pieces, w.s.getPiece())
@@ -355,7 +402,15 @@ func (w *writer) Commit(name string, size int64) error {
 		return fmt.Errorf("s3store: commit %s: %d bytes written, %d committed", name, w.n, size)
 	}
 	body := &piecesReader{pieces: w.pieces, size: size}
-	err := w.s.put(name, body, size)
+	var sum []byte
+	if w.sum != nil {
+		if size < w.n { // never from a PackWriter (Align is 0); hash the prefix
+			w.sum.Reset()
+			io.Copy(w.sum, &piecesReader{pieces: w.pieces, size: size})
+		}
+		sum = w.sum.Sum(nil)
+	}
+	err := w.s.put(name, body, size, sum)
 	body.close()
 	w.Abort()
 	if errors.Is(err, index.ErrObjectExists) {
