@@ -50,6 +50,9 @@ gen=(-out "$W/src" -models-mb "$MB" -logs-mb 16 -configs 400)
 go build -o "$W/corpusgen" ./cmd/corpusgen
 go build -o "$W/s3put" ./bench/s3put
 "$W/corpusgen" "${gen[@]}" >/dev/null
+# The generator's 2+ GB of dirty pages would otherwise be written back
+# during the first snapshot, on the disk the OSD writes to.
+sync
 SRCBYTES=$(du -sb "$W/src" | cut -f1)
 MODELBYTES=$(du -sb "$W/src/models" | cut -f1)
 RUN=$(date +%s)
