@@ -167,7 +167,7 @@ func (k *Keys) Seal(dst, plain, ad []byte) ([]byte, error) {
 // Open appends the plain bytes of sealed to dst and returns the result,
 // or ErrNotAuthentic (wrapping ErrCorrupt) if sealed was not sealed by
 // these keys with this ad, or was changed since. dst and sealed must not
-// overlap.
+// overlap, except as OpenInPlace makes them.
 func (k *Keys) Open(dst, sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < SealOverhead {
 		return nil, fmt.Errorf("index: a sealed object of %d bytes is shorter than its %d-byte salt and tag: %w", len(sealed), SealOverhead, ErrNotAuthentic)
@@ -187,14 +187,11 @@ func (k *Keys) Open(dst, sealed, ad []byte) ([]byte, error) {
 // sealed is left overwritten (GCM clears what it decrypted).
 func (k *Keys) OpenInPlace(sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < SealOverhead {
-		return nil, fmt.Errorf("index: a sealed object of %d bytes is shorter than its %d-byte salt and tag: %w", len(sealed), SealOverhead, ErrNotAuthentic)
+		return k.Open(nil, sealed, ad) // its error for a short object
 	}
-	salt, ct := sealed[:sealSaltSize], sealed[sealSaltSize:]
-	out, err := k.aead(salt).Open(ct[:0], salt[12:], ct, ad)
-	if err != nil {
-		return nil, ErrNotAuthentic
-	}
-	return out, nil
+	// dst starts exactly where the ciphertext does: the one overlap
+	// cipher.AEAD allows.
+	return k.Open(sealed[sealSaltSize:sealSaltSize], sealed, ad)
 }
 
 // ErrWrongKey: no key slot of the repository opens with the passphrase
