@@ -110,8 +110,9 @@ type PackEntry struct {
 // O_DIRECT (tmpfs) the same code writes through the page cache.
 type PackWriter struct {
 	w       ObjectWriter
-	direct  bool   // w wants aligned buffers (O_DIRECT)
-	buf     []byte // current aligned buffer, len = bytes in it
+	bw      BufferedWriter // w, when it keeps the buffers it is handed; nil otherwise
+	direct  bool           // w wants aligned buffers (O_DIRECT)
+	buf     []byte         // current aligned buffer, len = bytes in it
 	free    chan []byte
 	full    chan []byte
 	flushed chan error
@@ -156,10 +157,13 @@ func newPackWriter(s Store, keys *Keys) (*PackWriter, error) {
 	}
 	pw := &PackWriter{w: w, direct: w.Align() > 0, keys: keys,
 		free: make(chan []byte, packBufCount), full: make(chan []byte, packBufCount), flushed: make(chan error, 1)}
-	for i := 0; i < packBufCount; i++ {
-		pw.free <- packBufs.Get().([]byte)[:0]
+	pw.bw, _ = w.(BufferedWriter)
+	if pw.bw == nil {
+		for i := 0; i < packBufCount; i++ {
+			pw.free <- packBufs.Get().([]byte)[:0]
+		}
 	}
-	pw.buf = <-pw.free
+	pw.buf = pw.nextBuf()
 	go pw.flusher()
 	hdr := packHeader(keys)
 	pw.write(hdr[:])
@@ -208,10 +212,25 @@ func alignedBuffer(n int) []byte {
 	return b[off : off+n : off+n]
 }
 
-// flusher writes full buffers in order and returns them to the free list.
+// nextBuf is the next empty buffer to fill: the store's own where it
+// keeps what it is handed (BufferedWriter), else one of the two
+// circulating between write and the flusher.
+func (pw *PackWriter) nextBuf() []byte {
+	if pw.bw != nil {
+		return pw.bw.Buffer()
+	}
+	return <-pw.free
+}
+
+// flusher writes full buffers in order and returns them to the free list
+// (or hands them to a BufferedWriter for good).
 func (pw *PackWriter) flusher() {
 	var err error
 	for b := range pw.full {
+		if pw.bw != nil {
+			pw.bw.Take(b)
+			continue
+		}
 		if err == nil {
 			var n int
 			n, err = pw.w.Write(b)
@@ -232,7 +251,7 @@ func (pw *PackWriter) write(b []byte) {
 		b = b[n:]
 		if len(pw.buf) == cap(pw.buf) {
 			pw.full <- pw.buf
-			pw.buf = <-pw.free
+			pw.buf = pw.nextBuf()
 		}
 	}
 }
@@ -308,7 +327,7 @@ func (pw *PackWriter) Finish() (ID, []PackEntry, error) {
 		tail = tail[:len(tail)+pad]
 		clear(tail[len(pw.buf):])
 	}
-	if len(tail) > 0 {
+	if len(tail) > 0 || pw.bw != nil { // a BufferedWriter gets its last buffer back even empty
 		pw.full <- tail
 	}
 	close(pw.full)

@@ -69,6 +69,19 @@ type ObjectWriter interface {
 	Abort()
 }
 
+// BufferedWriter is an ObjectWriter that holds the whole object in
+// memory until Commit (s3store). A PackWriter fills the buffers it hands
+// out and gives them back (Take) instead of copying its own into Write:
+// one copy of every stored byte less.
+type BufferedWriter interface {
+	ObjectWriter
+	// Buffer returns an empty buffer to fill (its capacity is the size).
+	Buffer() []byte
+	// Take appends b, a buffer from Buffer, and keeps it: the caller
+	// must not touch it again. Every b but the last must be full.
+	Take(b []byte)
+}
+
 // ErrObjectExists: Put found an object of that name.
 var ErrObjectExists = errors.New("object exists")
 

@@ -390,6 +390,18 @@ func (w *writer) Write(b []byte) (int, error) {
 	return written, nil
 }
 
+// Buffer and Take let a PackWriter fill the pieces in place
+// (index.BufferedWriter): Write would copy them once more.
+func (w *writer) Buffer() []byte { return w.s.getPiece() }
+
+func (w *writer) Take(b []byte) {
+	if w.sum != nil {
+		w.sum.Write(b)
+	}
+	w.pieces = append(w.pieces, b)
+	w.n += int64(len(b))
+}
+
 func (w *writer) Align() int { return 0 }
 
 func (w *writer) Abort() {
