@@ -176,16 +176,20 @@ func (a *archiver) readExtents(job *fileJob, f *os.File, size int64, extents []e
 		ch.Reset(io.NewSectionReader(f, ext.off, ext.len), a.r.params, buf)
 		pos := ext.off
 		for {
-			c, err := ch.Next()
+			// The chunk is read straight into the buffer the chunk worker
+			// gets (chunker.NextInto), not copied out of the chunker's.
+			bp := a.bufPool.Get().(*[]byte)
+			c, err := ch.NextInto(*bp)
 			if err == io.EOF {
+				a.bufPool.Put(bp)
 				break
 			}
 			if err != nil {
+				a.bufPool.Put(bp)
 				a.skipFile(job, "%s: read: %v (not saved)", job.path, err)
 				return nil, 0, false
 			}
-			bp := a.bufPool.Get().(*[]byte)
-			n := copy(*bp, c)
+			n := len(c)
 			ref := &ChunkRef{Offset: pos, Length: int64(n)}
 			refs = append(refs, ref)
 			pos += int64(n)

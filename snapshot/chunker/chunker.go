@@ -54,6 +54,8 @@ type Chunker struct {
 	start, end   int
 	eof          bool
 	err          error
+	// carry is what NextInto read past its last cut, the next chunk's start.
+	carry []byte
 }
 
 // New returns a chunker over r. buf, if large enough (3×Max), is used as the
@@ -72,7 +74,7 @@ func (c *Chunker) Reset(r io.Reader, p Params, buf []byte) {
 	if cap(buf) < 3*p.Max {
 		buf = make([]byte, 3*p.Max)
 	}
-	*c = Chunker{r: r, buf: buf[:cap(buf)]}
+	*c = Chunker{r: r, buf: buf[:cap(buf)], carry: c.carry[:0]}
 	c.setParams(p)
 }
 
@@ -142,6 +144,75 @@ func (c *Chunker) fill() error {
 		}
 	}
 	return nil
+}
+
+// readStep is how much NextInto reads at a time past the minimum chunk
+// size, and so the most it reads past a cut.
+const readStep = 128 << 10
+
+// NextInto reads the next chunk into dst, which must hold Max bytes, and
+// returns it (a prefix of dst); at the end of the stream it returns
+// io.EOF. It cuts where Next does. Next reads into its own buffer and the
+// caller copies each chunk out of it; NextInto reads straight into the
+// chunk's buffer, Min bytes and then readStep at a time, hashing as it
+// goes, and stops at the cut: only what it read past the cut is copied
+// (into the chunker, then into the next dst), under readStep a chunk
+// instead of the whole chunk and Next's refills. A cut the scan finds
+// among the bytes read so far is final, since it is the first match in
+// its range whatever follows.
+func (c *Chunker) NextInto(dst []byte) ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	dst = dst[:c.p.Max]
+	filled := copy(dst, c.carry)
+	c.carry = c.carry[:0]
+	want, scanned := c.p.Min, c.p.Min
+	var cut int
+	for {
+		for filled < want && !c.eof {
+			n, err := c.r.Read(dst[filled:want])
+			filled += n
+			if errors.Is(err, io.EOF) {
+				c.eof = true
+			} else if err != nil {
+				c.err = err
+				return nil, err
+			} else if n == 0 {
+				c.err = io.ErrNoProgress
+				return nil, c.err
+			}
+		}
+		if c.eof && filled <= c.p.Min {
+			if filled == 0 {
+				return nil, io.EOF
+			}
+			cut = filled
+			break
+		}
+		if scanned < c.p.Avg && scanned < filled {
+			hi := min(filled, c.p.Avg)
+			if i := scan(dst, scanned, hi, c.maskS, c.gear); i >= 0 {
+				cut = i + 1
+				break
+			}
+			scanned = hi
+		}
+		if scanned >= c.p.Avg && scanned < filled {
+			if i := scan(dst, scanned, filled, c.maskL, c.gear); i >= 0 {
+				cut = i + 1
+				break
+			}
+			scanned = filled
+		}
+		if filled == c.p.Max || c.eof {
+			cut = filled
+			break
+		}
+		want = min(filled+readStep, c.p.Max)
+	}
+	c.carry = append(c.carry, dst[cut:filled]...)
+	return dst[:cut], nil
 }
 
 // cut returns the length of the chunk at the start of b.

@@ -201,3 +201,36 @@ func TestTwoLaneScanMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// NextInto reads into the caller's buffers and stops near each cut; its
+// chunks must be Next's, whatever the parameters and read sizes.
+func TestNextIntoMatchesNext(t *testing.T) {
+	data := randomBytes(9<<20+77, 8)
+	for _, p := range []Params{Default, {Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20, Seed: 3}, small, {Min: 64, Avg: 128, Max: 256, Seed: 5}} {
+		for _, rs := range []int{1 << 20, 4097, 100} {
+			for _, n := range []int{0, 1, p.Min, p.Min + 1, p.Avg + 3, len(data)} {
+				want := chunkAll(t, data[:n], p, rs)
+				c := New(&slowReader{data: data[:n], n: rs}, p, nil)
+				var got [][]byte
+				for {
+					ch, err := c.NextInto(make([]byte, p.Max))
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, ch)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%+v read %d, %d bytes: %d chunks, Next %d", p, rs, n, len(got), len(want))
+				}
+				for i := range got {
+					if !bytes.Equal(got[i], want[i]) {
+						t.Fatalf("%+v read %d, %d bytes: chunk %d differs", p, rs, n, i)
+					}
+				}
+			}
+		}
+	}
+}
