@@ -44,6 +44,20 @@ func (r *Repo) ReadStored(ref BlobRef, buf []byte) ([]byte, error) {
 	return nil, fmt.Errorf("index: read blob %s from pack %s: %w", ref.ID.Short(), ref.Pack.Short(), err)
 }
 
+// ReadSpan returns n stored bytes of pack from off, into buf when it is
+// large enough: several blobs that lie back to back, fetched at once (a
+// restore from a store reads a file's chunks this way, one ranged GET
+// for many). The caller checks each blob it cuts from them; on an error
+// it reads them one by one with ReadStored, whose errors say which blob
+// and what is wrong.
+func (r *Repo) ReadSpan(pack ID, off int64, n int, buf []byte) ([]byte, error) {
+	b, err := r.Store.ReadRange(PackName(pack), off, n, buf)
+	if err != nil {
+		return nil, fmt.Errorf("index: read %d bytes at %d of pack %s: %w", n, off, pack.Short(), err)
+	}
+	return b, nil
+}
+
 // ReadStoredCached is ReadStored through the repository's BlobCache, if
 // it has one: a hit is not fetched, and with keep what is fetched is kept
 // (a restore, which reads each blob once, does not keep: that would write

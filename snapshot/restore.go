@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
-
-	"citadelfs/index"
 )
 
 // RestoreOptions tune a restore.
@@ -422,8 +420,9 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 	}()
 	next, stop := rs.loadChunks(n.Content)
 	defer stop()
-	for _, c := range n.Content {
-		data, err := next()
+	for range n.Content {
+		at, data, err := next()
+		c := n.Content[at]
 		if err == nil && int64(len(data)) != c.Length {
 			err = &corruptLength{id: c.ID}
 		}
@@ -456,50 +455,58 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 	return rs.applyMetaFd(n, fd, path)
 }
 
-// restoreAhead is how many chunk loads of one file a restore from a
-// remote repository keeps in flight, and restoreLoads how many all its
-// workers together may hold: started, or decoded and not yet written. The
-// workers restore several files at once (remoteRestoreWorkers, as small
-// files are each one round trip); the loads ahead are for the large ones
-// (model weights). At most restoreLoads chunks (4 MiB at most, 1 MiB on
-// average) wait in memory.
+// restoreAhead is how many span loads (restorespan.go: the chunks of a
+// file that lie back to back in a pack, one GET of 4 MiB at most) of one
+// file a restore from a remote repository keeps in flight, and
+// restoreLoads how many all its workers together may hold: started, or
+// decoded and not yet written. The workers restore several files at once
+// (remoteRestoreWorkers, as small files are each one round trip); the
+// loads ahead are for the large ones (model weights). At most
+// restoreLoads spans (4 MiB stored each at most, their decoded chunks
+// beside them) wait in memory.
 const (
 	restoreAhead         = 4
-	restoreLoads         = 16
+	restoreLoads         = 8
 	remoteRestoreWorkers = 16
 )
 
 // loadChunks returns a function that yields the decoded chunks of
-// content in order, one per call. From a local repository it loads each
-// when asked (the restore's workers already keep both cores decoding);
-// from one in a store it keeps up to restoreAhead loads in flight, so a
-// large file is not one ranged GET round trip after another, under the
-// restore's restoreLoads slots. Each file takes its slots in chunk order,
-// and a slot is given back when its chunk is handed over, so the chunk a
-// worker waits for always holds one: no two workers can starve each
-// other. stop ends the loads ahead; it must be called once the caller is
-// done.
-func (rs *restorer) loadChunks(content []ChunkRef) (next func() ([]byte, error), stop func()) {
+// content, one per call, each with its index in content: not in order
+// from a remote repository. From a local repository it loads each in
+// order when asked (the restore's workers already keep both cores
+// decoding); from one in a store it cuts content into spans (planSpans)
+// and keeps up to restoreAhead span loads in flight, so a large file is
+// neither one ranged GET per chunk nor one round trip after another,
+// under the restore's restoreLoads slots. Each file takes its slots in
+// span order, and a slot is given back when its span is handed over, so
+// the span a worker waits for always holds one: no two workers can
+// starve each other. stop ends the loads ahead; it must be called once
+// the caller is done.
+func (rs *restorer) loadChunks(content []ChunkRef) (next func() (int, []byte, error), stop func()) {
 	if rs.loadSlots == nil || len(content) < 2 {
 		i := 0
-		return func() ([]byte, error) {
+		return func() (int, []byte, error) {
 			c := content[i]
 			i++
-			return rs.r.loadData(rs.ctx, c.ID, rs.o.fromStore)
+			data, err := rs.r.loadData(rs.ctx, c.ID, rs.o.fromStore)
+			return i - 1, data, err
 		}, func() {}
 	}
 	type loaded struct {
-		data []byte
-		err  error
-		slot bool // it holds one of rs.loadSlots
+		at    []int
+		datas [][]byte
+		errs  []error
+		err   error // the span was not loaded (a cancel)
+		slot  bool  // it holds one of rs.loadSlots
 	}
 	ctx, cancel := context.WithCancel(rs.ctx)
+	spans := rs.planSpans(content)
 	// A load is started only once its place in the queue and its slot are
 	// taken: with the one the caller waits on, at most restoreAhead.
 	queue := make(chan chan loaded, restoreAhead-1)
 	go func() {
 		defer close(queue)
-		for _, c := range content {
+		for _, sp := range spans {
 			ch := make(chan loaded, 1)
 			select {
 			case queue <- ch:
@@ -512,10 +519,10 @@ func (rs *restorer) loadChunks(content []ChunkRef) (next func() ([]byte, error),
 				ch <- loaded{err: context.Cause(ctx)}
 				return
 			}
-			go func(id index.ID) {
-				data, err := rs.r.loadData(ctx, id, rs.o.fromStore)
-				ch <- loaded{data, err, true}
-			}(c.ID)
+			go func(sp restoreSpan) {
+				datas, errs := rs.loadSpan(ctx, sp)
+				ch <- loaded{at: sp.at, datas: datas, errs: errs, slot: true}
+			}(sp)
 		}
 	}()
 	take := func(ch chan loaded) loaded {
@@ -525,16 +532,26 @@ func (rs *restorer) loadChunks(content []ChunkRef) (next func() ([]byte, error),
 		}
 		return l
 	}
-	return func() ([]byte, error) {
-			ch, ok := <-queue
-			if !ok { // only after a cancel
-				if err := context.Cause(rs.ctx); err != nil {
-					return nil, err
+	var cur loaded
+	i := 0 // the next chunk of cur to hand over
+	return func() (int, []byte, error) {
+			if i == len(cur.datas) {
+				ch, ok := <-queue
+				if !ok { // only after a cancel
+					if err := context.Cause(rs.ctx); err != nil {
+						return 0, nil, err
+					}
+					return 0, nil, context.Canceled
 				}
-				return nil, context.Canceled
+				cur, i = take(ch), 0
+				if cur.err != nil {
+					return 0, nil, cur.err
+				}
 			}
-			l := take(ch)
-			return l.data, l.err
+			at, data, err := cur.at[i], cur.datas[i], cur.errs[i]
+			cur.datas[i] = nil
+			i++
+			return at, data, err
 		}, func() {
 			cancel()
 			// The loads still queued give their slots back as they end.
