@@ -16,8 +16,10 @@ import (
 // RestoreOptions tune a restore.
 type RestoreOptions struct {
 	// Workers restore files in parallel (default 4: decoding is CPU, the
-	// writes are I/O, so a little more than the core count overlaps both;
-	// 16 from a remote repository, where a small file is one round trip).
+	// writes are I/O, so a little more than the core count overlaps both).
+	// From a remote repository they restore batches of files, pack by
+	// pack (restorebatch.go; default 2, each with restoreAhead GETs in
+	// flight).
 	Workers int
 	// Progress, if set, counts restored files and bytes.
 	Progress *Progress
@@ -112,9 +114,18 @@ func (r *Repository) Restore(ctx context.Context, snap *Snapshot, node *Node, ta
 		rs.loadSlots = make(chan struct{}, restoreLoads)
 	}
 	var wg sync.WaitGroup
-	for i := 0; i < o.Workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); rs.worker() }()
+	if rs.loadSlots != nil {
+		batches := make(chan []restoreJob)
+		go rs.batcher(batches)
+		for i := 0; i < o.Workers; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); rs.batchWorker(batches) }()
+		}
+	} else {
+		for i := 0; i < o.Workers; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); rs.worker() }()
+		}
 	}
 	if node == nil {
 		for i := range snap.Sources {
@@ -162,8 +173,8 @@ type restorer struct {
 	files atomic.Int64
 	bytes atomic.Int64
 
-	// loadSlots bounds the chunk loads of a restore from a remote
-	// repository (loadChunks); nil for a local one.
+	// loadSlots bounds the span loads of a restore from a remote
+	// repository (restoreBatch); nil for a local one.
 	loadSlots chan struct{}
 }
 
@@ -348,31 +359,33 @@ func (rs *restorer) worker() {
 			job.dir.release()
 			continue
 		}
-		err := rs.restoreFile(job)
-		job.dir.release()
-		if err == nil {
-			rs.files.Add(1)
-			rs.bytes.Add(fileBytes(job.node))
-			continue
-		}
-		{
-			// A file whose data cannot be read (corrupt, or a bad sector
-			// under its pack) is skipped and named; the rest of the
-			// restore goes on. What stops it is the target failing (a
-			// full disk) or a cancel.
-			var re *readError
-			if errors.Is(err, ErrCorrupt) || errors.As(err, &re) && rs.ctx.Err() == nil {
-				path := job.path()
-				rs.mu.Lock()
-				rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (%v)", path, err))
-				rs.failed[path] = true
-				rs.mu.Unlock()
-				rs.warn("%s: %v (not restored)", path, err)
-				continue
-			}
-			rs.cancel(err)
-		}
+		rs.done(job, rs.restoreFile(job))
 	}
+}
+
+// done counts job's file restored, or handles why it was not: a file
+// whose data cannot be read (corrupt, or a bad sector under its pack) is
+// skipped and named, and the rest of the restore goes on; what stops it
+// is the target failing (a full disk) or a cancel. It releases the job's
+// directory.
+func (rs *restorer) done(job restoreJob, err error) {
+	job.dir.release()
+	if err == nil {
+		rs.files.Add(1)
+		rs.bytes.Add(fileBytes(job.node))
+		return
+	}
+	var re *readError
+	if errors.Is(err, ErrCorrupt) || errors.As(err, &re) && rs.ctx.Err() == nil {
+		path := job.path()
+		rs.mu.Lock()
+		rs.res.Failed = append(rs.res.Failed, fmt.Sprintf("%s (%v)", path, err))
+		rs.failed[path] = true
+		rs.mu.Unlock()
+		rs.warn("%s: %v (not restored)", path, err)
+		return
+	}
+	rs.cancel(err)
 }
 
 // fileBytes is the data a restored file took from the repository: the
@@ -393,18 +406,62 @@ func (e *readError) Error() string { return e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
 // restoreFile creates one file in its directory, writes its content and
-// sets its metadata through the new descriptor. A file it created and
-// could not fill, whatever stopped it (corrupt data, a full disk,
-// Ctrl-C), is removed: the target holds whole files or none. What was at
-// the name before is never removed on failure.
-func (rs *restorer) restoreFile(job restoreJob) (err error) {
-	n, dirfd, name, path := job.node, job.dir.fd, job.name, job.path()
-	unlinkNonDir(dirfd, name)
-	fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+// sets its metadata through the new descriptor (createFile, finishFile).
+func (rs *restorer) restoreFile(job restoreJob) error {
+	fd, f, err := rs.createFile(job)
 	if err != nil {
-		return fmt.Errorf("snapshot: restore %s: create: %w", path, err)
+		return err
 	}
-	f := os.NewFile(uintptr(fd), path)
+	return rs.finishFile(job, fd, f, rs.fillFile(job, f))
+}
+
+// createFile creates job's file, exclusively, replacing what was at its
+// name (never writing through it).
+func (rs *restorer) createFile(job restoreJob) (int, *os.File, error) {
+	unlinkNonDir(job.dir.fd, job.name)
+	fd, err := unix.Openat(job.dir.fd, job.name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, nil, fmt.Errorf("snapshot: restore %s: create: %w", job.path(), err)
+	}
+	return fd, os.NewFile(uintptr(fd), job.path()), nil
+}
+
+// fillFile writes job's content into f, chunk by chunk: a restore from
+// a local repository (one from a store restores batches of files,
+// restorebatch.go).
+func (rs *restorer) fillFile(job restoreJob, f *os.File) error {
+	for _, c := range job.node.Content {
+		data, err := rs.r.loadData(rs.ctx, c.ID, rs.o.fromStore)
+		if err == nil && int64(len(data)) != c.Length {
+			err = &corruptLength{id: c.ID}
+		}
+		if err != nil {
+			return rs.readFailed(err)
+		}
+		if _, err := f.WriteAt(data, c.Offset); err != nil {
+			return fmt.Errorf("snapshot: restore %s: %w", job.path(), err)
+		}
+		rs.o.Progress.Bytes.Add(c.Length)
+	}
+	return nil
+}
+
+// readFailed is the error of a file whose chunk could not be loaded:
+// corrupt data, a cancel, or else a readError.
+func (rs *restorer) readFailed(err error) error {
+	if rs.ctx.Err() != nil || errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return &readError{err}
+}
+
+// finishFile ends a file createFile made and fillErr says whether it was
+// filled: its size and metadata are set through fd. A file it could not
+// fill, whatever stopped it (corrupt data, a full disk, Ctrl-C), is
+// removed: the target holds whole files or none. What was at the name
+// before is never removed on failure.
+func (rs *restorer) finishFile(job restoreJob, fd int, f *os.File, fillErr error) (err error) {
+	n, path := job.node, job.path()
 	filled := false
 	defer func() {
 		if cerr := f.Close(); cerr != nil {
@@ -415,27 +472,11 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 		}
 		// A file whose data is whole stays when only its metadata failed.
 		if err != nil && !filled {
-			unix.Unlinkat(dirfd, name, 0)
+			unix.Unlinkat(job.dir.fd, job.name, 0)
 		}
 	}()
-	next, stop := rs.loadChunks(n.Content)
-	defer stop()
-	for range n.Content {
-		at, data, err := next()
-		c := n.Content[at]
-		if err == nil && int64(len(data)) != c.Length {
-			err = &corruptLength{id: c.ID}
-		}
-		if err != nil {
-			if rs.ctx.Err() != nil || errors.Is(err, ErrCorrupt) {
-				return err
-			}
-			return &readError{err}
-		}
-		if _, err := f.WriteAt(data, c.Offset); err != nil {
-			return fmt.Errorf("snapshot: restore %s: %w", path, err)
-		}
-		rs.o.Progress.Bytes.Add(c.Length)
+	if fillErr != nil {
+		return fillErr
 	}
 	// Truncate sets the size, leaving any trailing hole unallocated.
 	if err := f.Truncate(n.Size); err != nil {
@@ -453,114 +494,6 @@ func (rs *restorer) restoreFile(job restoreJob) (err error) {
 		rs.mu.Unlock()
 	}
 	return rs.applyMetaFd(n, fd, path)
-}
-
-// restoreAhead is how many span loads (restorespan.go: the chunks of a
-// file that lie back to back in a pack, one GET of 4 MiB at most) of one
-// file a restore from a remote repository keeps in flight, and
-// restoreLoads how many all its workers together may hold: started, or
-// decoded and not yet written. The workers restore several files at once
-// (remoteRestoreWorkers, as small files are each one round trip); the
-// loads ahead are for the large ones (model weights). At most
-// restoreLoads spans (4 MiB stored each at most, their decoded chunks
-// beside them) wait in memory.
-const (
-	restoreAhead         = 4
-	restoreLoads         = 8
-	remoteRestoreWorkers = 16
-)
-
-// loadChunks returns a function that yields the decoded chunks of
-// content, one per call, each with its index in content: not in order
-// from a remote repository. From a local repository it loads each in
-// order when asked (the restore's workers already keep both cores
-// decoding); from one in a store it cuts content into spans (planSpans)
-// and keeps up to restoreAhead span loads in flight, so a large file is
-// neither one ranged GET per chunk nor one round trip after another,
-// under the restore's restoreLoads slots. Each file takes its slots in
-// span order, and a slot is given back when its span is handed over, so
-// the span a worker waits for always holds one: no two workers can
-// starve each other. stop ends the loads ahead; it must be called once
-// the caller is done.
-func (rs *restorer) loadChunks(content []ChunkRef) (next func() (int, []byte, error), stop func()) {
-	if rs.loadSlots == nil || len(content) < 2 {
-		i := 0
-		return func() (int, []byte, error) {
-			c := content[i]
-			i++
-			data, err := rs.r.loadData(rs.ctx, c.ID, rs.o.fromStore)
-			return i - 1, data, err
-		}, func() {}
-	}
-	type loaded struct {
-		at    []int
-		datas [][]byte
-		errs  []error
-		err   error // the span was not loaded (a cancel)
-		slot  bool  // it holds one of rs.loadSlots
-	}
-	ctx, cancel := context.WithCancel(rs.ctx)
-	spans := rs.planSpans(content)
-	// A load is started only once its place in the queue and its slot are
-	// taken: with the one the caller waits on, at most restoreAhead.
-	queue := make(chan chan loaded, restoreAhead-1)
-	go func() {
-		defer close(queue)
-		for _, sp := range spans {
-			ch := make(chan loaded, 1)
-			select {
-			case queue <- ch:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case rs.loadSlots <- struct{}{}:
-			case <-ctx.Done():
-				ch <- loaded{err: context.Cause(ctx)}
-				return
-			}
-			go func(sp restoreSpan) {
-				datas, errs := rs.loadSpan(ctx, sp)
-				ch <- loaded{at: sp.at, datas: datas, errs: errs, slot: true}
-			}(sp)
-		}
-	}()
-	take := func(ch chan loaded) loaded {
-		l := <-ch
-		if l.slot {
-			<-rs.loadSlots
-		}
-		return l
-	}
-	var cur loaded
-	i := 0 // the next chunk of cur to hand over
-	return func() (int, []byte, error) {
-			if i == len(cur.datas) {
-				ch, ok := <-queue
-				if !ok { // only after a cancel
-					if err := context.Cause(rs.ctx); err != nil {
-						return 0, nil, err
-					}
-					return 0, nil, context.Canceled
-				}
-				cur, i = take(ch), 0
-				if cur.err != nil {
-					return 0, nil, cur.err
-				}
-			}
-			at, data, err := cur.at[i], cur.datas[i], cur.errs[i]
-			cur.datas[i] = nil
-			i++
-			return at, data, err
-		}, func() {
-			cancel()
-			// The loads still queued give their slots back as they end.
-			go func() {
-				for ch := range queue {
-					take(ch)
-				}
-			}()
-		}
 }
 
 // metaTimes is n's atime and mtime for utimensat.

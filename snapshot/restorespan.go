@@ -1,10 +1,7 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
-	"slices"
-	"sort"
 
 	"citadelfs/index"
 	"citadelfs/snapshot/codec"
@@ -21,71 +18,21 @@ import (
 // more CPU on them than on the same bytes fetched 4 MiB at a time.
 const restoreSpanMax = 4 << 20
 
-// restoreSpan is chunks of one file read with one GET: refs lie back to
-// back in one pack, in pack order; at[i] is the index in the file's
-// content of the chunk refs[i] is. A span of one chunk, or one whose
-// chunk the index could not look up, has no refs and is loaded the
-// ordinary way (Repository.loadData), blob cache and errors included.
-type restoreSpan struct {
-	at   []int
-	ids  []index.ID
-	refs []index.BlobRef
-}
+// restoreSpanGap is the most bytes a span reads through between two of
+// its chunks: the trees a snapshot stores between a directory's small
+// files (a few hundred bytes each), or chunks the restore does not need.
+const restoreSpanGap = 64 << 10
 
-// planSpans cuts content into spans: runs of chunks that lie back to
-// back in one pack, restoreSpanMax stored bytes at most (a chunk larger
-// than that is a span of its own). The spans come in the order of the
-// first chunk each holds, so a file is still written about front to
-// back.
-func (rs *restorer) planSpans(content []ChunkRef) []restoreSpan {
-	type located struct {
-		at  int
-		ref index.BlobRef
-	}
-	var spans []restoreSpan
-	var found []located
-	for i, c := range content {
-		ref, err := rs.r.idx.Lookup(c.ID)
-		if err != nil {
-			spans = append(spans, restoreSpan{at: []int{i}, ids: []index.ID{c.ID}})
-			continue
-		}
-		found = append(found, located{i, ref})
-	}
-	sort.SliceStable(found, func(a, b int) bool {
-		x, y := found[a].ref, found[b].ref
-		if x.Pack != y.Pack {
-			return bytes.Compare(x.Pack[:], y.Pack[:]) < 0
-		}
-		return x.Offset < y.Offset
-	})
-	var cur restoreSpan
-	var size uint64
-	flush := func() {
-		if len(cur.at) > 0 {
-			if len(cur.refs) < 2 {
-				cur.refs = nil
-			}
-			spans = append(spans, cur)
-		}
-		cur, size = restoreSpan{}, 0
-	}
-	for _, l := range found {
-		if n := len(cur.refs); n > 0 {
-			last := cur.refs[n-1]
-			if l.ref.Pack != last.Pack || l.ref.Offset != last.Offset+uint64(last.Length) ||
-				size+uint64(l.ref.Length) > restoreSpanMax {
-				flush()
-			}
-		}
-		cur.at = append(cur.at, l.at)
-		cur.ids = append(cur.ids, l.ref.ID)
-		cur.refs = append(cur.refs, l.ref)
-		size += uint64(l.ref.Length)
-	}
-	flush()
-	sort.SliceStable(spans, func(a, b int) bool { return slices.Min(spans[a].at) < slices.Min(spans[b].at) })
-	return spans
+// restoreSpan is chunks read with one GET: refs lie in one pack, in
+// order, at most restoreSpanGap bytes apart, and dests[i] are the places of the batch's files
+// that hold the chunk ids[i] (restorebatch.go). A span of one chunk, or
+// one whose chunk the index could not look up, has no refs and is loaded
+// the ordinary way (Repository.loadData), blob cache and errors
+// included.
+type restoreSpan struct {
+	ids   []index.ID
+	refs  []index.BlobRef
+	dests [][]restoreDest
 }
 
 // loadSpan returns the decoded chunks of sp, each checked against its
