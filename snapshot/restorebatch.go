@@ -234,7 +234,8 @@ func (rs *restorer) planBatch(files []*batchFile) []restoreSpan {
 // batch's files hold it; a file whose chunk failed, or whose write did,
 // takes no more writes and is removed when it is finished.
 func (rs *restorer) writeSpan(files []*batchFile, sp restoreSpan) {
-	datas, errs := rs.loadSpan(rs.ctx, sp)
+	datas, errs, release := rs.loadSpan(rs.ctx, sp)
+	defer release()
 	for i, dests := range sp.dests {
 		data, lerr := datas[i], errs[i]
 		if lerr != nil {

@@ -41,8 +41,13 @@ type restoreSpan struct {
 // check out, or all of them when that read fails, is loaded once more on
 // its own, so a store that handed back wrong bytes once is not reported
 // as damage, and what is reported is loadData's error for that chunk.
-func (rs *restorer) loadSpan(ctx context.Context, sp restoreSpan) ([][]byte, []error) {
-	datas, errs := make([][]byte, len(sp.ids)), make([]error, len(sp.ids))
+//
+// The decoded chunks of the span's own read are in buffers of the
+// repository's pool (no fresh zeroed gigabyte for a gigabyte restored);
+// release gives them back, once the caller is done with datas.
+func (rs *restorer) loadSpan(ctx context.Context, sp restoreSpan) (datas [][]byte, errs []error, release func()) {
+	datas, errs = make([][]byte, len(sp.ids)), make([]error, len(sp.ids))
+	var pooled [][]byte
 	ok := make([]bool, len(sp.ids))
 	var stored, buf []byte
 	if len(sp.refs) > 0 && ctx.Err() == nil {
@@ -59,10 +64,12 @@ func (rs *restorer) loadSpan(ctx context.Context, sp restoreSpan) ([][]byte, []e
 			}
 			off := ref.Offset - first.Offset
 			dec := rs.r.decoders.Get().(*codec.Decoder)
+			dst := rs.r.cache.bufs.get(int(ref.RawLength))
 			// stored is this span's own: opened in place, as loadData
-			// opens a chunk's own read; the decoded bytes are new.
-			plain, err := decodeScratch(rs.r.idx.Keys, dec, nil, ref, stored[off:off+uint64(ref.Length)])
+			// opens a chunk's own read; it is decoded into dst.
+			plain, err := decodeScratch(rs.r.idx.Keys, dec, dst, ref, stored[off:off+uint64(ref.Length)])
 			rs.r.decoders.Put(dec)
+			pooled = append(pooled, dst)
 			if err == nil {
 				datas[i], ok[i] = plain, true
 			}
@@ -74,5 +81,9 @@ func (rs *restorer) loadSpan(ctx context.Context, sp restoreSpan) ([][]byte, []e
 			datas[i], errs[i] = rs.r.loadData(ctx, id, rs.o.fromStore)
 		}
 	}
-	return datas, errs
+	return datas, errs, func() {
+		for _, b := range pooled {
+			rs.r.cache.bufs.put(b)
+		}
+	}
 }
