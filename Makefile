@@ -68,9 +68,11 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$${pf#*:}$$" -fuzztime=$(FUZZTIME) "$${pf%%:*}"; \
 	done
 
-# Side-by-side with restic and borg on a 2 GiB corpusgen tree (see bench/).
+# Side-by-side with restic and borg on a 2 GiB corpusgen tree, then with
+# restic against one RGW (bench/s3.sh; BENCH_S3=0 skips it). See bench/.
 bench: build
 	bash bench/bench.sh
+	@if [ "$${BENCH_S3:-1}" != 0 ]; then bash bench/s3.sh; fi
 
 # citadelfs vs restic against one RGW (docs/s3.md); starts Ceph if none is named.
 bench-s3: build

@@ -2,7 +2,7 @@
 # bench/s3.sh: citadelfs and restic side by side against one RGW, in one run:
 # the initial snapshot of a corpusgen tree, a second host's snapshot of the
 # same tree (a fresh cache), a snapshot of each after `corpusgen -mutate day`,
-# a restore, cp -a out of each one's mount, and the raw PUT rate of the bytes
+# a new host's cache rebuilt from nothing, a restore, cp -a out of each one's mount, and the raw PUT rate of the bytes
 # citadelfs stored (its packs PUT again, 4 in flight, as the reference). Both
 # tools encrypt: restic always does, citadelfs by default (aes-256-gcm), with
 # the same passphrase from a file. It ends with the issue-10 targets, each
@@ -31,6 +31,7 @@ command -v restic >/dev/null || { apt-get update -qq && apt-get install -y -qq r
 if [ -z "${CITADELFS_S3_ENDPOINT:-}" ]; then
   export CEPH_DIR=$W/ceph
   mkdir -p "$W"
+  bash scripts/ceph.sh install >/dev/null
   bash scripts/ceph.sh start
   STARTED_CEPH=1
   trap 'bash scripts/ceph.sh stop || true' EXIT
@@ -103,6 +104,16 @@ say "corpusgen -mutate day: $(wc -l <"$W/mutate.out") changes"
 t cfs-mutation "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
 t restic-mutation restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs" "$W/src/logs"
 
+# A new host's cache, built from nothing: from the index objects (one GET
+# per writing session that committed packs), not from the packs.
+R_C=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-c")
+t cfs-cache-rebuild "$CFS" repair index --json "${R_C[@]}"
+IDXBYTES=$("$W/s3put" -du "$CB" r/index/)
+PACKBYTES=$("$W/s3put" -du "$CB" r/packs/)
+REBUILT=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("PacksAdded",0), r.get("FromIndexObjects",0))' "$W/cfs-cache-rebuild.out" 2>/dev/null || echo "- -")
+read -r RB_PACKS RB_FROMIDX <<<"$REBUILT"
+say "cache rebuild: $RB_PACKS packs indexed, $RB_FROMIDX of them from $IDXBYTES bytes of index objects ($PACKBYTES bytes of packs)"
+
 t cfs-restore "$CFS" restore "${R_A[@]}" latest "$W/out-cfs"
 t restic-restore restic -r "s3:$EP/$RB" restore latest --target "$W/out-restic"
 diff -r --no-dereference "$W/src" "$W/out-cfs" >/dev/null && say "citadelfs restore identical" || say "citadelfs restore DIFFERS"
@@ -140,7 +151,7 @@ PUT=$(sed -n 's/.*pack bytes: \([0-9.]*\) s.*/\1/p' <<<"$REF")
 echo
 echo "corpus: $SRCBYTES bytes ($MODELBYTES of models); $REF"
 printf '%-22s %10s %10s\n' step seconds rss_MiB
-for k in cfs-snapshot restic-snapshot cfs-second-host cfs-mutation restic-mutation cfs-restore restic-restore cfs-mount-cp restic-mount-cp; do
+for k in cfs-snapshot restic-snapshot cfs-second-host cfs-mutation restic-mutation cfs-cache-rebuild cfs-restore restic-restore cfs-mount-cp restic-mount-cp; do
   [ -n "${T[$k]:-}" ] && printf '%-22s %10s %10s\n' "$k" "${T[$k]}" "${R[$k]}"
 done
 
@@ -162,6 +173,9 @@ check "initial: restic / citadelfs (x)" "$(ratio "${T[restic-snapshot]}" "${T[cf
 check "initial: citadelfs / raw PUT of its packs (x)" "$(ratio "${T[cfs-snapshot]}" "$PUT")" "<" 1.5
 check "mutation: restic / citadelfs (x)" "$(ratio "${T[restic-mutation]}" "${T[cfs-mutation]}")" "" ""
 check "second host: uploaded / models (%)" "$(awk -v a="$SECOND" -v b="$MODELBYTES" 'BEGIN { printf "%.3f", 100*a/b }')" "<" 2
+check "cache rebuild: packs read from trailers" "$(awk -v a="$RB_PACKS" -v b="$RB_FROMIDX" 'BEGIN { if (a == "-") print "-"; else print a-b }')" "<" 1
+check "cache rebuild: index objects / packs (%)" "$(awk -v a="$IDXBYTES" -v b="$PACKBYTES" 'BEGIN { if (b+0 > 0) printf "%.3f", 100*a/b; else print "-" }')" "" ""
 check "restore: restic / citadelfs (x)" "$(ratio "${T[restic-restore]}" "${T[cfs-restore]}")" ">=" 2
 check "citadelfs peak RSS (MiB)" "$peak" "<" 300
 echo "(the second host PUT $SECOND bytes; $MODELBYTES bytes of models)"
+echo "(a new host's cache rebuild: ${T[cfs-cache-rebuild]} s, $RB_FROMIDX of $RB_PACKS packs from $IDXBYTES bytes of index objects; the packs hold $PACKBYTES)"

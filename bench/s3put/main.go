@@ -6,8 +6,8 @@
 // runs filled the single 16 GiB OSD the tests share (RGW frees deleted
 // objects only at its garbage collection, hours later by default).
 //
-// Two more uses for bench/s3.sh: `s3put -du BUCKET` prints the bytes a
-// bucket holds, `s3put -rm BUCKET...` deletes buckets (missing ones are
+// Two more uses for bench/s3.sh: `s3put -du BUCKET [PREFIX]` prints the bytes a
+// bucket (or the objects under PREFIX) holds, `s3put -rm BUCKET...` deletes buckets (missing ones are
 // skipped).
 package main
 
@@ -97,11 +97,15 @@ func main() {
 	}
 }
 
-// tool runs `-du BUCKET` or `-rm BUCKET...`.
+// tool runs `-du BUCKET [PREFIX]` or `-rm BUCKET...`.
 func tool(cmd string, buckets []string) int {
 	switch {
-	case cmd == "-du" && len(buckets) == 1:
-		n, _ := size(store(buckets[0], ""))
+	case cmd == "-du" && (len(buckets) == 1 || len(buckets) == 2):
+		prefix := ""
+		if len(buckets) == 2 {
+			prefix = buckets[1]
+		}
+		n, _ := size(store(buckets[0], prefix))
 		fmt.Println(n)
 	case cmd == "-rm":
 		for _, b := range buckets {
@@ -111,7 +115,7 @@ func tool(cmd string, buckets []string) int {
 			}
 		}
 	default:
-		fmt.Fprintln(os.Stderr, "usage: s3put [-du BUCKET | -rm BUCKET...]")
+		fmt.Fprintln(os.Stderr, "usage: s3put [-du BUCKET [PREFIX] | -rm BUCKET...]")
 		return 2
 	}
 	return 0
