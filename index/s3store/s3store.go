@@ -24,7 +24,8 @@
 // (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), a SHA-256 of every byte on the
 // client and again on RGW, which checks each chunk. Over plain http the
 // body carries a Content-MD5 instead, computed as the pack is buffered
-// (writer.Write, off the packer's goroutine), which RGW checks against
+// (writer.Take or Write, on the pack writer's flusher goroutine, not the
+// packer's), which RGW checks against
 // the MD5 it computes anyway for the ETag: a body damaged on the way is
 // refused (BadDigest), at no cost on the server. Over https TLS
 // authenticates the body, and no digest is sent. Measured on the bench
