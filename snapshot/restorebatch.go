@@ -36,7 +36,7 @@ const (
 	remoteRestoreWorkers = 2
 	// restoreAhead is how many spans of one batch are loaded at once,
 	// restoreLoads how many of all batches (4 MiB stored each at most,
-	// with one decoded chunk each beside them).
+	// with their decoded chunks beside them until written).
 	restoreAhead = 4
 	restoreLoads = 8
 )
