@@ -1,14 +1,17 @@
-// Command s3put is bench/s3.sh's reference: the sizes of the citadelfs and
-// restic buckets, and the time to PUT the bytes citadelfs stored (its packs,
-// read back first, then PUT to a fresh bucket, 4 in flight, single-part as
-// citadelfs does): the physical floor for the initial snapshot. Then it
-// deletes the three buckets: a run leaves about 1.2 GB otherwise, and a few
-// runs filled the single 16 GiB OSD the tests share (RGW frees deleted
-// objects only at its garbage collection, hours later by default).
+// Command s3put is bench/s3.sh's S3 helper, through the project's own
+// client:
 //
-// Two more uses for bench/s3.sh: `s3put -du BUCKET [PREFIX]` prints the bytes a
-// bucket (or the objects under PREFIX) holds, `s3put -rm BUCKET...` deletes buckets (missing ones are
-// skipped).
+//   - `s3put -put SRC DST` is the reference: the time to PUT the bytes
+//     citadelfs stored in bucket SRC (its packs, read back first, then PUT
+//     to the new bucket DST, 4 in flight, single-part as citadelfs does),
+//     the physical floor for the initial snapshot. It prints the bytes and
+//     the seconds.
+//   - `s3put -du BUCKET [PREFIX]` prints the bytes a bucket (or the objects
+//     under PREFIX) holds, `-objects BUCKET` how many objects.
+//   - `s3put -rm BUCKET...` deletes buckets (missing ones are skipped). RGW
+//     frees deleted objects only at its garbage collection, hours later by
+//     default, so bench/s3.sh purges with radosgw-admin where it can: a few
+//     runs filled the single 16 GiB OSD the tests share.
 package main
 
 import (
@@ -44,34 +47,42 @@ func main() {
 	if len(os.Args) > 1 {
 		os.Exit(tool(os.Args[1], os.Args[2:]))
 	}
-	cfs := store(os.Getenv("CB"), "r/")
-	restic := store(os.Getenv("RB"), "")
-	cn, co := size(cfs)
-	rn, ro := size(restic)
+	fmt.Fprintln(os.Stderr, usage)
+	os.Exit(2)
+}
+
+const usage = "usage: s3put -put SRC_BUCKET DST_BUCKET | -du BUCKET [PREFIX] | -objects BUCKET | -rm BUCKET..."
+
+// put reads every pack of the citadelfs repository in src (prefix r/)
+// into memory, then PUTs them to the new bucket dst, 4 in flight, and
+// prints the bytes and the seconds of the PUTs alone.
+func put(src, dst string) error {
+	cfs := store(src, "r/")
 	var names []string
 	var sizes []int64
-	cfs.List("packs/", func(name string, sz int64) error {
+	if err := cfs.List("packs/", func(name string, sz int64) error {
 		names, sizes = append(names, name), append(sizes, sz)
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
 	data := make([][]byte, len(names))
 	for i, n := range names {
 		b, err := cfs.ReadRange(n, 0, int(sizes[i]), nil)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return err
 		}
 		data[i] = b
 	}
-	dst := store(os.Getenv("CB")+"-put", "")
-	if err := dst.MakeBucket(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	to := store(dst, "")
+	if err := to.MakeBucket(); err != nil {
+		return err
 	}
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	var total int64
+	errs := make(chan error, len(names))
 	for i := range names {
 		total += int64(len(data[i]))
 		wg.Add(1)
@@ -79,27 +90,32 @@ func main() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := dst.Put(strings.ReplaceAll(names[i], "/", "_"), data[i]); err != nil {
-				fmt.Fprintln(os.Stderr, err)
+			if err := to.Put(strings.ReplaceAll(names[i], "/", "_"), data[i]); err != nil {
+				errs <- err
 			}
 		}()
 	}
 	wg.Wait()
 	d := time.Since(t0)
-	fmt.Printf("citadelfs bucket %d bytes in %d objects; restic bucket %d bytes in %d objects; raw PUT of citadelfs's %d pack bytes: %.2f s (%.0f MiB/s)",
-		cn, co, rn, ro, total, d.Seconds(), float64(total)/d.Seconds()/(1<<20))
-	if os.Getenv("KEEP") == "" {
-		for _, b := range []string{os.Getenv("CB"), os.Getenv("RB"), os.Getenv("CB") + "-put"} {
-			if err := removeBucket(b); err != nil {
-				fmt.Fprintln(os.Stderr, "s3put: remove bucket", b, err)
-			}
-		}
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
 	}
+	fmt.Printf("%d %.2f\n", total, d.Seconds())
+	return nil
 }
 
-// tool runs `-du BUCKET [PREFIX]` or `-rm BUCKET...`.
+// tool runs one of the usage's commands.
 func tool(cmd string, buckets []string) int {
 	switch {
+	case cmd == "-put" && len(buckets) == 2:
+		if err := put(buckets[0], buckets[1]); err != nil {
+			fmt.Fprintln(os.Stderr, "s3put:", err)
+			return 1
+		}
+	case cmd == "-objects" && len(buckets) == 1:
+		_, objs := size(store(buckets[0], ""))
+		fmt.Println(objs)
 	case cmd == "-du" && (len(buckets) == 1 || len(buckets) == 2):
 		prefix := ""
 		if len(buckets) == 2 {
@@ -115,7 +131,7 @@ func tool(cmd string, buckets []string) int {
 			}
 		}
 	default:
-		fmt.Fprintln(os.Stderr, "usage: s3put [-du BUCKET [PREFIX] | -rm BUCKET...]")
+		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
 	return 0
