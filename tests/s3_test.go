@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,6 +183,48 @@ func TestS3Unreachable(t *testing.T) {
 	res := citadelEnv(t, []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"},
 		"snapshots", "--repo", "s3://nobucket/x", "--s3-endpoint", "http://127.0.0.1:1", "--cache-dir", t.TempDir())
 	assertOneLineError(t, res, 14)
+}
+
+// An endpoint that accepts connections and never answers (a hung RGW, a
+// black-holing proxy) fails the command after --s3-timeout without
+// progress, one line and exit 14, not after every retry's own wait (302
+// s with the default 60 s before); a bad --s3-timeout is exit 2. Needs
+// no Ceph: the endpoint is a listener here.
+func TestS3StoreNeverAnswers(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // accepted, never read, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	ep := "http://" + ln.Addr().String()
+	env := []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}
+	start := time.Now()
+	res := citadelEnv(t, env, "snapshots", "--repo", "s3://hung/r", "--s3-endpoint", ep, "--s3-timeout", "1s", "--cache-dir", t.TempDir())
+	took := time.Since(start)
+	assertOneLineError(t, res, 14, "no answer from the store for 1s")
+	// The retries (5, each waiting 1 s for its answer) would take 5 s
+	// and more; the watch ends the call after one.
+	if took >= 5*time.Second {
+		t.Errorf("failed after %s: the retries ran out before --s3-timeout ended the call", took)
+	}
+	res = citadelEnv(t, env, "snapshots", "--repo", "s3://hung/r", "--s3-endpoint", ep, "--s3-timeout", "soon", "--cache-dir", t.TempDir())
+	assertOneLineError(t, res, 2, "--s3-timeout")
 }
 
 // Two hosts (two caches, --host a and --host b) share one bucket: each

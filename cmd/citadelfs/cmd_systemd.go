@@ -107,7 +107,7 @@ func runSystemd(ctx context.Context, env *cmdEnv, args []string) error {
 			p.flags = append(p.flags, "--cache-dir", p.cacheDir)
 		}
 		g := env.global.s3
-		for _, f := range []struct{ name, v string }{{"--s3-endpoint", g.Endpoint}, {"--s3-region", g.Region}, {"--s3-ca-file", g.CAFile}} {
+		for _, f := range []struct{ name, v string }{{"--s3-endpoint", g.Endpoint}, {"--s3-region", g.Region}, {"--s3-ca-file", g.CAFile}, {"--s3-timeout", g.Timeout}} {
 			if f.v != "" {
 				if f.name == "--s3-ca-file" {
 					f.v = env.absPath(f.v)

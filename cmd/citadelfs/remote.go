@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -23,6 +24,9 @@ type s3Config struct {
 	PathStyle bool   `yaml:"path_style"`
 	CAFile    string `yaml:"ca_file"`
 	Profile   string `yaml:"profile"`
+	// Timeout is how long one request to the store may go without
+	// progress before the command fails (a Go duration, "60s").
+	Timeout string `yaml:"timeout"`
 }
 
 func addRemoteFlags(fs *pflag.FlagSet, g *globalFlags) {
@@ -31,6 +35,7 @@ func addRemoteFlags(fs *pflag.FlagSet, g *globalFlags) {
 	fs.StringVar(&g.s3.Region, "s3-region", "", "S3 region (default $AWS_REGION, then us-east-1)")
 	fs.BoolVar(&g.s3.PathStyle, "s3-path-style", false, "path-style S3 requests (default: automatic)")
 	fs.StringVar(&g.s3.CAFile, "s3-ca-file", "", "PEM file of the CAs to trust for an https S3 endpoint")
+	fs.StringVar(&g.s3.Timeout, "s3-timeout", "", "how long one S3 request may go without progress (no answer, no byte moved) before it fails, exit 14 (default 60s)")
 	fs.StringVar(&g.blobCacheSize, "blob-cache-size", "", "on-disk cache of the blobs reads fetched from an s3:// repository, in --cache-dir; 0 for none (default 2GiB)")
 }
 
@@ -92,6 +97,22 @@ func (env *cmdEnv) remoteStoreWith(loc string, file, flags s3Config) (*s3store.S
 	}
 	if flags.CAFile != "" {
 		cfg.CAFile = env.absPath(flags.CAFile)
+	}
+	// The timeout: the flag, then the config, then --s3-timeout (a copy
+	// target's settings come from copy.s3 and --to-s3-*, which name none).
+	timeout, what := flags.Timeout, "--s3-timeout"
+	if timeout == "" {
+		timeout, what = file.Timeout, "s3.timeout"
+	}
+	if timeout == "" {
+		timeout, what = env.global.s3.Timeout, "--s3-timeout"
+	}
+	if timeout != "" {
+		d, err := time.ParseDuration(timeout)
+		if err != nil || d <= 0 {
+			return nil, usagef("%s %q: want a duration such as 60s or 2m", what, timeout)
+		}
+		cfg.Timeout = d
 	}
 	s, err := s3store.New(cfg)
 	if err != nil {

@@ -1,7 +1,6 @@
 package s3store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,29 +33,32 @@ var ErrNoObjectLock = errors.New("bucket has no object lock")
 // MakeLockedBucket creates the bucket with Object Lock on, or accepts an
 // existing one only if it has Object Lock.
 func (s *Store) MakeLockedBucket() error {
-	ctx := context.Background()
-	ok, err := s.c.BucketExists(ctx, s.bucket)
+	w := s.watch()
+	defer w.done()
+	ok, err := s.c.BucketExists(w.ctx, s.bucket)
 	if err != nil {
-		return s.wrap("bucket "+s.bucket, err)
+		return w.wrap(s, "bucket "+s.bucket, err)
 	}
+	w.progress()
 	if !ok {
-		err := s.c.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{ObjectLocking: true})
+		err := s.c.MakeBucket(w.ctx, s.bucket, minio.MakeBucketOptions{ObjectLocking: true})
 		if err == nil {
 			return nil
 		}
 		if minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
-			return s.wrap("make bucket "+s.bucket+" with object lock", err)
+			return w.wrap(s, "make bucket "+s.bucket+" with object lock", err)
 		}
+		w.progress()
 	}
-	return s.checkObjectLock(ctx)
+	return s.checkObjectLock(w)
 }
 
-func (s *Store) checkObjectLock(ctx context.Context) error {
-	enabled, _, _, _, err := s.c.GetObjectLockConfig(ctx, s.bucket)
+func (s *Store) checkObjectLock(w *watch) error {
+	enabled, _, _, _, err := s.c.GetObjectLockConfig(w.ctx, s.bucket)
 	if err != nil {
 		resp := minio.ToErrorResponse(err)
-		if resp.StatusCode != http.StatusNotFound && !strings.Contains(resp.Code, "ObjectLockConfiguration") {
-			return s.wrap("object lock of bucket "+s.bucket, err)
+		if w.stalled() || resp.StatusCode != http.StatusNotFound && !strings.Contains(resp.Code, "ObjectLockConfiguration") {
+			return w.wrap(s, "object lock of bucket "+s.bucket, err)
 		}
 	}
 	if enabled != "Enabled" {
@@ -118,9 +120,11 @@ func (s *Store) putRetention(name string, opts *minio.PutObjectOptions) {
 
 // Info is a HEAD: size, LastModified and the retain-until date.
 func (s *Store) Info(name string) (index.ObjectInfo, error) {
-	info, err := s.c.StatObject(context.Background(), s.bucket, s.key(name), minio.StatObjectOptions{})
+	w := s.watch()
+	defer w.done()
+	info, err := s.c.StatObject(w.ctx, s.bucket, s.key(name), minio.StatObjectOptions{})
 	if err != nil {
-		return index.ObjectInfo{}, s.wrap("stat "+name, err)
+		return index.ObjectInfo{}, w.wrap(s, "stat "+name, err)
 	}
 	out := index.ObjectInfo{Size: info.Size, Modified: info.LastModified}
 	if until, ok := retainUntilHeader(info.Headers); ok {
@@ -146,13 +150,15 @@ func retainUntilHeader(h http.Header) (time.Time, bool) {
 
 // versionRetention is one version's retain-until date (zero: none).
 func (s *Store) versionRetention(name, version string) (time.Time, error) {
-	_, until, err := s.c.GetObjectRetention(context.Background(), s.bucket, s.key(name), version)
+	w := s.watch()
+	defer w.done()
+	_, until, err := s.c.GetObjectRetention(w.ctx, s.bucket, s.key(name), version)
 	if err != nil {
 		resp := minio.ToErrorResponse(err)
-		if strings.Contains(resp.Code, "ObjectLockConfiguration") || resp.Code == "NoSuchObjectLockConfiguration" {
+		if !w.stalled() && (strings.Contains(resp.Code, "ObjectLockConfiguration") || resp.Code == "NoSuchObjectLockConfiguration") {
 			return time.Time{}, nil // a version written without a retention
 		}
-		return time.Time{}, s.wrap("retention of "+name, err)
+		return time.Time{}, w.wrap(s, "retention of "+name, err)
 	}
 	if until == nil {
 		return time.Time{}, nil
@@ -168,14 +174,15 @@ type objectVersion struct {
 
 // versions lists every version and delete marker of name.
 func (s *Store) versions(name string) ([]objectVersion, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	w := s.watch()
+	defer w.done()
 	key := s.key(name)
 	var out []objectVersion
-	for obj := range s.c.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: key, Recursive: true, WithVersions: true}) {
+	for obj := range s.c.Client.ListObjects(w.ctx, s.bucket, minio.ListObjectsOptions{Prefix: key, Recursive: true, WithVersions: true}) {
 		if obj.Err != nil {
-			return nil, s.wrap("list versions of "+name, obj.Err)
+			return nil, w.wrap(s, "list versions of "+name, obj.Err)
 		}
+		w.progress()
 		if obj.Key == key {
 			out = append(out, objectVersion{obj.VersionID, obj.IsDeleteMarker})
 		}
@@ -208,10 +215,20 @@ func (s *Store) deleteVersions(name string) error {
 		return &index.ObjectLockedError{Name: name, Until: until}
 	}
 	for _, v := range vs {
-		err := s.c.RemoveObject(context.Background(), s.bucket, s.key(name), minio.RemoveObjectOptions{VersionID: v.id})
-		if err != nil && !errors.Is(s.wrap("", err), fs.ErrNotExist) {
-			return s.wrap("delete "+name+" version "+v.id, err)
+		if err := s.removeVersion(name, v.id); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// removeVersion deletes one version of name; a missing one is success.
+func (s *Store) removeVersion(name, version string) error {
+	w := s.watch()
+	defer w.done()
+	err := s.c.RemoveObject(w.ctx, s.bucket, s.key(name), minio.RemoveObjectOptions{VersionID: version})
+	if err != nil && (w.stalled() || !errors.Is(s.wrap("", err), fs.ErrNotExist)) {
+		return w.wrap(s, "delete "+name+" version "+version, err)
 	}
 	return nil
 }
@@ -234,18 +251,19 @@ type UndeleteResult struct {
 // and is removed too. A bucket with Object Lock allows this to any
 // credential: markers carry no retention.
 func (s *Store) Undelete(dryRun bool) (*UndeleteResult, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	w := s.watch()
+	defer w.done()
 	type state struct {
 		markers  []string
 		versions int
 		hidden   bool // the newest entry is a marker
 	}
 	keys := map[string]*state{}
-	for obj := range s.c.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true, WithVersions: true}) {
+	for obj := range s.c.Client.ListObjects(w.ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true, WithVersions: true}) {
 		if obj.Err != nil {
-			return nil, s.wrap("list versions", obj.Err)
+			return nil, w.wrap(s, "list versions", obj.Err)
 		}
+		w.progress()
 		name, ok := strings.CutPrefix(obj.Key, s.prefix)
 		if !ok || strings.HasPrefix(name, "locks/") {
 			continue
@@ -278,12 +296,22 @@ func (s *Store) Undelete(dryRun bool) (*UndeleteResult, error) {
 			if dryRun {
 				continue
 			}
-			if err := s.c.RemoveObject(context.Background(), s.bucket, s.key(name), minio.RemoveObjectOptions{VersionID: v}); err != nil {
-				return res, s.wrap("remove the delete marker of "+name, err)
+			if err := s.removeMarker(name, v); err != nil {
+				return res, err
 			}
 		}
 	}
 	return res, nil
+}
+
+// removeMarker removes the delete marker version of name.
+func (s *Store) removeMarker(name, version string) error {
+	w := s.watch()
+	defer w.done()
+	if err := s.c.RemoveObject(w.ctx, s.bucket, s.key(name), minio.RemoveObjectOptions{VersionID: version}); err != nil {
+		return w.wrap(s, "remove the delete marker of "+name, err)
+	}
+	return nil
 }
 
 // ExtendRetention moves name's retain-until date (its newest version's)
@@ -295,9 +323,11 @@ func (s *Store) ExtendRetention(name string) (time.Time, error) {
 	}
 	mode := s.lockMode
 	until := time.Now().Add(s.lockFor + time.Second).Truncate(time.Second).UTC()
-	err := s.c.PutObjectRetention(context.Background(), s.bucket, s.key(name), minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
+	w := s.watch()
+	defer w.done()
+	err := s.c.PutObjectRetention(w.ctx, s.bucket, s.key(name), minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
 	if err != nil {
-		return time.Time{}, s.wrap("extend the retention of "+name, err)
+		return time.Time{}, w.wrap(s, "extend the retention of "+name, err)
 	}
 	return until, nil
 }

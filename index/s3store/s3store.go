@@ -103,8 +103,9 @@ type Config struct {
 	// Profile names the profile in the shared credentials file (default
 	// $AWS_PROFILE, then "default").
 	Profile string
-	// Timeout bounds one request's wait for an answer (default 60 s);
-	// Retries is how many times a failed request is tried (default 5).
+	// Timeout is how long a call may go without progress before it
+	// fails (default 60 s; see stall.go); Retries is how many times a
+	// failed request is tried (default 5).
 	Timeout time.Duration
 	Retries int
 }
@@ -133,6 +134,9 @@ type Store struct {
 	bucket string
 	prefix string
 	retry  int
+	// timeout is Config.Timeout: a call with no progress for this long
+	// fails (stall.go).
+	timeout time.Duration
 	// md5 is whether PUTs carry a Content-MD5 (plain http; see
 	// "Payload signing").
 	md5 bool
@@ -209,7 +213,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	return &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix, retry: cfg.Retries, md5: u.Scheme == "http"}, nil
+	return &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix, retry: cfg.Retries, timeout: cfg.Timeout, md5: u.Scheme == "http"}, nil
 }
 
 // dialQuickAck dials connections that ask the kernel, before each read,
@@ -250,19 +254,21 @@ func (c *quickAckConn) Read(b []byte) (int, error) {
 
 // MakeBucket creates the bucket if it does not exist (init).
 func (s *Store) MakeBucket() error {
-	ctx := context.Background()
-	ok, err := s.c.BucketExists(ctx, s.bucket)
+	w := s.watch()
+	defer w.done()
+	ok, err := s.c.BucketExists(w.ctx, s.bucket)
 	if err != nil {
-		return s.wrap("bucket "+s.bucket, err)
+		return w.wrap(s, "bucket "+s.bucket, err)
 	}
 	if ok {
 		return nil
 	}
-	if err := s.c.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{}); err != nil {
+	w.progress()
+	if err := s.c.MakeBucket(w.ctx, s.bucket, minio.MakeBucketOptions{}); err != nil {
 		if code := minio.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" {
 			return nil
 		}
-		return s.wrap("make bucket "+s.bucket, err)
+		return w.wrap(s, "make bucket "+s.bucket, err)
 	}
 	return nil
 }
@@ -312,8 +318,10 @@ func (s *Store) put(name string, body io.Reader, size int64, sum []byte) error {
 		}
 		s.putRetention(name, &opts)
 	}
-	if _, err := s.c.PutObject(context.Background(), s.bucket, s.key(name), body, size, md5b64, "", opts); err != nil {
-		return s.wrap("put "+name, err)
+	w := s.watch()
+	defer w.done()
+	if _, err := s.c.PutObject(w.ctx, s.bucket, s.key(name), &sentBody{r: body, w: w}, size, md5b64, "", opts); err != nil {
+		return w.wrap(s, "put "+name, err)
 	}
 	return nil
 }
@@ -505,12 +513,15 @@ func (s *Store) ReadRange(name string, off int64, n int, buf []byte) ([]byte, er
 	if err := opts.SetRange(off, off+int64(n)-1); err != nil {
 		return nil, fmt.Errorf("s3store: read %s: %w", name, err)
 	}
-	body, info, _, err := s.c.GetObject(context.Background(), s.bucket, s.key(name), opts)
+	w := s.watch()
+	defer w.done()
+	rc, info, _, err := s.c.GetObject(w.ctx, s.bucket, s.key(name), opts)
 	if err != nil {
-		return nil, s.wrap("read "+name, err)
+		return nil, w.wrap(s, "read "+name, err)
 	}
-	defer body.Close()
-	got, err := io.ReadFull(body, buf)
+	defer rc.Close()
+	w.progress() // the answer came
+	got, err := io.ReadFull(answerBody{r: rc, w: w}, buf)
 	if got == n {
 		return buf, nil
 	}
@@ -519,26 +530,29 @@ func (s *Store) ReadRange(name string, off int64, n int, buf []byte) ([]byte, er
 			return nil, fmt.Errorf("s3store: read %s: %d of %d bytes at %d: %w", name, got, n, off, io.ErrUnexpectedEOF)
 		}
 	}
-	return nil, s.wrap("read "+name, err)
+	return nil, w.wrap(s, "read "+name, err)
 }
 
 // Stat is a HEAD.
 func (s *Store) Stat(name string) (int64, error) {
-	info, err := s.c.StatObject(context.Background(), s.bucket, s.key(name), minio.StatObjectOptions{})
+	w := s.watch()
+	defer w.done()
+	info, err := s.c.StatObject(w.ctx, s.bucket, s.key(name), minio.StatObjectOptions{})
 	if err != nil {
-		return 0, s.wrap("stat "+name, err)
+		return 0, w.wrap(s, "stat "+name, err)
 	}
 	return info.Size, nil
 }
 
 // List pages through the keys under prefix.
 func (s *Store) List(prefix string, fn func(name string, size int64) error) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for obj := range s.c.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(prefix), Recursive: true}) {
+	w := s.watch()
+	defer w.done() // also ends the listing's goroutine when fn stops early
+	for obj := range s.c.Client.ListObjects(w.ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(prefix), Recursive: true}) {
 		if obj.Err != nil {
-			return s.wrap("list "+prefix, obj.Err)
+			return w.wrap(s, "list "+prefix, obj.Err)
 		}
+		w.progress()
 		name, ok := strings.CutPrefix(obj.Key, s.prefix)
 		if !ok || strings.HasSuffix(name, "/") {
 			continue
@@ -557,11 +571,13 @@ func (s *Store) Delete(name string) error {
 	if s.lockFor > 0 {
 		return s.deleteVersions(name)
 	}
-	if err := s.c.RemoveObject(context.Background(), s.bucket, s.key(name), minio.RemoveObjectOptions{}); err != nil {
-		if errors.Is(s.wrap("", err), fs.ErrNotExist) {
+	w := s.watch()
+	defer w.done()
+	if err := s.c.RemoveObject(w.ctx, s.bucket, s.key(name), minio.RemoveObjectOptions{}); err != nil {
+		if errors.Is(w.wrap(s, "", err), fs.ErrNotExist) {
 			return nil
 		}
-		return s.wrap("delete "+name, err)
+		return w.wrap(s, "delete "+name, err)
 	}
 	return nil
 }
