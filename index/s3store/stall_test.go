@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,19 +60,19 @@ func TestS3StoreThatNeverAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
 	go func() {
+		var held []net.Conn // read nothing, answer nothing
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns = append(conns, c) // read nothing, answer nothing
+			held = append(held, c)
 		}
 	}()
 	s := stallStore(t, "http://"+ln.Addr().String())
@@ -158,13 +159,13 @@ func TestS3SlowReadIsNotAStall(t *testing.T) {
 // Timeout; here up to ~10 MB at 20 MB/s against 1 s.)
 func TestS3SlowPutIsNotAStall(t *testing.T) {
 	const size, step, gap = 24 << 20, 1 << 20, 50 * time.Millisecond // ~1.2 s
-	var got int
+	var got atomic.Int64 // the handler's count, read once the PUT is answered
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, step)
 		for {
 			time.Sleep(gap)
 			n, err := io.ReadFull(r.Body, buf)
-			got += n
+			got.Add(int64(n))
 			if err != nil {
 				break
 			}
@@ -183,8 +184,8 @@ func TestS3SlowPutIsNotAStall(t *testing.T) {
 	if err := s.Put("packs/00/q", make([]byte, size)); err != nil {
 		t.Fatalf("slow put: %v", err)
 	}
-	if got != size {
-		t.Fatalf("slow put: the server got %d bytes, want %d", got, size)
+	if got.Load() != size {
+		t.Fatalf("slow put: the server got %d bytes, want %d", got.Load(), size)
 	}
 	if took := time.Since(start); took < timeout {
 		t.Fatalf("set-up: the put took %s, not more than the timeout", took)
