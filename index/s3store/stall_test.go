@@ -159,7 +159,8 @@ func TestS3SlowReadIsNotAStall(t *testing.T) {
 // Timeout; here up to ~10 MB at 20 MB/s against 1 s.)
 func TestS3SlowPutIsNotAStall(t *testing.T) {
 	const size, step, gap = 24 << 20, 1 << 20, 50 * time.Millisecond // ~1.2 s
-	var got atomic.Int64                                             // the handler's count, read once the PUT is answered
+	// The handler's count of the bytes, read once the PUT is answered.
+	var got atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, step)
 		for {
