@@ -2,7 +2,6 @@ package tests
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"citadelfs/index"
 	"citadelfs/index/s3store"
 	"citadelfs/internal/cephtest"
+	"citadelfs/internal/testutil"
 )
 
 // s3Repo is a repository in a fresh bucket of the real RGW, and how to
@@ -192,27 +192,7 @@ func TestS3Unreachable(t *testing.T) {
 // no Ceph: the endpoint is a listener here.
 func TestS3StoreNeverAnswers(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		var held []net.Conn // accepted, never read, never answered
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	ep := "http://" + ln.Addr().String()
+	ep := testutil.SilentEndpoint(t)
 	env := []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}
 	start := time.Now()
 	res := citadelEnv(t, env, "snapshots", "--repo", "s3://hung/r", "--s3-endpoint", ep, "--s3-timeout", "1s", "--cache-dir", t.TempDir())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"citadelfs/index"
 	"citadelfs/index/s3store"
+	"citadelfs/internal/testutil"
 )
 
 // stallTimeout is the stores' Timeout in these tests; with stallRetries
@@ -55,27 +55,8 @@ func wantStall(t *testing.T, what string, start time.Time, err error) {
 // A store that accepts connections and never answers fails each call
 // after one Timeout, whatever the retries, with a one-line error.
 func TestS3StoreThatNeverAnswers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		var held []net.Conn // read nothing, answer nothing
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	s := stallStore(t, "http://"+ln.Addr().String())
+	endpoint := testutil.SilentEndpoint(t)
+	s := stallStore(t, endpoint)
 	calls := []struct {
 		what string
 		do   func() error
