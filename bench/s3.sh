@@ -117,6 +117,12 @@ median() {
   R[$name]=$rss
 }
 
+# turns <i> <a> <b>: run i of a pair of steps, a first in odd runs and b
+# first in even ones, so that neither tool always goes first.
+turns() { if (( $1 % 2 )); then "$2" "$1"; "$3" "$1"; else "$3" "$1"; "$2" "$1"; fi; }
+snapshot_cfs() { t cfs-snapshot-$1 "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"; }
+snapshot_restic() { t restic-snapshot-$1 restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs" "$W/src/logs"; }
+
 # The initial snapshot, RUNS times into fresh buckets, the tools taking
 # turns to go first; the last run's buckets are kept for the steps after it.
 for i in $(seq "$RUNS"); do
@@ -126,13 +132,7 @@ for i in $(seq "$RUNS"); do
   "$CFS" init --repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a" >/dev/null
   restic -r "s3:$EP/$RB" init >/dev/null
   R_A=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-a")
-  if (( i % 2 )); then
-    t cfs-snapshot-$i "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
-    t restic-snapshot-$i restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs" "$W/src/logs"
-  else
-    t restic-snapshot-$i restic -r "s3:$EP/$RB" backup "$W/src/models" "$W/src/configs" "$W/src/logs"
-    t cfs-snapshot-$i "$CFS" snapshot "${R_A[@]}" "${srcs[@]}"
-  fi
+  turns "$i" snapshot_cfs snapshot_restic
   # The raw PUT of the packs this run stored, into a bucket of its own.
   BUCKETS+=("$CB-put")
   if read -r PUTBYTES T[put-$i] < <("$W/s3put" -put "$CB" "$CB-put"); then
@@ -144,7 +144,6 @@ for i in $(seq "$RUNS"); do
   if (( i < RUNS )) && [ -z "${KEEP:-}" ]; then rmbuckets "$CB" "$RB"; fi
 done
 median cfs-snapshot; median restic-snapshot; median put; R[put]=-
-export CB RB
 
 # What a second host's snapshot of the same tree PUT: the bucket's growth.
 R_B=(--repo "s3://$CB/r" --s3-endpoint "$EP" --cache-dir "$W/cache-b")
@@ -170,9 +169,7 @@ say "cache rebuild: $RB_PACKS packs indexed, $RB_FROMIDX of them from $IDXBYTES 
 # The restore of the latest snapshot, RUNS times each, taking turns.
 restore_cfs() { rm -rf "$W/out-cfs"; t cfs-restore-$1 "$CFS" restore "${R_A[@]}" latest "$W/out-cfs"; }
 restore_restic() { rm -rf "$W/out-restic"; t restic-restore-$1 restic -r "s3:$EP/$RB" restore latest --target "$W/out-restic"; }
-for i in $(seq "$RUNS"); do
-  if (( i % 2 )); then restore_cfs "$i"; restore_restic "$i"; else restore_restic "$i"; restore_cfs "$i"; fi
-done
+for i in $(seq "$RUNS"); do turns "$i" restore_cfs restore_restic; done
 median cfs-restore; median restic-restore
 diff -r --no-dereference "$W/src" "$W/out-cfs" >/dev/null && say "citadelfs restore identical" || say "citadelfs restore DIFFERS"
 

@@ -305,7 +305,7 @@ func (s *Store) Put(name string, data []byte) error {
 
 // put PUTs size bytes of body, with sum as its Content-MD5 unless nil
 // (see "Payload signing").
-func (s *Store) put(name string, body io.Reader, size int64, sum []byte) error {
+func (s *Store) put(name string, body io.ReadSeeker, size int64, sum []byte) error {
 	opts := minio.PutObjectOptions{DisableMultipart: true, DisableContentSha256: true, ContentType: "application/octet-stream"}
 	var md5b64 string
 	if sum != nil {

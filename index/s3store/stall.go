@@ -72,11 +72,11 @@ func (w *watch) wrap(s *Store, what string, err error) error {
 	return s.wrap(what, err)
 }
 
-// sentBody is a request body that reports new bytes read to its watch. It
-// seeks (minio-go rewinds a body for a retry) when the body it wraps
-// does.
+// sentBody is a request body that reports new bytes read to its watch.
+// It seeks: minio-go rewinds a body for a retry, and retries only a body
+// that does.
 type sentBody struct {
-	r    io.Reader
+	r    io.ReadSeeker
 	w    *watch
 	mu   sync.Mutex
 	off  int64 // where the next Read starts
@@ -96,11 +96,7 @@ func (b *sentBody) Read(p []byte) (int, error) {
 }
 
 func (b *sentBody) Seek(off int64, whence int) (int64, error) {
-	sk, ok := b.r.(io.Seeker)
-	if !ok {
-		return 0, errors.New("s3store: body does not seek")
-	}
-	pos, err := sk.Seek(off, whence)
+	pos, err := b.r.Seek(off, whence)
 	if err == nil {
 		b.mu.Lock()
 		b.off = pos
